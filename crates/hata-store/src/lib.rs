@@ -1,1 +1,195 @@
-//! (being written)
+//! hata's persistence: one interface over SQLite (the embedded default) and PostgreSQL.
+//!
+//! - `Store::open` picks the backend from the URL (`sqlite://…` or `postgres://…`) and runs the
+//!   numbered migrations of that backend (`migrations/<backend>/NNNN_*.sql`, embedded).
+//! - All changes go through `Store::write` (module `write`): the one write path.
+//! - Reads are in `read`. After every commit the store publishes `ChangeNotice`s to
+//!   `Store::subscribe`rs, who rebuild what they derive (snapshots, token caches, streams).
+//!
+//! The queries are written once, in SQL both backends accept (`$n` parameters, `RETURNING`,
+//! `ON CONFLICT`), through sqlx's `Any` driver; what differs per backend lives in the migrations
+//! and in `Backend`.
+
+pub mod error;
+pub mod read;
+pub mod records;
+pub mod write;
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyConnectOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+use tokio::sync::broadcast;
+
+pub use error::{StoreError, StoreResult};
+pub use records::*;
+pub use write::{NewToken, WriteMeta, WriteOp, WriteOutcome};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `sqlite:///path/to/hata.db` or `postgres://user@host/db`.
+    pub url: String,
+    /// Connections for reads (SQLite) or for everything (PostgreSQL).
+    pub max_connections: u32,
+    /// How long a request waits for a connection before the store reports itself unavailable.
+    pub acquire_timeout: Duration,
+}
+
+impl StoreConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        StoreConfig { url: url.into(), max_connections: 8, acquire_timeout: Duration::from_secs(3) }
+    }
+}
+
+/// The store: cheap to clone (pools are shared).
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    /// SQLite allows one writer at a time; a dedicated single-connection pool makes writers
+    /// queue in-process instead of failing with SQLITE_BUSY. On PostgreSQL it is the same pool
+    /// as `reader`.
+    writer: AnyPool,
+    reader: AnyPool,
+    notices: broadcast::Sender<ChangeNotice>,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Connects (creating a SQLite file if needed) and runs pending migrations.
+    pub async fn open(config: &StoreConfig) -> StoreResult<Store> {
+        let store = Store::connect(config).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without migrating (`hata migrate` and tests use this).
+    pub async fn connect(config: &StoreConfig) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if config.url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if config.url.starts_with("postgres:") || config.url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Internal(format!(
+                "unsupported database URL {:?}: use sqlite://… or postgres://…",
+                redact(&config.url)
+            )));
+        };
+        let options: AnyConnectOptions = config
+            .url
+            .parse::<AnyConnectOptions>()
+            .map_err(|e| StoreError::Internal(format!("bad database URL: {e}")))?
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+        let (tx, _) = broadcast::channel(1024);
+        match backend {
+            Backend::Sqlite => {
+                let pool = |max: u32| {
+                    AnyPoolOptions::new()
+                        .max_connections(max)
+                        .acquire_timeout(config.acquire_timeout)
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                // WAL: readers never wait for the writer. NORMAL is durable in
+                                // WAL mode except for the last commits on power loss.
+                                conn.execute(
+                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                                )
+                                .await?;
+                                Ok(())
+                            })
+                        })
+                };
+                let writer = pool(1).connect_with(options.clone()).await?;
+                let reader = pool(config.max_connections.max(1)).connect_with(options).await?;
+                Ok(Store { backend, writer, reader, notices: tx })
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(config.max_connections.max(2))
+                    .acquire_timeout(config.acquire_timeout)
+                    .connect_with(options)
+                    .await?;
+                Ok(Store { backend, writer: pool.clone(), reader: pool, notices: tx })
+            }
+        }
+    }
+
+    /// Runs the pending migrations of this backend. Safe with several replicas starting at once:
+    /// on PostgreSQL the migrator holds an advisory lock while it runs.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.writer).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
+    pub(crate) fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    /// Change notices published after each commit. A receiver that lags behind gets
+    /// `RecvError::Lagged` and must reload everything it derives.
+    pub fn subscribe(&self) -> broadcast::Receiver<ChangeNotice> {
+        self.notices.subscribe()
+    }
+
+    pub(crate) fn publish(&self, notices: Vec<ChangeNotice>) {
+        for notice in notices {
+            // No receivers is fine: nobody derives state yet.
+            let _ = self.notices.send(notice);
+        }
+    }
+
+    /// Whether the database answers (for `/health/ready`).
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    /// Closes all connections, waiting for the ones in use to be returned.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+/// The current time as RFC 3339 UTC with millisecond precision (what the store writes).
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,59 @@
+//! The store's error type: what went wrong, in terms the HTTP layer can map to a status.
+
+use hata_core::validate::ValidationErrors;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The addressed resource (or its parent) does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A resource with that key already exists.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The resource cannot be deleted or changed this way because others depend on it.
+    #[error("{message}")]
+    Conflict { message: String, dependants: Vec<String> },
+    /// `If-Match` named a version that is no longer current; nothing was changed.
+    #[error("version mismatch: expected {expected}, current is {current}")]
+    VersionMismatch { expected: i64, current: i64 },
+    /// The new content is invalid; nothing was changed.
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    /// The database cannot be reached (or timed out); nothing was changed.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or a corrupt database: should never happen.
+    #[error("storage error: {0}")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::Database(db) => {
+                // PostgreSQL: class 08 (connection), 57P01..03 (shutdown), 53 (resources).
+                // SQLite: BUSY (5) / LOCKED (6) after busy_timeout.
+                let code = db.code().unwrap_or_default();
+                if code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") || code == "5" || code == "6" {
+                    StoreError::Unavailable(e.to_string())
+                } else {
+                    StoreError::Internal(e.to_string())
+                }
+            }
+            _ => StoreError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Internal(format!("corrupt document: {e}"))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;

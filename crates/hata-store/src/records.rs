@@ -1,0 +1,123 @@
+//! What the store hands out: resources with their bookkeeping (version, timestamps), tokens
+//! without secrets, an environment's state for compiling a snapshot, change notices.
+
+use hata_core::model::{Environment, Flag, Project, Segment};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProjectRecord {
+    #[serde(flatten)]
+    pub project: Project,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnvironmentRecord {
+    #[serde(flatten)]
+    pub environment: Environment,
+    pub version: i64,
+    /// Increases on every change that affects evaluations in this environment.
+    pub revision: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Unique for the lifetime of the database: an environment deleted and created again
+    /// under the same key gets a new id, so `(id, revision)` never repeats.
+    #[serde(skip)]
+    pub id: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    Admin,
+    Server,
+    Client,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Admin => "admin",
+            TokenKind::Server => "server",
+            TokenKind::Client => "client",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenKind> {
+        match s {
+            "admin" => Some(TokenKind::Admin),
+            "server" => Some(TokenKind::Server),
+            "client" => Some(TokenKind::Client),
+            _ => None,
+        }
+    }
+}
+
+/// An API token as stored: everything but the secret, which is kept only as `secret_hash`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub kind: TokenKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(skip)]
+    pub secret_hash: String,
+}
+
+/// Everything needed to compile one environment's snapshot, read in one transaction.
+#[derive(Debug, Clone)]
+pub struct EnvironmentState {
+    pub project: String,
+    pub environment: EnvironmentRecord,
+    pub flags: Vec<Flag>,
+    pub segments: Vec<Segment>,
+}
+
+/// An environment's revision, as a write bumped it or as the store currently has it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EnvRevision {
+    pub project: String,
+    pub environment: String,
+    pub revision: i64,
+}
+
+/// What changed, published after a commit to everyone holding derived state (snapshots,
+/// token caches, SSE streams), in this process and — on PostgreSQL — in every replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChangeNotice {
+    /// The environment's rule set changed; reload it if your revision is older.
+    Environment(EnvRevision),
+    /// The environment (or its whole project) no longer exists.
+    EnvironmentRemoved { project: String, environment: String },
+    /// Tokens were created or deleted.
+    Tokens,
+}
+
+/// One page of a list: `next_cursor` is `None` on the last page.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// Filters of `GET /projects/{p}/flags`.
+#[derive(Debug, Clone, Default)]
+pub struct FlagFilter {
+    /// Case-insensitive substring of key, name or description.
+    pub q: Option<String>,
+    pub tag: Option<String>,
+    pub owner: Option<String>,
+    /// `None`: only live flags; `Some(true)`: only archived ones; `Some(false)`: only live ones.
+    pub archived: Option<bool>,
+}

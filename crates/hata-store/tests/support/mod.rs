@@ -1,0 +1,50 @@
+//! Test support: a fresh store on each backend. SQLite gets a temp file; PostgreSQL (at
+//! `HATA_TEST_POSTGRES_URL`, default the local server's `test` database) gets a new database
+//! per test, so tests run in parallel without seeing each other.
+
+use hata_store::{Store, StoreConfig};
+use sqlx::Executor;
+
+pub struct TestStore {
+    pub store: Store,
+    pub name: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("HATA_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub async fn sqlite() -> TestStore {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("hata.db").display());
+    let store = Store::open(&StoreConfig::new(url)).await.expect("open sqlite store");
+    TestStore { store, name: "sqlite", _dir: Some(dir) }
+}
+
+/// A new, empty PostgreSQL database. `None` only when PostgreSQL is unreachable and we are
+/// not in CI (under `CI=true` a missing PostgreSQL fails the test).
+pub async fn postgres() -> Option<TestStore> {
+    let admin_url = postgres_admin_url();
+    let admin = match sqlx::PgPool::connect(&admin_url).await {
+        Ok(p) => p,
+        Err(e) if std::env::var("CI").is_err() => {
+            eprintln!("skipping PostgreSQL: {e}");
+            return None;
+        }
+        Err(e) => panic!("PostgreSQL at {admin_url} is required under CI: {e}"),
+    };
+    let db = format!("hata_t_{:016x}", rand::random::<u64>());
+    admin.execute(format!("CREATE DATABASE {db}").as_str()).await.expect("create database");
+    admin.close().await;
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b.to_string()).expect("database url has a path");
+    let store = Store::open(&StoreConfig::new(format!("{base}/{db}"))).await.expect("open postgres store");
+    Some(TestStore { store, name: "postgres", _dir: None })
+}
+
+/// Every backend available: SQLite always, PostgreSQL when reachable (always under CI).
+pub async fn all() -> Vec<TestStore> {
+    let mut v = vec![sqlite().await];
+    v.extend(postgres().await);
+    v
+}
