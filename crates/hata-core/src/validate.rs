@@ -555,39 +555,47 @@ impl Checker {
                 if let Some(first) = seen.get(key) {
                     c.error_at(
                         "flag",
-                        format!("flag \"{key}\" is already a prerequisite (prerequisites[{first}])"),
+                        format!(
+                            "flag \"{key}\" is already a prerequisite (prerequisites[{first}])"
+                        ),
                     );
                 } else {
                     seen.insert(key, i);
                 }
                 c.at("variants", |c| {
-                    if prerequisite.variants.is_empty() {
-                        c.error("at least one variant is required");
-                    }
-                    let mut seen_variants: HashMap<&str, usize> = HashMap::new();
-                    for (j, variant) in prerequisite.variants.iter().enumerate() {
-                        if let Some(first) = seen_variants.get(variant.as_str()) {
-                            c.error_at(
-                                j,
-                                format!("duplicate variant \"{variant}\" (also variants[{first}])"),
-                            );
-                            continue;
-                        }
-                        seen_variants.insert(variant, j);
-                        if let Some(target) = target {
-                            if !target.variants.iter().any(|v| &v.key == variant) {
-                                c.error_at(
-                                    j,
-                                    format!(
-                                        "unknown variant \"{variant}\"; flag \"{key}\" has the variants {}",
-                                        list(target.variants.iter().map(|v| v.key.as_str()))
-                                    ),
-                                );
-                            }
-                        }
-                    }
+                    c.prerequisite_variants(&prerequisite.variants, target.map(|t| (key, t)))
                 });
             });
+        }
+    }
+
+    /// At `…prerequisites[i].variants`: the variants of the prerequisite flag that satisfy it,
+    /// checked against that flag when it is known.
+    fn prerequisite_variants(&mut self, variants: &[String], prerequisite: Option<(&str, &Flag)>) {
+        if variants.is_empty() {
+            self.error("at least one variant is required");
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (j, variant) in variants.iter().enumerate() {
+            if let Some(first) = seen.get(variant.as_str()) {
+                self.error_at(
+                    j,
+                    format!("duplicate variant \"{variant}\" (also variants[{first}])"),
+                );
+                continue;
+            }
+            seen.insert(variant, j);
+            if let Some((key, flag)) = prerequisite {
+                if !flag.variants.iter().any(|v| &v.key == variant) {
+                    self.error_at(
+                        j,
+                        format!(
+                            "unknown variant \"{variant}\"; flag \"{key}\" has the variants {}",
+                            list(flag.variants.iter().map(|v| v.key.as_str()))
+                        ),
+                    );
+                }
+            }
         }
     }
 
