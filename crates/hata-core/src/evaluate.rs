@@ -17,7 +17,8 @@ use crate::bucketing::bucket_value;
 use crate::model::FlagType;
 use crate::operand::{parse_semver, parse_timestamp};
 use crate::snapshot::{
-    number_key, number_value, CompiledCondition, CompiledFlag, CompiledServe, Snapshot, Test,
+    member, number_key, number_value, CompiledCondition, CompiledFlag, CompiledServe, Snapshot,
+    Test,
 };
 
 /// An evaluation context: a JSON object whose `targetingKey` (a string) names the subject and
@@ -34,7 +35,7 @@ impl<'c> Context<'c> {
     pub fn new(attrs: &'c Map<String, Value>) -> Context<'c> {
         Context {
             attrs,
-            targeting_key: attrs.get("targetingKey").and_then(Value::as_str),
+            targeting_key: member(attrs, "targetingKey").and_then(Value::as_str),
         }
     }
 

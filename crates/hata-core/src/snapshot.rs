@@ -148,15 +148,26 @@ impl AttributePath {
     /// else the dotted path through nested objects.
     #[inline]
     pub fn lookup<'c>(&self, attrs: &'c serde_json::Map<String, Value>) -> Option<&'c Value> {
-        if let Some(v) = attrs.get(&*self.name) {
+        if let Some(v) = member(attrs, &self.name) {
             return Some(v);
         }
         let (first, rest) = self.path.as_deref()?.split_first()?;
-        let mut v = attrs.get(&**first)?;
+        let mut v = member(attrs, first)?;
         for part in rest {
-            v = v.as_object()?.get(&**part)?;
+            v = member(v.as_object()?, part)?;
         }
         Some(v)
+    }
+}
+
+/// `map.get(name)`, but a linear scan for the small objects contexts usually are: comparing a
+/// few lengths is cheaper than hashing the name with the map's SipHash.
+#[inline]
+pub(crate) fn member<'c>(map: &'c serde_json::Map<String, Value>, name: &str) -> Option<&'c Value> {
+    if map.len() <= 12 {
+        map.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| v)
+    } else {
+        map.get(name)
     }
 }
 

@@ -914,7 +914,7 @@ fn reasons() {
         ),
     ];
     for (f, context, variant, reason, rule, missing) in cases {
-        let snap = snapshot(&[f.clone()], &[]);
+        let snap = snapshot(std::slice::from_ref(&f), &[]);
         let m = obj(context.clone());
         let e = snap.evaluate("f", &Context::new(&m));
         if variant != "*" {
