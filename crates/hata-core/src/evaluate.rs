@@ -45,7 +45,7 @@ impl<'c> Context<'c> {
     }
 
     /// The context with no targetingKey and no attributes.
-    pub fn empty() -> Context<'static> {
+    pub fn empty() -> Context<'c> {
         Context::new(&EMPTY)
     }
 
