@@ -1,1 +1,974 @@
-//! (being written)
+//! Write-time validation of projects, environments, flags and segments.
+//!
+//! Everything `shared/spec/evaluation.md` constrains is checked here, once, when an object is
+//! written, so that the evaluator never meets a bad regex, an unknown variant or a prerequisite
+//! cycle. Checks that need the rest of the project (variants of a prerequisite, segments,
+//! environments, cycles) read a [`ProjectView`] of it as stored.
+//!
+//! Validation collects every error rather than stopping at the first. Each [`FieldError`] names
+//! the offending field as a path relative to the request body: dotted members and `[i]`
+//! indices, e.g. `environments.production.rules[1].conditions[0].values[0]`. A member that is
+//! not a plain word (an environment key with a dot in it, say) is written `["prod.eu"]` so the
+//! path stays unambiguous. At most [`MAX_ERRORS`] errors are reported, then one more saying the
+//! list was cut.
+//!
+//! This module does not normalize (see `Flag::normalize`), does no I/O, and never panics on any
+//! input. It also answers the reverse question, what depends on a flag or segment
+//! ([`flag_dependants`], [`segment_dependants`]), so that the store can refuse a delete that
+//! would leave a dangling reference.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::key::{is_valid_key, KEY_PATTERN};
+use crate::model::{
+    Condition, Environment, Flag, FlagConfig, FlagType, Operator, Project, Segment, Serve, Variant,
+    TOTAL_WEIGHT,
+};
+use crate::operand::{parse_semver, parse_timestamp};
+
+/// Longest `name` (and `owner`), in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest `description`, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+/// Most tags on a flag.
+pub const MAX_TAGS: usize = 50;
+/// Longest tag, in characters.
+pub const MAX_TAG_CHARS: usize = 64;
+/// Most variants of a flag.
+pub const MAX_VARIANTS: usize = 100;
+/// Most prerequisites of a flag in one environment.
+pub const MAX_PREREQUISITES: usize = 100;
+/// Most targeting keys over all targets of a flag in one environment.
+pub const MAX_TARGET_VALUES: usize = 100_000;
+/// Most rules of a flag in one environment, or of a segment.
+pub const MAX_RULES: usize = 1_000;
+/// Most conditions of one rule.
+pub const MAX_CONDITIONS: usize = 100;
+/// Most values of one condition.
+pub const MAX_CONDITION_VALUES: usize = 10_000;
+/// Longest attribute name (also `bucket_by`), in characters.
+pub const MAX_ATTRIBUTE_CHARS: usize = 256;
+/// Most weights of one rollout.
+pub const MAX_WEIGHTS: usize = 100;
+/// Longest rollout salt, in characters.
+pub const MAX_SALT_CHARS: usize = 200;
+/// Most `included` plus `excluded` keys of a segment.
+pub const MAX_SEGMENT_KEYS: usize = 100_000;
+/// Compiled-size limit of a `matches` regex, in bytes.
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Most errors reported for one object; the rest are summarized in one final error.
+pub const MAX_ERRORS: usize = 200;
+
+/// One invalid field: where (a JSON path relative to the request body) and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Every invalid field of an object. Never empty when returned as `Err`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{} invalid field(s): {}", .0.len(), describe_first(.0))]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+fn describe_first(errors: &[FieldError]) -> String {
+    match errors.first() {
+        Some(e) if e.field.is_empty() => e.message.clone(),
+        Some(e) => format!("{}: {}", e.field, e.message),
+        None => String::new(),
+    }
+}
+
+/// What a flag or segment is checked against: the rest of its project as stored.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectView<'a> {
+    /// The project's environment keys.
+    pub environments: &'a [String],
+    pub segments: &'a BTreeMap<String, Segment>,
+    /// May contain the old version of the flag being validated: the new one replaces it.
+    pub flags: &'a BTreeMap<String, Flag>,
+}
+
+pub fn validate_project(p: &Project) -> Result<(), ValidationErrors> {
+    let mut c = Checker::default();
+    c.key("key", &p.key);
+    c.max_chars("name", &p.name, MAX_NAME_CHARS);
+    c.max_chars("description", &p.description, MAX_DESCRIPTION_CHARS);
+    c.finish()
+}
+
+pub fn validate_environment(e: &Environment) -> Result<(), ValidationErrors> {
+    let mut c = Checker::default();
+    c.key("key", &e.key);
+    c.max_chars("name", &e.name, MAX_NAME_CHARS);
+    c.max_chars("description", &e.description, MAX_DESCRIPTION_CHARS);
+    c.finish()
+}
+
+/// Checks a flag against the spec and against its project. `flag` has already been through
+/// `Flag::normalize(view.environments)`.
+pub fn validate_flag(flag: &Flag, view: &ProjectView) -> Result<(), ValidationErrors> {
+    let mut c = Checker::default();
+    c.key("key", &flag.key);
+    c.max_chars("name", &flag.name, MAX_NAME_CHARS);
+    c.max_chars("description", &flag.description, MAX_DESCRIPTION_CHARS);
+    c.max_chars("owner", &flag.owner, MAX_NAME_CHARS);
+    c.tags(&flag.tags);
+    c.at("variants", |c| c.variants(flag));
+
+    let segments = SegmentRefs::for_flag(view.segments);
+    c.at("environments", |c| {
+        for (env, config) in &flag.environments {
+            if !view.environments.iter().any(|e| e == env) {
+                c.error_at(
+                    env.as_str(),
+                    format!(
+                        "unknown environment \"{env}\"; the project's environments are {}",
+                        list(view.environments.iter().map(String::as_str))
+                    ),
+                );
+                continue;
+            }
+            c.at(env.as_str(), |c| {
+                c.flag_config(flag, env, config, view, &segments)
+            });
+        }
+        for env in view.environments {
+            if !flag.environments.contains_key(env) {
+                c.error_at(
+                    env.as_str(),
+                    "missing: every environment of the project needs a configuration",
+                );
+            }
+        }
+    });
+    c.finish()
+}
+
+/// Checks a segment against the spec and against the other segments of its project.
+pub fn validate_segment(segment: &Segment, view: &ProjectView) -> Result<(), ValidationErrors> {
+    let mut c = Checker::default();
+    c.key("key", &segment.key);
+    c.max_chars("name", &segment.name, MAX_NAME_CHARS);
+    c.max_chars("description", &segment.description, MAX_DESCRIPTION_CHARS);
+
+    let total = segment
+        .included
+        .len()
+        .saturating_add(segment.excluded.len());
+    if total > MAX_SEGMENT_KEYS {
+        let field = if segment.included.len() > MAX_SEGMENT_KEYS {
+            "included"
+        } else {
+            "excluded"
+        };
+        c.error_at(
+            field,
+            format!("at most {MAX_SEGMENT_KEYS} included and excluded keys in total (got {total})"),
+        );
+    }
+    for (field, keys) in [
+        ("included", &segment.included),
+        ("excluded", &segment.excluded),
+    ] {
+        c.at(field, |c| {
+            for (i, key) in keys.iter().enumerate().take(MAX_SEGMENT_KEYS) {
+                if key.is_empty() {
+                    c.error_at(i, "must not be empty");
+                }
+            }
+        });
+    }
+
+    let segments = SegmentRefs::for_segment(segment, view.segments);
+    c.at("rules", |c| {
+        if segment.rules.len() > MAX_RULES {
+            c.error(format!(
+                "at most {MAX_RULES} rules (got {})",
+                segment.rules.len()
+            ));
+        }
+        for (i, rule) in segment.rules.iter().enumerate().take(MAX_RULES) {
+            c.at(i, |c| c.conditions(rule, &segments));
+        }
+    });
+    c.finish()
+}
+
+/// Human-readable dependants that block deleting (or archiving) flag `key`, e.g.
+/// `flag checkout (prerequisite in production)`. Empty = free to delete.
+///
+/// Archived flags are not dependants: they are treated as missing, and restoring one
+/// validates it again, which reports a prerequisite that no longer exists.
+pub fn flag_dependants(key: &str, view: &ProjectView) -> Vec<String> {
+    let mut dependants = Vec::new();
+    for (other_key, other) in view.flags {
+        if other_key == key || other.archived {
+            continue;
+        }
+        let envs: Vec<&str> = other
+            .environments
+            .iter()
+            .filter(|(_, config)| config.prerequisites.iter().any(|p| p.flag == key))
+            .map(|(env, _)| env.as_str())
+            .collect();
+        if !envs.is_empty() {
+            dependants.push(format!(
+                "flag {other_key} (prerequisite in {})",
+                envs.join(", ")
+            ));
+        }
+    }
+    dependants
+}
+
+/// Dependants of segment `key`: flags using it in a rule condition (naming the environments)
+/// and segments using it in a rule. Empty = free to delete. Archived flags are not dependants
+/// (see [`flag_dependants`]).
+pub fn segment_dependants(key: &str, view: &ProjectView) -> Vec<String> {
+    let mut dependants = Vec::new();
+    for (flag_key, flag) in view.flags {
+        if flag.archived {
+            continue;
+        }
+        let envs: Vec<&str> = flag
+            .environments
+            .iter()
+            .filter(|(_, config)| {
+                config
+                    .rules
+                    .iter()
+                    .any(|rule| references_segment(&rule.conditions, key))
+            })
+            .map(|(env, _)| env.as_str())
+            .collect();
+        if !envs.is_empty() {
+            dependants.push(format!("flag {flag_key} (rule in {})", envs.join(", ")));
+        }
+    }
+    for (segment_key, segment) in view.segments {
+        if segment_key != key
+            && segment
+                .rules
+                .iter()
+                .any(|rule| references_segment(rule, key))
+        {
+            dependants.push(format!("segment {segment_key}"));
+        }
+    }
+    dependants
+}
+
+fn references_segment(conditions: &[Condition], key: &str) -> bool {
+    conditions
+        .iter()
+        .any(|c| matches!(c, Condition::Segment { segment, .. } if segment == key))
+}
+
+/// One step of a field path.
+enum Step {
+    Member(String),
+    Index(usize),
+}
+
+impl From<&str> for Step {
+    fn from(s: &str) -> Step {
+        Step::Member(s.to_string())
+    }
+}
+
+impl From<usize> for Step {
+    fn from(i: usize) -> Step {
+        Step::Index(i)
+    }
+}
+
+/// Walks an object, keeping the path to the current field and the errors found so far.
+#[derive(Default)]
+struct Checker {
+    path: Vec<Step>,
+    errors: Vec<FieldError>,
+    /// Errors not recorded because `MAX_ERRORS` was reached.
+    dropped: usize,
+}
+
+impl Checker {
+    /// Runs `f` with `step` appended to the current path.
+    fn at<R>(&mut self, step: impl Into<Step>, f: impl FnOnce(&mut Checker) -> R) -> R {
+        self.path.push(step.into());
+        let result = f(self);
+        self.path.pop();
+        result
+    }
+
+    /// Records an error at the current path.
+    fn error(&mut self, message: impl Into<String>) {
+        if self.errors.len() >= MAX_ERRORS {
+            self.dropped = self.dropped.saturating_add(1);
+            return;
+        }
+        let field = self.field();
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    fn error_at(&mut self, step: impl Into<Step>, message: impl Into<String>) {
+        self.at(step, |c| c.error(message));
+    }
+
+    fn field(&self) -> String {
+        let mut out = String::new();
+        for step in &self.path {
+            match step {
+                Step::Index(i) => {
+                    out.push('[');
+                    out.push_str(&i.to_string());
+                    out.push(']');
+                }
+                Step::Member(m) if is_plain_member(m) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(m);
+                }
+                Step::Member(m) => {
+                    out.push('[');
+                    out.push_str(&Value::String(m.clone()).to_string());
+                    out.push(']');
+                }
+            }
+        }
+        out
+    }
+
+    fn finish(mut self) -> Result<(), ValidationErrors> {
+        if self.dropped > 0 {
+            self.errors.push(FieldError::new(
+                "",
+                format!(
+                    "{} more error(s) not shown; only the first {MAX_ERRORS} are reported",
+                    self.dropped
+                ),
+            ));
+        }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationErrors(self.errors))
+        }
+    }
+
+    fn key(&mut self, field: &str, key: &str) {
+        if !is_valid_key(key) {
+            self.error_at(field, format!("must match {KEY_PATTERN}"));
+        }
+    }
+
+    fn max_chars(&mut self, field: &str, value: &str, max: usize) {
+        if let Some(message) = too_long(value, max) {
+            self.error_at(field, message);
+        }
+    }
+
+    fn tags(&mut self, tags: &[String]) {
+        self.at("tags", |c| {
+            if tags.len() > MAX_TAGS {
+                c.error(format!("at most {MAX_TAGS} tags (got {})", tags.len()));
+            }
+            let mut seen: HashMap<&str, usize> = HashMap::new();
+            for (i, tag) in tags.iter().enumerate() {
+                if tag.is_empty() {
+                    c.error_at(i, "must not be empty");
+                } else if let Some(message) = too_long(tag, MAX_TAG_CHARS) {
+                    c.error_at(i, message);
+                }
+                if let Some(first) = seen.get(tag.as_str()) {
+                    c.error_at(i, format!("duplicate tag \"{tag}\" (also tags[{first}])"));
+                } else {
+                    seen.insert(tag, i);
+                }
+            }
+        });
+    }
+
+    /// At `variants`.
+    fn variants(&mut self, flag: &Flag) {
+        let variants = &flag.variants;
+        if variants.is_empty() {
+            self.error("at least one variant is required");
+        } else if variants.len() > MAX_VARIANTS {
+            self.error(format!(
+                "at most {MAX_VARIANTS} variants (got {})",
+                variants.len()
+            ));
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, variant) in variants.iter().enumerate() {
+            self.at(i, |c| {
+                c.key("key", &variant.key);
+                if let Some(first) = seen.get(variant.key.as_str()) {
+                    c.error_at(
+                        "key",
+                        format!(
+                            "duplicate variant key \"{}\" (also variants[{first}])",
+                            variant.key
+                        ),
+                    );
+                } else {
+                    seen.insert(&variant.key, i);
+                }
+                if !flag.flag_type.admits(&variant.value) {
+                    c.error_at("value", wrong_variant_type(flag.flag_type));
+                }
+                if let Some(name) = &variant.name {
+                    c.max_chars("name", name, MAX_NAME_CHARS);
+                }
+                if let Some(description) = &variant.description {
+                    c.max_chars("description", description, MAX_DESCRIPTION_CHARS);
+                }
+            });
+        }
+    }
+
+    /// Reports `variant` at the current path unless it is one of `variants`. With no variants
+    /// at all there is nothing to name, and `variants` itself has been reported.
+    fn variant_ref(&mut self, variant: &str, variants: &[Variant]) {
+        if !variants.is_empty() && !variants.iter().any(|v| v.key == variant) {
+            self.error(format!(
+                "unknown variant \"{variant}\"; the flag's variants are {}",
+                list(variants.iter().map(|v| v.key.as_str()))
+            ));
+        }
+    }
+
+    /// At `environments.<env>`; `env` is one of the project's environments.
+    fn flag_config(
+        &mut self,
+        flag: &Flag,
+        env: &str,
+        config: &FlagConfig,
+        view: &ProjectView,
+        segments: &SegmentRefs,
+    ) {
+        self.at("off_variant", |c| {
+            c.variant_ref(&config.off_variant, &flag.variants)
+        });
+        self.at("prerequisites", |c| {
+            c.prerequisites(flag, env, config, view)
+        });
+        self.at("targets", |c| c.targets(flag, config));
+        self.at("rules", |c| {
+            if config.rules.len() > MAX_RULES {
+                c.error(format!(
+                    "at most {MAX_RULES} rules (got {})",
+                    config.rules.len()
+                ));
+            }
+            let mut ids: HashMap<&str, usize> = HashMap::new();
+            for (i, rule) in config.rules.iter().enumerate().take(MAX_RULES) {
+                c.at(i, |c| {
+                    c.key("id", &rule.id);
+                    if let Some(first) = ids.get(rule.id.as_str()) {
+                        c.error_at(
+                            "id",
+                            format!("duplicate rule id \"{}\" (also rules[{first}])", rule.id),
+                        );
+                    } else {
+                        ids.insert(&rule.id, i);
+                    }
+                    if let Some(description) = &rule.description {
+                        c.max_chars("description", description, MAX_DESCRIPTION_CHARS);
+                    }
+                    c.at("conditions", |c| c.conditions(&rule.conditions, segments));
+                    c.at("serve", |c| c.serve(&rule.serve, &flag.variants));
+                });
+            }
+        });
+        self.at("default", |c| c.serve(&config.default, &flag.variants));
+    }
+
+    /// At `environments.<env>.prerequisites`.
+    fn prerequisites(&mut self, flag: &Flag, env: &str, config: &FlagConfig, view: &ProjectView) {
+        let prerequisites = &config.prerequisites;
+        if prerequisites.len() > MAX_PREREQUISITES {
+            self.error(format!(
+                "at most {MAX_PREREQUISITES} prerequisites (got {})",
+                prerequisites.len()
+            ));
+        }
+        let prerequisites = &prerequisites[..prerequisites.len().min(MAX_PREREQUISITES)];
+        // Only cycles through this flag can be new; computed once for all prerequisites.
+        let toward_flag = if prerequisites.is_empty() {
+            HashMap::new()
+        } else {
+            next_hops_toward(
+                &flag.key,
+                |node| {
+                    view.flags
+                        .get(node)
+                        .filter(|_| node != flag.key)
+                        .and_then(|f| f.environments.get(env))
+                        .map(|c| c.prerequisites.iter().map(|p| p.flag.as_str()).collect())
+                        .unwrap_or_default()
+                },
+                view.flags.keys().map(String::as_str),
+            )
+        };
+
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, prerequisite) in prerequisites.iter().enumerate() {
+            self.at(i, |c| {
+                let key = prerequisite.flag.as_str();
+                let target: Option<&Flag> = if key == flag.key {
+                    c.error_at("flag", "a flag cannot be its own prerequisite");
+                    Some(flag)
+                } else {
+                    match view.flags.get(key) {
+                        None => {
+                            c.error_at("flag", format!("unknown flag \"{key}\""));
+                            None
+                        }
+                        Some(target) => {
+                            // An archived flag may keep an archived prerequisite; it is not
+                            // evaluated, and restoring it validates it again.
+                            if target.archived && !flag.archived {
+                                c.error_at("flag", format!("flag \"{key}\" is archived"));
+                            }
+                            if let Some(path) = cycle_through(&flag.key, key, &toward_flag) {
+                                c.error_at("flag", format!("prerequisite cycle: {path}"));
+                            }
+                            Some(target)
+                        }
+                    }
+                };
+                if let Some(first) = seen.get(key) {
+                    c.error_at(
+                        "flag",
+                        format!("flag \"{key}\" is already a prerequisite (prerequisites[{first}])"),
+                    );
+                } else {
+                    seen.insert(key, i);
+                }
+                c.at("variants", |c| {
+                    if prerequisite.variants.is_empty() {
+                        c.error("at least one variant is required");
+                    }
+                    let mut seen_variants: HashMap<&str, usize> = HashMap::new();
+                    for (j, variant) in prerequisite.variants.iter().enumerate() {
+                        if let Some(first) = seen_variants.get(variant.as_str()) {
+                            c.error_at(
+                                j,
+                                format!("duplicate variant \"{variant}\" (also variants[{first}])"),
+                            );
+                            continue;
+                        }
+                        seen_variants.insert(variant, j);
+                        if let Some(target) = target {
+                            if !target.variants.iter().any(|v| &v.key == variant) {
+                                c.error_at(
+                                    j,
+                                    format!(
+                                        "unknown variant \"{variant}\"; flag \"{key}\" has the variants {}",
+                                        list(target.variants.iter().map(|v| v.key.as_str()))
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                });
+            });
+        }
+    }
+
+    /// At `environments.<env>.targets`.
+    fn targets(&mut self, flag: &Flag, config: &FlagConfig) {
+        let total = config
+            .targets
+            .iter()
+            .fold(0usize, |n, t| n.saturating_add(t.values.len()));
+        if total > MAX_TARGET_VALUES {
+            self.error(format!(
+                "at most {MAX_TARGET_VALUES} targeting keys in total (got {total})"
+            ));
+        }
+        // targeting key → the first target listing it
+        let mut owner: HashMap<&str, usize> = HashMap::new();
+        let mut checked = 0usize;
+        for (i, target) in config.targets.iter().enumerate() {
+            self.at(i, |c| {
+                c.at("variant", |c| c.variant_ref(&target.variant, &flag.variants));
+                c.at("values", |c| {
+                    if target.values.is_empty() {
+                        c.error("at least one targeting key is required");
+                    }
+                    for (j, value) in target.values.iter().enumerate() {
+                        checked += 1;
+                        if checked > MAX_TARGET_VALUES {
+                            return;
+                        }
+                        if value.is_empty() {
+                            c.error_at(j, "must not be empty");
+                            continue;
+                        }
+                        match owner.get(value.as_str()) {
+                            Some(&first) if first != i => {
+                                let variant = config
+                                    .targets
+                                    .get(first)
+                                    .map(|t| t.variant.as_str())
+                                    .unwrap_or_default();
+                                c.error_at(
+                                    j,
+                                    format!(
+                                        "\"{value}\" is already in targets[{first}] (variant \"{variant}\")"
+                                    ),
+                                );
+                            }
+                            Some(_) => {}
+                            None => {
+                                owner.insert(value, i);
+                            }
+                        }
+                    }
+                });
+            });
+        }
+    }
+
+    /// At `…serve`.
+    fn serve(&mut self, serve: &Serve, variants: &[Variant]) {
+        match serve {
+            Serve::Variant(variant) => self.at("variant", |c| c.variant_ref(variant, variants)),
+            Serve::Rollout(rollout) => self.at("rollout", |c| {
+                if let Some(bucket_by) = &rollout.bucket_by {
+                    c.at("bucket_by", |c| c.attribute_name(bucket_by));
+                }
+                if let Some(salt) = &rollout.salt {
+                    c.max_chars("salt", salt, MAX_SALT_CHARS);
+                }
+                c.at("weights", |c| {
+                    let weights = &rollout.weights;
+                    if weights.is_empty() {
+                        c.error("at least one weight is required");
+                        return;
+                    }
+                    if weights.len() > MAX_WEIGHTS {
+                        c.error(format!(
+                            "at most {MAX_WEIGHTS} weights (got {})",
+                            weights.len()
+                        ));
+                    }
+                    let sum: u64 = weights.iter().map(|w| u64::from(w.weight)).sum();
+                    if sum != u64::from(TOTAL_WEIGHT) {
+                        c.error(format!(
+                            "weights must sum to {TOTAL_WEIGHT} (100 %); they sum to {sum}"
+                        ));
+                    }
+                    let mut seen: HashMap<&str, usize> = HashMap::new();
+                    for (i, weight) in weights.iter().enumerate() {
+                        c.at(i, |c| {
+                            c.at("variant", |c| {
+                                if let Some(first) = seen.get(weight.variant.as_str()) {
+                                    c.error(format!(
+                                        "duplicate variant \"{}\" (also weights[{first}])",
+                                        weight.variant
+                                    ));
+                                } else {
+                                    seen.insert(&weight.variant, i);
+                                    c.variant_ref(&weight.variant, variants);
+                                }
+                            });
+                        });
+                    }
+                });
+            }),
+        }
+    }
+
+    /// At `…conditions` of a flag rule, or `rules[i]` of a segment.
+    fn conditions(&mut self, conditions: &[Condition], segments: &SegmentRefs) {
+        if conditions.len() > MAX_CONDITIONS {
+            self.error(format!(
+                "at most {MAX_CONDITIONS} conditions (got {})",
+                conditions.len()
+            ));
+        }
+        for (i, condition) in conditions.iter().enumerate().take(MAX_CONDITIONS) {
+            self.at(i, |c| c.condition(condition, segments));
+        }
+    }
+
+    fn condition(&mut self, condition: &Condition, segments: &SegmentRefs) {
+        match condition {
+            Condition::Segment { segment, .. } => {
+                self.at("segment", |c| segments.check(c, segment));
+            }
+            Condition::Attribute {
+                attribute,
+                operator,
+                values,
+                ..
+            } => {
+                self.at("attribute", |c| c.attribute_name(attribute));
+                self.at("values", |c| c.operands(*operator, values));
+            }
+        }
+    }
+
+    fn attribute_name(&mut self, attribute: &str) {
+        if attribute.is_empty() {
+            self.error("must not be empty");
+        } else if let Some(message) = too_long(attribute, MAX_ATTRIBUTE_CHARS) {
+            self.error(message);
+        }
+    }
+
+    /// At `…values` of an attribute condition.
+    fn operands(&mut self, operator: Operator, values: &[Value]) {
+        let name = operator.as_str();
+        if operator == Operator::Exists {
+            if !values.is_empty() {
+                self.error("exists takes no values");
+            }
+            return;
+        }
+        if values.is_empty() {
+            self.error(format!("{name} needs at least one value"));
+            return;
+        }
+        if operator.takes_one_value() && values.len() != 1 {
+            self.error(format!(
+                "{name} takes exactly one value (got {})",
+                values.len()
+            ));
+        }
+        if values.len() > MAX_CONDITION_VALUES {
+            self.error(format!(
+                "at most {MAX_CONDITION_VALUES} values (got {})",
+                values.len()
+            ));
+        }
+        for (i, value) in values.iter().enumerate().take(MAX_CONDITION_VALUES) {
+            if let Some(message) = operand_error(operator, value) {
+                self.error_at(i, message);
+            }
+        }
+    }
+}
+
+/// Why `value` is not a legal operand of `operator`, if it is not.
+fn operand_error(operator: Operator, value: &Value) -> Option<String> {
+    match operator {
+        Operator::In => (!matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_)))
+            .then(|| "must be a string, number or boolean".to_string()),
+        Operator::Contains | Operator::StartsWith | Operator::EndsWith => {
+            (!value.is_string()).then(|| "must be a string".to_string())
+        }
+        Operator::Matches => match value.as_str() {
+            None => Some("must be a string (a regex)".to_string()),
+            Some(pattern) => regex::RegexBuilder::new(pattern)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .build()
+                .err()
+                .map(|e| format!("invalid regex: {}", regex_reason(&e))),
+        },
+        Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte => {
+            (!value.is_number()).then(|| "must be a number".to_string())
+        }
+        Operator::Before | Operator::After => parse_timestamp(value).is_none().then(|| {
+            "must be an RFC 3339 date-time with an offset (like 2024-01-02T03:04:05Z) \
+             or a number of epoch milliseconds"
+                .to_string()
+        }),
+        Operator::SemverEq | Operator::SemverLt | Operator::SemverGt => {
+            if parse_semver(value).is_some() {
+                return None;
+            }
+            let reason = match value.as_str() {
+                Some(s) => semver::Version::parse(s)
+                    .err()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
+            Some(format!(
+                "must be a semantic version like 1.2.3 (no leading v){reason}"
+            ))
+        }
+        Operator::Exists => None,
+    }
+}
+
+/// The one line of a regex compile error that says what is wrong. A syntax error's message
+/// spans several lines (a header, the pattern, a caret) with the reason on an `error:` line.
+fn regex_reason(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let reason = text
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("error: "))
+        .or_else(|| text.lines().map(str::trim).find(|line| !line.is_empty()))
+        .unwrap_or("does not compile");
+    reason.to_lowercase()
+}
+
+fn wrong_variant_type(flag_type: FlagType) -> String {
+    let what = match flag_type {
+        FlagType::Boolean => "must be a boolean",
+        FlagType::String => "must be a string",
+        FlagType::Number => "must be a number",
+        FlagType::Json => "must not be null",
+    };
+    format!("{what} (the flag's type is {})", flag_type.as_str())
+}
+
+fn too_long(value: &str, max: usize) -> Option<String> {
+    let chars = value.chars().count();
+    (chars > max).then(|| format!("must be at most {max} characters (got {chars})"))
+}
+
+/// `a, b, c` for an error message; long lists are cut.
+fn list<'a>(items: impl ExactSizeIterator<Item = &'a str>) -> String {
+    const SHOWN: usize = 20;
+    let total = items.len();
+    if total == 0 {
+        return "(none)".to_string();
+    }
+    let mut out = items.take(SHOWN).collect::<Vec<_>>().join(", ");
+    if total > SHOWN {
+        out.push_str(&format!(" and {} more", total - SHOWN));
+    }
+    out
+}
+
+/// A member that can be written after a dot without ambiguity.
+fn is_plain_member(m: &str) -> bool {
+    !m.is_empty()
+        && m.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A breadth-first search backwards from `target` over the graph whose edges `edges` gives:
+/// for every node that reaches `target`, the next node on a shortest path to it. `nodes` are
+/// the nodes whose edges are to be read (edges from other nodes are ignored).
+fn next_hops_toward<'a>(
+    target: &'a str,
+    edges: impl Fn(&'a str) -> Vec<&'a str>,
+    nodes: impl Iterator<Item = &'a str>,
+) -> HashMap<&'a str, &'a str> {
+    let mut reverse: HashMap<&'a str, Vec<&'a str>> = HashMap::new();
+    for node in nodes {
+        for to in edges(node) {
+            reverse.entry(to).or_default().push(node);
+        }
+    }
+    let mut next: HashMap<&'a str, &'a str> = HashMap::new();
+    let mut queue = VecDeque::from([target]);
+    while let Some(node) = queue.pop_front() {
+        for &from in reverse.get(node).map(Vec::as_slice).unwrap_or_default() {
+            if from != target && !next.contains_key(from) {
+                next.insert(from, node);
+                queue.push_back(from);
+            }
+        }
+    }
+    next
+}
+
+/// `owner → first → … → owner` if `first` reaches `owner` according to `next_hops`.
+fn cycle_through(owner: &str, first: &str, next_hops: &HashMap<&str, &str>) -> Option<String> {
+    let mut path = vec![owner, first];
+    let mut node = next_hops.get(first).copied()?;
+    // A shortest-path tree: the walk ends at `owner` within `next_hops.len()` steps.
+    for _ in 0..=next_hops.len() {
+        path.push(node);
+        if node == owner {
+            return Some(path.join(" → "));
+        }
+        node = next_hops.get(node).copied()?;
+    }
+    None
+}
+
+/// What a segment condition may refer to: the project's segments, minus the segment being
+/// validated (if any) and anything that would close a cycle through it.
+struct SegmentRefs<'a> {
+    segments: &'a BTreeMap<String, Segment>,
+    /// The segment whose rules are being checked.
+    owner: Option<&'a str>,
+    /// For every segment that (transitively) references `owner`, the next hop toward it.
+    toward_owner: HashMap<&'a str, &'a str>,
+}
+
+impl<'a> SegmentRefs<'a> {
+    fn for_flag(segments: &'a BTreeMap<String, Segment>) -> SegmentRefs<'a> {
+        SegmentRefs {
+            segments,
+            owner: None,
+            toward_owner: HashMap::new(),
+        }
+    }
+
+    fn for_segment(owner: &'a Segment, segments: &'a BTreeMap<String, Segment>) -> SegmentRefs<'a> {
+        let key = owner.key.as_str();
+        let uses_segments = owner
+            .rules
+            .iter()
+            .flatten()
+            .any(|c| matches!(c, Condition::Segment { .. }));
+        let toward_owner = if uses_segments {
+            next_hops_toward(
+                key,
+                |node| {
+                    segments
+                        .get(node)
+                        .filter(|_| node != key)
+                        .map(|s| segment_refs(&s.rules))
+                        .unwrap_or_default()
+                },
+                segments.keys().map(String::as_str),
+            )
+        } else {
+            HashMap::new()
+        };
+        SegmentRefs {
+            segments,
+            owner: Some(key),
+            toward_owner,
+        }
+    }
+
+    /// At `…segment` of a segment condition.
+    fn check(&self, c: &mut Checker, segment: &str) {
+        if self.owner == Some(segment) {
+            c.error("a segment cannot reference itself");
+        } else if !self.segments.contains_key(segment) {
+            c.error(format!("unknown segment \"{segment}\""));
+        } else if let Some(owner) = self.owner {
+            if let Some(path) = cycle_through(owner, segment, &self.toward_owner) {
+                c.error(format!("segment cycle: {path}"));
+            }
+        }
+    }
+}
+
+fn segment_refs(rules: &[Vec<Condition>]) -> Vec<&str> {
+    rules
+        .iter()
+        .flatten()
+        .filter_map(|c| match c {
+            Condition::Segment { segment, .. } => Some(segment.as_str()),
+            Condition::Attribute { .. } => None,
+        })
+        .collect()
+}
