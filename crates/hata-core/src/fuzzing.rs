@@ -3,17 +3,22 @@
 //!
 //! Input: the first line is the context JSON, the rest is a flag JSON (without a newline the
 //! whole input is the flag and the context is empty). The flag is parsed, normalized,
-//! compiled into a snapshot next to a few fixture flags and segments, and evaluated with every
-//! entry point. The only acceptable outcomes are a clean rejection or a well-formed result:
-//! any panic (including a failed invariant below) or hang is a bug.
+//! validated against a small fixture project, compiled into a snapshot next to the fixture
+//! flags and segments (valid or not: compilation must reject bad input by itself), and
+//! evaluated with every entry point. The only acceptable outcomes are a clean rejection or a
+//! well-formed result: any panic (including a failed invariant below, such as a flag that
+//! passed validation but does not compile) or hang is a bug.
 //!
 //! Not a public API: hidden from the docs, no stability promise.
+
+use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
 use crate::evaluate::{Context, Reason};
 use crate::model::{Flag, Segment};
 use crate::snapshot::Snapshot;
+use crate::validate::{validate_flag, ProjectView};
 
 /// The environments of the fuzzed project.
 pub const ENVIRONMENTS: [&str; 2] = ["production", "staging"];
@@ -62,6 +67,21 @@ pub fn flag_eval(data: &[u8]) {
     flag.normalize(ENVIRONMENTS);
     let (mut flags, segments) = fixtures();
     flags.retain(|f| f.key != flag.key);
+
+    let environments: Vec<String> = ENVIRONMENTS.iter().map(|e| e.to_string()).collect();
+    let segment_map: BTreeMap<String, Segment> = segments
+        .iter()
+        .map(|s| (s.key.clone(), s.clone()))
+        .collect();
+    let flag_map: BTreeMap<String, Flag> =
+        flags.iter().map(|f| (f.key.clone(), f.clone())).collect();
+    let view = ProjectView {
+        environments: &environments,
+        segments: &segment_map,
+        flags: &flag_map,
+    };
+    let valid = validate_flag(&flag, &view).is_ok();
+
     let key = flag.key.clone();
     flags.push(flag);
 
@@ -69,8 +89,10 @@ pub fn flag_eval(data: &[u8]) {
     let ctx = Context::from_value(&context).unwrap_or_else(Context::empty);
 
     for env in ENVIRONMENTS {
-        let Ok(snapshot) = Snapshot::compile(env, &flags, &segments) else {
-            continue;
+        let snapshot = match Snapshot::compile(env, &flags, &segments) {
+            Ok(snapshot) => snapshot,
+            Err(e) if valid => panic!("a valid flag did not compile in {env}: {e}"),
+            Err(_) => continue,
         };
         exercise(&snapshot, &key, &ctx);
     }

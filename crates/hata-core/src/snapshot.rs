@@ -23,8 +23,10 @@ use crate::model::{Condition, Flag, FlagConfig, FlagType, Operator, Segment, Ser
 use crate::operand::{parse_semver, parse_timestamp, TimestampNanos};
 
 /// How deep prerequisite chains and segment-in-segment references may nest. Evaluation
-/// recurses along both, so the bound keeps its stack use small and fixed.
-pub const MAX_NESTING: usize = 32;
+/// recurses along both, so the bound keeps its stack use small and fixed (a few tens of KiB
+/// at worst). Write-time validation should enforce the same bound, or a snapshot holding a
+/// deeper chain fails to compile.
+pub const MAX_NESTING: usize = 64;
 
 /// Why a set of flags and segments could not be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

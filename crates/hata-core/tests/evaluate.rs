@@ -1272,12 +1272,12 @@ fn compile_bounds_nesting() {
             })
             .collect()
     };
-    let snap = snapshot(&chain(32), &[]);
+    let snap = snapshot(&chain(64), &[]);
     assert_eq!(
         snap.evaluate("f0", &Context::empty()).reason,
         Reason::Default
     );
-    let err = compile(&chain(33), &[]).expect_err("too deep");
+    let err = compile(&chain(65), &[]).expect_err("too deep");
     assert!(err.to_string().contains("levels deep"), "{err}");
     let err = compile(&chain(5000), &[]).expect_err("too deep");
     assert!(err.to_string().contains("levels deep"), "{err}");
@@ -1294,8 +1294,8 @@ fn compile_bounds_nesting() {
             })
             .collect()
     };
-    let snap = snapshot(&[one_rule(json!({"segment": "s0"}))], &segs(32));
+    let snap = snapshot(&[one_rule(json!({"segment": "s0"}))], &segs(64));
     assert!(holds(&snap, json!({})));
-    assert!(compile(&[], &segs(33)).is_err());
+    assert!(compile(&[], &segs(65)).is_err());
     assert!(compile(&[], &segs(5000)).is_err());
 }

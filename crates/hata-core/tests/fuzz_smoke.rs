@@ -1,8 +1,14 @@
 //! The `flag_eval` fuzz body (`hata_core::fuzzing`) over the seed corpus, mutated seeds,
-//! random bytes and generated flags: what CI runs in place of the fuzzer.
+//! random bytes and generated flags: what CI runs in place of the fuzzer. The generated flags
+//! matter most: they reach validation, compilation and evaluation with every operator,
+//! rollouts, prerequisites and segments.
 
-use hata_core::fuzzing::flag_eval;
-use hata_core::model::Operator;
+use std::collections::BTreeMap;
+
+use hata_core::fuzzing::{fixtures, flag_eval, ENVIRONMENTS};
+use hata_core::model::{Flag, Operator};
+use hata_core::snapshot::Snapshot;
+use hata_core::validate::{validate_flag, ProjectView};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -25,17 +31,38 @@ const SEEDS: [(&str, &[u8]); 5] = [
 
 #[test]
 fn seeds_run_and_mean_something() {
-    let (fixtures, segments) = hata_core::fuzzing::fixtures();
+    let (fixtures, segments) = fixtures();
+    let environments: Vec<String> = ENVIRONMENTS.iter().map(|e| e.to_string()).collect();
+    let segment_map: BTreeMap<_, _> = segments
+        .iter()
+        .map(|s| (s.key.clone(), s.clone()))
+        .collect();
+    let flag_map: BTreeMap<_, _> = fixtures
+        .iter()
+        .map(|f| (f.key.clone(), f.clone()))
+        .collect();
+    let view = ProjectView {
+        environments: &environments,
+        segments: &segment_map,
+        flags: &flag_map,
+    };
     for (name, bytes) in SEEDS {
         flag_eval(bytes);
-        // Every seed but `invalid` must get as far as evaluation, or it covers nothing.
+        // Every seed but `invalid` must pass validation and compile, or it covers little.
         let text = std::str::from_utf8(bytes).expect("seeds are UTF-8");
         let (_, flag_text) = text.split_once('\n').expect("context line");
-        let mut flag: hata_core::model::Flag = serde_json::from_str(flag_text).expect(name);
-        flag.normalize(hata_core::fuzzing::ENVIRONMENTS);
+        let mut flag: Flag = serde_json::from_str(flag_text).expect(name);
+        flag.normalize(ENVIRONMENTS);
+        let validated = validate_flag(&flag, &view);
+        assert_eq!(
+            validated.is_ok(),
+            name != "invalid",
+            "{name}: {:?}",
+            validated.err()
+        );
         let mut flags = fixtures.clone();
         flags.push(flag);
-        let compiled = hata_core::snapshot::Snapshot::compile("production", &flags, &segments);
+        let compiled = Snapshot::compile("production", &flags, &segments);
         assert_eq!(
             compiled.is_ok(),
             name != "invalid",
@@ -69,15 +96,47 @@ fn attribute() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Values that suit `op` (so that most generated flags pass validation), or random ones.
+fn values_for(op: Operator) -> BoxedStrategy<Vec<Value>> {
+    let fitting: BoxedStrategy<Vec<Value>> = match op {
+        Operator::In => proptest::collection::vec(scalar(), 1..4)
+            .prop_map(|v| v.into_iter().filter(|x| !x.is_null()).collect())
+            .boxed(),
+        Operator::Contains | Operator::StartsWith | Operator::EndsWith => {
+            proptest::collection::vec("[a-z0-9@.]{0,4}".prop_map(Value::String), 1..3).boxed()
+        }
+        Operator::Matches => proptest::collection::vec(
+            proptest::sample::select(vec!["^u", "[0-9]+$", "a|b", "(x)?y*"]).prop_map(|r| json!(r)),
+            1..3,
+        )
+        .boxed(),
+        Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte => {
+            (-100i64..100).prop_map(|n| vec![json!(n)]).boxed()
+        }
+        Operator::Before | Operator::After => prop_oneof![
+            Just(vec![json!("2024-01-01T00:00:00Z")]),
+            (0i64..2_000_000_000_000).prop_map(|n| vec![json!(n)]),
+        ]
+        .boxed(),
+        Operator::SemverEq | Operator::SemverLt | Operator::SemverGt => {
+            proptest::sample::select(vec!["1.2.3", "0.0.1-rc.1", "2.0.0+b"])
+                .prop_map(|v| vec![json!(v)])
+                .boxed()
+        }
+        Operator::Exists => Just(vec![]).boxed(),
+    };
+    prop_oneof![4 => fitting, 1 => proptest::collection::vec(scalar(), 0..3)].boxed()
+}
+
 fn condition() -> impl Strategy<Value = Value> {
     prop_oneof![
         (
             attribute(),
-            proptest::sample::select(Operator::ALL.to_vec()),
-            proptest::collection::vec(scalar(), 0..3),
+            proptest::sample::select(Operator::ALL.to_vec())
+                .prop_flat_map(|op| (Just(op), values_for(op))),
             any::<bool>()
         )
-            .prop_map(|(a, op, values, negate)| {
+            .prop_map(|(a, (op, values), negate)| {
                 json!({"attribute": a, "operator": op.as_str(), "values": values, "negate": negate})
             }),
         (
