@@ -88,11 +88,11 @@ fn scalar() -> impl Strategy<Value = Value> {
 
 fn attribute() -> impl Strategy<Value = String> {
     prop_oneof![
-        Just("targetingKey".to_string()),
-        Just("plan".to_string()),
-        Just("org.id".to_string()),
-        Just("age".to_string()),
-        "[a-z.]{0,5}",
+        3 => Just("targetingKey".to_string()),
+        3 => Just("plan".to_string()),
+        3 => Just("org.id".to_string()),
+        3 => Just("age".to_string()),
+        1 => "[a-z.]{0,5}",
     ]
 }
 
@@ -140,21 +140,33 @@ fn condition() -> impl Strategy<Value = Value> {
                 json!({"attribute": a, "operator": op.as_str(), "values": values, "negate": negate})
             }),
         (
-            proptest::sample::select(vec!["beta", "staff", "nope"]),
+            prop_oneof![5 => Just("beta"), 5 => Just("staff"), 1 => Just("nope")],
             any::<bool>()
         )
             .prop_map(|(s, negate)| json!({"segment": s, "negate": negate})),
     ]
 }
 
+/// Mostly real variants; now and then an unknown one, which validation must reject.
 fn variant_key() -> impl Strategy<Value = &'static str> {
-    proptest::sample::select(vec!["on", "off", "x"])
+    prop_oneof![10 => Just("on"), 10 => Just("off"), 1 => Just("x")]
 }
 
 fn serve() -> impl Strategy<Value = Value> {
     prop_oneof![
-        variant_key().prop_map(|v| json!({"variant": v})),
-        (
+        8 => variant_key().prop_map(|v| json!({"variant": v})),
+        8 => (proptest::option::of(attribute()), 0u32..=100_000, any::<bool>()).prop_map(
+            |(bucket_by, on, swap)| {
+                let (first, second) = if swap { ("off", "on") } else { ("on", "off") };
+                let mut r = json!({"weights": [{"variant": first, "weight": on},
+                                               {"variant": second, "weight": 100_000 - on}]});
+                if let Some(b) = bucket_by {
+                    r["bucket_by"] = json!(b);
+                }
+                json!({"rollout": r})
+            }
+        ),
+        1 => (
             proptest::option::of(attribute()),
             proptest::collection::vec((variant_key(), 0u32..=100_000), 1..4)
         )
@@ -189,10 +201,10 @@ fn flag() -> impl Strategy<Value = Value> {
         ),
         serve(),
         proptest::option::of((
-            proptest::sample::select(vec!["base", "base-off", "f"]),
-            proptest::collection::vec(variant_key(), 0..2),
+            prop_oneof![5 => Just("base"), 5 => Just("base-off"), 1 => Just("f")],
+            proptest::collection::vec(variant_key(), 1..3),
         )),
-        proptest::collection::vec("[a-z0-9]{1,3}", 0..3),
+        proptest::collection::vec("[a-z0-9]{1,3}", 1..3),
     )
         .prop_map(|(enabled, rules, default, pre, targets)| {
             let rules: Vec<Value> = rules
