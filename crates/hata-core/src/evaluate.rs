@@ -230,12 +230,14 @@ impl Snapshot {
         }
     }
 
-    /// Evaluates every live flag for `ctx`, in ascending key order.
-    pub fn evaluate_all<'a>(
+    /// Evaluates every live flag for `ctx`, in ascending key order. The results borrow only
+    /// the snapshot, not `ctx`.
+    pub fn evaluate_all<'a, 'c>(
         &'a self,
-        ctx: &'a Context<'_>,
-    ) -> impl ExactSizeIterator<Item = Evaluation<'a>> + 'a {
-        (0..self.flags.len()).map(move |i| self.evaluate_index(i, ctx))
+        ctx: &Context<'c>,
+    ) -> impl ExactSizeIterator<Item = Evaluation<'a>> + use<'a, 'c> {
+        let ctx = *ctx;
+        (0..self.flags.len()).map(move |i| self.evaluate_index(i, &ctx))
     }
 
     /// Evaluates a boolean flag; `TYPE_MISMATCH` if the flag is of another type.
@@ -281,12 +283,12 @@ impl Snapshot {
         want: FlagType,
         extract: impl FnOnce(&'a Value) -> Option<T>,
     ) -> Result<Typed<'a, T>, Evaluation<'a>> {
-        let evaluation = self.evaluate(key, ctx);
-        if evaluation.is_error() {
-            return Err(evaluation);
-        }
-        let actual = self.index_of(key).map(|i| self.flags[i].flag_type);
-        let value = if actual == Some(want) {
+        let Some(index) = self.index_of(key) else {
+            return Err(self.evaluate(key, ctx));
+        };
+        let evaluation = self.evaluate_index(index, ctx);
+        let actual = self.flags[index].flag_type;
+        let value = if actual == want {
             extract(evaluation.value)
         } else {
             None
@@ -294,11 +296,7 @@ impl Snapshot {
         match value {
             Some(value) => Ok(Typed { value, evaluation }),
             None => {
-                let message = format!(
-                    "flag is of type {}, not {}",
-                    actual.map_or("unknown", FlagType::as_str),
-                    want.as_str()
-                );
+                let message = format!("flag is of type {}, not {}", actual.as_str(), want.as_str());
                 let mut error = Evaluation::error(evaluation.key, ErrorCode::TypeMismatch, message);
                 error.flag_version = evaluation.flag_version;
                 Err(error)
