@@ -10,3 +10,6 @@ pub mod model;
 pub mod operand;
 pub mod snapshot;
 pub mod validate;
+
+#[doc(hidden)]
+pub mod fuzzing;

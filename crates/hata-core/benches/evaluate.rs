@@ -1,0 +1,154 @@
+//! Evaluation and compilation benchmarks; the numbers are recorded in `docs/evaluation.md`.
+//!
+//! `cargo bench -p hata-core --bench evaluate -- --warm-up-time 1 --measurement-time 3`
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use hata_core::evaluate::{Context, Reason};
+use hata_core::model::{Flag, Segment};
+use hata_core::snapshot::Snapshot;
+use serde_json::{json, Map, Value};
+
+fn flag(v: Value) -> Flag {
+    let mut f: Flag = serde_json::from_value(v).expect("bench flag JSON");
+    f.normalize(["production"]);
+    f
+}
+
+fn segments() -> Vec<Segment> {
+    let beta = json!({
+        "key": "beta-testers",
+        "included": (0..200).map(|i| format!("beta-user-{i}")).collect::<Vec<_>>(),
+        "excluded": ["banned-1", "banned-2"],
+        "rules": [[{"attribute": "email", "operator": "ends_with", "values": ["@hata.dev"]}],
+                  [{"attribute": "plan", "operator": "in", "values": ["enterprise"]},
+                   {"attribute": "country", "operator": "in", "values": ["de", "at", "ch"]}]]
+    });
+    let internal = json!({
+        "key": "internal",
+        "rules": [[{"attribute": "email", "operator": "matches", "values": ["^[a-z.]+@hata\\.dev$"]}]]
+    });
+    vec![
+        serde_json::from_value(beta).expect("segment"),
+        serde_json::from_value(internal).expect("segment"),
+    ]
+}
+
+/// The 5-rule flag of the second benchmark: no rule matches the bench context, so every rule
+/// is tried and the 3-way rollout default decides.
+fn five_rules(key: &str) -> Flag {
+    flag(json!({
+        "key": key, "type": "string",
+        "variants": [{"key": "control", "value": "control"}, {"key": "blue", "value": "blue"},
+                     {"key": "green", "value": "green"}],
+        "environments": {"production": {"enabled": true, "off_variant": "control",
+            "rules": [
+                {"id": "countries", "conditions": [{"attribute": "country", "operator": "in",
+                    "values": ["us", "ca", "mx", "br", "ar", "cl", "co", "pe", "uk", "ie", "fr", "es", "pt", "it", "nl", "be", "lu", "dk", "se", "no"]}],
+                 "serve": {"variant": "blue"}},
+                {"id": "staff", "conditions": [{"attribute": "email", "operator": "starts_with", "values": ["admin@", "root@"]}],
+                 "serve": {"variant": "green"}},
+                {"id": "seniors", "conditions": [{"attribute": "age", "operator": "gt", "values": [65]}],
+                 "serve": {"variant": "blue"}},
+                {"id": "new-app", "conditions": [{"attribute": "app.version", "operator": "semver_gt", "values": ["3.0.0"]}],
+                 "serve": {"variant": "green"}},
+                {"id": "beta", "conditions": [{"segment": "beta-testers"}], "serve": {"variant": "green"}}
+            ],
+            "default": {"rollout": {"weights": [{"variant": "control", "weight": 34000},
+                {"variant": "blue", "weight": 33000}, {"variant": "green", "weight": 33000}]}}}}
+    }))
+}
+
+/// A realistic project of `n` flags: mostly plain booleans, some disabled, some with a rule or
+/// two, rollouts, targets and prerequisites. Every 20th flag has a regex of its own.
+fn project(n: usize) -> Vec<Flag> {
+    (0..n)
+        .map(|i| {
+            let key = format!("flag-{i:05}");
+            match i % 10 {
+                0..=3 => flag(json!({"key": key, "type": "boolean", "version": i,
+                    "environments": {"production": {"enabled": true, "default": {"variant": "on"}}}})),
+                4 | 5 => flag(json!({"key": key, "type": "boolean",
+                    "environments": {"production": {"enabled": false}}})),
+                6 => {
+                    let condition = if i % 20 == 6 {
+                        json!({"attribute": "email", "operator": "matches", "values": [format!("^team{i}-[a-z]+@example\\.com$")]})
+                    } else {
+                        json!({"attribute": "plan", "operator": "in", "values": ["pro", "enterprise"]})
+                    };
+                    flag(json!({"key": key, "type": "boolean",
+                        "environments": {"production": {"enabled": true, "rules": [
+                            {"id": "r1", "conditions": [condition], "serve": {"variant": "on"}},
+                            {"id": "r2", "conditions": [{"segment": "internal"}], "serve": {"variant": "on"}}]}}}))
+                }
+                7 => flag(json!({"key": key, "type": "boolean",
+                    "environments": {"production": {"enabled": true, "default": {"rollout": {"weights": [
+                        {"variant": "on", "weight": 25000}, {"variant": "off", "weight": 75000}]}}}}})),
+                8 => flag(json!({"key": key, "type": "json",
+                    "variants": [{"key": "small", "value": {"limit": 10}}, {"key": "large", "value": {"limit": 1000}}],
+                    "environments": {"production": {"enabled": true, "off_variant": "small",
+                        "targets": [{"variant": "large", "values": ["user-1", "user-2", "user-3"]}],
+                        "prerequisites": [{"flag": format!("flag-{:05}", i - 8), "variants": ["on"]}],
+                        "default": {"variant": "small"}}}})),
+                _ => five_rules(&key),
+            }
+        })
+        .collect()
+}
+
+fn context() -> Map<String, Value> {
+    match json!({
+        "targetingKey": "user-8812",
+        "email": "jane@example.org",
+        "country": "de",
+        "plan": "free",
+        "age": 34,
+        "app": {"version": "2.7.1"},
+    }) {
+        Value::Object(m) => m,
+        _ => unreachable!(),
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let segments = segments();
+    let mut flags = project(98);
+    flags.push(flag(json!({"key": "static-bool", "type": "boolean",
+        "environments": {"production": {"enabled": true, "default": {"variant": "on"}}}})));
+    flags.push(five_rules("five-rules"));
+    let snap = Snapshot::compile("production", &flags, &segments).expect("compiles");
+    assert_eq!(snap.len(), 100);
+    let attrs = context();
+    let ctx = Context::new(&attrs);
+    assert_eq!(snap.evaluate("static-bool", &ctx).reason, Reason::Static);
+    assert_eq!(snap.evaluate("five-rules", &ctx).reason, Reason::Split);
+
+    c.bench_function("boolean flag, no rules (STATIC)", |b| {
+        b.iter(|| black_box(snap.evaluate(black_box("static-bool"), black_box(&ctx))))
+    });
+    c.bench_function("5 rules + 3-way rollout", |b| {
+        b.iter(|| black_box(snap.evaluate(black_box("five-rules"), black_box(&ctx))))
+    });
+    c.bench_function("all 100 flags, one context", |b| {
+        b.iter(|| {
+            for e in snap.evaluate_all(black_box(&ctx)) {
+                black_box(e);
+            }
+        })
+    });
+    c.bench_function("Context::new", |b| {
+        b.iter(|| black_box(Context::new(black_box(&attrs))))
+    });
+
+    let big = project(10_000);
+    let mut group = c.benchmark_group("compile");
+    group.sample_size(10);
+    group.bench_function("10,000 flags", |b| {
+        b.iter(|| black_box(Snapshot::compile("production", black_box(&big), &segments)))
+    });
+    group.finish();
+}
+
+criterion_group!(evaluate, benches);
+criterion_main!(evaluate);

@@ -1,0 +1,132 @@
+//! The body of the `flag_eval` fuzz target, shared with the `fuzz_smoke` test so that CI runs
+//! the same code over generated inputs on stable Rust.
+//!
+//! Input: the first line is the context JSON, the rest is a flag JSON (without a newline the
+//! whole input is the flag and the context is empty). The flag is parsed, normalized,
+//! validated against a small fixture project, compiled into a snapshot next to the fixture
+//! flags and segments (valid or not: compilation must reject bad input by itself), and
+//! evaluated with every entry point. The only acceptable outcomes are a clean rejection or a
+//! well-formed result: any panic (including a failed invariant below, such as a flag that
+//! passed validation but does not compile) or hang is a bug.
+//!
+//! Not a public API: hidden from the docs, no stability promise.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::evaluate::{Context, Reason};
+use crate::model::{Flag, Segment};
+use crate::snapshot::Snapshot;
+use crate::validate::{validate_flag, ProjectView};
+
+/// The environments of the fuzzed project.
+pub const ENVIRONMENTS: [&str; 2] = ["production", "staging"];
+
+/// Segments and flags a fuzzed flag may reference.
+pub fn fixtures() -> (Vec<Flag>, Vec<Segment>) {
+    let flags = [
+        json!({"key": "base", "type": "boolean",
+               "environments": {"production": {"enabled": true, "default": {"variant": "on"}},
+                                "staging": {"enabled": true, "rules": [
+                                    {"id": "r", "conditions": [{"segment": "beta"}], "serve": {"variant": "on"}}]}}}),
+        json!({"key": "base-off", "type": "boolean",
+               "environments": {"production": {"enabled": false}, "staging": {"enabled": false}}}),
+    ];
+    let segments = [
+        json!({"key": "beta", "included": ["u1", "alice"], "excluded": ["bob"],
+               "rules": [[{"attribute": "plan", "operator": "in", "values": ["pro", 1, true]}],
+                         [{"attribute": "email", "operator": "ends_with", "values": ["@hata.dev"]}]]}),
+        json!({"key": "staff", "rules": [[{"segment": "beta"},
+                                          {"attribute": "age", "operator": "gte", "values": [18]}]]}),
+    ];
+    let flags = flags
+        .into_iter()
+        .filter_map(|v| serde_json::from_value::<Flag>(v).ok())
+        .map(|mut f| {
+            f.normalize(ENVIRONMENTS);
+            f
+        })
+        .collect();
+    let segments = segments
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect();
+    (flags, segments)
+}
+
+/// The fuzz target. Panics only on a bug.
+pub fn flag_eval(data: &[u8]) {
+    let (context_bytes, flag_bytes) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&b"{}"[..], data),
+    };
+    let Ok(mut flag) = serde_json::from_slice::<Flag>(flag_bytes) else {
+        return;
+    };
+    flag.normalize(ENVIRONMENTS);
+    let (mut flags, segments) = fixtures();
+    flags.retain(|f| f.key != flag.key);
+
+    let environments: Vec<String> = ENVIRONMENTS.iter().map(|e| e.to_string()).collect();
+    let segment_map: BTreeMap<String, Segment> = segments
+        .iter()
+        .map(|s| (s.key.clone(), s.clone()))
+        .collect();
+    let flag_map: BTreeMap<String, Flag> =
+        flags.iter().map(|f| (f.key.clone(), f.clone())).collect();
+    let view = ProjectView {
+        environments: &environments,
+        segments: &segment_map,
+        flags: &flag_map,
+    };
+    let valid = validate_flag(&flag, &view).is_ok();
+
+    let key = flag.key.clone();
+    flags.push(flag);
+
+    let context: Value = serde_json::from_slice(context_bytes).unwrap_or(Value::Null);
+    let ctx = Context::from_value(&context).unwrap_or_else(Context::empty);
+
+    for env in ENVIRONMENTS {
+        let snapshot = match Snapshot::compile(env, &flags, &segments) {
+            Ok(snapshot) => snapshot,
+            Err(e) if valid => panic!("a valid flag did not compile in {env}: {e}"),
+            Err(_) => continue,
+        };
+        exercise(&snapshot, &key, &ctx);
+    }
+}
+
+fn exercise(snapshot: &Snapshot, key: &str, ctx: &Context<'_>) {
+    let e = snapshot.evaluate(key, ctx);
+    match snapshot.flag(key) {
+        Some(info) => {
+            assert!(
+                !e.is_error(),
+                "a compiled flag evaluated to an error: {e:?}"
+            );
+            let served = info.variants().find(|(k, _)| *k == e.variant);
+            assert_eq!(
+                served.map(|(_, v)| v),
+                Some(e.value),
+                "served value mismatch"
+            );
+            assert_eq!(e.flag_version, info.version());
+            if e.bucket_by_missing {
+                assert_eq!(e.reason, Reason::Default);
+            }
+        }
+        None => assert!(e.is_error()),
+    }
+    let again = snapshot.evaluate(key, ctx);
+    assert_eq!(e, again, "evaluation is not deterministic");
+    assert!(serde_json::to_string(&e).is_ok());
+
+    let _ = snapshot.evaluate_bool(key, ctx);
+    let _ = snapshot.evaluate_string(key, ctx);
+    let _ = snapshot.evaluate_number(key, ctx);
+    let _ = snapshot.evaluate_json(key, ctx);
+    let all = snapshot.evaluate_all(ctx).filter(|e| e.is_error()).count();
+    assert_eq!(all, 0, "evaluate_all produced errors");
+}
