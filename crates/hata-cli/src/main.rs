@@ -1,1 +1,161 @@
-fn main() {}
+//! The `hata` binary: `serve` and `migrate`. The only place that uses `anyhow`: errors from the
+//! libraries are printed for a human here.
+
+mod config;
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hata_server::{AppState, ServerConfig};
+use hata_store::{NewToken, Store, StoreConfig, TokenKind, WriteMeta, WriteOp};
+
+#[derive(Parser)]
+#[command(name = "hata", version, about = "hata (旗): self-hosted feature flags")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the server (embedded SQLite by default; no other service needed).
+    Serve(config::ServeArgs),
+    /// Run pending database migrations and exit.
+    Migrate(config::ServeArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args.resolve()?).await,
+        Command::Migrate(args) => {
+            let settings = args.resolve()?;
+            init_logging(settings.json_logs);
+            let store = open_store(&settings).await?;
+            store.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn open_store(settings: &config::Settings) -> anyhow::Result<Store> {
+    if settings.database_url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("data_dir: cannot create {}", settings.data_dir.display()))?;
+    }
+    let mut config = StoreConfig::new(settings.database_url.clone());
+    config.max_connections = settings.db_max_connections;
+    Store::open(&config).await.with_context(|| {
+        format!(
+            "database_url: cannot open {}",
+            hata_store::redact(&settings.database_url)
+        )
+    })
+}
+
+async fn serve(settings: config::Settings) -> anyhow::Result<()> {
+    init_logging(settings.json_logs);
+    let store = open_store(&settings).await?;
+    bootstrap_admin_token(&store, &settings).await?;
+    let state = AppState::start(store.clone())
+        .await
+        .context("loading server state")?;
+    let app = hata_server::router(
+        state,
+        &ServerConfig {
+            body_limit: settings.body_limit,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listen: cannot bind {}", settings.listen))?;
+    tracing::info!(listen = %settings.listen, database = %hata_store::redact(&settings.database_url), "hata is serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server")?;
+    tracing::info!("in-flight requests finished; closing the database");
+    store.close().await;
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested");
+}
+
+/// On first start with no tokens at all: `HATA_ADMIN_TOKEN` becomes the admin token, or one
+/// is generated, printed once and written to `<data-dir>/admin-token` (mode 0600).
+async fn bootstrap_admin_token(store: &Store, settings: &config::Settings) -> anyhow::Result<()> {
+    if !store.list_tokens().await?.is_empty() {
+        return Ok(());
+    }
+    let (secret, generated) = match std::env::var("HATA_ADMIN_TOKEN") {
+        Ok(s) if s.len() >= 16 => (s, false),
+        Ok(_) => anyhow::bail!("HATA_ADMIN_TOKEN must be at least 16 characters"),
+        Err(_) => (hata_server::auth::new_secret(TokenKind::Admin), true),
+    };
+    let hash = hata_server::auth::hash_secret(&secret);
+    let token = NewToken {
+        id: format!("tok_{}", &hash[..16]),
+        name: "bootstrap admin".into(),
+        kind: TokenKind::Admin,
+        project: None,
+        environment: None,
+        expires_at: None,
+        secret_hash: hash,
+    };
+    let meta = WriteMeta {
+        actor: "system:bootstrap".into(),
+        request_id: String::new(),
+    };
+    store.write(&meta, WriteOp::CreateToken { token }).await?;
+    if generated {
+        std::fs::create_dir_all(&settings.data_dir)?;
+        let path = settings.data_dir.join("admin-token");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(file, "{secret}")?;
+        println!(
+            "hata: generated the admin token (shown once; also in {}):\n{secret}",
+            path.display()
+        );
+    } else {
+        tracing::info!("admin token taken from HATA_ADMIN_TOKEN");
+    }
+    Ok(())
+}

@@ -12,7 +12,10 @@ pub enum StoreError {
     AlreadyExists(String),
     /// The resource cannot be deleted or changed this way because others depend on it.
     #[error("{message}")]
-    Conflict { message: String, dependants: Vec<String> },
+    Conflict {
+        message: String,
+        dependants: Vec<String>,
+    },
     /// `If-Match` named a version that is no longer current; nothing was changed.
     #[error("version mismatch: expected {expected}, current is {current}")]
     VersionMismatch { expected: i64, current: i64 },
@@ -39,7 +42,12 @@ impl From<sqlx::Error> for StoreError {
                 // PostgreSQL: class 08 (connection), 57P01..03 (shutdown), 53 (resources).
                 // SQLite: BUSY (5) / LOCKED (6) after busy_timeout.
                 let code = db.code().unwrap_or_default();
-                if code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") || code == "5" || code == "6" {
+                if code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code.starts_with("53")
+                    || code == "5"
+                    || code == "6"
+                {
                     StoreError::Unavailable(e.to_string())
                 } else {
                     StoreError::Internal(e.to_string())

@@ -17,7 +17,7 @@ pub mod write;
 
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, AnyConnectOptions};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::broadcast;
 
@@ -44,7 +44,11 @@ pub struct StoreConfig {
 
 impl StoreConfig {
     pub fn new(url: impl Into<String>) -> Self {
-        StoreConfig { url: url.into(), max_connections: 8, acquire_timeout: Duration::from_secs(3) }
+        StoreConfig {
+            url: url.into(),
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(3),
+        }
     }
 }
 
@@ -111,8 +115,15 @@ impl Store {
                         })
                 };
                 let writer = pool(1).connect_with(options.clone()).await?;
-                let reader = pool(config.max_connections.max(1)).connect_with(options).await?;
-                Ok(Store { backend, writer, reader, notices: tx })
+                let reader = pool(config.max_connections.max(1))
+                    .connect_with(options)
+                    .await?;
+                Ok(Store {
+                    backend,
+                    writer,
+                    reader,
+                    notices: tx,
+                })
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -120,7 +131,12 @@ impl Store {
                     .acquire_timeout(config.acquire_timeout)
                     .connect_with(options)
                     .await?;
-                Ok(Store { backend, writer: pool.clone(), reader: pool, notices: tx })
+                Ok(Store {
+                    backend,
+                    writer: pool.clone(),
+                    reader: pool,
+                    notices: tx,
+                })
             }
         }
     }
@@ -132,7 +148,10 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&self.writer).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
+        migrator
+            .run(&self.writer)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
     }
 
     pub fn backend(&self) -> Backend {
@@ -176,8 +195,11 @@ impl Store {
 /// The current time as RFC 3339 UTC with millisecond precision (what the store writes).
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    let now = now
+        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+        .unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// A database URL without its password, for messages.

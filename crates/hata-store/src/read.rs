@@ -9,7 +9,8 @@ use sqlx::Row;
 
 use crate::error::{StoreError, StoreResult};
 use crate::records::{
-    EnvRevision, EnvironmentRecord, EnvironmentState, FlagFilter, Page, ProjectRecord, TokenKind, TokenRecord,
+    EnvRevision, EnvironmentRecord, EnvironmentState, FlagFilter, Page, ProjectRecord, TokenKind,
+    TokenRecord,
 };
 use crate::Store;
 
@@ -23,7 +24,11 @@ pub const MAX_PAGE: usize = 1000;
 
 pub(crate) fn decode_project(row: &AnyRow) -> StoreResult<ProjectRecord> {
     Ok(ProjectRecord {
-        project: Project { key: row.try_get("key")?, name: row.try_get("name")?, description: row.try_get("description")? },
+        project: Project {
+            key: row.try_get("key")?,
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+        },
         version: row.try_get("version")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -61,7 +66,8 @@ pub(crate) fn decode_token(row: &AnyRow) -> StoreResult<TokenRecord> {
     Ok(TokenRecord {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
-        kind: TokenKind::parse(&kind).ok_or_else(|| StoreError::Internal(format!("unknown token kind {kind:?}")))?,
+        kind: TokenKind::parse(&kind)
+            .ok_or_else(|| StoreError::Internal(format!("unknown token kind {kind:?}")))?,
         project: row.try_get("project")?,
         environment: row.try_get("environment")?,
         role: row.try_get("role")?,
@@ -80,7 +86,11 @@ fn page<T>(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> &str) -> Page<T>
 }
 
 impl Store {
-    pub async fn list_projects(&self, limit: usize, cursor: Option<&str>) -> StoreResult<Page<ProjectRecord>> {
+    pub async fn list_projects(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> StoreResult<Page<ProjectRecord>> {
         let limit = limit.clamp(1, MAX_PAGE);
         let rows = sqlx::query(
             "SELECT key, name, description, version, created_at, updated_at FROM projects WHERE key > $1 ORDER BY key LIMIT $2",
@@ -89,7 +99,10 @@ impl Store {
         .bind(limit as i64 + 1)
         .fetch_all(self.reader())
         .await?;
-        let items = rows.iter().map(decode_project).collect::<StoreResult<Vec<_>>>()?;
+        let items = rows
+            .iter()
+            .map(decode_project)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(page(items, limit, |p| &p.project.key))
     }
 
@@ -104,33 +117,50 @@ impl Store {
 
     pub async fn list_environments(&self, project: &str) -> StoreResult<Vec<EnvironmentRecord>> {
         self.get_project(project).await?;
-        let rows = sqlx::query(&format!("SELECT {ENV_COLUMNS} FROM environments WHERE project = $1 ORDER BY position"))
-            .bind(project)
-            .fetch_all(self.reader())
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {ENV_COLUMNS} FROM environments WHERE project = $1 ORDER BY position"
+        ))
+        .bind(project)
+        .fetch_all(self.reader())
+        .await?;
         rows.iter().map(decode_environment).collect()
     }
 
-    pub async fn get_environment(&self, project: &str, key: &str) -> StoreResult<EnvironmentRecord> {
+    pub async fn get_environment(
+        &self,
+        project: &str,
+        key: &str,
+    ) -> StoreResult<EnvironmentRecord> {
         self.get_project(project).await?;
-        let row = sqlx::query(&format!("SELECT {ENV_COLUMNS} FROM environments WHERE project = $1 AND key = $2"))
-            .bind(project)
-            .bind(key)
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("environment {key:?} in project {project:?}")))?;
+        let row = sqlx::query(&format!(
+            "SELECT {ENV_COLUMNS} FROM environments WHERE project = $1 AND key = $2"
+        ))
+        .bind(project)
+        .bind(key)
+        .fetch_optional(self.reader())
+        .await?
+        .ok_or_else(|| {
+            StoreError::NotFound(format!("environment {key:?} in project {project:?}"))
+        })?;
         decode_environment(&row)
     }
 
     /// Flags of a project in key order, filtered. Filters run in Rust over the project's flags:
     /// a project holds thousands of flags at most, and tags live inside the JSON document.
-    pub async fn list_flags(&self, project: &str, filter: &FlagFilter, limit: usize, cursor: Option<&str>) -> StoreResult<Page<Flag>> {
+    pub async fn list_flags(
+        &self,
+        project: &str,
+        filter: &FlagFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> StoreResult<Page<Flag>> {
         self.get_project(project).await?;
-        let rows = sqlx::query("SELECT doc FROM flags WHERE project = $1 AND key > $2 ORDER BY key")
-            .bind(project)
-            .bind(cursor.unwrap_or(""))
-            .fetch_all(self.reader())
-            .await?;
+        let rows =
+            sqlx::query("SELECT doc FROM flags WHERE project = $1 AND key > $2 ORDER BY key")
+                .bind(project)
+                .bind(cursor.unwrap_or(""))
+                .fetch_all(self.reader())
+                .await?;
         let q = filter.q.as_ref().map(|q| q.to_lowercase());
         let wanted_archived = filter.archived.unwrap_or(false);
         let limit = limit.clamp(1, MAX_PAGE);
@@ -166,16 +196,26 @@ impl Store {
         decode_flag(&row)
     }
 
-    pub async fn list_segments(&self, project: &str, limit: usize, cursor: Option<&str>) -> StoreResult<Page<Segment>> {
+    pub async fn list_segments(
+        &self,
+        project: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> StoreResult<Page<Segment>> {
         self.get_project(project).await?;
         let limit = limit.clamp(1, MAX_PAGE);
-        let rows = sqlx::query("SELECT doc FROM segments WHERE project = $1 AND key > $2 ORDER BY key LIMIT $3")
-            .bind(project)
-            .bind(cursor.unwrap_or(""))
-            .bind(limit as i64 + 1)
-            .fetch_all(self.reader())
-            .await?;
-        let items = rows.iter().map(decode_segment).collect::<StoreResult<Vec<_>>>()?;
+        let rows = sqlx::query(
+            "SELECT doc FROM segments WHERE project = $1 AND key > $2 ORDER BY key LIMIT $3",
+        )
+        .bind(project)
+        .bind(cursor.unwrap_or(""))
+        .bind(limit as i64 + 1)
+        .fetch_all(self.reader())
+        .await?;
+        let items = rows
+            .iter()
+            .map(decode_segment)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok(page(items, limit, |s| &s.key))
     }
 
@@ -186,26 +226,42 @@ impl Store {
             .bind(key)
             .fetch_optional(self.reader())
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("segment {key:?} in project {project:?}")))?;
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("segment {key:?} in project {project:?}"))
+            })?;
         decode_segment(&row)
     }
 
     /// Every token (without secrets, but with their hashes for the server's token cache).
     pub async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
-        let rows = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id")).fetch_all(self.reader()).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
+        ))
+        .fetch_all(self.reader())
+        .await?;
         rows.iter().map(decode_token).collect()
     }
 
     /// One environment's flags and segments at one revision, read in one transaction so the
     /// revision matches the content.
-    pub async fn environment_state(&self, project: &str, environment: &str) -> StoreResult<EnvironmentState> {
+    pub async fn environment_state(
+        &self,
+        project: &str,
+        environment: &str,
+    ) -> StoreResult<EnvironmentState> {
         let mut tx = self.reader().begin().await?;
-        let env_row = sqlx::query(&format!("SELECT {ENV_COLUMNS} FROM environments WHERE project = $1 AND key = $2"))
-            .bind(project)
-            .bind(environment)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("environment {environment:?} in project {project:?}")))?;
+        let env_row = sqlx::query(&format!(
+            "SELECT {ENV_COLUMNS} FROM environments WHERE project = $1 AND key = $2"
+        ))
+        .bind(project)
+        .bind(environment)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "environment {environment:?} in project {project:?}"
+            ))
+        })?;
         let env = decode_environment(&env_row)?;
         let flags = sqlx::query("SELECT doc FROM flags WHERE project = $1 ORDER BY key")
             .bind(project)
@@ -222,27 +278,46 @@ impl Store {
             .map(decode_segment)
             .collect::<StoreResult<Vec<_>>>()?;
         tx.commit().await?;
-        Ok(EnvironmentState { project: project.to_string(), environment: env, flags, segments })
+        Ok(EnvironmentState {
+            project: project.to_string(),
+            environment: env,
+            flags,
+            segments,
+        })
     }
 
     /// The current revision of every environment: what a replica compares its snapshots with
     /// at start and in its periodic repair check.
     pub async fn environment_revisions(&self) -> StoreResult<Vec<EnvRevision>> {
-        let rows = sqlx::query("SELECT project, key, revision FROM environments ORDER BY project, key").fetch_all(self.reader()).await?;
+        let rows =
+            sqlx::query("SELECT project, key, revision FROM environments ORDER BY project, key")
+                .fetch_all(self.reader())
+                .await?;
         rows.iter()
-            .map(|r| Ok(EnvRevision { project: r.try_get("project")?, environment: r.try_get("key")?, revision: r.try_get("revision")? }))
+            .map(|r| {
+                Ok(EnvRevision {
+                    project: r.try_get("project")?,
+                    environment: r.try_get("key")?,
+                    revision: r.try_get("revision")?,
+                })
+            })
             .collect()
     }
 
     /// Keys of every project (for loading all snapshots at start).
     pub async fn project_keys(&self) -> StoreResult<BTreeSet<String>> {
-        let rows = sqlx::query("SELECT key FROM projects").fetch_all(self.reader()).await?;
+        let rows = sqlx::query("SELECT key FROM projects")
+            .fetch_all(self.reader())
+            .await?;
         rows.iter().map(|r| Ok(r.try_get("key")?)).collect()
     }
 
     /// A value from the `meta` table (installation-wide settings such as the ticket secret).
     pub async fn meta(&self, key: &str) -> StoreResult<Option<String>> {
-        let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(self.reader()).await?;
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(self.reader())
+            .await?;
         Ok(row.map(|r| r.try_get("value")).transpose()?)
     }
 
@@ -254,7 +329,10 @@ impl Store {
             .bind(value)
             .execute(self.writer())
             .await?;
-        let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_one(self.writer()).await?;
+        let row = sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_one(self.writer())
+            .await?;
         Ok(row.try_get("value")?)
     }
 }

@@ -99,7 +99,10 @@ pub enum ChangeNotice {
     /// The environment's rule set changed; reload it if your revision is older.
     Environment(EnvRevision),
     /// The environment (or its whole project) no longer exists.
-    EnvironmentRemoved { project: String, environment: String },
+    EnvironmentRemoved {
+        project: String,
+        environment: String,
+    },
     /// Tokens were created or deleted.
     Tokens,
 }

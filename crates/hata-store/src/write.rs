@@ -43,23 +43,85 @@ pub struct NewToken {
 /// Every change the store can make. `expected_version` is the `If-Match` version, if any.
 #[derive(Debug, Clone)]
 pub enum WriteOp {
-    CreateProject { project: Project, environments: Option<Vec<Environment>> },
-    UpdateProject { key: String, expected_version: Option<i64>, project: Project },
-    DeleteProject { key: String, expected_version: Option<i64> },
-    CreateEnvironment { project: String, environment: Environment },
-    UpdateEnvironment { project: String, key: String, expected_version: Option<i64>, environment: Environment },
-    DeleteEnvironment { project: String, key: String, expected_version: Option<i64> },
-    CreateFlag { project: String, flag: Flag },
-    UpdateFlag { project: String, key: String, expected_version: Option<i64>, flag: Flag },
-    DeleteFlag { project: String, key: String, expected_version: Option<i64> },
-    PutFlagConfig { project: String, flag: String, environment: String, expected_version: Option<i64>, config: FlagConfig },
+    CreateProject {
+        project: Project,
+        environments: Option<Vec<Environment>>,
+    },
+    UpdateProject {
+        key: String,
+        expected_version: Option<i64>,
+        project: Project,
+    },
+    DeleteProject {
+        key: String,
+        expected_version: Option<i64>,
+    },
+    CreateEnvironment {
+        project: String,
+        environment: Environment,
+    },
+    UpdateEnvironment {
+        project: String,
+        key: String,
+        expected_version: Option<i64>,
+        environment: Environment,
+    },
+    DeleteEnvironment {
+        project: String,
+        key: String,
+        expected_version: Option<i64>,
+    },
+    CreateFlag {
+        project: String,
+        flag: Flag,
+    },
+    UpdateFlag {
+        project: String,
+        key: String,
+        expected_version: Option<i64>,
+        flag: Flag,
+    },
+    DeleteFlag {
+        project: String,
+        key: String,
+        expected_version: Option<i64>,
+    },
+    PutFlagConfig {
+        project: String,
+        flag: String,
+        environment: String,
+        expected_version: Option<i64>,
+        config: FlagConfig,
+    },
     /// An RFC 7396 JSON Merge Patch applied to the current config inside the transaction.
-    PatchFlagConfig { project: String, flag: String, environment: String, expected_version: Option<i64>, patch: Value },
-    CreateSegment { project: String, segment: Segment },
-    UpdateSegment { project: String, key: String, expected_version: Option<i64>, segment: Segment },
-    DeleteSegment { project: String, key: String, expected_version: Option<i64> },
-    CreateToken { token: NewToken },
-    DeleteToken { id: String },
+    PatchFlagConfig {
+        project: String,
+        flag: String,
+        environment: String,
+        expected_version: Option<i64>,
+        patch: Value,
+    },
+    CreateSegment {
+        project: String,
+        segment: Segment,
+    },
+    UpdateSegment {
+        project: String,
+        key: String,
+        expected_version: Option<i64>,
+        segment: Segment,
+    },
+    DeleteSegment {
+        project: String,
+        key: String,
+        expected_version: Option<i64>,
+    },
+    CreateToken {
+        token: NewToken,
+    },
+    DeleteToken {
+        id: String,
+    },
 }
 
 /// The result of a write: the resource as now stored (`None` after a delete), its version,
@@ -71,19 +133,35 @@ pub struct WriteOutcome {
     pub revisions: Vec<EnvRevision>,
 }
 
-const DEFAULT_ENVIRONMENTS: [(&str, &str); 2] = [("development", "Development"), ("production", "Production")];
+const DEFAULT_ENVIRONMENTS: [(&str, &str); 2] =
+    [("development", "Development"), ("production", "Production")];
 
 impl Store {
     /// Applies `op` as one transaction; see the module doc for what that includes.
     pub async fn write(&self, meta: &WriteMeta, op: WriteOp) -> StoreResult<WriteOutcome> {
         let tx = self.writer().begin().await?;
-        let mut w = WriteTx { tx, now: now_rfc3339(), revisions: Vec::new(), notices: Vec::new(), changes: Vec::new() };
+        let mut w = WriteTx {
+            tx,
+            now: now_rfc3339(),
+            revisions: Vec::new(),
+            notices: Vec::new(),
+            changes: Vec::new(),
+        };
         let (value, version) = w.apply(op).await?;
         w.record_changes(meta).await?;
-        let WriteTx { tx, revisions, notices, .. } = w;
+        let WriteTx {
+            tx,
+            revisions,
+            notices,
+            ..
+        } = w;
         tx.commit().await?;
         self.publish(notices);
-        Ok(WriteOutcome { value, version, revisions })
+        Ok(WriteOutcome {
+            value,
+            version,
+            revisions,
+        })
     }
 }
 
@@ -114,13 +192,19 @@ struct ProjectState {
 
 impl ProjectState {
     fn view(&self) -> ProjectView<'_> {
-        ProjectView { environments: &self.env_keys, segments: &self.segments, flags: &self.flags }
+        ProjectView {
+            environments: &self.env_keys,
+            segments: &self.segments,
+            flags: &self.flags,
+        }
     }
 }
 
 fn check_version(expected: Option<i64>, current: i64) -> StoreResult<()> {
     match expected {
-        Some(expected) if expected != current => Err(StoreError::VersionMismatch { expected, current }),
+        Some(expected) if expected != current => {
+            Err(StoreError::VersionMismatch { expected, current })
+        }
         _ => Ok(()),
     }
 }
@@ -143,33 +227,79 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 impl WriteTx {
     async fn apply(&mut self, op: WriteOp) -> StoreResult<(Option<Value>, i64)> {
         match op {
-            WriteOp::CreateProject { project, environments } => self.create_project(project, environments).await,
-            WriteOp::UpdateProject { key, expected_version, project } => {
-                self.update_project(&key, expected_version, project).await
+            WriteOp::CreateProject {
+                project,
+                environments,
+            } => self.create_project(project, environments).await,
+            WriteOp::UpdateProject {
+                key,
+                expected_version,
+                project,
+            } => self.update_project(&key, expected_version, project).await,
+            WriteOp::DeleteProject {
+                key,
+                expected_version,
+            } => self.delete_project(&key, expected_version).await,
+            WriteOp::CreateEnvironment {
+                project,
+                environment,
+            } => self.create_environment(&project, environment).await,
+            WriteOp::UpdateEnvironment {
+                project,
+                key,
+                expected_version,
+                environment,
+            } => {
+                self.update_environment(&project, &key, expected_version, environment)
+                    .await
             }
-            WriteOp::DeleteProject { key, expected_version } => self.delete_project(&key, expected_version).await,
-            WriteOp::CreateEnvironment { project, environment } => self.create_environment(&project, environment).await,
-            WriteOp::UpdateEnvironment { project, key, expected_version, environment } => {
-                self.update_environment(&project, &key, expected_version, environment).await
-            }
-            WriteOp::DeleteEnvironment { project, key, expected_version } => {
-                self.delete_environment(&project, &key, expected_version).await
+            WriteOp::DeleteEnvironment {
+                project,
+                key,
+                expected_version,
+            } => {
+                self.delete_environment(&project, &key, expected_version)
+                    .await
             }
             WriteOp::CreateFlag { project, flag } => self.create_flag(&project, flag).await,
-            WriteOp::UpdateFlag { project, key, expected_version, flag } => {
+            WriteOp::UpdateFlag {
+                project,
+                key,
+                expected_version,
+                flag,
+            } => {
                 if flag.key != key {
                     return Err(key_mismatch("key", &key));
                 }
-                self.replace_flag(&project, &key, expected_version, |_| Ok(flag)).await
+                self.replace_flag(&project, &key, expected_version, |_| Ok(flag))
+                    .await
             }
-            WriteOp::DeleteFlag { project, key, expected_version } => self.delete_flag(&project, &key, expected_version).await,
-            WriteOp::PutFlagConfig { project, flag, environment, expected_version, config } => {
+            WriteOp::DeleteFlag {
+                project,
+                key,
+                expected_version,
+            } => self.delete_flag(&project, &key, expected_version).await,
+            WriteOp::PutFlagConfig {
+                project,
+                flag,
+                environment,
+                expected_version,
+                config,
+            } => {
                 let (value, version) = self
-                    .replace_flag(&project, &flag, expected_version, |old| with_config(old, &environment, |_| Ok(config)))
+                    .replace_flag(&project, &flag, expected_version, |old| {
+                        with_config(old, &environment, |_| Ok(config))
+                    })
                     .await?;
                 Ok((config_of(value, &environment), version))
             }
-            WriteOp::PatchFlagConfig { project, flag, environment, expected_version, patch } => {
+            WriteOp::PatchFlagConfig {
+                project,
+                flag,
+                environment,
+                expected_version,
+                patch,
+            } => {
                 let (value, version) = self
                     .replace_flag(&project, &flag, expected_version, |old| {
                         with_config(old, &environment, |current| merge_config(current, &patch))
@@ -177,20 +307,45 @@ impl WriteTx {
                     .await?;
                 Ok((config_of(value, &environment), version))
             }
-            WriteOp::CreateSegment { project, segment } => self.create_segment(&project, segment).await,
-            WriteOp::UpdateSegment { project, key, expected_version, segment } => {
-                self.update_segment(&project, &key, expected_version, segment).await
+            WriteOp::CreateSegment { project, segment } => {
+                self.create_segment(&project, segment).await
             }
-            WriteOp::DeleteSegment { project, key, expected_version } => {
-                self.delete_segment(&project, &key, expected_version).await
+            WriteOp::UpdateSegment {
+                project,
+                key,
+                expected_version,
+                segment,
+            } => {
+                self.update_segment(&project, &key, expected_version, segment)
+                    .await
             }
+            WriteOp::DeleteSegment {
+                project,
+                key,
+                expected_version,
+            } => self.delete_segment(&project, &key, expected_version).await,
             WriteOp::CreateToken { token } => self.create_token(token).await,
             WriteOp::DeleteToken { id } => self.delete_token(&id).await,
         }
     }
 
-    fn change(&mut self, action: &'static str, resource_type: &'static str, project: Option<&str>, key: &str, old: Option<Value>, new: Option<Value>) {
-        self.changes.push(Change { action, resource_type, project: project.map(str::to_string), key: key.to_string(), old, new });
+    fn change(
+        &mut self,
+        action: &'static str,
+        resource_type: &'static str,
+        project: Option<&str>,
+        key: &str,
+        old: Option<Value>,
+        new: Option<Value>,
+    ) {
+        self.changes.push(Change {
+            action,
+            resource_type,
+            project: project.map(str::to_string),
+            key: key.to_string(),
+            old,
+            new,
+        });
     }
 
     async fn record_changes(&mut self, meta: &WriteMeta) -> StoreResult<()> {
@@ -235,15 +390,24 @@ impl WriteTx {
             }
         };
         for row in rows {
-            let rev = EnvRevision { project: project.to_string(), environment: row.try_get("key")?, revision: row.try_get("revision")? };
+            let rev = EnvRevision {
+                project: project.to_string(),
+                environment: row.try_get("key")?,
+                revision: row.try_get("revision")?,
+            };
             self.notices.push(ChangeNotice::Environment(rev.clone()));
             self.revisions.push(rev);
         }
         Ok(())
     }
 
+    /// Reads the project's version and locks its row until the transaction ends. Every
+    /// project-scoped write starts here, so writes to one project are serialised: PostgreSQL
+    /// runs READ COMMITTED, and without the lock two writers that both checked version N would
+    /// both commit (a lost update). The no-op `UPDATE` is the portable row lock — SQLite has no
+    /// `SELECT … FOR UPDATE`, and there it also takes the database write lock up front.
     async fn project_version(&mut self, key: &str) -> StoreResult<i64> {
-        sqlx::query("SELECT version FROM projects WHERE key = $1")
+        sqlx::query("UPDATE projects SET version = version WHERE key = $1 RETURNING version")
             .bind(key)
             .fetch_optional(&mut *self.tx)
             .await?
@@ -253,47 +417,70 @@ impl WriteTx {
     }
 
     async fn environments(&mut self, project: &str) -> StoreResult<Vec<EnvironmentRecord>> {
-        let rows = sqlx::query(&format!("SELECT {ENV_COLUMNS} FROM environments WHERE project = $1 ORDER BY position"))
-            .bind(project)
-            .fetch_all(&mut *self.tx)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {ENV_COLUMNS} FROM environments WHERE project = $1 ORDER BY position"
+        ))
+        .bind(project)
+        .fetch_all(&mut *self.tx)
+        .await?;
         rows.iter().map(decode_environment).collect()
     }
 
     async fn load_state(&mut self, project: &str) -> StoreResult<ProjectState> {
         self.project_version(project).await?;
-        let env_keys = self.environments(project).await?.into_iter().map(|e| e.environment.key).collect();
-        let mut flags = BTreeMap::new();
-        for row in sqlx::query("SELECT doc, version, created_at, updated_at FROM flags WHERE project = $1")
-            .bind(project)
-            .fetch_all(&mut *self.tx)
+        let env_keys = self
+            .environments(project)
             .await?
+            .into_iter()
+            .map(|e| e.environment.key)
+            .collect();
+        let mut flags = BTreeMap::new();
+        for row in
+            sqlx::query("SELECT doc, version, created_at, updated_at FROM flags WHERE project = $1")
+                .bind(project)
+                .fetch_all(&mut *self.tx)
+                .await?
         {
             let f = decode_flag(&row)?;
             flags.insert(f.key.clone(), f);
         }
         let mut segments = BTreeMap::new();
-        for row in sqlx::query("SELECT doc, version, created_at, updated_at FROM segments WHERE project = $1")
-            .bind(project)
-            .fetch_all(&mut *self.tx)
-            .await?
+        for row in sqlx::query(
+            "SELECT doc, version, created_at, updated_at FROM segments WHERE project = $1",
+        )
+        .bind(project)
+        .fetch_all(&mut *self.tx)
+        .await?
         {
             let s = decode_segment(&row)?;
             segments.insert(s.key.clone(), s);
         }
-        Ok(ProjectState { env_keys, segments, flags })
+        Ok(ProjectState {
+            env_keys,
+            segments,
+            flags,
+        })
     }
 
-    async fn tokens_bound_to(&mut self, project: &str, environment: Option<&str>) -> StoreResult<Vec<String>> {
-        let rows = sqlx::query("SELECT id, name, environment FROM tokens WHERE project = $1 ORDER BY id")
-            .bind(project)
-            .fetch_all(&mut *self.tx)
-            .await?;
+    async fn tokens_bound_to(
+        &mut self,
+        project: &str,
+        environment: Option<&str>,
+    ) -> StoreResult<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT id, name, environment FROM tokens WHERE project = $1 ORDER BY id")
+                .bind(project)
+                .fetch_all(&mut *self.tx)
+                .await?;
         let mut out = Vec::new();
         for r in rows {
             let env: Option<String> = r.try_get("environment")?;
             if environment.is_none() || env.as_deref() == environment {
-                out.push(format!("token {} ({})", r.try_get::<String, _>("id")?, r.try_get::<String, _>("name")?));
+                out.push(format!(
+                    "token {} ({})",
+                    r.try_get::<String, _>("id")?,
+                    r.try_get::<String, _>("name")?
+                ));
             }
         }
         Ok(out)
@@ -301,20 +488,38 @@ impl WriteTx {
 
     // ---- projects -------------------------------------------------------------------------
 
-    async fn create_project(&mut self, project: Project, environments: Option<Vec<Environment>>) -> StoreResult<(Option<Value>, i64)> {
+    async fn create_project(
+        &mut self,
+        project: Project,
+        environments: Option<Vec<Environment>>,
+    ) -> StoreResult<(Option<Value>, i64)> {
         let environments = environments.unwrap_or_else(|| {
             DEFAULT_ENVIRONMENTS
                 .iter()
-                .map(|(key, name)| Environment { key: key.to_string(), name: name.to_string(), description: String::new(), protected: false })
+                .map(|(key, name)| Environment {
+                    key: key.to_string(),
+                    name: name.to_string(),
+                    description: String::new(),
+                    protected: false,
+                })
                 .collect()
         });
-        let mut errors = validate::validate_project(&project).err().map(|e| e.0).unwrap_or_default();
+        let mut errors = validate::validate_project(&project)
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default();
         for (i, env) in environments.iter().enumerate() {
             if let Err(e) = validate::validate_environment(env) {
-                errors.extend(e.0.into_iter().map(|f| FieldError { field: format!("environments[{i}].{}", f.field), message: f.message }));
+                errors.extend(e.0.into_iter().map(|f| FieldError {
+                    field: format!("environments[{i}].{}", f.field),
+                    message: f.message,
+                }));
             }
             if environments[..i].iter().any(|other| other.key == env.key) {
-                errors.push(FieldError { field: format!("environments[{i}].key"), message: format!("duplicate environment key {:?}", env.key) });
+                errors.push(FieldError {
+                    field: format!("environments[{i}].key"),
+                    message: format!("duplicate environment key {:?}", env.key),
+                });
             }
         }
         if !errors.is_empty() {
@@ -328,18 +533,36 @@ impl WriteTx {
             .execute(&mut *self.tx)
             .await;
         match inserted {
-            Err(e) if is_unique_violation(&e) => return Err(StoreError::AlreadyExists(format!("project {:?}", project.key))),
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::AlreadyExists(format!(
+                    "project {:?}",
+                    project.key
+                )))
+            }
             other => other?,
         };
         for (position, env) in environments.iter().enumerate() {
-            self.insert_environment(&project.key, env, position as i64).await?;
+            self.insert_environment(&project.key, env, position as i64)
+                .await?;
         }
         let value = self.project_value(&project.key).await?;
-        self.change("create", "project", Some(&project.key), &project.key, None, Some(value.clone()));
+        self.change(
+            "create",
+            "project",
+            Some(&project.key),
+            &project.key,
+            None,
+            Some(value.clone()),
+        );
         Ok((Some(value), 1))
     }
 
-    async fn insert_environment(&mut self, project: &str, env: &Environment, position: i64) -> StoreResult<()> {
+    async fn insert_environment(
+        &mut self,
+        project: &str,
+        env: &Environment,
+        position: i64,
+    ) -> StoreResult<()> {
         let inserted = sqlx::query(
             "INSERT INTO environments (project, key, name, description, protected, position, version, revision, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $6, 1, 1, $7, $7)",
@@ -354,10 +577,17 @@ impl WriteTx {
         .execute(&mut *self.tx)
         .await;
         match inserted {
-            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!("environment {:?} in project {project:?}", env.key))),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
+                "environment {:?} in project {project:?}",
+                env.key
+            ))),
             other => other.map(|_| ()).map_err(Into::into),
         }?;
-        let rev = EnvRevision { project: project.to_string(), environment: env.key.clone(), revision: 1 };
+        let rev = EnvRevision {
+            project: project.to_string(),
+            environment: env.key.clone(),
+            revision: 1,
+        };
         self.notices.push(ChangeNotice::Environment(rev.clone()));
         self.revisions.push(rev);
         Ok(())
@@ -376,7 +606,12 @@ impl WriteTx {
         Ok(value)
     }
 
-    async fn update_project(&mut self, key: &str, expected: Option<i64>, project: Project) -> StoreResult<(Option<Value>, i64)> {
+    async fn update_project(
+        &mut self,
+        key: &str,
+        expected: Option<i64>,
+        project: Project,
+    ) -> StoreResult<(Option<Value>, i64)> {
         if project.key != key {
             return Err(key_mismatch("key", key));
         }
@@ -392,11 +627,22 @@ impl WriteTx {
             .execute(&mut *self.tx)
             .await?;
         let value = self.project_value(key).await?;
-        self.change("update", "project", Some(key), key, Some(old), Some(value.clone()));
+        self.change(
+            "update",
+            "project",
+            Some(key),
+            key,
+            Some(old),
+            Some(value.clone()),
+        );
         Ok((Some(value), current + 1))
     }
 
-    async fn delete_project(&mut self, key: &str, expected: Option<i64>) -> StoreResult<(Option<Value>, i64)> {
+    async fn delete_project(
+        &mut self,
+        key: &str,
+        expected: Option<i64>,
+    ) -> StoreResult<(Option<Value>, i64)> {
         let current = self.project_version(key).await?;
         check_version(expected, current)?;
         let dependants = self.tokens_bound_to(key, None).await?;
@@ -408,12 +654,21 @@ impl WriteTx {
         }
         let old = self.project_value(key).await?;
         for env in self.environments(key).await? {
-            self.notices.push(ChangeNotice::EnvironmentRemoved { project: key.to_string(), environment: env.environment.key });
+            self.notices.push(ChangeNotice::EnvironmentRemoved {
+                project: key.to_string(),
+                environment: env.environment.key,
+            });
         }
         for table in ["flags", "segments", "environments"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE project = $1")).bind(key).execute(&mut *self.tx).await?;
+            sqlx::query(&format!("DELETE FROM {table} WHERE project = $1"))
+                .bind(key)
+                .execute(&mut *self.tx)
+                .await?;
         }
-        sqlx::query("DELETE FROM projects WHERE key = $1").bind(key).execute(&mut *self.tx).await?;
+        sqlx::query("DELETE FROM projects WHERE key = $1")
+            .bind(key)
+            .execute(&mut *self.tx)
+            .await?;
         self.change("delete", "project", Some(key), key, Some(old), None);
         Ok((None, current))
     }
@@ -422,21 +677,31 @@ impl WriteTx {
 
     async fn environment(&mut self, project: &str, key: &str) -> StoreResult<EnvironmentRecord> {
         self.project_version(project).await?;
-        let row = sqlx::query(&format!("SELECT {ENV_COLUMNS} FROM environments WHERE project = $1 AND key = $2"))
-            .bind(project)
-            .bind(key)
-            .fetch_optional(&mut *self.tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("environment {key:?} in project {project:?}")))?;
+        let row = sqlx::query(&format!(
+            "SELECT {ENV_COLUMNS} FROM environments WHERE project = $1 AND key = $2"
+        ))
+        .bind(project)
+        .bind(key)
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .ok_or_else(|| {
+            StoreError::NotFound(format!("environment {key:?} in project {project:?}"))
+        })?;
         decode_environment(&row)
     }
 
     /// Rewrites every flag of the project through `edit` (used when environments come and go).
-    async fn rewrite_flags(&mut self, project: &str, mut edit: impl FnMut(&mut Flag)) -> StoreResult<()> {
-        let rows = sqlx::query("SELECT doc, version, created_at, updated_at FROM flags WHERE project = $1")
-            .bind(project)
-            .fetch_all(&mut *self.tx)
-            .await?;
+    async fn rewrite_flags(
+        &mut self,
+        project: &str,
+        mut edit: impl FnMut(&mut Flag),
+    ) -> StoreResult<()> {
+        let rows = sqlx::query(
+            "SELECT doc, version, created_at, updated_at FROM flags WHERE project = $1",
+        )
+        .bind(project)
+        .fetch_all(&mut *self.tx)
+        .await?;
         for row in rows {
             let mut flag = decode_flag(&row)?;
             edit(&mut flag);
@@ -446,14 +711,20 @@ impl WriteTx {
         Ok(())
     }
 
-    async fn create_environment(&mut self, project: &str, env: Environment) -> StoreResult<(Option<Value>, i64)> {
+    async fn create_environment(
+        &mut self,
+        project: &str,
+        env: Environment,
+    ) -> StoreResult<(Option<Value>, i64)> {
         validate::validate_environment(&env)?;
         self.project_version(project).await?;
-        let position: i64 = sqlx::query("SELECT COALESCE(MAX(position), -1) + 1 AS p FROM environments WHERE project = $1")
-            .bind(project)
-            .fetch_one(&mut *self.tx)
-            .await?
-            .try_get("p")?;
+        let position: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(position), -1) + 1 AS p FROM environments WHERE project = $1",
+        )
+        .bind(project)
+        .fetch_one(&mut *self.tx)
+        .await?
+        .try_get("p")?;
         self.insert_environment(project, &env, position).await?;
         let key = env.key.clone();
         // Every flag gets a config for the new environment: disabled, serving its off variant.
@@ -465,11 +736,24 @@ impl WriteTx {
         // The rewrite bumped every flag's version, which evaluations report.
         self.bump(project, None).await?;
         let value = to_value(&self.environment(project, &env.key).await?)?;
-        self.change("create", "environment", Some(project), &env.key, None, Some(value.clone()));
+        self.change(
+            "create",
+            "environment",
+            Some(project),
+            &env.key,
+            None,
+            Some(value.clone()),
+        );
         Ok((Some(value), 1))
     }
 
-    async fn update_environment(&mut self, project: &str, key: &str, expected: Option<i64>, env: Environment) -> StoreResult<(Option<Value>, i64)> {
+    async fn update_environment(
+        &mut self,
+        project: &str,
+        key: &str,
+        expected: Option<i64>,
+        env: Environment,
+    ) -> StoreResult<(Option<Value>, i64)> {
         if env.key != key {
             return Err(key_mismatch("key", key));
         }
@@ -487,11 +771,23 @@ impl WriteTx {
             .await?;
         let new = self.environment(project, key).await?;
         let (old, new_value) = (to_value(&old)?, to_value(&new)?);
-        self.change("update", "environment", Some(project), key, Some(old), Some(new_value.clone()));
+        self.change(
+            "update",
+            "environment",
+            Some(project),
+            key,
+            Some(old),
+            Some(new_value.clone()),
+        );
         Ok((Some(new_value), new.version))
     }
 
-    async fn delete_environment(&mut self, project: &str, key: &str, expected: Option<i64>) -> StoreResult<(Option<Value>, i64)> {
+    async fn delete_environment(
+        &mut self,
+        project: &str,
+        key: &str,
+        expected: Option<i64>,
+    ) -> StoreResult<(Option<Value>, i64)> {
         let old = self.environment(project, key).await?;
         check_version(expected, old.version)?;
         if old.environment.protected {
@@ -502,26 +798,51 @@ impl WriteTx {
         }
         let dependants = self.tokens_bound_to(project, Some(key)).await?;
         if !dependants.is_empty() {
-            return Err(StoreError::Conflict { message: format!("environment {key:?} has tokens bound to it; delete them first"), dependants });
+            return Err(StoreError::Conflict {
+                message: format!("environment {key:?} has tokens bound to it; delete them first"),
+                dependants,
+            });
         }
-        sqlx::query("DELETE FROM environments WHERE project = $1 AND key = $2").bind(project).bind(key).execute(&mut *self.tx).await?;
+        sqlx::query("DELETE FROM environments WHERE project = $1 AND key = $2")
+            .bind(project)
+            .bind(key)
+            .execute(&mut *self.tx)
+            .await?;
         self.rewrite_flags(project, |flag| {
             flag.environments.remove(key);
         })
         .await?;
         self.bump(project, None).await?;
-        self.notices.push(ChangeNotice::EnvironmentRemoved { project: project.to_string(), environment: key.to_string() });
-        self.change("delete", "environment", Some(project), key, Some(to_value(&old)?), None);
+        self.notices.push(ChangeNotice::EnvironmentRemoved {
+            project: project.to_string(),
+            environment: key.to_string(),
+        });
+        self.change(
+            "delete",
+            "environment",
+            Some(project),
+            key,
+            Some(to_value(&old)?),
+            None,
+        );
         Ok((None, old.version))
     }
 
     // ---- flags ----------------------------------------------------------------------------
 
     /// Writes `flag` (insert or update) with `version`, stamping bookkeeping fields.
-    async fn store_flag(&mut self, project: &str, flag: &mut Flag, version: i64) -> StoreResult<()> {
+    async fn store_flag(
+        &mut self,
+        project: &str,
+        flag: &mut Flag,
+        version: i64,
+    ) -> StoreResult<()> {
         flag.version = version;
         flag.updated_at = Some(self.now.clone());
-        let created_at = flag.created_at.get_or_insert_with(|| self.now.clone()).clone();
+        let created_at = flag
+            .created_at
+            .get_or_insert_with(|| self.now.clone())
+            .clone();
         let doc = serde_json::to_string(&*flag)?;
         let inserted = if version == 1 {
             sqlx::query("INSERT INTO flags (project, key, doc, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -544,15 +865,25 @@ impl WriteTx {
                 .await
         };
         match inserted {
-            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!("flag {:?} in project {project:?}", flag.key))),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
+                "flag {:?} in project {project:?}",
+                flag.key
+            ))),
             other => other.map(|_| ()).map_err(Into::into),
         }
     }
 
-    async fn create_flag(&mut self, project: &str, mut flag: Flag) -> StoreResult<(Option<Value>, i64)> {
+    async fn create_flag(
+        &mut self,
+        project: &str,
+        mut flag: Flag,
+    ) -> StoreResult<(Option<Value>, i64)> {
         let state = self.load_state(project).await?;
         if state.flags.contains_key(&flag.key) {
-            return Err(StoreError::AlreadyExists(format!("flag {:?} in project {project:?}", flag.key)));
+            return Err(StoreError::AlreadyExists(format!(
+                "flag {:?} in project {project:?}",
+                flag.key
+            )));
         }
         flag.normalize(state.env_keys.iter().map(String::as_str));
         validate::validate_flag(&flag, &state.view())?;
@@ -560,7 +891,14 @@ impl WriteTx {
         self.store_flag(project, &mut flag, 1).await?;
         self.bump(project, None).await?;
         let value = to_value(&flag)?;
-        self.change("create", "flag", Some(project), &flag.key, None, Some(value.clone()));
+        self.change(
+            "create",
+            "flag",
+            Some(project),
+            &flag.key,
+            None,
+            Some(value.clone()),
+        );
         Ok((Some(value), 1))
     }
 
@@ -573,7 +911,10 @@ impl WriteTx {
         build: impl FnOnce(&Flag) -> StoreResult<Flag>,
     ) -> StoreResult<(Option<Value>, i64)> {
         let state = self.load_state(project).await?;
-        let old = state.flags.get(key).ok_or_else(|| StoreError::NotFound(format!("flag {key:?} in project {project:?}")))?;
+        let old = state
+            .flags
+            .get(key)
+            .ok_or_else(|| StoreError::NotFound(format!("flag {key:?} in project {project:?}")))?;
         check_version(expected, old.version)?;
         let mut flag = build(old)?;
         flag.normalize(state.env_keys.iter().map(String::as_str));
@@ -581,7 +922,12 @@ impl WriteTx {
         if flag.archived && !old.archived {
             let dependants = validate::flag_dependants(key, &state.view());
             if !dependants.is_empty() {
-                return Err(StoreError::Conflict { message: format!("flag {key:?} is a prerequisite of other flags; it cannot be archived"), dependants });
+                return Err(StoreError::Conflict {
+                    message: format!(
+                        "flag {key:?} is a prerequisite of other flags; it cannot be archived"
+                    ),
+                    dependants,
+                });
             }
         }
         flag.created_at = old.created_at.clone();
@@ -592,20 +938,42 @@ impl WriteTx {
         // every environment's rule set is affected.
         self.bump(project, None).await?;
         let value = to_value(&flag)?;
-        self.change("update", "flag", Some(project), key, Some(old_value), Some(value.clone()));
+        self.change(
+            "update",
+            "flag",
+            Some(project),
+            key,
+            Some(old_value),
+            Some(value.clone()),
+        );
         Ok((Some(value), version))
     }
 
-    async fn delete_flag(&mut self, project: &str, key: &str, expected: Option<i64>) -> StoreResult<(Option<Value>, i64)> {
+    async fn delete_flag(
+        &mut self,
+        project: &str,
+        key: &str,
+        expected: Option<i64>,
+    ) -> StoreResult<(Option<Value>, i64)> {
         let state = self.load_state(project).await?;
-        let old = state.flags.get(key).ok_or_else(|| StoreError::NotFound(format!("flag {key:?} in project {project:?}")))?;
+        let old = state
+            .flags
+            .get(key)
+            .ok_or_else(|| StoreError::NotFound(format!("flag {key:?} in project {project:?}")))?;
         check_version(expected, old.version)?;
         let dependants = validate::flag_dependants(key, &state.view());
         if !dependants.is_empty() {
-            return Err(StoreError::Conflict { message: format!("flag {key:?} is a prerequisite of other flags"), dependants });
+            return Err(StoreError::Conflict {
+                message: format!("flag {key:?} is a prerequisite of other flags"),
+                dependants,
+            });
         }
         let (old_value, version) = (to_value(old)?, old.version);
-        sqlx::query("DELETE FROM flags WHERE project = $1 AND key = $2").bind(project).bind(key).execute(&mut *self.tx).await?;
+        sqlx::query("DELETE FROM flags WHERE project = $1 AND key = $2")
+            .bind(project)
+            .bind(key)
+            .execute(&mut *self.tx)
+            .await?;
         self.bump(project, None).await?;
         self.change("delete", "flag", Some(project), key, Some(old_value), None);
         Ok((None, version))
@@ -613,10 +981,18 @@ impl WriteTx {
 
     // ---- segments -------------------------------------------------------------------------
 
-    async fn store_segment(&mut self, project: &str, segment: &mut Segment, version: i64) -> StoreResult<()> {
+    async fn store_segment(
+        &mut self,
+        project: &str,
+        segment: &mut Segment,
+        version: i64,
+    ) -> StoreResult<()> {
         segment.version = version;
         segment.updated_at = Some(self.now.clone());
-        let created_at = segment.created_at.get_or_insert_with(|| self.now.clone()).clone();
+        let created_at = segment
+            .created_at
+            .get_or_insert_with(|| self.now.clone())
+            .clone();
         let doc = serde_json::to_string(&*segment)?;
         let result = if version == 1 {
             sqlx::query("INSERT INTO segments (project, key, doc, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)")
@@ -639,31 +1015,56 @@ impl WriteTx {
                 .await
         };
         match result {
-            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!("segment {:?} in project {project:?}", segment.key))),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
+                "segment {:?} in project {project:?}",
+                segment.key
+            ))),
             other => other.map(|_| ()).map_err(Into::into),
         }
     }
 
-    async fn create_segment(&mut self, project: &str, mut segment: Segment) -> StoreResult<(Option<Value>, i64)> {
+    async fn create_segment(
+        &mut self,
+        project: &str,
+        mut segment: Segment,
+    ) -> StoreResult<(Option<Value>, i64)> {
         let state = self.load_state(project).await?;
         if state.segments.contains_key(&segment.key) {
-            return Err(StoreError::AlreadyExists(format!("segment {:?} in project {project:?}", segment.key)));
+            return Err(StoreError::AlreadyExists(format!(
+                "segment {:?} in project {project:?}",
+                segment.key
+            )));
         }
         validate::validate_segment(&segment, &state.view())?;
         segment.created_at = None;
         self.store_segment(project, &mut segment, 1).await?;
         self.bump(project, None).await?;
         let value = to_value(&segment)?;
-        self.change("create", "segment", Some(project), &segment.key, None, Some(value.clone()));
+        self.change(
+            "create",
+            "segment",
+            Some(project),
+            &segment.key,
+            None,
+            Some(value.clone()),
+        );
         Ok((Some(value), 1))
     }
 
-    async fn update_segment(&mut self, project: &str, key: &str, expected: Option<i64>, mut segment: Segment) -> StoreResult<(Option<Value>, i64)> {
+    async fn update_segment(
+        &mut self,
+        project: &str,
+        key: &str,
+        expected: Option<i64>,
+        mut segment: Segment,
+    ) -> StoreResult<(Option<Value>, i64)> {
         if segment.key != key {
             return Err(key_mismatch("key", key));
         }
         let state = self.load_state(project).await?;
-        let old = state.segments.get(key).ok_or_else(|| StoreError::NotFound(format!("segment {key:?} in project {project:?}")))?;
+        let old = state.segments.get(key).ok_or_else(|| {
+            StoreError::NotFound(format!("segment {key:?} in project {project:?}"))
+        })?;
         check_version(expected, old.version)?;
         validate::validate_segment(&segment, &state.view())?;
         segment.created_at = old.created_at.clone();
@@ -671,22 +1072,50 @@ impl WriteTx {
         self.store_segment(project, &mut segment, version).await?;
         self.bump(project, None).await?;
         let value = to_value(&segment)?;
-        self.change("update", "segment", Some(project), key, Some(old_value), Some(value.clone()));
+        self.change(
+            "update",
+            "segment",
+            Some(project),
+            key,
+            Some(old_value),
+            Some(value.clone()),
+        );
         Ok((Some(value), version))
     }
 
-    async fn delete_segment(&mut self, project: &str, key: &str, expected: Option<i64>) -> StoreResult<(Option<Value>, i64)> {
+    async fn delete_segment(
+        &mut self,
+        project: &str,
+        key: &str,
+        expected: Option<i64>,
+    ) -> StoreResult<(Option<Value>, i64)> {
         let state = self.load_state(project).await?;
-        let old = state.segments.get(key).ok_or_else(|| StoreError::NotFound(format!("segment {key:?} in project {project:?}")))?;
+        let old = state.segments.get(key).ok_or_else(|| {
+            StoreError::NotFound(format!("segment {key:?} in project {project:?}"))
+        })?;
         check_version(expected, old.version)?;
         let dependants = validate::segment_dependants(key, &state.view());
         if !dependants.is_empty() {
-            return Err(StoreError::Conflict { message: format!("segment {key:?} is in use"), dependants });
+            return Err(StoreError::Conflict {
+                message: format!("segment {key:?} is in use"),
+                dependants,
+            });
         }
         let (old_value, version) = (to_value(old)?, old.version);
-        sqlx::query("DELETE FROM segments WHERE project = $1 AND key = $2").bind(project).bind(key).execute(&mut *self.tx).await?;
+        sqlx::query("DELETE FROM segments WHERE project = $1 AND key = $2")
+            .bind(project)
+            .bind(key)
+            .execute(&mut *self.tx)
+            .await?;
         self.bump(project, None).await?;
-        self.change("delete", "segment", Some(project), key, Some(old_value), None);
+        self.change(
+            "delete",
+            "segment",
+            Some(project),
+            key,
+            Some(old_value),
+            None,
+        );
         Ok((None, version))
     }
 
@@ -694,26 +1123,37 @@ impl WriteTx {
 
     async fn create_token(&mut self, token: NewToken) -> StoreResult<(Option<Value>, i64)> {
         let mut errors = Vec::new();
-        let field = |f: &str, m: &str| FieldError { field: f.to_string(), message: m.to_string() };
+        let field = |f: &str, m: &str| FieldError {
+            field: f.to_string(),
+            message: m.to_string(),
+        };
         match token.kind {
             TokenKind::Admin => {
                 if token.project.is_some() {
                     errors.push(field("project", "admin tokens are not bound to a project"));
                 }
                 if token.environment.is_some() {
-                    errors.push(field("environment", "admin tokens are not bound to an environment"));
+                    errors.push(field(
+                        "environment",
+                        "admin tokens are not bound to an environment",
+                    ));
                 }
             }
             TokenKind::Server | TokenKind::Client => match (&token.project, &token.environment) {
                 (Some(p), Some(e)) => {
-                    let exists = sqlx::query("SELECT 1 AS one FROM environments WHERE project = $1 AND key = $2")
-                        .bind(p)
-                        .bind(e)
-                        .fetch_optional(&mut *self.tx)
-                        .await?
-                        .is_some();
+                    let exists = sqlx::query(
+                        "SELECT 1 AS one FROM environments WHERE project = $1 AND key = $2",
+                    )
+                    .bind(p)
+                    .bind(e)
+                    .fetch_optional(&mut *self.tx)
+                    .await?
+                    .is_some();
                     if !exists {
-                        errors.push(field("environment", &format!("no environment {e:?} in project {p:?}")));
+                        errors.push(field(
+                            "environment",
+                            &format!("no environment {e:?} in project {p:?}"),
+                        ));
                     }
                 }
                 (p, e) => {
@@ -721,7 +1161,10 @@ impl WriteTx {
                         errors.push(field("project", "server and client tokens need a project"));
                     }
                     if e.is_none() {
-                        errors.push(field("environment", "server and client tokens need an environment"));
+                        errors.push(field(
+                            "environment",
+                            "server and client tokens need an environment",
+                        ));
                     }
                 }
             },
@@ -746,34 +1189,57 @@ impl WriteTx {
         let record = self.token(&token.id).await?;
         let value = to_value(&record)?;
         self.notices.push(ChangeNotice::Tokens);
-        self.change("create", "token", token.project.as_deref(), &token.id, None, Some(value.clone()));
+        self.change(
+            "create",
+            "token",
+            token.project.as_deref(),
+            &token.id,
+            None,
+            Some(value.clone()),
+        );
         Ok((Some(value), 1))
     }
 
     async fn token(&mut self, id: &str) -> StoreResult<TokenRecord> {
-        let row = sqlx::query(&format!("SELECT {} FROM tokens WHERE id = $1", crate::read::TOKEN_COLUMNS))
-            .bind(id)
-            .fetch_optional(&mut *self.tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("token {id:?}")))?;
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM tokens WHERE id = $1",
+            crate::read::TOKEN_COLUMNS
+        ))
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("token {id:?}")))?;
         decode_token(&row)
     }
 
     async fn delete_token(&mut self, id: &str) -> StoreResult<(Option<Value>, i64)> {
         let old = self.token(id).await?;
-        sqlx::query("DELETE FROM tokens WHERE id = $1").bind(id).execute(&mut *self.tx).await?;
+        sqlx::query("DELETE FROM tokens WHERE id = $1")
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
         self.notices.push(ChangeNotice::Tokens);
-        self.change("delete", "token", old.project.as_deref(), id, Some(to_value(&old)?), None);
+        self.change(
+            "delete",
+            "token",
+            old.project.as_deref(),
+            id,
+            Some(to_value(&old)?),
+            None,
+        );
         Ok((None, 1))
     }
 }
 
 /// `old` with the config of `environment` replaced by `edit(current config)`.
-fn with_config(old: &Flag, environment: &str, edit: impl FnOnce(&FlagConfig) -> StoreResult<FlagConfig>) -> StoreResult<Flag> {
-    let current = old
-        .environments
-        .get(environment)
-        .ok_or_else(|| StoreError::NotFound(format!("environment {environment:?} of flag {:?}", old.key)))?;
+fn with_config(
+    old: &Flag,
+    environment: &str,
+    edit: impl FnOnce(&FlagConfig) -> StoreResult<FlagConfig>,
+) -> StoreResult<Flag> {
+    let current = old.environments.get(environment).ok_or_else(|| {
+        StoreError::NotFound(format!("environment {environment:?} of flag {:?}", old.key))
+    })?;
     let mut flag = old.clone();
     let config = edit(current)?;
     flag.environments.insert(environment.to_string(), config);
@@ -796,5 +1262,9 @@ fn merge_config(current: &FlagConfig, patch: &Value) -> StoreResult<FlagConfig> 
 
 /// The config of `environment` out of a flag document (the answer to PUT/PATCH of a config).
 fn config_of(flag: Option<Value>, environment: &str) -> Option<Value> {
-    flag.and_then(|mut f| f.get_mut("environments")?.get_mut(environment).map(Value::take))
+    flag.and_then(|mut f| {
+        f.get_mut("environments")?
+            .get_mut(environment)
+            .map(Value::take)
+    })
 }

@@ -7,11 +7,18 @@ use hata_store::{ChangeNotice, FlagFilter, StoreError, WriteMeta, WriteOp};
 use serde_json::json;
 
 fn meta() -> WriteMeta {
-    WriteMeta { actor: "test".into(), request_id: "req-1".into() }
+    WriteMeta {
+        actor: "test".into(),
+        request_id: "req-1".into(),
+    }
 }
 
 fn project(key: &str) -> Project {
-    Project { key: key.into(), name: key.into(), description: String::new() }
+    Project {
+        key: key.into(),
+        name: key.into(),
+        description: String::new(),
+    }
 }
 
 fn flag(v: serde_json::Value) -> Flag {
@@ -22,13 +29,27 @@ fn flag(v: serde_json::Value) -> Flag {
 async fn project_gets_default_environments_and_flags_get_configs() {
     for t in support::all().await {
         let s = &t.store;
-        s.write(&meta(), WriteOp::CreateProject { project: project("shop"), environments: None }).await.unwrap();
+        s.write(
+            &meta(),
+            WriteOp::CreateProject {
+                project: project("shop"),
+                environments: None,
+            },
+        )
+        .await
+        .unwrap();
         let envs = s.list_environments("shop").await.unwrap();
         let keys: Vec<_> = envs.iter().map(|e| e.environment.key.as_str()).collect();
         assert_eq!(keys, ["development", "production"], "{}", t.name);
 
         let out = s
-            .write(&meta(), WriteOp::CreateFlag { project: "shop".into(), flag: flag(json!({"key": "dark-mode", "type": "boolean"})) })
+            .write(
+                &meta(),
+                WriteOp::CreateFlag {
+                    project: "shop".into(),
+                    flag: flag(json!({"key": "dark-mode", "type": "boolean"})),
+                },
+            )
             .await
             .unwrap();
         assert_eq!(out.version, 1);
@@ -42,7 +63,12 @@ async fn project_gets_default_environments_and_flags_get_configs() {
             &meta(),
             WriteOp::CreateEnvironment {
                 project: "shop".into(),
-                environment: Environment { key: "staging".into(), name: "Staging".into(), description: String::new(), protected: false },
+                environment: Environment {
+                    key: "staging".into(),
+                    name: "Staging".into(),
+                    description: String::new(),
+                    protected: false,
+                },
             },
         )
         .await
@@ -58,8 +84,24 @@ async fn versions_are_checked_and_revisions_bumped() {
     for t in support::all().await {
         let s = &t.store;
         let mut notices = s.subscribe();
-        s.write(&meta(), WriteOp::CreateProject { project: project("p"), environments: None }).await.unwrap();
-        s.write(&meta(), WriteOp::CreateFlag { project: "p".into(), flag: flag(json!({"key": "f", "type": "boolean"})) }).await.unwrap();
+        s.write(
+            &meta(),
+            WriteOp::CreateProject {
+                project: project("p"),
+                environments: None,
+            },
+        )
+        .await
+        .unwrap();
+        s.write(
+            &meta(),
+            WriteOp::CreateFlag {
+                project: "p".into(),
+                flag: flag(json!({"key": "f", "type": "boolean"})),
+            },
+        )
+        .await
+        .unwrap();
         let before = s.get_environment("p", "production").await.unwrap().revision;
 
         let patch = WriteOp::PatchFlagConfig {
@@ -77,15 +119,25 @@ async fn versions_are_checked_and_revisions_bumped() {
 
         // The same If-Match again is stale: 412, nothing changed.
         match s.write(&meta(), patch).await {
-            Err(StoreError::VersionMismatch { expected: 1, current: 2 }) => {}
+            Err(StoreError::VersionMismatch {
+                expected: 1,
+                current: 2,
+            }) => {}
             other => panic!("{}: {other:?}", t.name),
         }
         assert_eq!(s.get_flag("p", "f").await.unwrap().version, 2);
-        assert_eq!(s.get_environment("p", "production").await.unwrap().revision, after);
+        assert_eq!(
+            s.get_environment("p", "production").await.unwrap().revision,
+            after
+        );
 
         let mut saw = false;
         while let Ok(n) = notices.try_recv() {
-            if n == ChangeNotice::Environment(hata_store::EnvRevision { project: "p".into(), environment: "production".into(), revision: after }) {
+            if n == ChangeNotice::Environment(hata_store::EnvRevision {
+                project: "p".into(),
+                environment: "production".into(),
+                revision: after,
+            }) {
                 saw = true;
             }
         }
@@ -97,19 +149,57 @@ async fn versions_are_checked_and_revisions_bumped() {
 async fn duplicates_and_missing_parents() {
     for t in support::all().await {
         let s = &t.store;
-        s.write(&meta(), WriteOp::CreateProject { project: project("p"), environments: None }).await.unwrap();
+        s.write(
+            &meta(),
+            WriteOp::CreateProject {
+                project: project("p"),
+                environments: None,
+            },
+        )
+        .await
+        .unwrap();
         assert!(matches!(
-            s.write(&meta(), WriteOp::CreateProject { project: project("p"), environments: None }).await,
+            s.write(
+                &meta(),
+                WriteOp::CreateProject {
+                    project: project("p"),
+                    environments: None
+                }
+            )
+            .await,
             Err(StoreError::AlreadyExists(_))
         ));
         assert!(matches!(
-            s.write(&meta(), WriteOp::CreateFlag { project: "nope".into(), flag: flag(json!({"key": "f", "type": "boolean"})) }).await,
+            s.write(
+                &meta(),
+                WriteOp::CreateFlag {
+                    project: "nope".into(),
+                    flag: flag(json!({"key": "f", "type": "boolean"}))
+                }
+            )
+            .await,
             Err(StoreError::NotFound(_))
         ));
-        let seg: Segment = serde_json::from_value(json!({"key": "beta", "included": ["u1"]})).unwrap();
-        s.write(&meta(), WriteOp::CreateSegment { project: "p".into(), segment: seg.clone() }).await.unwrap();
+        let seg: Segment =
+            serde_json::from_value(json!({"key": "beta", "included": ["u1"]})).unwrap();
+        s.write(
+            &meta(),
+            WriteOp::CreateSegment {
+                project: "p".into(),
+                segment: seg.clone(),
+            },
+        )
+        .await
+        .unwrap();
         assert!(matches!(
-            s.write(&meta(), WriteOp::CreateSegment { project: "p".into(), segment: seg }).await,
+            s.write(
+                &meta(),
+                WriteOp::CreateSegment {
+                    project: "p".into(),
+                    segment: seg
+                }
+            )
+            .await,
             Err(StoreError::AlreadyExists(_))
         ));
     }
@@ -119,8 +209,24 @@ async fn duplicates_and_missing_parents() {
 async fn concurrent_writers_with_the_same_version_one_wins() {
     for t in support::all().await {
         let s = t.store.clone();
-        s.write(&meta(), WriteOp::CreateProject { project: project("p"), environments: None }).await.unwrap();
-        s.write(&meta(), WriteOp::CreateFlag { project: "p".into(), flag: flag(json!({"key": "f", "type": "boolean"})) }).await.unwrap();
+        s.write(
+            &meta(),
+            WriteOp::CreateProject {
+                project: project("p"),
+                environments: None,
+            },
+        )
+        .await
+        .unwrap();
+        s.write(
+            &meta(),
+            WriteOp::CreateFlag {
+                project: "p".into(),
+                flag: flag(json!({"key": "f", "type": "boolean"})),
+            },
+        )
+        .await
+        .unwrap();
         let mut tasks = Vec::new();
         for i in 0..8 {
             let s = s.clone();
@@ -155,18 +261,65 @@ async fn concurrent_writers_with_the_same_version_one_wins() {
 async fn list_flags_filters_and_pages() {
     for t in support::all().await {
         let s = &t.store;
-        s.write(&meta(), WriteOp::CreateProject { project: project("p"), environments: None }).await.unwrap();
+        s.write(
+            &meta(),
+            WriteOp::CreateProject {
+                project: project("p"),
+                environments: None,
+            },
+        )
+        .await
+        .unwrap();
         for i in 0..5 {
-            let f = flag(json!({"key": format!("f{i}"), "type": "boolean", "tags": [if i % 2 == 0 {"even"} else {"odd"}], "owner": "team-a"}));
-            s.write(&meta(), WriteOp::CreateFlag { project: "p".into(), flag: f }).await.unwrap();
+            let f = flag(
+                json!({"key": format!("f{i}"), "type": "boolean", "tags": [if i % 2 == 0 {"even"} else {"odd"}], "owner": "team-a"}),
+            );
+            s.write(
+                &meta(),
+                WriteOp::CreateFlag {
+                    project: "p".into(),
+                    flag: f,
+                },
+            )
+            .await
+            .unwrap();
         }
-        let page1 = s.list_flags("p", &FlagFilter::default(), 2, None).await.unwrap();
-        assert_eq!(page1.items.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(), ["f0", "f1"]);
-        let page2 = s.list_flags("p", &FlagFilter::default(), 2, page1.next_cursor.as_deref()).await.unwrap();
+        let page1 = s
+            .list_flags("p", &FlagFilter::default(), 2, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            page1
+                .items
+                .iter()
+                .map(|f| f.key.as_str())
+                .collect::<Vec<_>>(),
+            ["f0", "f1"]
+        );
+        let page2 = s
+            .list_flags("p", &FlagFilter::default(), 2, page1.next_cursor.as_deref())
+            .await
+            .unwrap();
         assert_eq!(page2.items[0].key, "f2");
-        let even = FlagFilter { tag: Some("even".into()), ..Default::default() };
-        assert_eq!(s.list_flags("p", &even, 100, None).await.unwrap().items.len(), 3);
-        let q = FlagFilter { q: Some("F4".into()), ..Default::default() };
-        assert_eq!(s.list_flags("p", &q, 100, None).await.unwrap().items.len(), 1);
+        let even = FlagFilter {
+            tag: Some("even".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.list_flags("p", &even, 100, None)
+                .await
+                .unwrap()
+                .items
+                .len(),
+            3
+        );
+        let q = FlagFilter {
+            q: Some("F4".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.list_flags("p", &q, 100, None).await.unwrap().items.len(),
+            1
+        );
     }
 }

@@ -12,14 +12,21 @@ pub struct TestStore {
 }
 
 pub fn postgres_admin_url() -> String {
-    std::env::var("HATA_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("HATA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 pub async fn sqlite() -> TestStore {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("hata.db").display());
-    let store = Store::open(&StoreConfig::new(url)).await.expect("open sqlite store");
-    TestStore { store, name: "sqlite", _dir: Some(dir) }
+    let store = Store::open(&StoreConfig::new(url))
+        .await
+        .expect("open sqlite store");
+    TestStore {
+        store,
+        name: "sqlite",
+        _dir: Some(dir),
+    }
 }
 
 /// A new, empty PostgreSQL database. `None` only when PostgreSQL is unreachable and we are
@@ -35,11 +42,23 @@ pub async fn postgres() -> Option<TestStore> {
         Err(e) => panic!("PostgreSQL at {admin_url} is required under CI: {e}"),
     };
     let db = format!("hata_t_{:016x}", rand::random::<u64>());
-    admin.execute(format!("CREATE DATABASE {db}").as_str()).await.expect("create database");
+    admin
+        .execute(format!("CREATE DATABASE {db}").as_str())
+        .await
+        .expect("create database");
     admin.close().await;
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b.to_string()).expect("database url has a path");
-    let store = Store::open(&StoreConfig::new(format!("{base}/{db}"))).await.expect("open postgres store");
-    Some(TestStore { store, name: "postgres", _dir: None })
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b.to_string())
+        .expect("database url has a path");
+    let store = Store::open(&StoreConfig::new(format!("{base}/{db}")))
+        .await
+        .expect("open postgres store");
+    Some(TestStore {
+        store,
+        name: "postgres",
+        _dir: None,
+    })
 }
 
 /// Every backend available: SQLite always, PostgreSQL when reachable (always under CI).

@@ -1,0 +1,108 @@
+//! `hata serve` settings: one typed struct, from flags, `HATA_*` environment variables and an
+//! optional TOML file, in that order of precedence; validated at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Deserialize;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:7070]
+    #[arg(long, env = "HATA_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the embedded SQLite database and the admin token file [default: ./hata-data]
+    #[arg(long, env = "HATA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://<data-dir>/hata.db]
+    #[arg(long, env = "HATA_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Largest accepted request body in bytes; larger bodies get 413 [default: 1048576]
+    #[arg(long, env = "HATA_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
+    /// Maximum database connections [default: 8]
+    #[arg(long, env = "HATA_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
+    /// Log format: text or json [default: text]
+    #[arg(long, env = "HATA_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// TOML file with any of the settings above (keys: listen, data_dir, database_url,
+    /// body_limit, db_max_connections, log_format). Flags and HATA_* variables win over it.
+    #[arg(long, env = "HATA_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    body_limit: Option<usize>,
+    db_max_connections: Option<u32>,
+    log_format: Option<String>,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub body_limit: usize,
+    pub db_max_connections: u32,
+    pub json_logs: bool,
+}
+
+impl ServeArgs {
+    pub fn resolve(self) -> anyhow::Result<Settings> {
+        let file: FileSettings = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("config: cannot read {}", path.display()))?;
+                toml::from_str(&text)
+                    .with_context(|| format!("config: {} is not valid", path.display()))?
+            }
+            None => FileSettings::default(),
+        };
+        let data_dir = self
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./hata-data"));
+        let database_url = self
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("hata.db").display()));
+        let body_limit = self.body_limit.or(file.body_limit).unwrap_or(1 << 20);
+        if body_limit < 1024 {
+            bail!("body_limit (HATA_BODY_LIMIT) must be at least 1024 bytes, got {body_limit}");
+        }
+        let db_max_connections = self
+            .db_max_connections
+            .or(file.db_max_connections)
+            .unwrap_or(8);
+        if db_max_connections == 0 {
+            bail!("db_max_connections (HATA_DB_MAX_CONNECTIONS) must be at least 1");
+        }
+        let json_logs = match self.log_format.or(file.log_format).as_deref() {
+            None | Some("text") => false,
+            Some("json") => true,
+            Some(other) => {
+                bail!("log_format (HATA_LOG_FORMAT) must be text or json, got {other:?}")
+            }
+        };
+        Ok(Settings {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070))),
+            data_dir,
+            database_url,
+            body_limit,
+            db_max_connections,
+            json_logs,
+        })
+    }
+}

@@ -1,0 +1,99 @@
+//! Authentication of API tokens from an in-memory cache of their hashes, so no request waits
+//! for the database to learn who is calling. The cache is rebuilt after every token change.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+use hata_store::{Store, StoreResult, TokenKind, TokenRecord};
+use sha2::{Digest, Sha256};
+
+use crate::error::AppError;
+use crate::AppState;
+
+/// Token hash → token. Swapped whole on every change.
+#[derive(Default)]
+pub struct TokenCache {
+    by_hash: ArcSwap<HashMap<String, Arc<TokenRecord>>>,
+}
+
+impl TokenCache {
+    pub async fn reload(&self, store: &Store) -> StoreResult<()> {
+        let map = store
+            .list_tokens()
+            .await?
+            .into_iter()
+            .map(|t| (t.secret_hash.clone(), Arc::new(t)))
+            .collect();
+        self.by_hash.store(Arc::new(map));
+        Ok(())
+    }
+
+    /// The live (unexpired) token with this secret.
+    pub fn authenticate(&self, secret: &str) -> Option<Arc<TokenRecord>> {
+        let token = self.by_hash.load().get(&hash_secret(secret)).cloned()?;
+        match &token.expires_at {
+            Some(expiry) if expiry.as_str() <= hata_store::now_rfc3339().as_str() => None,
+            _ => Some(token),
+        }
+    }
+}
+
+/// SHA-256 of a secret, hex. Secrets carry ≥ 128 random bits, so a fast hash is enough: there
+/// is nothing to brute-force.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A new random secret with a prefix naming its kind (so leaked tokens are recognisable).
+pub fn new_secret(kind: TokenKind) -> String {
+    use rand::Rng;
+    let bytes: [u8; 24] = rand::thread_rng().gen();
+    format!("hata_{}_{}", kind.as_str(), hex::encode(bytes))
+}
+
+/// The bearer token of a request (`Authorization: Bearer …` or `X-API-Key`).
+pub fn presented_secret(headers: &axum::http::HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .map(str::trim);
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+/// The authenticated caller, put in request extensions by the auth layer.
+#[derive(Clone)]
+pub struct Caller(pub Arc<TokenRecord>);
+
+/// Admin API layer: 401 without a valid token, 403 for a token that is not an admin token.
+pub async fn require_admin(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    let secret = presented_secret(req.headers()).ok_or(AppError::Unauthorized)?;
+    let token = state
+        .tokens
+        .authenticate(secret)
+        .ok_or(AppError::Unauthorized)?;
+    if token.kind != TokenKind::Admin {
+        return Err(AppError::Forbidden(format!(
+            "a {} token cannot use the admin API",
+            token.kind.as_str()
+        )));
+    }
+    req.extensions_mut().insert(Caller(token));
+    Ok(next.run(req).await)
+}

@@ -1,0 +1,142 @@
+//! `AppError`: every failure of the HTTP layer, mapped in one `match` to an RFC 7807
+//! `application/problem+json` response with the right status.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hata_core::validate::FieldError;
+use hata_store::StoreError;
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("malformed request body: {0}")]
+    Malformed(String),
+    #[error("request body too large")]
+    TooLarge,
+    #[error("invalid content")]
+    Invalid(Vec<FieldError>),
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dependants: Option<&'a [String]>,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, title, errors, dependants): (
+            StatusCode,
+            &str,
+            Option<&[FieldError]>,
+            Option<&[String]>,
+        ) = match &self {
+            AppError::Malformed(_) => (StatusCode::BAD_REQUEST, "Malformed request", None, None),
+            AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request", None, None),
+            AppError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request body too large",
+                None,
+                None,
+            ),
+            AppError::Invalid(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid content",
+                Some(errors),
+                None,
+            ),
+            AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized", None, None),
+            AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", None, None),
+            AppError::Store(e) => match e {
+                StoreError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found", None, None),
+                StoreError::AlreadyExists(_) => {
+                    (StatusCode::CONFLICT, "Already exists", None, None)
+                }
+                StoreError::Conflict { dependants, .. } => (
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    None,
+                    Some(dependants.as_slice()),
+                ),
+                StoreError::VersionMismatch { .. } => (
+                    StatusCode::PRECONDITION_FAILED,
+                    "Version mismatch",
+                    None,
+                    None,
+                ),
+                StoreError::Invalid(v) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid content",
+                    Some(v.0.as_slice()),
+                    None,
+                ),
+                StoreError::Unavailable(_) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Storage unavailable",
+                    None,
+                    None,
+                ),
+                StoreError::Internal(_) => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal error",
+                    None,
+                    None,
+                ),
+            },
+        };
+        let detail = match &self {
+            AppError::Store(StoreError::Internal(e)) => {
+                tracing::error!(error = %e, "internal store error");
+                "an internal error occurred; see the server log".to_string()
+            }
+            AppError::Store(StoreError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "store unavailable");
+                "the database is unavailable; nothing was changed".to_string()
+            }
+            AppError::Store(StoreError::Conflict {
+                message,
+                dependants,
+            }) if !dependants.is_empty() => {
+                format!("{message}: {}", dependants.join(", "))
+            }
+            other => other.to_string(),
+        };
+        let problem = Problem {
+            kind: "about:blank",
+            title,
+            status: status.as_u16(),
+            detail,
+            errors,
+            dependants,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,123 @@
+//! `/tokens`: create (the secret is in the response, once), list (never secrets), delete.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use hata_core::validate::FieldError;
+use hata_store::{NewToken, Page, TokenKind, TokenRecord, WriteOp};
+use serde::Deserialize;
+
+use super::{written, Writer};
+use crate::auth::{hash_secret, new_secret};
+use crate::error::{AppError, AppResult};
+use crate::extract::JsonBody;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tokens", get(list).post(create))
+        .route("/tokens/{id}", delete(remove))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    #[serde(default)]
+    name: String,
+    kind: String,
+    project: Option<String>,
+    environment: Option<String>,
+    role: Option<String>,
+    expires_at: Option<String>,
+}
+
+async fn list(State(s): State<AppState>) -> AppResult<Json<Page<TokenRecord>>> {
+    Ok(Json(Page {
+        items: s.store.list_tokens().await?,
+        next_cursor: None,
+    }))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Writer(w): Writer,
+    JsonBody(req): JsonBody<TokenRequest>,
+) -> AppResult<Response> {
+    let mut errors = Vec::new();
+    let kind = TokenKind::parse(&req.kind);
+    if kind.is_none() {
+        let message = if req.kind == "project" {
+            "project tokens with roles are not supported yet; use admin, server or client"
+        } else {
+            "must be one of admin, server, client"
+        };
+        errors.push(FieldError {
+            field: "kind".into(),
+            message: message.into(),
+        });
+    }
+    if req.role.is_some() {
+        errors.push(FieldError {
+            field: "role".into(),
+            message: "roles belong to project tokens, which are not supported yet".into(),
+        });
+    }
+    if req.name.chars().count() > 200 {
+        errors.push(FieldError {
+            field: "name".into(),
+            message: "must be at most 200 characters".into(),
+        });
+    }
+    let expires_at = match &req.expires_at {
+        None => None,
+        Some(t) => match hata_core::operand::parse_rfc3339(t) {
+            // Normalise to the store's UTC form so the expiry compares as text.
+            Some(nanos) => time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                }),
+            None => {
+                errors.push(FieldError {
+                    field: "expires_at".into(),
+                    message: "must be an RFC 3339 date-time with an offset".into(),
+                });
+                None
+            }
+        },
+    };
+    let Some(kind) = kind.filter(|_| errors.is_empty()) else {
+        return Err(AppError::Invalid(errors));
+    };
+    let secret = new_secret(kind);
+    let id = format!("tok_{}", &hash_secret(&secret)[..16]);
+    let token = NewToken {
+        id,
+        name: req.name,
+        kind,
+        project: req.project,
+        environment: req.environment,
+        expires_at,
+        secret_hash: hash_secret(&secret),
+    };
+    let mut out = s.store.write(&w, WriteOp::CreateToken { token }).await?;
+    // The cache must know the token before the caller can use it.
+    s.tokens.reload(&s.store).await?;
+    if let Some(v) = out.value.as_mut() {
+        v["secret"] = serde_json::Value::String(secret);
+    }
+    Ok(written(StatusCode::CREATED, out))
+}
+
+async fn remove(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Writer(w): Writer,
+) -> AppResult<StatusCode> {
+    s.store.write(&w, WriteOp::DeleteToken { id }).await?;
+    s.tokens.reload(&s.store).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
