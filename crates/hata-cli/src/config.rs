@@ -28,8 +28,17 @@ pub struct ServeArgs {
     /// Log format: text or json [default: text]
     #[arg(long, env = "HATA_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// URL clients reach this server at, e.g. https://flags.example.com; used in the OFREP
+    /// event-stream URL [default: http://<the request's Host>]
+    #[arg(long, env = "HATA_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// OFREP evaluation requests per second allowed per token; more get 429 with Retry-After;
+    /// 0 = unlimited [default: 0]
+    #[arg(long, env = "HATA_EVAL_RATE_LIMIT")]
+    pub eval_rate_limit: Option<u32>,
     /// TOML file with any of the settings above (keys: listen, data_dir, database_url,
-    /// body_limit, db_max_connections, log_format). Flags and HATA_* variables win over it.
+    /// body_limit, db_max_connections, log_format, public_url, eval_rate_limit). Flags and
+    /// HATA_* variables win over it.
     #[arg(long, env = "HATA_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -43,6 +52,8 @@ struct FileSettings {
     body_limit: Option<usize>,
     db_max_connections: Option<u32>,
     log_format: Option<String>,
+    public_url: Option<String>,
+    eval_rate_limit: Option<u32>,
 }
 
 /// The resolved settings.
@@ -54,6 +65,8 @@ pub struct Settings {
     pub body_limit: usize,
     pub db_max_connections: u32,
     pub json_logs: bool,
+    pub public_url: Option<String>,
+    pub eval_rate_limit: u32,
 }
 
 impl ServeArgs {
@@ -93,7 +106,17 @@ impl ServeArgs {
                 bail!("log_format (HATA_LOG_FORMAT) must be text or json, got {other:?}")
             }
         };
+        let public_url = self.public_url.or(file.public_url);
+        if let Some(url) = &public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!(
+                    "public_url (HATA_PUBLIC_URL) must start with http:// or https://, got {url:?}"
+                );
+            }
+        }
         Ok(Settings {
+            public_url,
+            eval_rate_limit: self.eval_rate_limit.or(file.eval_rate_limit).unwrap_or(0),
             listen: self
                 .listen
                 .or(file.listen)

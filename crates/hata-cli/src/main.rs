@@ -75,20 +75,31 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         .await
         .context("loading server state")?;
     let app = hata_server::router(
-        state,
+        state.clone(),
         &ServerConfig {
             body_limit: settings.body_limit,
+            public_url: settings.public_url.clone(),
+            eval_rate_limit: settings.eval_rate_limit,
+            ..ServerConfig::default()
         },
     );
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listen: cannot bind {}", settings.listen))?;
     tracing::info!(listen = %settings.listen, database = %hata_store::redact(&settings.database_url), "hata is serving");
+    let stopping = state.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Open event streams never end on their own; end them so in-flight requests can.
+            stopping.begin_shutdown();
+        })
         .await
         .context("server")?;
-    tracing::info!("in-flight requests finished; closing the database");
+    tracing::info!(
+        "in-flight requests finished; storing evaluation counts and closing the database"
+    );
+    state.finish_shutdown().await;
     store.close().await;
     Ok(())
 }

@@ -142,6 +142,11 @@ pub struct Evaluation<'a> {
     /// array, so it served its first variant with weight > 0 (reason `DEFAULT`). OFREP adds
     /// `metadata.hataNote = "bucket_by attribute missing"`.
     pub bucket_by_missing: bool,
+    /// Where the result sits in the snapshot: `(flag index, variant index)`, in the order of
+    /// [`Snapshot::flags`] and [`FlagInfo::variants`](crate::snapshot::FlagInfo::variants).
+    /// `None` for an error. Lets callers keep per-variant counters in flat arrays instead of
+    /// hashing keys on the hot path.
+    pub position: Option<(usize, usize)>,
 }
 
 impl<'a> Evaluation<'a> {
@@ -157,6 +162,7 @@ impl<'a> Evaluation<'a> {
             error_message: Some(message.into()),
             flag_version: 0,
             bucket_by_missing: false,
+            position: None,
         }
     }
 
@@ -319,6 +325,7 @@ impl Snapshot {
             error_message: None,
             flag_version: flag.version,
             bucket_by_missing: o.bucket_by_missing,
+            position: Some((index, o.variant)),
         }
     }
 

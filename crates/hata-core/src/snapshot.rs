@@ -354,6 +354,12 @@ impl Snapshot {
         })
     }
 
+    /// Every live flag, in ascending key order: the flag indices of
+    /// [`Evaluation::position`](crate::evaluate::Evaluation::position).
+    pub fn flags(&self) -> impl ExactSizeIterator<Item = FlagInfo<'_>> + '_ {
+        self.flags.iter().map(|flag| FlagInfo { flag })
+    }
+
     pub(crate) fn index_of(&self, key: &str) -> Option<usize> {
         self.by_key.get(key).copied()
     }

@@ -11,14 +11,25 @@ use axum::middleware::Next;
 use axum::response::Response;
 use hata_store::{Store, StoreResult, TokenKind, TokenRecord};
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 
 use crate::error::AppError;
 use crate::AppState;
 
 /// Token hash → token. Swapped whole on every change.
-#[derive(Default)]
 pub struct TokenCache {
     by_hash: ArcSwap<HashMap<String, Arc<TokenRecord>>>,
+    /// Bumped after every reload: open event streams re-check their token then.
+    changed: watch::Sender<u64>,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache {
+            by_hash: ArcSwap::default(),
+            changed: watch::channel(0).0,
+        }
+    }
 }
 
 impl TokenCache {
@@ -30,16 +41,34 @@ impl TokenCache {
             .map(|t| (t.secret_hash.clone(), Arc::new(t)))
             .collect();
         self.by_hash.store(Arc::new(map));
+        self.changed.send_modify(|g| *g += 1);
         Ok(())
     }
 
     /// The live (unexpired) token with this secret.
     pub fn authenticate(&self, secret: &str) -> Option<Arc<TokenRecord>> {
         let token = self.by_hash.load().get(&hash_secret(secret)).cloned()?;
-        match &token.expires_at {
-            Some(expiry) if expiry.as_str() <= hata_store::now_rfc3339().as_str() => None,
-            _ => Some(token),
-        }
+        is_live(&token).then_some(token)
+    }
+
+    /// The live token with this id (event streams hold ids, never secrets).
+    pub fn live_by_id(&self, id: &str) -> Option<Arc<TokenRecord>> {
+        let tokens = self.by_hash.load();
+        let token = tokens.values().find(|t| t.id == id)?;
+        is_live(token).then(|| token.clone())
+    }
+
+    /// A receiver that changes after every reload.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}
+
+/// Not expired.
+pub fn is_live(token: &TokenRecord) -> bool {
+    match &token.expires_at {
+        Some(expiry) => expiry.as_str() > hata_store::now_rfc3339().as_str(),
+        None => true,
     }
 }
 
@@ -96,4 +125,45 @@ pub async fn require_admin(
     }
     req.extensions_mut().insert(Caller(token));
     Ok(next.run(req).await)
+}
+
+/// A token that may evaluate: `server` or `client`, bound to one project and environment.
+#[derive(Clone)]
+pub struct Evaluator {
+    pub token: Arc<TokenRecord>,
+}
+
+impl Evaluator {
+    pub fn project(&self) -> &str {
+        self.token.project.as_deref().unwrap_or_default()
+    }
+
+    pub fn environment(&self) -> &str {
+        self.token.environment.as_deref().unwrap_or_default()
+    }
+}
+
+/// Authenticates an evaluation request: 401 without a live token, 403 unless its kind is one
+/// of `kinds` and it is bound to an environment.
+pub fn authenticate_evaluator(
+    tokens: &TokenCache,
+    headers: &axum::http::HeaderMap,
+    kinds: &[TokenKind],
+) -> Result<Evaluator, AppError> {
+    let secret = presented_secret(headers).ok_or(AppError::Unauthorized)?;
+    let token = tokens.authenticate(secret).ok_or(AppError::Unauthorized)?;
+    if !kinds.contains(&token.kind) {
+        let allowed: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        return Err(AppError::Forbidden(format!(
+            "a {} token cannot use this endpoint; it needs a {} token",
+            token.kind.as_str(),
+            allowed.join(" or ")
+        )));
+    }
+    if token.project.is_none() || token.environment.is_none() {
+        return Err(AppError::Forbidden(
+            "the token is not bound to a project and environment".into(),
+        ));
+    }
+    Ok(Evaluator { token })
 }

@@ -21,6 +21,10 @@ pub enum AppError {
     Forbidden(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("too many requests; retry after {retry_after} s")]
+    RateLimited { retry_after: u64 },
+    #[error("{0}")]
+    NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -62,6 +66,13 @@ impl IntoResponse for AppError {
             ),
             AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized", None, None),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", None, None),
+            AppError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+                None,
+                None,
+            ),
+            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found", None, None),
             AppError::Store(e) => match e {
                 StoreError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found", None, None),
                 StoreError::AlreadyExists(_) => {
@@ -130,6 +141,11 @@ impl IntoResponse for AppError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let AppError::RateLimited { retry_after } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

@@ -1,4 +1,5 @@
-//! hata's HTTP surface (axum): the admin API, health and the OpenAPI document.
+//! hata's HTTP surface (axum): the admin API, OFREP, the SDK rule set and its stream, health
+//! and the OpenAPI document. Evaluations are served from `serving`'s in-memory rule sets.
 //!
 //! Handlers are thin (parse → call the store or the engine → map); cross-cutting concerns
 //! (auth, request ids, body limits, tracing) are layers applied once in `router`.
@@ -8,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod routes;
+pub mod serving;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,12 +26,22 @@ use tower_http::trace::TraceLayer;
 pub struct ServerConfig {
     /// The largest request body accepted (413 above).
     pub body_limit: usize,
+    /// The URL clients reach this server at (e.g. `https://flags.example.com`), used in the
+    /// OFREP `eventStreams` URL. Without it the request's `Host` is used.
+    pub public_url: Option<String>,
+    /// Evaluation requests per second allowed per token (OFREP); 0 = unlimited.
+    pub eval_rate_limit: u32,
+    /// How often idle event streams get a heart-beat comment.
+    pub heartbeat: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             body_limit: 1 << 20,
+            public_url: None,
+            eval_rate_limit: 0,
+            heartbeat: Duration::from_secs(15),
         }
     }
 }
@@ -39,16 +51,63 @@ impl Default for ServerConfig {
 pub struct AppState {
     pub store: Store,
     pub tokens: Arc<auth::TokenCache>,
+    pub serving: Arc<serving::Serving>,
+    pub tickets: Arc<serving::ticket::Signer>,
 }
 
 impl AppState {
-    /// Loads what the server keeps in memory and starts following store changes.
+    /// Loads what the server keeps in memory (tokens, every environment's rule set) and starts
+    /// following store changes and flushing evaluation counts.
     pub async fn start(store: Store) -> hata_store::StoreResult<AppState> {
         let tokens = Arc::new(auth::TokenCache::default());
         tokens.reload(&store).await?;
-        let state = AppState { store, tokens };
+        let key = {
+            use rand::Rng;
+            let fresh: [u8; 32] = rand::thread_rng().gen();
+            store
+                .meta_init(serving::ticket::KEY_META, &hex::encode(fresh))
+                .await?
+        };
+        let serving = serving::Serving::start(store.clone()).await?;
+        let state = AppState {
+            store,
+            tokens,
+            serving: serving.clone(),
+            tickets: Arc::new(serving::ticket::Signer::new(key.as_bytes())),
+        };
         tokio::spawn(follow_changes(state.clone()));
+        tokio::spawn(serving::follow_changes(serving.clone()));
+        tokio::spawn(serving::counts::run_flusher(serving));
         Ok(state)
+    }
+
+    /// The one way handlers change data: `Store::write`, then — before the response goes out —
+    /// the rule sets of the environments it touched are reloaded, so the caller's next
+    /// evaluation on this server sees its own write.
+    pub async fn write(
+        &self,
+        meta: &hata_store::WriteMeta,
+        op: hata_store::WriteOp,
+    ) -> Result<hata_store::WriteOutcome, error::AppError> {
+        let outcome = self.store.write(meta, op).await?;
+        if let Err(e) = self.serving.refresh(&outcome.revisions).await {
+            // Committed is committed: the change notice and the repair check retry the load.
+            tracing::warn!(error = %e, "reloading rule sets after a write failed");
+        }
+        Ok(outcome)
+    }
+
+    /// Graceful shutdown, step 1 (when the signal arrives): end open event streams, so the
+    /// HTTP server can finish.
+    pub fn begin_shutdown(&self) {
+        self.serving.begin_shutdown();
+    }
+
+    /// Graceful shutdown, step 2 (after the HTTP server finished): store the evaluation counts
+    /// not yet flushed.
+    pub async fn finish_shutdown(&self) {
+        self.serving.begin_shutdown();
+        serving::counts::flush_now(&self.serving).await;
     }
 }
 
@@ -76,8 +135,12 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
         state.clone(),
         auth::require_admin,
     ));
+    let eval = Arc::new(routes::EvalSettings::new(config));
+    let api = admin.merge(routes::sdk::router());
     Router::new()
-        .nest("/api/v1", admin)
+        .nest("/api/v1", api)
+        .merge(routes::ofrep::router())
+        .layer(axum::Extension(eval))
         .merge(routes::health::router())
         .merge(openapi::router())
         .with_state(state)

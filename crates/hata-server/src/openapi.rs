@@ -221,6 +221,48 @@ pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
         "200",
     ),
     ("get", "/openapi.json", "operations", "This document", "200"),
+    (
+        "get",
+        "/api/v1/projects/{project}/flags/{flag}/insights",
+        "flags",
+        "Evaluation counts per environment, hour, variant and reason (?env=&from=&to=), and when the flag was last evaluated",
+        "200",
+    ),
+    (
+        "get",
+        "/api/v1/sdk/config",
+        "sdk",
+        "The token's environment's rule set (flags and segments) for in-process SDKs; ETag / If-None-Match → 304 (server token)",
+        "200",
+    ),
+    (
+        "get",
+        "/api/v1/sdk/stream",
+        "sdk",
+        "Server-Sent Events: `config` events with the rule set on connect and after every change; Last-Event-ID resumes (server token)",
+        "200",
+    ),
+    (
+        "post",
+        "/ofrep/v1/evaluate/flags/{key}",
+        "ofrep",
+        "OFREP 0.3: evaluate one flag for {context} (server or client token; Bearer or X-API-Key)",
+        "200",
+    ),
+    (
+        "post",
+        "/ofrep/v1/evaluate/flags",
+        "ofrep",
+        "OFREP 0.3: evaluate every flag for {context}; ETag / If-None-Match → 304; eventStreams names the SSE stream",
+        "200",
+    ),
+    (
+        "get",
+        "/ofrep/v1/events",
+        "ofrep",
+        "OFREP event stream (SSE, refetchEvaluation events); the URL with its signed ?ticket= comes from a bulk response's eventStreams",
+        "200",
+    ),
 ];
 
 pub fn router() -> Router<AppState> {
@@ -256,7 +298,21 @@ pub fn document() -> OpenApi {
                     .required(Required::True),
             );
         }
-        if path.starts_with("/api/") {
+        if path.starts_with("/ofrep/v1/evaluate") {
+            for (status, what) in [
+                (
+                    "400",
+                    "PARSE_ERROR or INVALID_CONTEXT: {key?, errorCode, errorDetails}",
+                ),
+                ("401", "Missing or invalid token"),
+                ("403", "Token is not a server or client token"),
+                ("404", "FLAG_NOT_FOUND (single flag)"),
+                ("429", "Rate limited; Retry-After says when to retry"),
+                ("500", "{errorDetails}"),
+            ] {
+                op = op.response(status, ResponseBuilder::new().description(what));
+            }
+        } else if path.starts_with("/api/") {
             for (status, what) in [
                 ("400", "Malformed request (problem+json)"),
                 ("401", "Missing or invalid token"),

@@ -11,6 +11,7 @@
 //! and in `Backend`.
 
 pub mod error;
+pub mod evaluations;
 pub mod read;
 pub mod records;
 pub mod write;
@@ -22,6 +23,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::broadcast;
 
 pub use error::{StoreError, StoreResult};
+pub use evaluations::{EvaluationCount, FlagEvaluated};
 pub use records::*;
 pub use write::{NewToken, WriteMeta, WriteOp, WriteOutcome};
 

@@ -15,7 +15,7 @@ use crate::records::{
 use crate::Store;
 
 pub(crate) const ENV_COLUMNS: &str =
-    "id, key, name, description, protected, version, revision, created_at, updated_at";
+    "id, key, name, description, protected, version, revision, revised_at, created_at, updated_at";
 pub(crate) const TOKEN_COLUMNS: &str =
     "id, name, kind, project, environment, role, secret_hash, created_at, expires_at";
 
@@ -46,6 +46,7 @@ pub(crate) fn decode_environment(row: &AnyRow) -> StoreResult<EnvironmentRecord>
         id: row.try_get("id")?,
         version: row.try_get("version")?,
         revision: row.try_get("revision")?,
+        revised_at: row.try_get("revised_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })

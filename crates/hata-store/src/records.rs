@@ -20,6 +20,8 @@ pub struct EnvironmentRecord {
     pub version: i64,
     /// Increases on every change that affects evaluations in this environment.
     pub revision: i64,
+    /// When `revision` last increased.
+    pub revised_at: String,
     pub created_at: String,
     pub updated_at: String,
     /// Unique for the lifetime of the database: an environment deleted and created again

@@ -376,15 +376,17 @@ impl WriteTx {
     async fn bump(&mut self, project: &str, environment: Option<&str>) -> StoreResult<()> {
         let rows = match environment {
             Some(env) => {
-                sqlx::query("UPDATE environments SET revision = revision + 1 WHERE project = $1 AND key = $2 RETURNING key, revision")
+                sqlx::query("UPDATE environments SET revision = revision + 1, revised_at = $3 WHERE project = $1 AND key = $2 RETURNING key, revision")
                     .bind(project)
                     .bind(env)
+                    .bind(&self.now)
                     .fetch_all(&mut *self.tx)
                     .await?
             }
             None => {
-                sqlx::query("UPDATE environments SET revision = revision + 1 WHERE project = $1 RETURNING key, revision")
+                sqlx::query("UPDATE environments SET revision = revision + 1, revised_at = $2 WHERE project = $1 RETURNING key, revision")
                     .bind(project)
+                    .bind(&self.now)
                     .fetch_all(&mut *self.tx)
                     .await?
             }
@@ -564,8 +566,8 @@ impl WriteTx {
         position: i64,
     ) -> StoreResult<()> {
         let inserted = sqlx::query(
-            "INSERT INTO environments (project, key, name, description, protected, position, version, revision, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 1, 1, $7, $7)",
+            "INSERT INTO environments (project, key, name, description, protected, position, version, revision, revised_at, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 1, 1, $7, $7, $7)",
         )
         .bind(project)
         .bind(&env.key)

@@ -48,7 +48,6 @@ async fn create(
     JsonBody(environment): JsonBody<Environment>,
 ) -> AppResult<Response> {
     let out = s
-        .store
         .write(
             &w,
             WriteOp::CreateEnvironment {
@@ -102,7 +101,6 @@ async fn replace(
         protected: b.protected,
     };
     let out = s
-        .store
         .write(
             &w,
             WriteOp::UpdateEnvironment {
@@ -122,16 +120,15 @@ async fn remove(
     IfMatch(expected_version): IfMatch,
     Writer(w): Writer,
 ) -> AppResult<StatusCode> {
-    s.store
-        .write(
-            &w,
-            WriteOp::DeleteEnvironment {
-                project,
-                key,
-                expected_version,
-            },
-        )
-        .await?;
+    s.write(
+        &w,
+        WriteOp::DeleteEnvironment {
+            project,
+            key,
+            expected_version,
+        },
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -68,10 +68,7 @@ async fn create(
     Writer(w): Writer,
     JsonBody(flag): JsonBody<Flag>,
 ) -> AppResult<Response> {
-    let out = s
-        .store
-        .write(&w, WriteOp::CreateFlag { project, flag })
-        .await?;
+    let out = s.write(&w, WriteOp::CreateFlag { project, flag }).await?;
     Ok(written(StatusCode::CREATED, out))
 }
 
@@ -91,7 +88,6 @@ async fn replace(
     JsonBody(flag): JsonBody<Flag>,
 ) -> AppResult<Response> {
     let out = s
-        .store
         .write(
             &w,
             WriteOp::UpdateFlag {
@@ -111,16 +107,15 @@ async fn remove(
     IfMatch(expected_version): IfMatch,
     Writer(w): Writer,
 ) -> AppResult<StatusCode> {
-    s.store
-        .write(
-            &w,
-            WriteOp::DeleteFlag {
-                project,
-                key,
-                expected_version,
-            },
-        )
-        .await?;
+    s.write(
+        &w,
+        WriteOp::DeleteFlag {
+            project,
+            key,
+            expected_version,
+        },
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -145,7 +140,6 @@ async fn replace_config(
     JsonBody(config): JsonBody<FlagConfig>,
 ) -> AppResult<Response> {
     let out = s
-        .store
         .write(
             &w,
             WriteOp::PutFlagConfig {
@@ -174,7 +168,6 @@ async fn patch_config(
         }]));
     }
     let out = s
-        .store
         .write(
             &w,
             WriteOp::PatchFlagConfig {

@@ -1,4 +1,7 @@
-//! `/health/live` (the process answers) and `/health/ready` (the store answers).
+//! `/health/live` (the process answers: wire it to the liveness probe) and `/health/ready`
+//! (the rule sets are loaded and the store answers: wire it to readiness). Evaluations keep
+//! being served from memory while the store is down, so an orchestrator must not restart on
+//! a failing readiness probe.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -19,11 +22,25 @@ async fn live() -> Json<serde_json::Value> {
 }
 
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let loaded = state.serving.is_loaded();
+    let environments = state.serving.all().len();
     match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "up", "store": "up"}))),
+        Ok(()) if loaded => (
+            StatusCode::OK,
+            Json(
+                json!({"status": "up", "store": "up", "snapshots": "loaded", "environments": environments}),
+            ),
+        ),
+        Ok(()) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "down", "store": "up", "snapshots": "loading"})),
+        ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "down", "store": "down", "detail": e.to_string()})),
+            Json(
+                json!({"status": "down", "store": "down", "detail": e.to_string(),
+                "snapshots": if loaded { "loaded" } else { "loading" }, "environments": environments}),
+            ),
         ),
     }
 }

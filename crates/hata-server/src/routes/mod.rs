@@ -3,8 +3,12 @@
 pub mod environments;
 pub mod flags;
 pub mod health;
+pub mod insights;
+pub mod ofrep;
 pub mod projects;
+pub mod sdk;
 pub mod segments;
+pub mod sse;
 pub mod tokens;
 
 use axum::extract::FromRequestParts;
@@ -26,6 +30,42 @@ pub fn admin_router() -> Router<AppState> {
         .merge(flags::router())
         .merge(segments::router())
         .merge(tokens::router())
+        .merge(insights::router())
+}
+
+/// Settings of the evaluation endpoints, shared as an extension.
+pub struct EvalSettings {
+    pub public_url: Option<String>,
+    pub heartbeat: std::time::Duration,
+    limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
+}
+
+impl EvalSettings {
+    pub fn new(config: &crate::ServerConfig) -> EvalSettings {
+        EvalSettings {
+            public_url: config
+                .public_url
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_string()),
+            heartbeat: config.heartbeat,
+            limiter: std::num::NonZeroU32::new(config.eval_rate_limit)
+                .map(|n| governor::RateLimiter::keyed(governor::Quota::per_second(n))),
+        }
+    }
+
+    /// 429 with `Retry-After` once a token exceeds its rate (GCRA, lock-free per key).
+    pub fn check_rate(&self, token_id: &String) -> Result<(), AppError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check_key(token_id).map_err(|not_until| {
+            use governor::clock::{Clock, DefaultClock};
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            AppError::RateLimited {
+                retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            }
+        })
+    }
 }
 
 /// Who is writing and under which request id: the change record's `actor` and `request_id`.

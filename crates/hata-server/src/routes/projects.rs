@@ -54,7 +54,6 @@ async fn create(
         description: body.description,
     };
     let out = s
-        .store
         .write(
             &w,
             WriteOp::CreateProject {
@@ -106,7 +105,6 @@ async fn replace(
         description: body.description,
     };
     let out = s
-        .store
         .write(
             &w,
             WriteOp::UpdateProject {
@@ -125,14 +123,13 @@ async fn remove(
     IfMatch(expected_version): IfMatch,
     Writer(w): Writer,
 ) -> AppResult<StatusCode> {
-    s.store
-        .write(
-            &w,
-            WriteOp::DeleteProject {
-                key,
-                expected_version,
-            },
-        )
-        .await?;
+    s.write(
+        &w,
+        WriteOp::DeleteProject {
+            key,
+            expected_version,
+        },
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -41,7 +41,6 @@ async fn create(
     JsonBody(segment): JsonBody<Segment>,
 ) -> AppResult<Response> {
     let out = s
-        .store
         .write(&w, WriteOp::CreateSegment { project, segment })
         .await?;
     Ok(written(StatusCode::CREATED, out))
@@ -63,7 +62,6 @@ async fn replace(
     JsonBody(segment): JsonBody<Segment>,
 ) -> AppResult<Response> {
     let out = s
-        .store
         .write(
             &w,
             WriteOp::UpdateSegment {
@@ -83,15 +81,14 @@ async fn remove(
     IfMatch(expected_version): IfMatch,
     Writer(w): Writer,
 ) -> AppResult<StatusCode> {
-    s.store
-        .write(
-            &w,
-            WriteOp::DeleteSegment {
-                project,
-                key,
-                expected_version,
-            },
-        )
-        .await?;
+    s.write(
+        &w,
+        WriteOp::DeleteSegment {
+            project,
+            key,
+            expected_version,
+        },
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -103,7 +103,7 @@ async fn create(
         expires_at,
         secret_hash: hash_secret(&secret),
     };
-    let mut out = s.store.write(&w, WriteOp::CreateToken { token }).await?;
+    let mut out = s.write(&w, WriteOp::CreateToken { token }).await?;
     // The cache must know the token before the caller can use it.
     s.tokens.reload(&s.store).await?;
     if let Some(v) = out.value.as_mut() {
@@ -117,7 +117,7 @@ async fn remove(
     Path(id): Path<String>,
     Writer(w): Writer,
 ) -> AppResult<StatusCode> {
-    s.store.write(&w, WriteOp::DeleteToken { id }).await?;
+    s.write(&w, WriteOp::DeleteToken { id }).await?;
     s.tokens.reload(&s.store).await?;
     Ok(StatusCode::NO_CONTENT)
 }

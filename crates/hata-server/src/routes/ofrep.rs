@@ -1,0 +1,489 @@
+//! OFREP 0.3 core (`/ofrep/v1/evaluate/flags[/{key}]`) and its event stream, answered from
+//! the in-memory rule set of the token's environment; the database is never asked.
+//!
+//! Bodies follow `../shared/spec/ofrep/openapi.yaml`: successes `{key, value, reason, variant,
+//! metadata}`, failures `{key, errorCode, errorDetails}`. Reasons are OpenFeature's; hata's
+//! `PREREQUISITE_FAILED` goes out as `DISABLED` with `metadata.hataReason`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use hata_core::evaluate::{Context, ErrorCode, Evaluation, Reason};
+use hata_store::TokenKind;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use super::sse;
+use super::EvalSettings;
+use crate::auth::{authenticate_evaluator, Evaluator};
+use crate::error::AppError;
+use crate::serving::ticket::{Ticket, TICKET_TTL_SECS};
+use crate::serving::EnvServing;
+use crate::AppState;
+
+/// Seconds of client inactivity after which providers close the stream (OFREP default).
+const INACTIVITY_DELAY_SEC: u64 = 120;
+
+/// How long a bulk request carrying `flagConfigEtag` of a revision this replica has not loaded
+/// yet waits for it (changes reach replicas in milliseconds; this bounds a stuck one).
+const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ofrep/v1/evaluate/flags/{key}", post(single))
+        .route("/ofrep/v1/evaluate/flags", post(bulk))
+        .route("/ofrep/v1/events", get(sse::ofrep_events))
+        .layer(cors())
+}
+
+/// Browsers may call OFREP with `client` tokens from any origin. No cookies are involved
+/// (tokens travel in headers), so no credentials mode.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
+            header::HeaderName::from_static("x-api-key"),
+            header::HeaderName::from_static("last-event-id"),
+        ])
+        .expose_headers([header::ETAG, header::RETRY_AFTER])
+        .max_age(Duration::from_secs(24 * 3600))
+}
+
+const EVALUATOR_KINDS: &[TokenKind] = &[TokenKind::Server, TokenKind::Client];
+
+/// Why a request was not admitted.
+enum Refused {
+    /// 401, 403, 429 as problem+json.
+    App(AppError),
+    /// The token's environment has no rule set in memory (500, OFREP `generalErrorResponse`).
+    NotLoaded(String),
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::App(e) => e.into_response(),
+            Refused::NotLoaded(details) => general(details),
+        }
+    }
+}
+
+/// Auth, rate limit and the token's rule set: everything before evaluation.
+fn admit(
+    s: &AppState,
+    settings: &EvalSettings,
+    headers: &HeaderMap,
+) -> Result<(Evaluator, Arc<EnvServing>), Refused> {
+    let caller =
+        authenticate_evaluator(&s.tokens, headers, EVALUATOR_KINDS).map_err(Refused::App)?;
+    settings
+        .check_rate(&caller.token.id)
+        .map_err(Refused::App)?;
+    let env = s
+        .serving
+        .get(caller.project(), caller.environment())
+        .ok_or_else(|| {
+            Refused::NotLoaded(format!(
+                "environment {}/{} is not loaded",
+                caller.project(),
+                caller.environment()
+            ))
+        })?;
+    Ok((caller, env))
+}
+
+async fn single(
+    State(s): State<AppState>,
+    Extension(settings): Extension<Arc<EvalSettings>>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (_, env) = match admit(&s, &settings, &headers) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused.into_response(),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => return body_rejection(e),
+    };
+    let attrs = match parse_context(&body) {
+        Ok(attrs) => attrs,
+        Err((code, details)) => {
+            return failure(StatusCode::BAD_REQUEST, Some(&key), code, &details)
+        }
+    };
+    let evaluation = env.snapshot.evaluate(&key, &Context::new(&attrs));
+    if let Some(code) = evaluation.error_code {
+        let status = if code == ErrorCode::FlagNotFound {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        let details = evaluation.error_message.as_deref().unwrap_or("");
+        let details = if code == ErrorCode::FlagNotFound {
+            format!("flag {key:?} was not found")
+        } else {
+            details.to_string()
+        };
+        return failure(status, Some(&key), code, &details);
+    }
+    env.counters.record(&evaluation);
+    json(StatusCode::OK, &Success(&evaluation))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BulkQuery {
+    flag_config_etag: Option<String>,
+    /// Accepted as OFREP asks; the ETag alone decides freshness here.
+    #[allow(dead_code)]
+    flag_config_last_modified: Option<String>,
+}
+
+async fn bulk(
+    State(s): State<AppState>,
+    Extension(settings): Extension<Arc<EvalSettings>>,
+    query: Result<Query<BulkQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (caller, mut env) = match admit(&s, &settings, &headers) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused.into_response(),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => return body_rejection(e),
+    };
+    let attrs = match parse_context(&body) {
+        Ok(attrs) => attrs,
+        Err((code, details)) => return failure(StatusCode::BAD_REQUEST, None, code, &details),
+    };
+    // An event stream (possibly another replica's) announced a revision: make sure this
+    // answer is at least that new.
+    if let Some((env_id, revision)) = query
+        .as_ref()
+        .ok()
+        .and_then(|q| q.flag_config_etag.as_deref())
+        .and_then(parse_config_etag)
+    {
+        if env_id == env.env_id && revision > env.revision {
+            s.serving
+                .wait_for(
+                    &env.project,
+                    &env.environment,
+                    env_id,
+                    revision,
+                    CATCH_UP_WAIT,
+                )
+                .await;
+            if let Some(newer) = s.serving.get(&env.project, &env.environment) {
+                env = newer;
+            }
+        }
+    }
+    // The answer depends on the rule set and the context, so the ETag names both.
+    let etag = format!(
+        "\"{}.{}-{}\"",
+        env.env_id,
+        env.revision,
+        hex::encode(&Sha256::digest(&body)[..8])
+    );
+    if if_none_match(&headers, &etag) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        set_etag(&mut response, &etag);
+        return response;
+    }
+    let ctx = Context::new(&attrs);
+    let evaluations: Vec<Evaluation<'_>> = env.snapshot.evaluate_all(&ctx).collect();
+    for e in &evaluations {
+        env.counters.record(e);
+    }
+    let stream_url = stream_url(&s, &settings, &caller, &env, &headers);
+    let body = Bulk {
+        flags: evaluations.iter().map(Success).collect(),
+        event_streams: [EventStream {
+            kind: "sse",
+            url: stream_url,
+            inactivity_delay_sec: INACTIVITY_DELAY_SEC,
+        }],
+        metadata: BulkMetadata {
+            project: &env.project,
+            environment: &env.environment,
+            revision: env.revision,
+        },
+    };
+    let mut response = json(StatusCode::OK, &body);
+    set_etag(&mut response, &etag);
+    response
+}
+
+/// `"<env id>.<revision>"` (the `etag` of a `refetchEvaluation` event), quotes optional.
+fn parse_config_etag(etag: &str) -> Option<(i64, i64)> {
+    let (env_id, revision) = etag.trim().trim_matches('"').split_once('.')?;
+    Some((env_id.parse().ok()?, revision.parse().ok()?))
+}
+
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
+}
+
+/// The URL of this environment's OFREP event stream, with a ticket in place of the token.
+fn stream_url(
+    s: &AppState,
+    settings: &EvalSettings,
+    caller: &Evaluator,
+    env: &EnvServing,
+    headers: &HeaderMap,
+) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let token_expiry = caller.token.expires_at.as_deref().and_then(|e| {
+        time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(|t| t.unix_timestamp())
+    });
+    let expires = token_expiry.map_or(now + TICKET_TTL_SECS, |t| t.min(now + TICKET_TTL_SECS));
+    let ticket = s.tickets.issue(&Ticket {
+        token_id: caller.token.id.clone(),
+        project: env.project.clone(),
+        environment: env.environment.clone(),
+        env_id: env.env_id,
+        revision: env.revision,
+        expires,
+    });
+    let base = match &settings.public_url {
+        Some(url) => url.clone(),
+        None => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            let scheme = headers
+                .get("x-forwarded-proto")
+                .and_then(|h| h.to_str().ok())
+                .filter(|p| *p == "https")
+                .unwrap_or("http");
+            format!("{scheme}://{host}")
+        }
+    };
+    format!("{base}/ofrep/v1/events?ticket={ticket}")
+}
+
+/// The request's `context`: `PARSE_ERROR` for a body that is not JSON, `INVALID_CONTEXT` for
+/// one without an object `context` or with a non-string `targetingKey`. A context without
+/// `targetingKey` is fine (`evaluation.md`: it matches no target, rollouts serve a fallback).
+fn parse_context(body: &[u8]) -> Result<Map<String, Value>, (ErrorCode, String)> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        (
+            ErrorCode::ParseError,
+            format!("request body is not valid JSON: {e}"),
+        )
+    })?;
+    let Value::Object(mut request) = value else {
+        return Err((
+            ErrorCode::ParseError,
+            "request body must be a JSON object with a `context`".into(),
+        ));
+    };
+    match request.remove("context") {
+        Some(Value::Object(context)) => match context.get("targetingKey") {
+            None | Some(Value::String(_)) => Ok(context),
+            Some(_) => Err((
+                ErrorCode::InvalidContext,
+                "context.targetingKey must be a string".into(),
+            )),
+        },
+        None | Some(Value::Null) => Err((
+            ErrorCode::InvalidContext,
+            "`context` is required (an object; it may be empty)".into(),
+        )),
+        Some(_) => Err((
+            ErrorCode::InvalidContext,
+            "`context` must be a JSON object".into(),
+        )),
+    }
+}
+
+/// A successful evaluation as OFREP shapes it.
+struct Success<'e, 'a>(&'e Evaluation<'a>);
+
+impl Serialize for Success<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let e = self.0;
+        let mut m = serializer.serialize_map(Some(5))?;
+        m.serialize_entry("key", e.key)?;
+        m.serialize_entry("value", e.value)?;
+        let reason = match e.reason {
+            Reason::PrerequisiteFailed => Reason::Disabled,
+            r => r,
+        };
+        m.serialize_entry("reason", reason.as_str())?;
+        m.serialize_entry("variant", e.variant)?;
+        m.serialize_entry("metadata", &Metadata(e))?;
+        m.end()
+    }
+}
+
+/// `metadata`: `flagVersion` always; `ruleId` when a rule decided; hata's own detail.
+struct Metadata<'e, 'a>(&'e Evaluation<'a>);
+
+impl Serialize for Metadata<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let e = self.0;
+        let mut m = serializer.serialize_map(None)?;
+        m.serialize_entry("flagVersion", &e.flag_version)?;
+        if let Some(rule) = e.rule_id {
+            m.serialize_entry("ruleId", rule)?;
+        }
+        if e.reason == Reason::PrerequisiteFailed {
+            m.serialize_entry("hataReason", "PREREQUISITE_FAILED")?;
+        }
+        if e.bucket_by_missing {
+            m.serialize_entry("hataNote", "bucket_by attribute missing")?;
+        }
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Bulk<'e, 'a> {
+    flags: Vec<Success<'e, 'a>>,
+    event_streams: [EventStream; 1],
+    metadata: BulkMetadata<'e>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventStream {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: String,
+    inactivity_delay_sec: u64,
+}
+
+#[derive(Serialize)]
+struct BulkMetadata<'a> {
+    project: &'a str,
+    environment: &'a str,
+    revision: i64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Failure<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    error_code: &'static str,
+    error_details: &'a str,
+}
+
+fn failure(status: StatusCode, key: Option<&str>, code: ErrorCode, details: &str) -> Response {
+    json(
+        status,
+        &Failure {
+            key,
+            error_code: code.as_str(),
+            error_details: details,
+        },
+    )
+}
+
+/// OFREP's `generalErrorResponse` (500).
+fn general(details: String) -> Response {
+    tracing::error!(details, "OFREP request failed");
+    json(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &serde_json::json!({ "errorDetails": details }),
+    )
+}
+
+fn body_rejection(e: BytesRejection) -> Response {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::TooLarge.into_response()
+    } else {
+        failure(
+            StatusCode::BAD_REQUEST,
+            None,
+            ErrorCode::ParseError,
+            &e.body_text(),
+        )
+    }
+}
+
+fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => general(format!("cannot serialise the response: {e}")),
+    }
+}
+
+fn set_etag(response: &mut Response, etag: &str) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contexts_are_checked_as_ofrep_asks() {
+        assert!(parse_context(br#"{"context":{}}"#).is_ok());
+        assert!(parse_context(br#"{"context":{"targetingKey":"u","plan":"pro"}}"#).is_ok());
+        assert_eq!(parse_context(b"{").unwrap_err().0, ErrorCode::ParseError);
+        assert_eq!(parse_context(b"[]").unwrap_err().0, ErrorCode::ParseError);
+        assert_eq!(
+            parse_context(b"{}").unwrap_err().0,
+            ErrorCode::InvalidContext
+        );
+        assert_eq!(
+            parse_context(br#"{"context":[1]}"#).unwrap_err().0,
+            ErrorCode::InvalidContext
+        );
+        assert_eq!(
+            parse_context(br#"{"context":{"targetingKey":7}}"#)
+                .unwrap_err()
+                .0,
+            ErrorCode::InvalidContext
+        );
+    }
+
+    #[test]
+    fn config_etags_parse_with_or_without_quotes() {
+        assert_eq!(parse_config_etag("\"3.12\""), Some((3, 12)));
+        assert_eq!(parse_config_etag("3.12"), Some((3, 12)));
+        assert_eq!(parse_config_etag("\"3.12-abcd\""), None);
+        assert_eq!(parse_config_etag("x"), None);
+    }
+}

@@ -1,0 +1,380 @@
+//! What evaluations are served from: one compiled, immutable [`EnvServing`] per environment,
+//! held in a catalog that is swapped whole (`arc-swap`). Requests load the catalog without a
+//! lock and never touch the database; a reload builds a new `EnvServing` off to the side and
+//! swaps it in.
+//!
+//! Reloads happen (1) synchronously after a write through this server, before the response is
+//! sent, so a client that changed a flag reads its own write; (2) on every store change notice,
+//! which also covers other replicas once notices cross processes; (3) in a periodic repair
+//! check that compares revisions with the store, for anything missed.
+
+pub mod counts;
+pub mod ticket;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use hata_core::model::{Flag, Segment};
+use hata_core::snapshot::Snapshot;
+use hata_store::{EnvRevision, Store, StoreError, StoreResult};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use counts::{Counters, Pending};
+
+/// How often the repair check compares every snapshot's revision with the store.
+pub const REPAIR_INTERVAL: Duration = Duration::from_secs(10);
+
+/// One environment's rule set, compiled and pre-serialised, at one revision.
+pub struct EnvServing {
+    pub project: String,
+    pub environment: String,
+    /// Store id of the environment: a re-created environment gets a new one.
+    pub env_id: i64,
+    pub revision: i64,
+    /// When the revision last increased, in Unix seconds (OFREP `lastModified`).
+    pub last_modified: i64,
+    pub snapshot: Snapshot,
+    /// `"<env id>.<revision>"`, quoted: names this rule set on every replica.
+    pub config_etag: String,
+    /// `GET /api/v1/sdk/config` body.
+    pub sdk_config: Bytes,
+    /// The same rule set as one SSE event of `GET /api/v1/sdk/stream`, built once and shared
+    /// by every open stream (so a thousand streams do not hold a thousand copies).
+    pub sdk_event: Bytes,
+    pub counters: Counters,
+    sink: Arc<Pending>,
+}
+
+impl EnvServing {
+    /// The SSE event id of this revision: stable, and never repeated for another rule set.
+    pub fn event_id(&self) -> String {
+        format!("{}.{}", self.env_id, self.revision)
+    }
+}
+
+impl Drop for EnvServing {
+    /// A replaced rule set is dropped when its last reader is done with it; its counts go to
+    /// the flusher then, so no evaluation counted against it is lost.
+    fn drop(&mut self) {
+        self.counters.drain_into(&self.sink, self);
+    }
+}
+
+/// The SDK rule set (`GET /api/v1/sdk/config`): the spec's shapes, this environment only.
+#[derive(Serialize)]
+struct SdkConfig<'a> {
+    project: &'a str,
+    environment: &'a str,
+    revision: i64,
+    etag: &'a str,
+    flags: Vec<Flag>,
+    segments: &'a [Segment],
+}
+
+type Catalog = HashMap<String, HashMap<String, Arc<EnvServing>>>;
+
+/// The catalog of every environment's rule set, and the machinery that keeps it current.
+pub struct Serving {
+    store: Store,
+    catalog: ArcSwap<Catalog>,
+    /// Bumped after every swap; open streams wait on it.
+    changed: watch::Sender<u64>,
+    pending: Arc<Pending>,
+    loaded: AtomicBool,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Serving {
+    /// Loads every environment, then keeps following the store.
+    pub async fn start(store: Store) -> StoreResult<Arc<Serving>> {
+        let serving = Arc::new(Serving {
+            store,
+            catalog: ArcSwap::from_pointee(Catalog::new()),
+            changed: watch::channel(0).0,
+            pending: Arc::new(Pending::default()),
+            loaded: AtomicBool::new(false),
+            shutdown: watch::channel(false).0,
+        });
+        serving.reload_all().await?;
+        serving.loaded.store(true, Ordering::Release);
+        Ok(serving)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The current rule set of an environment.
+    #[inline]
+    pub fn get(&self, project: &str, environment: &str) -> Option<Arc<EnvServing>> {
+        self.catalog.load().get(project)?.get(environment).cloned()
+    }
+
+    /// Every rule set currently served.
+    pub fn all(&self) -> Vec<Arc<EnvServing>> {
+        self.catalog
+            .load()
+            .values()
+            .flat_map(|envs| envs.values().cloned())
+            .collect()
+    }
+
+    /// Whether the first load finished (`/health/ready`).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// A receiver that changes after every swap.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// A receiver that turns `true` when the server shuts down (streams end then).
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub fn pending(&self) -> &Arc<Pending> {
+        &self.pending
+    }
+
+    /// Brings the named environments up to at least the given revisions.
+    pub async fn refresh(&self, revisions: &[EnvRevision]) -> StoreResult<()> {
+        for r in revisions {
+            let current = self.get(&r.project, &r.environment).map(|e| e.revision);
+            if current.is_none_or(|c| c < r.revision) {
+                self.load(&r.project, &r.environment).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares every snapshot with the store's revisions; loads what is behind, drops what
+    /// is gone.
+    pub async fn reload_all(&self) -> StoreResult<()> {
+        let revisions = self.store.environment_revisions().await?;
+        self.refresh(&revisions).await?;
+        let live: std::collections::HashSet<(&str, &str)> = revisions
+            .iter()
+            .map(|r| (r.project.as_str(), r.environment.as_str()))
+            .collect();
+        let gone: Vec<(String, String)> = self
+            .all()
+            .iter()
+            .filter(|e| !live.contains(&(e.project.as_str(), e.environment.as_str())))
+            .map(|e| (e.project.clone(), e.environment.clone()))
+            .collect();
+        for (project, environment) in gone {
+            self.remove(&project, &environment);
+        }
+        Ok(())
+    }
+
+    /// Reads one environment from the store, compiles it and swaps it in (unless a newer one
+    /// got there first).
+    pub async fn load(&self, project: &str, environment: &str) -> StoreResult<()> {
+        let state = match self.store.environment_state(project, environment).await {
+            Ok(state) => state,
+            Err(StoreError::NotFound(_)) => {
+                self.remove(project, environment);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let env = &state.environment;
+        let snapshot = match Snapshot::compile(&env.environment.key, &state.flags, &state.segments)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                // Stored data passed validation, so this is a bug; keep serving the last good
+                // rule set rather than nothing.
+                tracing::error!(project, environment, revision = env.revision, error = %e,
+                    "stored rule set does not compile; still serving the previous one");
+                return Err(StoreError::Internal(format!(
+                    "compile {project}/{environment}: {e}"
+                )));
+            }
+        };
+        let config_etag = format!("\"{}.{}\"", env.id, env.revision);
+        let flags: Vec<Flag> = state
+            .flags
+            .iter()
+            .filter(|f| !f.archived)
+            .filter_map(|f| {
+                let config = f.environments.get(environment)?.clone();
+                let mut f = f.clone();
+                f.environments = [(environment.to_string(), config)].into_iter().collect();
+                Some(f)
+            })
+            .collect();
+        let sdk = SdkConfig {
+            project,
+            environment,
+            revision: env.revision,
+            etag: &config_etag,
+            flags,
+            segments: &state.segments,
+        };
+        let sdk_config =
+            Bytes::from(serde_json::to_vec(&sdk).map_err(|e| StoreError::Internal(e.to_string()))?);
+        let mut sdk_event = Vec::with_capacity(sdk_config.len() + 64);
+        sdk_event.extend_from_slice(
+            format!("id: {}.{}\nevent: config\ndata: ", env.id, env.revision).as_bytes(),
+        );
+        // Compact JSON has no raw newlines, so the whole document fits one `data:` line.
+        sdk_event.extend_from_slice(&sdk_config);
+        sdk_event.extend_from_slice(b"\n\n");
+        let serving = Arc::new(EnvServing {
+            project: project.to_string(),
+            environment: environment.to_string(),
+            env_id: env.id,
+            revision: env.revision,
+            last_modified: unix_seconds(&env.revised_at),
+            counters: Counters::new(&snapshot),
+            snapshot,
+            config_etag,
+            sdk_config,
+            sdk_event: Bytes::from(sdk_event),
+            sink: self.pending.clone(),
+        });
+        self.install(serving);
+        Ok(())
+    }
+
+    fn install(&self, new: Arc<EnvServing>) {
+        let mut installed = false;
+        self.catalog.rcu(|catalog| {
+            let current = catalog
+                .get(&new.project)
+                .and_then(|envs| envs.get(&new.environment));
+            // Loads can race (a write's own refresh and the change notice); never go back.
+            installed = current.is_none_or(|c| c.env_id != new.env_id || c.revision < new.revision);
+            if !installed {
+                return Arc::clone(catalog);
+            }
+            let mut next = Catalog::clone(catalog);
+            next.entry(new.project.clone())
+                .or_default()
+                .insert(new.environment.clone(), new.clone());
+            Arc::new(next)
+        });
+        if installed {
+            tracing::debug!(project = %new.project, environment = %new.environment,
+                revision = new.revision, flags = new.snapshot.len(), "rule set swapped in");
+            self.changed.send_modify(|g| *g += 1);
+        }
+    }
+
+    /// Stops serving an environment (deleted, or its project deleted).
+    pub fn remove(&self, project: &str, environment: &str) {
+        let mut removed = false;
+        self.catalog.rcu(|catalog| {
+            removed = catalog
+                .get(project)
+                .is_some_and(|envs| envs.contains_key(environment));
+            if !removed {
+                return Arc::clone(catalog);
+            }
+            let mut next = Catalog::clone(catalog);
+            if let Some(envs) = next.get_mut(project) {
+                envs.remove(environment);
+                if envs.is_empty() {
+                    next.remove(project);
+                }
+            }
+            Arc::new(next)
+        });
+        if removed {
+            self.changed.send_modify(|g| *g += 1);
+        }
+    }
+
+    /// Waits until the environment is at `revision` or newer, or `timeout` passes. Used when a
+    /// client says (via `flagConfigEtag`) that it was told of a revision this replica may not
+    /// have loaded yet.
+    pub async fn wait_for(
+        &self,
+        project: &str,
+        environment: &str,
+        env_id: i64,
+        revision: i64,
+        timeout: Duration,
+    ) {
+        let mut changes = self.subscribe();
+        let reached = || {
+            self.get(project, environment)
+                .is_none_or(|e| e.env_id != env_id || e.revision >= revision)
+        };
+        let _ = tokio::time::timeout(timeout, async {
+            while !reached() {
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Tells open streams to end (graceful shutdown cannot finish while they are open).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Moves every live counter into the pending batch (the flusher then writes it).
+    pub fn drain_counts(&self) {
+        for env in self.all() {
+            env.counters.drain_into(&self.pending, &env);
+        }
+    }
+}
+
+/// Follows the store: reloads environments named by change notices, and every
+/// `REPAIR_INTERVAL` compares all revisions with the store.
+pub async fn follow_changes(serving: Arc<Serving>) {
+    use hata_store::ChangeNotice;
+    use tokio::sync::broadcast::error::RecvError;
+    let mut notices = serving.store.subscribe();
+    let mut repair = tokio::time::interval(REPAIR_INTERVAL);
+    repair.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut shutdown = serving.shutdown_signal();
+    loop {
+        tokio::select! {
+            notice = notices.recv() => match notice {
+                Ok(ChangeNotice::Environment(r)) => {
+                    if let Err(e) = serving.refresh(std::slice::from_ref(&r)).await {
+                        tracing::warn!(project = %r.project, environment = %r.environment,
+                            error = %e, "reload failed; the repair check retries");
+                    }
+                }
+                Ok(ChangeNotice::EnvironmentRemoved { project, environment }) => {
+                    serving.remove(&project, &environment);
+                }
+                Ok(ChangeNotice::Tokens) => {}
+                Err(RecvError::Lagged(_)) => {
+                    if let Err(e) = serving.reload_all().await {
+                        tracing::warn!(error = %e, "reload after missed notices failed; the repair check retries");
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            },
+            _ = repair.tick() => {
+                if let Err(e) = serving.reload_all().await {
+                    tracing::debug!(error = %e, "repair check failed; serving the last rule sets");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// RFC 3339 → Unix seconds; 0 if it does not parse (only metadata depends on it).
+fn unix_seconds(rfc3339: &str) -> i64 {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .unwrap_or(0)
+}

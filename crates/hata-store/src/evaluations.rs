@@ -1,0 +1,150 @@
+//! Evaluation counts: how often each flag served which variant, in hourly buckets, and when
+//! each flag was last evaluated.
+//!
+//! This is telemetry, not configuration. The server counts in memory and flushes batches here;
+//! a batch is one transaction, so a flush is either stored whole or not at all (and then
+//! retried by the caller). It does not go through `Store::write`: nobody changed anything, so
+//! there is no version to check, no revision to bump and nothing for the change record.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{Store, StoreResult};
+
+/// Evaluations of one (environment, flag, variant, reason) within one hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EvaluationCount {
+    pub project: String,
+    pub environment: String,
+    pub flag: String,
+    /// Start of the hour, RFC 3339 UTC (`2026-11-23T14:00:00Z`).
+    pub hour: String,
+    pub variant: String,
+    pub reason: String,
+    pub count: i64,
+}
+
+/// When a flag was last evaluated in an environment (RFC 3339 UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlagEvaluated {
+    pub project: String,
+    pub environment: String,
+    pub flag: String,
+    pub at: String,
+}
+
+impl Store {
+    /// Adds `counts` to the stored counts and moves last-evaluated times forward, in one
+    /// transaction.
+    pub async fn record_evaluations(
+        &self,
+        counts: &[EvaluationCount],
+        evaluated: &[FlagEvaluated],
+    ) -> StoreResult<()> {
+        if counts.is_empty() && evaluated.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer().begin().await?;
+        for c in counts {
+            sqlx::query(
+                "INSERT INTO evaluation_counts (project, environment, flag, hour, variant, reason, count)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (project, environment, flag, hour, variant, reason)
+                 DO UPDATE SET count = evaluation_counts.count + excluded.count",
+            )
+            .bind(&c.project)
+            .bind(&c.environment)
+            .bind(&c.flag)
+            .bind(&c.hour)
+            .bind(&c.variant)
+            .bind(&c.reason)
+            .bind(c.count)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for e in evaluated {
+            // RFC 3339 UTC strings of one format order like the instants they name.
+            sqlx::query(
+                "INSERT INTO flag_last_evaluated (project, environment, flag, at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (project, environment, flag)
+                 DO UPDATE SET at = CASE WHEN excluded.at > flag_last_evaluated.at
+                                         THEN excluded.at ELSE flag_last_evaluated.at END",
+            )
+            .bind(&e.project)
+            .bind(&e.environment)
+            .bind(&e.flag)
+            .bind(&e.at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A flag's counts with `from <= hour < to`, in one environment or all, ordered by
+    /// environment, hour, variant and reason.
+    pub async fn evaluation_counts(
+        &self,
+        project: &str,
+        flag: &str,
+        environment: Option<&str>,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<Vec<EvaluationCount>> {
+        let rows = sqlx::query(
+            "SELECT project, environment, flag, hour, variant, reason, count
+             FROM evaluation_counts
+             WHERE project = $1 AND flag = $2 AND ($3 = '' OR environment = $4)
+               AND hour >= $5 AND hour < $6
+             ORDER BY environment, hour, variant, reason",
+        )
+        .bind(project)
+        .bind(flag)
+        .bind(environment.unwrap_or(""))
+        .bind(environment.unwrap_or(""))
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EvaluationCount {
+                    project: r.try_get("project")?,
+                    environment: r.try_get("environment")?,
+                    flag: r.try_get("flag")?,
+                    hour: r.try_get("hour")?,
+                    variant: r.try_get("variant")?,
+                    reason: r.try_get("reason")?,
+                    count: r.try_get("count")?,
+                })
+            })
+            .collect()
+    }
+
+    /// When a flag was last evaluated, per environment that ever evaluated it.
+    pub async fn flag_last_evaluated(
+        &self,
+        project: &str,
+        flag: &str,
+    ) -> StoreResult<Vec<FlagEvaluated>> {
+        let rows = sqlx::query(
+            "SELECT project, environment, flag, at FROM flag_last_evaluated
+             WHERE project = $1 AND flag = $2 ORDER BY environment",
+        )
+        .bind(project)
+        .bind(flag)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FlagEvaluated {
+                    project: r.try_get("project")?,
+                    environment: r.try_get("environment")?,
+                    flag: r.try_get("flag")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+}
