@@ -69,6 +69,7 @@ impl AppState {
                 .await?
         };
         let serving = serving::Serving::start(store.clone()).await?;
+        store.spawn_listener();
         let state = AppState {
             store,
             tokens,
@@ -116,7 +117,8 @@ async fn follow_changes(state: AppState) {
     let mut notices = state.store.subscribe();
     loop {
         match notices.recv().await {
-            Ok(ChangeNotice::Tokens) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+            Ok(ChangeNotice::Tokens | ChangeNotice::Resync)
+            | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                 if let Err(e) = state.tokens.reload(&state.store).await {
                     tracing::warn!(error = %e, "token cache reload failed; retrying on the next change");
                 }

@@ -12,6 +12,7 @@
 
 pub mod error;
 pub mod evaluations;
+mod listen;
 pub mod read;
 pub mod records;
 pub mod write;
@@ -64,6 +65,10 @@ pub struct Store {
     writer: AnyPool,
     reader: AnyPool,
     notices: broadcast::Sender<ChangeNotice>,
+    url: std::sync::Arc<str>,
+    /// Background tasks tied to this store hold a `Weak` of it and stop once every clone of
+    /// the store is gone.
+    alive: std::sync::Arc<()>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -125,6 +130,8 @@ impl Store {
                     writer,
                     reader,
                     notices: tx,
+                    url: config.url.as_str().into(),
+                    alive: std::sync::Arc::new(()),
                 })
             }
             Backend::Postgres => {
@@ -138,6 +145,8 @@ impl Store {
                     writer: pool.clone(),
                     reader: pool,
                     notices: tx,
+                    url: config.url.as_str().into(),
+                    alive: std::sync::Arc::new(()),
                 })
             }
         }
@@ -172,6 +181,20 @@ impl Store {
     /// `RecvError::Lagged` and must reload everything it derives.
     pub fn subscribe(&self) -> broadcast::Receiver<ChangeNotice> {
         self.notices.subscribe()
+    }
+
+    /// Starts relaying change notices between processes (PostgreSQL `LISTEN/NOTIFY`), so that
+    /// every replica's subscribers hear of every replica's commits. A no-op on SQLite, which
+    /// has one process. The relay reconnects by itself and publishes `ChangeNotice::Resync`
+    /// after every (re)connect, since notices sent while it was away are lost.
+    pub fn spawn_listener(&self) {
+        if self.backend == Backend::Postgres {
+            tokio::spawn(listen::relay(
+                self.url.to_string(),
+                self.notices.clone(),
+                std::sync::Arc::downgrade(&self.alive),
+            ));
+        }
     }
 
     pub(crate) fn publish(&self, notices: Vec<ChangeNotice>) {

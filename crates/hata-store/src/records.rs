@@ -107,6 +107,9 @@ pub enum ChangeNotice {
     },
     /// Tokens were created or deleted.
     Tokens,
+    /// Notices may have been missed (the cross-process channel was down): reload everything
+    /// derived from the store.
+    Resync,
 }
 
 /// One page of a list: `next_cursor` is `None` on the last page.

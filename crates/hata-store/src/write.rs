@@ -150,11 +150,22 @@ impl Store {
         let (value, version) = w.apply(op).await?;
         w.record_changes(meta).await?;
         let WriteTx {
-            tx,
+            mut tx,
             revisions,
             notices,
             ..
         } = w;
+        if self.backend() == crate::Backend::Postgres {
+            // NOTIFY is transactional: other replicas hear of the change exactly when (and
+            // only if) it commits.
+            for notice in &notices {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(crate::listen::CHANNEL)
+                    .bind(serde_json::to_string(notice)?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         tx.commit().await?;
         self.publish(notices);
         Ok(WriteOutcome {

@@ -355,7 +355,7 @@ pub async fn follow_changes(serving: Arc<Serving>) {
                     serving.remove(&project, &environment);
                 }
                 Ok(ChangeNotice::Tokens) => {}
-                Err(RecvError::Lagged(_)) => {
+                Ok(ChangeNotice::Resync) | Err(RecvError::Lagged(_)) => {
                     if let Err(e) = serving.reload_all().await {
                         tracing::warn!(error = %e, "reload after missed notices failed; the repair check retries");
                     }
