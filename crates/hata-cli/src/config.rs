@@ -54,6 +54,9 @@ pub struct Settings {
     pub body_limit: usize,
     pub db_max_connections: u32,
     pub json_logs: bool,
+    /// `HATA_ADMIN_TOKEN`: the admin token to create on the first start. Environment only, so
+    /// the secret stays out of the process list and config files.
+    pub admin_token: Option<String>,
 }
 
 impl ServeArgs {
@@ -103,6 +106,7 @@ impl ServeArgs {
             body_limit,
             db_max_connections,
             json_logs,
+            admin_token: std::env::var("HATA_ADMIN_TOKEN").ok(),
         })
     }
 }

@@ -4,6 +4,7 @@
 //! (auth, request ids, body limits, tracing) are layers applied once in `router`.
 
 pub mod auth;
+pub mod bootstrap;
 pub mod error;
 pub mod extract;
 pub mod openapi;
