@@ -8,6 +8,14 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Deserialize;
 
+/// The settings that are environment variables only, for `hata serve --help`.
+pub const ENV_ONLY_HELP: &str = "\
+Environment only:
+  HATA_ADMIN_TOKEN  The admin token to create on the first start, when the store has no tokens
+                    (at least 16 characters). Without it, a token is generated, printed once and
+                    written to <data-dir>/admin-token (mode 0600). Later starts ignore it.
+  RUST_LOG          Log levels, e.g. info,hata_store=debug [default: info,sqlx=warn]";
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:7070]

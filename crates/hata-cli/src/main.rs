@@ -19,6 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the server (embedded SQLite by default; no other service needed).
+    #[command(after_help = config::ENV_ONLY_HELP)]
     Serve(config::ServeArgs),
     /// Run pending database migrations and exit.
     Migrate(config::ServeArgs),
