@@ -707,7 +707,7 @@ async fn invalid_content_is_422_with_json_paths() {
 }
 
 #[tokio::test]
-async fn query_parameters_of_the_wrong_type_are_problems() {
+async fn bad_query_strings_and_paths_are_400_problems() {
     let s = TestServer::start().await;
     s.project("shop").await;
     for path in [
@@ -715,6 +715,9 @@ async fn query_parameters_of_the_wrong_type_are_problems() {
         format!("{P}/flags?limit=ten"),
         "/api/v1/projects?limit=-1".to_string(),
         format!("{P}/segments?limit=x"),
+        // A path segment that is not UTF-8 once percent-decoded.
+        "/api/v1/projects/%FF".to_string(),
+        format!("{P}/flags/%C3%28/environments/production"),
     ] {
         s.get(&path).await.problem(StatusCode::BAD_REQUEST);
     }
