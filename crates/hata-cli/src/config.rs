@@ -8,6 +8,14 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde::Deserialize;
 
+/// The settings that are environment variables only, for `hata serve --help`.
+pub const ENV_ONLY_HELP: &str = "\
+Environment only:
+  HATA_ADMIN_TOKEN  The admin token to create on the first start, when the store has no tokens
+                    (at least 16 characters). Without it, a token is generated, printed once and
+                    written to <data-dir>/admin-token (mode 0600). Later starts ignore it.
+  RUST_LOG          Log levels, e.g. info,hata_store=debug [default: info,sqlx=warn]";
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:7070]
@@ -67,6 +75,9 @@ pub struct Settings {
     pub json_logs: bool,
     pub public_url: Option<String>,
     pub eval_rate_limit: u32,
+    /// `HATA_ADMIN_TOKEN`: the admin token to create on the first start. Environment only, so
+    /// the secret stays out of the process list and config files.
+    pub admin_token: Option<String>,
 }
 
 impl ServeArgs {
@@ -126,6 +137,7 @@ impl ServeArgs {
             body_limit,
             db_max_connections,
             json_logs,
+            admin_token: std::env::var("HATA_ADMIN_TOKEN").ok(),
         })
     }
 }

@@ -3,12 +3,11 @@
 
 mod config;
 
-use std::io::Write;
-
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use hata_server::bootstrap::AdminBootstrap;
 use hata_server::{AppState, ServerConfig};
-use hata_store::{NewToken, Store, StoreConfig, TokenKind, WriteMeta, WriteOp};
+use hata_store::{Store, StoreConfig};
 
 #[derive(Parser)]
 #[command(name = "hata", version, about = "hata (旗): self-hosted feature flags")]
@@ -20,6 +19,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the server (embedded SQLite by default; no other service needed).
+    #[command(after_help = config::ENV_ONLY_HELP)]
     Serve(config::ServeArgs),
     /// Run pending database migrations and exit.
     Migrate(config::ServeArgs),
@@ -124,49 +124,22 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-/// On first start with no tokens at all: `HATA_ADMIN_TOKEN` becomes the admin token, or one
-/// is generated, printed once and written to `<data-dir>/admin-token` (mode 0600).
+/// On the first start (a store without tokens): `HATA_ADMIN_TOKEN` becomes the admin token, or
+/// one is generated, written to `<data-dir>/admin-token` (mode 0600) and printed once.
 async fn bootstrap_admin_token(store: &Store, settings: &config::Settings) -> anyhow::Result<()> {
-    if !store.list_tokens().await?.is_empty() {
-        return Ok(());
-    }
-    let (secret, generated) = match std::env::var("HATA_ADMIN_TOKEN") {
-        Ok(s) if s.len() >= 16 => (s, false),
-        Ok(_) => anyhow::bail!("HATA_ADMIN_TOKEN must be at least 16 characters"),
-        Err(_) => (hata_server::auth::new_secret(TokenKind::Admin), true),
-    };
-    let hash = hata_server::auth::hash_secret(&secret);
-    let token = NewToken {
-        id: format!("tok_{}", &hash[..16]),
-        name: "bootstrap admin".into(),
-        kind: TokenKind::Admin,
-        project: None,
-        environment: None,
-        expires_at: None,
-        secret_hash: hash,
-    };
-    let meta = WriteMeta {
-        actor: "system:bootstrap".into(),
-        request_id: String::new(),
-    };
-    store.write(&meta, WriteOp::CreateToken { token }).await?;
-    if generated {
-        std::fs::create_dir_all(&settings.data_dir)?;
-        let path = settings.data_dir.join("admin-token");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        writeln!(file, "{secret}")?;
-        println!(
+    match hata_server::bootstrap::bootstrap_admin_token(
+        store,
+        settings.admin_token.as_deref(),
+        &settings.data_dir,
+    )
+    .await?
+    {
+        AdminBootstrap::Existing => {}
+        AdminBootstrap::Given => tracing::info!("admin token taken from HATA_ADMIN_TOKEN"),
+        AdminBootstrap::Generated { secret, path } => println!(
             "hata: generated the admin token (shown once; also in {}):\n{secret}",
             path.display()
-        );
-    } else {
-        tracing::info!("admin token taken from HATA_ADMIN_TOKEN");
+        ),
     }
     Ok(())
 }

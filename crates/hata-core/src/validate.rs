@@ -83,6 +83,36 @@ impl FieldError {
 #[error("{} invalid field(s): {}", .0.len(), describe_first(.0))]
 pub struct ValidationErrors(pub Vec<FieldError>);
 
+impl ValidationErrors {
+    /// These errors with paths relative to the config of `environment` (the errors under
+    /// `environments.<environment>`), for a request whose body is that config alone. Errors
+    /// elsewhere in the flag keep their full path.
+    pub fn relative_to_config(self, environment: &str) -> ValidationErrors {
+        let prefix = Checker {
+            path: vec![Step::from("environments"), Step::from(environment)],
+            ..Checker::default()
+        }
+        .field();
+        let errors = self
+            .0
+            .into_iter()
+            .map(|mut e| {
+                let relative = match e.field.strip_prefix(prefix.as_str()) {
+                    Some("") => Some(String::new()),
+                    Some(rest) if rest.starts_with('[') => Some(rest.to_string()),
+                    Some(rest) => rest.strip_prefix('.').map(str::to_string),
+                    None => None,
+                };
+                if let Some(field) = relative {
+                    e.field = field;
+                }
+                e
+            })
+            .collect();
+        ValidationErrors(errors)
+    }
+}
+
 fn describe_first(errors: &[FieldError]) -> String {
     match errors.first() {
         Some(e) if e.field.is_empty() => e.message.clone(),

@@ -1077,3 +1077,29 @@ mod no_panic {
         }
     }
 }
+
+#[test]
+fn config_errors_can_be_made_relative_to_the_config() {
+    let e = |field: &str| FieldError::new(field, "m");
+    let errors = ValidationErrors(vec![
+        e("environments.prod.rules[1].conditions[0].values[0]"),
+        e("environments.prod"),
+        e("environments.production.off_variant"),
+        e("environments[\"prod.eu\"].default.variant"),
+        e("key"),
+    ]);
+    assert_eq!(
+        fields(&errors.clone().relative_to_config("prod").0),
+        [
+            "rules[1].conditions[0].values[0]",
+            "",
+            "environments.production.off_variant",
+            "environments[\"prod.eu\"].default.variant",
+            "key"
+        ]
+    );
+    assert_eq!(
+        fields(&errors.relative_to_config("prod.eu").0)[3],
+        "default.variant"
+    );
+}

@@ -48,14 +48,16 @@ impl TokenCache {
     /// The live (unexpired) token with this secret.
     pub fn authenticate(&self, secret: &str) -> Option<Arc<TokenRecord>> {
         let token = self.by_hash.load().get(&hash_secret(secret)).cloned()?;
-        is_live(&token).then_some(token)
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+        (!is_expired(token.expires_at.as_deref(), now)).then_some(token)
     }
 
     /// The live token with this id (event streams hold ids, never secrets).
     pub fn live_by_id(&self, id: &str) -> Option<Arc<TokenRecord>> {
         let tokens = self.by_hash.load();
         let token = tokens.values().find(|t| t.id == id)?;
-        is_live(token).then(|| token.clone())
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+        (!is_expired(token.expires_at.as_deref(), now)).then(|| token.clone())
     }
 
     /// A receiver that changes after every reload.
@@ -64,11 +66,14 @@ impl TokenCache {
     }
 }
 
-/// Not expired.
-pub fn is_live(token: &TokenRecord) -> bool {
-    match &token.expires_at {
-        Some(expiry) => expiry.as_str() > hata_store::now_rfc3339().as_str(),
-        None => true,
+/// Whether a token with this expiry has expired at `now` (epoch nanoseconds). Compared as
+/// instants, not as text: RFC 3339 strings with different numbers of fraction digits do not
+/// sort by time (`…:05Z` sorts after `…:05.300Z`). An expiry that does not parse counts as
+/// expired, so a corrupt row fails closed.
+pub fn is_expired(expires_at: Option<&str>, now: i128) -> bool {
+    match expires_at {
+        None => false,
+        Some(t) => hata_core::operand::parse_rfc3339(t).is_none_or(|at| at <= now),
     }
 }
 
@@ -166,4 +171,26 @@ pub fn authenticate_evaluator(
         ));
     }
     Ok(Evaluator { token })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_expired;
+
+    #[test]
+    fn expiry_compares_instants_not_text() {
+        let at = |s: &str| hata_core::operand::parse_rfc3339(s).expect("timestamp");
+        let now = at("2030-01-01T00:00:05.300Z");
+        assert!(!is_expired(None, now));
+        // Text comparison gets these two wrong: 'Z' sorts after '.' and after digits.
+        assert!(is_expired(Some("2030-01-01T00:00:05Z"), now));
+        assert!(is_expired(Some("2030-01-01T00:00:05.29Z"), now));
+        assert!(is_expired(Some("2030-01-01T00:00:05.300Z"), now));
+        assert!(!is_expired(Some("2030-01-01T00:00:05.31Z"), now));
+        assert!(!is_expired(
+            Some("2030-01-01T09:00:05+09:00"),
+            at("2030-01-01T00:00:04.999Z")
+        ));
+        assert!(is_expired(Some("not a time"), now));
+    }
 }

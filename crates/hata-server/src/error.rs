@@ -3,7 +3,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hata_core::validate::FieldError;
+use hata_core::validate::{FieldError, ValidationErrors};
 use hata_store::StoreError;
 use serde::Serialize;
 
@@ -13,7 +13,7 @@ pub enum AppError {
     Malformed(String),
     #[error("request body too large")]
     TooLarge,
-    #[error("invalid content")]
+    #[error("{}", ValidationErrors(.0.clone()))]
     Invalid(Vec<FieldError>),
     #[error("missing or invalid credentials")]
     Unauthorized,
@@ -25,6 +25,10 @@ pub enum AppError {
     RateLimited { retry_after: u64 },
     #[error("{0}")]
     NotFound(String),
+    #[error("no endpoint {0}")]
+    NoRoute(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -73,6 +77,13 @@ impl IntoResponse for AppError {
                 None,
             ),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found", None, None),
+            AppError::NoRoute(_) => (StatusCode::NOT_FOUND, "Not found", None, None),
+            AppError::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                None,
+                None,
+            ),
             AppError::Store(e) => match e {
                 StoreError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found", None, None),
                 StoreError::AlreadyExists(_) => {

@@ -1,5 +1,6 @@
 //! Request extractors with problem+json errors: a JSON body (400 on bad syntax, 422 naming the
-//! field on bad content, 413 over the limit), `If-Match`, list paging.
+//! field on bad content, 413 over the limit), `If-Match`, path parameters and query strings
+//! (400), list paging.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -69,6 +70,34 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
                     "If-Match must be an ETag this server issued, like \"3\"; got {raw}"
                 ))
             })
+    }
+}
+
+/// Path parameters of type `T`; ones that do not decode (not UTF-8) are a problem+json 400.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| AppError::BadRequest(e.body_text()))
+    }
+}
+
+/// A query string of type `T`; one that does not parse is a problem+json 400.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| AppError::BadRequest(e.body_text()))
     }
 }
 

@@ -5,6 +5,7 @@
 //! (auth, request ids, body limits, tracing) are layers applied once in `router`.
 
 pub mod auth;
+pub mod bootstrap;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -15,8 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::HeaderName;
+use axum::http::{HeaderName, Method, Uri};
 use axum::Router;
+use error::AppError;
 use hata_store::{ChangeNotice, Store};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -145,6 +147,9 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
         .layer(axum::Extension(eval))
         .merge(routes::health::router())
         .merge(openapi::router())
+        // Both after every route: the 405 fallback is set on the routes that exist.
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
@@ -153,6 +158,16 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Unknown paths get a problem+json 404 like every other error.
+async fn no_route(uri: Uri) -> AppError {
+    AppError::NoRoute(uri.path().to_string())
+}
+
+/// A known path with a method it does not serve (axum adds the `Allow` header).
+async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
+    AppError::MethodNotAllowed(format!("{} does not serve {method}", uri.path()))
 }
 
 /// How long a graceful shutdown waits for in-flight requests.

@@ -301,7 +301,8 @@ impl WriteTx {
                     .replace_flag(&project, &flag, expected_version, |old| {
                         with_config(old, &environment, |_| Ok(config))
                     })
-                    .await?;
+                    .await
+                    .map_err(|e| relative_to_config(e, &environment))?;
                 Ok((config_of(value, &environment), version))
             }
             WriteOp::PatchFlagConfig {
@@ -315,7 +316,8 @@ impl WriteTx {
                     .replace_flag(&project, &flag, expected_version, |old| {
                         with_config(old, &environment, |current| merge_config(current, &patch))
                     })
-                    .await?;
+                    .await
+                    .map_err(|e| relative_to_config(e, &environment))?;
                 Ok((config_of(value, &environment), version))
             }
             WriteOp::CreateSegment { project, segment } => {
@@ -1271,6 +1273,15 @@ fn merge_config(current: &FlagConfig, patch: &Value) -> StoreResult<FlagConfig> 
             message: e.into_inner().to_string(),
         }]))
     })
+}
+
+/// A write of one config validates the whole flag; its errors must name fields of the request
+/// body, which is the config alone.
+fn relative_to_config(e: StoreError, environment: &str) -> StoreError {
+    match e {
+        StoreError::Invalid(errors) => StoreError::Invalid(errors.relative_to_config(environment)),
+        other => other,
+    }
 }
 
 /// The config of `environment` out of a flag document (the answer to PUT/PATCH of a config).

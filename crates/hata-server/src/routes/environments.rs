@@ -1,7 +1,7 @@
 //! `/projects/{project}/environments`: list, create (every flag gets a disabled config for the
 //! new environment), get, replace, delete, and `…/evaluate` ("what does this user see?").
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::{versioned, written, Writer};
 use crate::error::{AppError, AppResult};
-use crate::extract::{IfMatch, JsonBody};
+use crate::extract::{IfMatch, JsonBody, Path};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -81,6 +81,8 @@ pub struct EnvironmentUpdate {
     _version: Option<i64>,
     #[serde(default, rename = "revision")]
     _revision: Option<i64>,
+    #[serde(default, rename = "revised_at")]
+    _revised_at: Option<String>,
     #[serde(default, rename = "created_at")]
     _created_at: Option<String>,
     #[serde(default, rename = "updated_at")]

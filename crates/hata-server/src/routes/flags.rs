@@ -1,7 +1,7 @@
 //! `/projects/{project}/flags`: list with filters, create, get, replace, delete; and one
 //! environment's `FlagConfig`: get, replace, JSON Merge Patch (the kill switch).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{versioned, written, Writer};
 use crate::error::{AppError, AppResult};
-use crate::extract::{IfMatch, JsonBody};
+use crate::extract::{IfMatch, JsonBody, Path, Query};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {

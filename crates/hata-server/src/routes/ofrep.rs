@@ -40,10 +40,22 @@ const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/ofrep/v1/evaluate/flags/{key}", post(single))
-        .route("/ofrep/v1/evaluate/flags", post(bulk))
-        .route("/ofrep/v1/events", get(sse::ofrep_events))
+        // OPTIONS is routed so that preflights reach the CORS layer (which answers them)
+        // instead of the router's 405 fallback.
+        .route(
+            "/ofrep/v1/evaluate/flags/{key}",
+            post(single).options(preflight),
+        )
+        .route("/ofrep/v1/evaluate/flags", post(bulk).options(preflight))
+        .route(
+            "/ofrep/v1/events",
+            get(sse::ofrep_events).options(preflight),
+        )
         .layer(cors())
+}
+
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 /// Browsers may call OFREP with `client` tokens from any origin. No cookies are involved

@@ -1,6 +1,6 @@
 //! `/projects`: create (with default environments), list, get, replace, delete.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::{versioned, written, Writer};
 use crate::error::AppResult;
-use crate::extract::{IfMatch, JsonBody, Paging};
+use crate::extract::{IfMatch, JsonBody, Paging, Path, Query};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {

@@ -1,6 +1,6 @@
 //! `/projects/{project}/segments`: list, create, get, replace, delete (409 while in use).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
@@ -10,7 +10,7 @@ use hata_store::{Page, WriteOp};
 
 use super::{versioned, written, Writer};
 use crate::error::AppResult;
-use crate::extract::{IfMatch, JsonBody, Paging};
+use crate::extract::{IfMatch, JsonBody, Paging, Path, Query};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {

@@ -1,6 +1,6 @@
 //! `/tokens`: create (the secret is in the response, once), list (never secrets), delete.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{delete, get};
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::{written, Writer};
 use crate::auth::{hash_secret, new_secret};
 use crate::error::{AppError, AppResult};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, Path};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {

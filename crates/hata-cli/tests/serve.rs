@@ -1,0 +1,334 @@
+//! `hata serve` as a user runs it: the real binary, a data dir, SIGTERM, a restart on the same
+//! dir, the admin token from a file or from `HATA_ADMIN_TOKEN`, and `--help`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A running `hata serve`; killed if the test ends without stopping it.
+struct Hata {
+    child: Child,
+    base: String,
+    /// One client for every request, so an idle keep-alive connection is open at SIGTERM.
+    client: reqwest::Client,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Drop for Hata {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `hata <args>` with no `HATA_*` variables but `env`; output goes to files in `logs`.
+fn hata(
+    args: &[&str],
+    env: &[(&str, &str)],
+    logs: &Path,
+    run: &str,
+) -> (Command, PathBuf, PathBuf) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hata"));
+    cmd.args(args);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("HATA_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    let stdout = logs.join(format!("{run}.stdout"));
+    let stderr = logs.join(format!("{run}.stderr"));
+    cmd.stdin(Stdio::null())
+        .stdout(File::create(&stdout).expect("stdout file"))
+        .stderr(File::create(&stderr).expect("stderr file"));
+    (cmd, stdout, stderr)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+impl Hata {
+    /// Starts `hata serve` on `data_dir` and a free port; returns once `/health/ready` is 200.
+    async fn start(data_dir: &Path, env: &[(&str, &str)], logs: &Path, run: &str) -> Hata {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let data = data_dir.to_str().expect("utf-8 temp path");
+        let (mut cmd, stdout, stderr) = hata(
+            &["serve", "--data-dir", data, "--listen", &listen],
+            env,
+            logs,
+            run,
+        );
+        let child = cmd.spawn().expect("spawn hata serve");
+        let mut hata = Hata {
+            child,
+            base: format!("http://{listen}"),
+            client: reqwest::Client::new(),
+            stdout,
+            stderr,
+        };
+        hata.wait_ready().await;
+        hata
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "hata exited with {status} before it was ready:\n{}",
+                    read(&self.stderr)
+                );
+            }
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/health/ready", self.base))
+                .send()
+                .await
+            {
+                if r.status() == reqwest::StatusCode::OK {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not ready in time:\n{}",
+                read(&self.stderr)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    async fn terminate(&mut self) -> ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for hata") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hata did not exit within 10 s of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> reqwest::StatusCode {
+        let mut r = self.client.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().await.expect("request").status()
+    }
+
+    async fn post(&self, path: &str, token: &str, body: serde_json::Value) -> reqwest::StatusCode {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+            .status()
+    }
+}
+
+#[tokio::test]
+async fn generated_admin_token_sigterm_and_restart_on_the_same_dir() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let mut hata = Hata::start(&data, &[], tmp.path(), "first").await;
+
+    let token_file = data.join("admin-token");
+    let token = read(&token_file).trim().to_string();
+    assert!(token.starts_with("hata_admin_"), "{token:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file)
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "admin-token mode is {:o}",
+            mode & 0o777
+        );
+    }
+    assert!(
+        read(&hata.stdout).contains(&token),
+        "the token is printed once"
+    );
+    assert!(data.join("hata.db").exists());
+
+    assert_eq!(hata.get("/api/v1/projects", Some(&token)).await, 200);
+    assert_eq!(hata.get("/api/v1/projects", None).await, 401);
+    assert_eq!(
+        hata.get("/api/v1/projects", Some("hata_admin_wrong")).await,
+        401
+    );
+    let created = hata
+        .post(
+            "/api/v1/projects",
+            &token,
+            serde_json::json!({"key": "shop"}),
+        )
+        .await;
+    assert_eq!(created, 201);
+
+    let started = Instant::now();
+    let status = hata.terminate().await;
+    assert!(
+        status.success(),
+        "exit status after SIGTERM: {status}\n{}",
+        read(&hata.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    // Same dir: same store, same token, no new token generated or printed.
+    let mut again = Hata::start(&data, &[], tmp.path(), "second").await;
+    assert_eq!(read(&token_file).trim(), token, "the token file is kept");
+    assert!(
+        !read(&again.stdout).contains("hata_admin_"),
+        "{}",
+        read(&again.stdout)
+    );
+    assert_eq!(again.get("/api/v1/projects/shop", Some(&token)).await, 200);
+    let status = again.terminate().await;
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn hata_admin_token_is_the_first_admin_token() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let secret = "my-own-admin-token-0123456789";
+    let mut hata = Hata::start(&data, &[("HATA_ADMIN_TOKEN", secret)], tmp.path(), "env").await;
+    assert_eq!(hata.get("/api/v1/projects", Some(secret)).await, 200);
+    assert_eq!(
+        hata.get("/api/v1/projects", Some("my-own-admin-token-x"))
+            .await,
+        401
+    );
+    assert!(
+        !data.join("admin-token").exists(),
+        "no token file when the token was given"
+    );
+    assert!(
+        !read(&hata.stdout).contains(secret),
+        "a given token is not printed"
+    );
+    assert!(hata.terminate().await.success());
+
+    // Only read on the first start: another value later changes nothing.
+    let mut hata = Hata::start(
+        &data,
+        &[("HATA_ADMIN_TOKEN", "a-different-token-0123456789")],
+        tmp.path(),
+        "env-again",
+    )
+    .await;
+    assert_eq!(hata.get("/api/v1/projects", Some(secret)).await, 200);
+    assert_eq!(
+        hata.get("/api/v1/projects", Some("a-different-token-0123456789"))
+            .await,
+        401
+    );
+    assert!(hata.terminate().await.success());
+}
+
+#[test]
+fn bad_settings_fail_the_start_naming_the_setting() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    let data = data.to_str().expect("utf-8 temp path");
+    let listen = format!("127.0.0.1:{}", free_port());
+    for (run, args, env, needle) in [
+        (
+            "short-token",
+            vec![],
+            vec![("HATA_ADMIN_TOKEN", "short")],
+            "HATA_ADMIN_TOKEN",
+        ),
+        (
+            "body-limit",
+            vec!["--body-limit", "10"],
+            vec![],
+            "body_limit",
+        ),
+        (
+            "log-format",
+            vec![],
+            vec![("HATA_LOG_FORMAT", "xml")],
+            "log_format",
+        ),
+        (
+            "db-connections",
+            vec!["--db-max-connections", "0"],
+            vec![],
+            "db_max_connections",
+        ),
+    ] {
+        let mut all = vec!["serve", "--data-dir", data, "--listen", &listen];
+        all.extend(args);
+        let (mut cmd, _, stderr) = hata(&all, &env, tmp.path(), run);
+        let status = cmd.status().expect("run hata");
+        assert!(!status.success(), "{run}: started anyway");
+        assert!(read(&stderr).contains(needle), "{run}: {}", read(&stderr));
+    }
+}
+
+#[test]
+fn serve_help_mentions_every_setting() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let (mut cmd, stdout, _) = hata(&["serve", "--help"], &[], tmp.path(), "help");
+    assert!(cmd.status().expect("run hata").success());
+    let help = read(&stdout);
+    for setting in [
+        "--listen",
+        "HATA_LISTEN",
+        "--data-dir",
+        "HATA_DATA_DIR",
+        "--database-url",
+        "HATA_DATABASE_URL",
+        "--body-limit",
+        "HATA_BODY_LIMIT",
+        "--db-max-connections",
+        "HATA_DB_MAX_CONNECTIONS",
+        "--log-format",
+        "HATA_LOG_FORMAT",
+        "--config",
+        "HATA_CONFIG",
+        "HATA_ADMIN_TOKEN",
+        "RUST_LOG",
+    ] {
+        assert!(
+            help.contains(setting),
+            "`hata serve --help` does not mention {setting}:\n{help}"
+        );
+    }
+}

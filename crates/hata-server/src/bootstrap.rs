@@ -1,0 +1,104 @@
+//! The first admin token. On a store without any token, the server cannot be administered, so
+//! at start `hata serve` creates one: the secret the operator gave (`HATA_ADMIN_TOKEN`), or a
+//! generated one written to `<data-dir>/admin-token` (mode 0600). The integration tests start
+//! their servers through this same function.
+//!
+//! It does nothing on a store that has tokens: the given secret is only read on the first start.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use hata_store::{NewToken, Store, StoreError, TokenKind, WriteMeta, WriteOp};
+
+use crate::auth::{hash_secret, new_secret};
+
+/// The shortest admin secret accepted from the operator.
+pub const MIN_ADMIN_SECRET_CHARS: usize = 16;
+
+/// The file, inside the data directory, that receives a generated admin secret.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("HATA_ADMIN_TOKEN must be at least {MIN_ADMIN_SECRET_CHARS} characters")]
+    SecretTooShort,
+    #[error("cannot write the admin token to {}: {source}", path.display())]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What `bootstrap_admin_token` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminBootstrap {
+    /// The store already had tokens; nothing was changed.
+    Existing,
+    /// The given secret is now the admin token.
+    Given,
+    /// A secret was generated, stored as the admin token and written to `path`.
+    Generated { secret: String, path: PathBuf },
+}
+
+/// On a store without tokens, makes `given` (or a generated secret) the admin token; see the
+/// module doc. A generated secret is written to `<data_dir>/admin-token` before the token is
+/// stored, so a failed write never leaves an admin token whose secret nobody has.
+pub async fn bootstrap_admin_token(
+    store: &Store,
+    given: Option<&str>,
+    data_dir: &Path,
+) -> Result<AdminBootstrap, BootstrapError> {
+    if !store.list_tokens().await?.is_empty() {
+        return Ok(AdminBootstrap::Existing);
+    }
+    let (secret, outcome) = match given {
+        Some(s) if s.chars().count() < MIN_ADMIN_SECRET_CHARS => {
+            return Err(BootstrapError::SecretTooShort)
+        }
+        Some(s) => (s.to_string(), AdminBootstrap::Given),
+        None => {
+            let secret = new_secret(TokenKind::Admin);
+            let path = data_dir.join(ADMIN_TOKEN_FILE);
+            write_secret_file(&path, &secret).map_err(|source| BootstrapError::TokenFile {
+                path: path.clone(),
+                source,
+            })?;
+            (secret.clone(), AdminBootstrap::Generated { secret, path })
+        }
+    };
+    let hash = hash_secret(&secret);
+    let token = NewToken {
+        id: format!("tok_{}", &hash[..16]),
+        name: "bootstrap admin".into(),
+        kind: TokenKind::Admin,
+        project: None,
+        environment: None,
+        expires_at: None,
+        secret_hash: hash,
+    };
+    let meta = WriteMeta {
+        actor: "system:bootstrap".into(),
+        request_id: String::new(),
+    };
+    store.write(&meta, WriteOp::CreateToken { token }).await?;
+    Ok(outcome)
+}
+
+/// Writes `secret` to `path`, readable by the owner only (also when the file existed before).
+fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    // `mode` only applies to a file this call creates.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    writeln!(file, "{secret}")?;
+    file.sync_all()
+}

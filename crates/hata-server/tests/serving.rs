@@ -1,0 +1,730 @@
+//! Serving over real HTTP: OFREP single and bulk, event streams with tickets, the SDK rule set
+//! and its stream, rate limits, CORS, evaluation counts and insights.
+
+mod support;
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use support::{Reply, TestServer};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A project `shop` with flags of every type and every reason.
+async fn shop(s: &TestServer) {
+    s.project("shop").await;
+    s.post(
+        "/api/v1/projects/shop/segments",
+        &json!({"key": "staff", "name": "Staff", "included": ["alice"]}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let dev = |config: Value| json!({ "development": config });
+    s.flag(
+        "shop",
+        json!({"key": "static-on", "type": "boolean", "environments": dev(json!({
+            "enabled": true, "off_variant": "off", "default": {"variant": "on"}}))}),
+    )
+    .await;
+    s.flag(
+        "shop",
+        json!({"key": "banner", "type": "string",
+            "variants": [{"key": "a", "value": "Hello"}, {"key": "b", "value": "Welcome"}],
+            "environments": dev(json!({"enabled": true, "off_variant": "a",
+                "rules": [
+                    {"id": "staff", "conditions": [{"segment": "staff"}], "serve": {"variant": "b"}},
+                    {"id": "pro", "conditions": [{"attribute": "plan", "operator": "in", "values": ["pro"]}],
+                     "serve": {"variant": "b"}}],
+                "default": {"variant": "a"}}))}),
+    )
+    .await;
+    s.flag(
+        "shop",
+        json!({"key": "limit", "type": "number",
+            "variants": [{"key": "low", "value": 10}, {"key": "high", "value": 2.5}],
+            "environments": dev(json!({"enabled": true, "off_variant": "low",
+                "default": {"rollout": {"weights": [{"variant": "low", "weight": 50000},
+                                                    {"variant": "high", "weight": 50000}]}}}))}),
+    )
+    .await;
+    s.flag(
+        "shop",
+        json!({"key": "theme", "type": "json",
+            "variants": [{"key": "dark", "value": {"bg": "#000", "size": 3}}],
+            "environments": dev(json!({"enabled": true, "off_variant": "dark",
+                "default": {"variant": "dark"}}))}),
+    )
+    .await;
+    s.flag(
+        "shop",
+        json!({"key": "killed", "type": "boolean", "environments": dev(json!({
+            "enabled": false, "off_variant": "off", "default": {"variant": "on"}}))}),
+    )
+    .await;
+    s.flag(
+        "shop",
+        json!({"key": "needs-killed", "type": "boolean", "environments": dev(json!({
+            "enabled": true, "off_variant": "off",
+            "prerequisites": [{"flag": "killed", "variants": ["on"]}],
+            "default": {"variant": "on"}}))}),
+    )
+    .await;
+}
+
+/// Creates a token of `kind` for shop/development and returns its secret.
+async fn token(s: &TestServer, kind: &str) -> String {
+    let r = s
+        .post(
+            "/api/v1/tokens",
+            &json!({"name": kind, "kind": kind, "project": "shop", "environment": "development"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    r.body["secret"].as_str().expect("secret").to_string()
+}
+
+async fn ofrep(s: &TestServer, token: &str, key: &str, context: Value) -> Reply {
+    Reply::of(
+        s.as_token(
+            token,
+            Method::POST,
+            &format!("/ofrep/v1/evaluate/flags/{key}"),
+        )
+        .json(&json!({ "context": context })),
+    )
+    .await
+}
+
+async fn bulk(s: &TestServer, token: &str, context: Value) -> Reply {
+    Reply::of(
+        s.as_token(token, Method::POST, "/ofrep/v1/evaluate/flags")
+            .json(&json!({ "context": context })),
+    )
+    .await
+}
+
+fn success(r: &Reply) -> (&Value, &str, &str) {
+    (
+        &r.body["value"],
+        r.body["variant"].as_str().unwrap_or_default(),
+        r.body["reason"].as_str().unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn ofrep_single_flag_reasons_values_and_metadata() {
+    let s = TestServer::start().await;
+    shop(&s).await;
+    let t = token(&s, "server").await;
+
+    let r = ofrep(&s, &t, "static-on", json!({"targetingKey": "u1"}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(success(&r), (&json!(true), "on", "STATIC"));
+    assert_eq!(r.body["key"], "static-on");
+    assert!(r.body["metadata"]["flagVersion"]
+        .as_i64()
+        .is_some_and(|v| v >= 1));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+
+    let r = ofrep(
+        &s,
+        &t,
+        "banner",
+        json!({"targetingKey": "u1", "plan": "pro"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(success(&r), (&json!("Welcome"), "b", "TARGETING_MATCH"));
+    assert_eq!(r.body["metadata"]["ruleId"], "pro");
+    let r = ofrep(&s, &t, "banner", json!({"targetingKey": "alice"}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body["metadata"]["ruleId"], "staff", "segment rule");
+    let r = ofrep(
+        &s,
+        &t,
+        "banner",
+        json!({"targetingKey": "u1", "plan": "free"}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(success(&r), (&json!("Hello"), "a", "DEFAULT"));
+    assert!(r.body["metadata"].get("ruleId").is_none());
+
+    let r = ofrep(&s, &t, "limit", json!({"targetingKey": "user-7"}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body["reason"], "SPLIT");
+    assert!(r.body["value"] == json!(10) || r.body["value"] == json!(2.5));
+    // Without targetingKey the rollout cannot bucket: first variant, DEFAULT, and a note.
+    let r = ofrep(&s, &t, "limit", json!({}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(success(&r), (&json!(10), "low", "DEFAULT"));
+    assert_eq!(
+        r.body["metadata"]["hataNote"],
+        "bucket_by attribute missing"
+    );
+
+    let r = ofrep(&s, &t, "theme", json!({"targetingKey": "u1"}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body["value"], json!({"bg": "#000", "size": 3}));
+
+    let r = ofrep(&s, &t, "killed", json!({"targetingKey": "u1"}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(success(&r), (&json!(false), "off", "DISABLED"));
+    let r = ofrep(&s, &t, "needs-killed", json!({"targetingKey": "u1"}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(success(&r), (&json!(false), "off", "DISABLED"));
+    assert_eq!(r.body["metadata"]["hataReason"], "PREREQUISITE_FAILED");
+
+    // A client token evaluates too, and X-API-Key is accepted.
+    let c = token(&s, "client").await;
+    let r = Reply::of(
+        s.client
+            .post(s.url("/ofrep/v1/evaluate/flags/static-on"))
+            .header("x-api-key", &c)
+            .json(&json!({"context": {"targetingKey": "u1"}})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(r.body["value"], true);
+}
+
+#[tokio::test]
+async fn ofrep_failures_have_the_protocols_shapes() {
+    let s = TestServer::start().await;
+    shop(&s).await;
+    let t = token(&s, "server").await;
+
+    let r = ofrep(&s, &t, "nope", json!({"targetingKey": "u1"}))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    assert_eq!(r.body["key"], "nope");
+    assert_eq!(r.body["errorCode"], "FLAG_NOT_FOUND");
+    assert!(r.body["errorDetails"]
+        .as_str()
+        .is_some_and(|d| d.contains("nope")));
+
+    let raw = |body: &'static str| {
+        s.as_token(&t, Method::POST, "/ofrep/v1/evaluate/flags/banner")
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    for (body, code) in [
+        ("{not json", "PARSE_ERROR"),
+        ("[1,2]", "PARSE_ERROR"),
+        ("{}", "INVALID_CONTEXT"),
+        (r#"{"context": "u1"}"#, "INVALID_CONTEXT"),
+        (r#"{"context": {"targetingKey": 42}}"#, "INVALID_CONTEXT"),
+    ] {
+        let r = Reply::of(raw(body)).await.expect(StatusCode::BAD_REQUEST);
+        assert_eq!(r.body["errorCode"], code, "{body}");
+        assert!(r.body["errorDetails"].is_string(), "{body}");
+    }
+    let r = Reply::of(
+        s.as_token(&t, Method::POST, "/ofrep/v1/evaluate/flags")
+            .header("content-type", "application/json")
+            .body("{}"),
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["errorCode"], "INVALID_CONTEXT");
+
+    // Auth: none, unknown, admin (not an evaluator).
+    Reply::of(
+        s.client
+            .post(s.url("/ofrep/v1/evaluate/flags/banner"))
+            .json(&json!({"context": {}})),
+    )
+    .await
+    .problem(StatusCode::UNAUTHORIZED);
+    ofrep(&s, "hata_server_not-a-token", "banner", json!({}))
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    ofrep(&s, &s.token, "banner", json!({}))
+        .await
+        .problem(StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_write_is_served_before_its_response_returns() {
+    let s = TestServer::start().await;
+    shop(&s).await;
+    let t = token(&s, "server").await;
+    for i in 0..20 {
+        let enabled = i % 2 == 0;
+        s.patch(
+            "/api/v1/projects/shop/flags/killed/environments/development",
+            &json!({ "enabled": enabled }),
+        )
+        .await
+        .expect(StatusCode::OK);
+        let r = ofrep(&s, &t, "killed", json!({"targetingKey": "u1"}))
+            .await
+            .expect(StatusCode::OK);
+        assert_eq!(r.body["value"], json!(enabled), "round {i}");
+    }
+}
+
+#[tokio::test]
+async fn bulk_evaluates_every_flag_with_etag_and_event_stream() {
+    let s = TestServer::start().await;
+    shop(&s).await;
+    let t = token(&s, "client").await;
+    let ctx = json!({"targetingKey": "u1", "plan": "pro"});
+    let r = bulk(&s, &t, ctx.clone()).await.expect(StatusCode::OK);
+    let flags = r.body["flags"].as_array().expect("flags");
+    let keys: Vec<&str> = flags.iter().filter_map(|f| f["key"].as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "banner",
+            "killed",
+            "limit",
+            "needs-killed",
+            "static-on",
+            "theme"
+        ]
+    );
+    assert!(flags
+        .iter()
+        .all(|f| f["reason"].is_string() && f.get("value").is_some()));
+    let etag = r.header("etag").expect("bulk ETag").to_string();
+    let streams = r.body["eventStreams"].as_array().expect("eventStreams");
+    assert_eq!(streams.len(), 1);
+    assert_eq!(streams[0]["type"], "sse");
+    assert_eq!(streams[0]["inactivityDelaySec"], 120);
+    let url = streams[0]["url"].as_str().expect("url");
+    assert!(url.starts_with(&s.url("/ofrep/v1/events?ticket=")), "{url}");
+    assert!(!url.contains(&t), "the stream URL must not carry the token");
+    assert_eq!(r.body["metadata"]["project"], "shop");
+
+    // Same context, same rule set: 304. Another context: 200.
+    let again = Reply::of(
+        s.as_token(&t, Method::POST, "/ofrep/v1/evaluate/flags")
+            .header("if-none-match", &etag)
+            .json(&json!({ "context": ctx })),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(again.header("etag"), Some(etag.as_str()));
+    let other = Reply::of(
+        s.as_token(&t, Method::POST, "/ofrep/v1/evaluate/flags")
+            .header("if-none-match", &etag)
+            .json(&json!({"context": {"targetingKey": "u2"}})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_ne!(other.header("etag"), Some(etag.as_str()));
+
+    // After a change the old ETag no longer matches.
+    s.patch(
+        "/api/v1/projects/shop/flags/killed/environments/development",
+        &json!({"enabled": true}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let changed = Reply::of(
+        s.as_token(&t, Method::POST, "/ofrep/v1/evaluate/flags")
+            .header("if-none-match", &etag)
+            .json(&json!({ "context": ctx })),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let killed = changed.body["flags"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["key"] == "killed"))
+        .expect("killed in bulk");
+    assert_eq!(killed["value"], true);
+}
+
+#[tokio::test]
+async fn rate_limited_tokens_get_429_with_retry_after() {
+    let s = TestServer::start_with(hata_server::ServerConfig {
+        eval_rate_limit: 3,
+        ..Default::default()
+    })
+    .await;
+    shop(&s).await;
+    let limited = token(&s, "server").await;
+    let other = token(&s, "server").await;
+    let mut refused = None;
+    for _ in 0..20 {
+        let r = ofrep(&s, &limited, "static-on", json!({})).await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let r = refused
+        .expect("20 requests at once exceed 3/s")
+        .problem(StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=2).contains(&wait), "Retry-After {wait}");
+    // Limits are per token.
+    ofrep(&s, &other, "static-on", json!({}))
+        .await
+        .expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn browsers_may_call_ofrep_cross_origin() {
+    let s = TestServer::start().await;
+    let r = s
+        .client
+        .request(Method::OPTIONS, s.url("/ofrep/v1/evaluate/flags"))
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .expect("preflight");
+    assert!(r.status().is_success(), "{}", r.status());
+    let h = |n: &str| {
+        r.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    assert_eq!(h("access-control-allow-origin"), "*");
+    assert!(h("access-control-allow-methods").contains("post"));
+    assert!(h("access-control-allow-headers").contains("authorization"));
+}
+
+/// Reads Server-Sent Events from a streaming response.
+struct Sse {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+#[derive(Debug, Default)]
+struct Event {
+    id: Option<String>,
+    event: Option<String>,
+    data: String,
+    /// The block was only a comment (a heart-beat).
+    comment: bool,
+}
+
+impl Sse {
+    async fn open(request: reqwest::RequestBuilder) -> Sse {
+        let response = request.send().await.expect("open the stream");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("text/event-stream")
+        );
+        Sse {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next block (event, comment or `retry:`); `None` when the stream ended or nothing
+    /// arrived within `wait`.
+    async fn next_block(&mut self, wait: Duration) -> Option<Event> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut e = Event::default();
+                let mut only_comments = true;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        e.id = Some(v.to_string());
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        e.event = Some(v.to_string());
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        e.data.push_str(v);
+                    }
+                    if !line.starts_with(':') && !line.is_empty() {
+                        only_comments = false;
+                    }
+                }
+                e.comment = only_comments;
+                return Some(e);
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .ok()?
+                .ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The next real event (skipping comments and `retry:`).
+    async fn next_event(&mut self, wait: Duration) -> Option<Event> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let e = self.next_block(left).await?;
+            if e.id.is_some() || !e.data.is_empty() {
+                return Some(e);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn ofrep_event_stream_signals_changes_and_resumes() {
+    let s = TestServer::start_with(hata_server::ServerConfig {
+        heartbeat: Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await;
+    shop(&s).await;
+    let t = token(&s, "client").await;
+    let r = bulk(&s, &t, json!({"targetingKey": "u1"}))
+        .await
+        .expect(StatusCode::OK);
+    let url = r.body["eventStreams"][0]["url"]
+        .as_str()
+        .expect("url")
+        .to_string();
+
+    // Up to date: nothing but heart-beats until something changes.
+    let mut sse = Sse::open(s.client.get(&url)).await;
+    let mut saw_heartbeat = false;
+    while let Some(block) = sse.next_block(Duration::from_millis(600)).await {
+        assert!(block.id.is_none(), "no event before a change: {block:?}");
+        saw_heartbeat |= block.comment;
+    }
+    assert!(saw_heartbeat, "heart-beats every 200 ms");
+
+    s.patch(
+        "/api/v1/projects/shop/flags/killed/environments/development",
+        &json!({"enabled": true}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let e = sse.next_event(DEADLINE).await.expect("refetchEvaluation");
+    assert_eq!(e.event.as_deref(), Some("message"));
+    let data: Value = serde_json::from_str(&e.data).expect("JSON data");
+    assert_eq!(data["type"], "refetchEvaluation");
+    let id = e.id.expect("event id");
+    assert_eq!(data["etag"], format!("\"{id}\""));
+    assert!(data["lastModified"]
+        .as_i64()
+        .is_some_and(|t| t > 1_700_000_000));
+
+    // The re-fetch the provider makes with the event's metadata sees the change.
+    let refetch = Reply::of(
+        s.as_token(
+            &t,
+            Method::POST,
+            &format!(
+                "/ofrep/v1/evaluate/flags?flagConfigEtag={}&flagConfigLastModified={}",
+                data["etag"].as_str().unwrap_or_default(),
+                data["lastModified"]
+            ),
+        )
+        .json(&json!({"context": {"targetingKey": "u1"}})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let killed = refetch.body["flags"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["key"] == "killed"))
+        .expect("killed");
+    assert_eq!(killed["value"], true);
+
+    // Reconnecting with the last id: nothing to replay. With an older id (or none, on the old
+    // ticket): the current state at once, under the same stable id.
+    let mut resumed = Sse::open(s.client.get(&url).header("last-event-id", id.as_str())).await;
+    assert!(resumed
+        .next_event(Duration::from_millis(500))
+        .await
+        .is_none());
+    let mut behind = Sse::open(s.client.get(&url)).await;
+    let replayed = behind.next_event(DEADLINE).await.expect("replayed event");
+    assert_eq!(replayed.id.as_deref(), Some(id.as_str()));
+
+    // A tampered ticket is refused; deleting the token ends the stream and kills the ticket.
+    let tampered = url.replacen("ticket=", "ticket=x", 1);
+    Reply::of(s.client.get(&tampered))
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    let id_of_token = s.get("/api/v1/tokens").await.expect(StatusCode::OK).body["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["kind"] == "client"))
+        .and_then(|i| i["id"].as_str())
+        .expect("client token listed")
+        .to_string();
+    s.delete(&format!("/api/v1/tokens/{id_of_token}"))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let mut ended = false;
+    for _ in 0..50 {
+        if behind.next_block(DEADLINE).await.is_none() {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "the stream ends when its token is deleted");
+    Reply::of(s.client.get(&url))
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn sdk_config_and_stream_carry_the_rule_set() {
+    let s = TestServer::start().await;
+    shop(&s).await;
+    let t = token(&s, "server").await;
+    let r = Reply::of(s.as_token(&t, Method::GET, "/api/v1/sdk/config"))
+        .await
+        .expect(StatusCode::OK);
+    let etag = r.header("etag").expect("ETag").to_string();
+    assert_eq!(r.body["etag"], etag.as_str());
+    assert_eq!(r.body["environment"], "development");
+    let revision = r.body["revision"].as_i64().expect("revision");
+    assert_eq!(revision, s.revision("shop", "development").await);
+    let flags = r.body["flags"].as_array().expect("flags");
+    assert_eq!(flags.len(), 6);
+    for f in flags {
+        let envs: Vec<&String> = f["environments"].as_object().expect("map").keys().collect();
+        assert_eq!(envs, ["development"], "only this environment's config");
+    }
+    assert_eq!(r.body["segments"][0]["key"], "staff");
+    let not_modified = Reply::of(
+        s.as_token(&t, Method::GET, "/api/v1/sdk/config")
+            .header("if-none-match", &etag),
+    )
+    .await;
+    assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
+    let client = token(&s, "client").await;
+    Reply::of(s.as_token(&client, Method::GET, "/api/v1/sdk/config"))
+        .await
+        .problem(StatusCode::FORBIDDEN);
+    Reply::of(s.as_token(&s.token, Method::GET, "/api/v1/sdk/stream"))
+        .await
+        .problem(StatusCode::FORBIDDEN);
+
+    let mut stream = Sse::open(s.as_token(&t, Method::GET, "/api/v1/sdk/stream")).await;
+    let first = stream
+        .next_event(DEADLINE)
+        .await
+        .expect("rule set on connect");
+    assert_eq!(first.event.as_deref(), Some("config"));
+    let doc: Value = serde_json::from_str(&first.data).expect("JSON");
+    assert_eq!(doc["revision"], revision);
+    s.delete("/api/v1/projects/shop/flags/theme")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    let next = stream
+        .next_event(DEADLINE)
+        .await
+        .expect("rule set after the change");
+    let doc: Value = serde_json::from_str(&next.data).expect("JSON");
+    assert!(doc["revision"].as_i64() > Some(revision));
+    assert_eq!(doc["flags"].as_array().map(Vec::len), Some(5));
+    assert_ne!(next.id, first.id);
+    // Resuming at the current id sends nothing; at the old one, the current rule set.
+    let mut resumed = Sse::open(
+        s.as_token(&t, Method::GET, "/api/v1/sdk/stream")
+            .header("last-event-id", next.id.clone().unwrap_or_default()),
+    )
+    .await;
+    assert!(resumed
+        .next_event(Duration::from_millis(500))
+        .await
+        .is_none());
+    let mut behind = Sse::open(
+        s.as_token(&t, Method::GET, "/api/v1/sdk/stream")
+            .header("last-event-id", first.id.clone().unwrap_or_default()),
+    )
+    .await;
+    assert_eq!(
+        behind.next_event(DEADLINE).await.and_then(|e| e.id),
+        next.id
+    );
+}
+
+#[tokio::test]
+async fn evaluations_are_counted_and_survive_a_graceful_restart() {
+    let mut s = TestServer::start().await;
+    shop(&s).await;
+    let t = token(&s, "server").await;
+    for _ in 0..5 {
+        ofrep(
+            &s,
+            &t,
+            "banner",
+            json!({"targetingKey": "u1", "plan": "pro"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+    // A change swaps the rule set; counts made against the old one must not be lost.
+    s.patch(
+        "/api/v1/projects/shop/flags/banner/environments/development",
+        &json!({"rules": []}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    for _ in 0..3 {
+        ofrep(
+            &s,
+            &t,
+            "banner",
+            json!({"targetingKey": "u1", "plan": "pro"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+    bulk(&s, &t, json!({"targetingKey": "u1"}))
+        .await
+        .expect(StatusCode::OK);
+    // Unknown flags are not counted (and must not break counting).
+    ofrep(&s, &t, "nope", json!({}))
+        .await
+        .expect(StatusCode::NOT_FOUND);
+    s.restart().await;
+
+    let r = s
+        .get("/api/v1/projects/shop/flags/banner/insights?env=development")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body["totals"]["development"]["b"], 5, "{:#}", r.body);
+    assert_eq!(r.body["totals"]["development"]["a"], 4, "{:#}", r.body);
+    let buckets = r.body["buckets"].as_array().expect("buckets");
+    assert!(buckets
+        .iter()
+        .any(|b| b["reason"] == "TARGETING_MATCH" && b["variant"] == "b" && b["count"] == 5));
+    assert!(buckets
+        .iter()
+        .all(|b| b["hour"].as_str().is_some_and(|h| h.ends_with(":00:00Z"))));
+    let last = r.body["last_evaluated"].as_array().expect("last_evaluated");
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0]["environment"], "development");
+
+    // A window that ends before the evaluations holds nothing; bad times are 422.
+    let r = s
+        .get("/api/v1/projects/shop/flags/banner/insights?to=2020-01-01T00:00:00Z&from=2019-12-01T00:00:00Z")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body["buckets"], json!([]));
+    s.get("/api/v1/projects/shop/flags/banner/insights?from=yesterday")
+        .await
+        .invalid_at("from", "RFC 3339");
+    s.get("/api/v1/projects/shop/flags/nope/insights")
+        .await
+        .problem(StatusCode::NOT_FOUND);
+}

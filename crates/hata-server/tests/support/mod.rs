@@ -1,0 +1,378 @@
+//! Test support: the real router over real HTTP, on a real SQLite file in a temp dir.
+//!
+//! `TestServer::start` opens the store, bootstraps the admin token the way `hata serve` does
+//! (`hata_server::bootstrap`), serves on `127.0.0.1:0` and waits until `/health/ready` answers.
+//! `restart` stops the server gracefully, closes the store and starts again on the same data
+//! dir. `Reply` holds a response read whole, with assertions for the API's conventions.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hata_server::bootstrap::{bootstrap_admin_token, AdminBootstrap};
+use hata_server::{AppState, ServerConfig};
+use hata_store::{Store, StoreConfig};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long start, readiness and shutdown may take before a test fails.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`; changes on restart.
+    pub base: String,
+    /// The bootstrapped admin token's secret.
+    pub token: String,
+    pub client: reqwest::Client,
+    /// The store the server runs on, for checks the API does not expose.
+    pub store: Store,
+    pub config: ServerConfig,
+    dir: tempfile::TempDir,
+    running: Option<Running>,
+}
+
+struct Running {
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+    state: AppState,
+}
+
+pub fn database_url(data_dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("hata.db").display())
+}
+
+async fn open_store(data_dir: &Path) -> Store {
+    Store::open(&StoreConfig::new(database_url(data_dir)))
+        .await
+        .expect("open the SQLite store")
+}
+
+/// Serves `store` on a fresh port; returns the base URL and the running server.
+async fn serve(store: &Store, config: &ServerConfig) -> (String, Running) {
+    let state = AppState::start(store.clone())
+        .await
+        .expect("load the server state");
+    let app = hata_server::router(state.clone(), config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    (
+        format!("http://{addr}"),
+        Running {
+            shutdown: tx,
+            task,
+            state,
+        },
+    )
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with(ServerConfig::default()).await
+    }
+
+    pub async fn start_with(config: ServerConfig) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = open_store(dir.path()).await;
+        let token = match bootstrap_admin_token(&store, None, dir.path())
+            .await
+            .expect("bootstrap the admin token")
+        {
+            AdminBootstrap::Generated { secret, path } => {
+                let written = std::fs::read_to_string(&path).expect("read the admin-token file");
+                assert_eq!(written.trim(), secret, "admin-token file holds the secret");
+                secret
+            }
+            other => panic!("a new store must get a generated admin token, got {other:?}"),
+        };
+        let (base, running) = serve(&store, &config).await;
+        let server = TestServer {
+            base,
+            token,
+            client: reqwest::Client::new(),
+            store,
+            config,
+            dir,
+            running: Some(running),
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("hata.db")
+    }
+
+    /// Polls `/health/ready` until it answers 200.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Ok(r) = self.client.get(self.url("/health/ready")).send().await {
+                if r.status() == StatusCode::OK {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never became ready",
+                self.base
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops serving (in-flight requests finish) and closes the store.
+    pub async fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            // As `hata serve` does: end event streams, let requests finish, store the counts.
+            running.state.begin_shutdown();
+            let _ = running.shutdown.send(());
+            tokio::time::timeout(DEADLINE, running.task)
+                .await
+                .expect("graceful shutdown within the deadline")
+                .expect("server task")
+                .expect("server result");
+            running.state.finish_shutdown().await;
+        }
+        self.store.close().await;
+    }
+
+    /// Stops, then opens the same data dir again and serves it on a new port. The admin token
+    /// must survive: the bootstrap finds it and does nothing.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.store = open_store(self.dir.path()).await;
+        let outcome = bootstrap_admin_token(&self.store, None, self.dir.path())
+            .await
+            .expect("bootstrap on restart");
+        assert_eq!(
+            outcome,
+            AdminBootstrap::Existing,
+            "restart keeps the tokens"
+        );
+        let (base, running) = serve(&self.store, &self.config).await;
+        self.base = base;
+        self.running = Some(running);
+        self.wait_ready().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with the admin token.
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.as_token(&self.token, method, path)
+    }
+
+    pub fn as_token(&self, token: &str, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        Reply::of(self.admin(Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        Reply::of(self.admin(Method::POST, path).json(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        Reply::of(self.admin(Method::PUT, path).json(body)).await
+    }
+
+    pub async fn put_if(&self, path: &str, version: i64, body: &Value) -> Reply {
+        Reply::of(
+            self.admin(Method::PUT, path)
+                .header("if-match", format!("\"{version}\""))
+                .json(body),
+        )
+        .await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Reply {
+        Reply::of(
+            self.admin(Method::PATCH, path)
+                .header("content-type", "application/merge-patch+json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        Reply::of(self.admin(Method::DELETE, path)).await
+    }
+
+    /// Creates a project (201 asserted) and returns its body.
+    pub async fn project(&self, key: &str) -> Value {
+        self.post(
+            "/api/v1/projects",
+            &serde_json::json!({"key": key, "name": key}),
+        )
+        .await
+        .expect(StatusCode::CREATED)
+        .body
+    }
+
+    /// Creates a flag in `project` (201 asserted) and returns its body.
+    pub async fn flag(&self, project: &str, flag: Value) -> Value {
+        self.post(&format!("/api/v1/projects/{project}/flags"), &flag)
+            .await
+            .expect(StatusCode::CREATED)
+            .body
+    }
+
+    /// The current revision of an environment, as `GET …/environments/{env}` reports it.
+    pub async fn revision(&self, project: &str, env: &str) -> i64 {
+        let r = self
+            .get(&format!("/api/v1/projects/{project}/environments/{env}"))
+            .await
+            .expect(StatusCode::OK);
+        r.body["revision"]
+            .as_i64()
+            .expect("environment has a revision")
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// The body as JSON; `Value::Null` when empty, a string when not JSON.
+    pub body: Value,
+}
+
+impl Reply {
+    pub async fn of(request: RequestBuilder) -> Reply {
+        let response = request.send().await.expect("send the request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("read the body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        let reply = Reply {
+            status,
+            headers,
+            body,
+        };
+        assert!(
+            reply
+                .header("x-request-id")
+                .is_some_and(|id| !id.is_empty()),
+            "every response carries an X-Request-Id: {reply:?}"
+        );
+        reply
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the status (showing the body if it differs).
+    #[track_caller]
+    pub fn expect(self, status: StatusCode) -> Reply {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {:#}",
+            self.body
+        );
+        self
+    }
+
+    /// Asserts a JSON success with `ETag: "<version>"`; returns the version.
+    #[track_caller]
+    pub fn etag(&self) -> i64 {
+        let etag = self
+            .header("etag")
+            .unwrap_or_else(|| panic!("no ETag: {self:?}"));
+        let version = etag
+            .strip_prefix('"')
+            .and_then(|e| e.strip_suffix('"'))
+            .and_then(|e| e.parse::<i64>().ok())
+            .unwrap_or_else(|| panic!("ETag is not \"<version>\": {etag}"));
+        version
+    }
+
+    /// Asserts an RFC 7807 problem with this status and returns it.
+    #[track_caller]
+    pub fn problem(self, status: StatusCode) -> Reply {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {:#}",
+            self.body
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{self:?}"
+        );
+        let b = &self.body;
+        assert!(b["type"].is_string(), "problem.type: {b}");
+        assert!(
+            b["title"].as_str().is_some_and(|t| !t.is_empty()),
+            "problem.title: {b}"
+        );
+        assert_eq!(b["status"], status.as_u16(), "problem.status: {b}");
+        assert!(b["detail"].is_string(), "problem.detail: {b}");
+        self
+    }
+
+    /// The `errors[].field` of a problem, in order.
+    pub fn fields(&self) -> Vec<String> {
+        self.body["errors"]
+            .as_array()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .map(|e| e["field"].as_str().unwrap_or("<no field>").to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Asserts a 422 problem with an error at `field` whose message contains `message`.
+    #[track_caller]
+    pub fn invalid_at(self, field: &str, message: &str) -> Reply {
+        let reply = self.problem(StatusCode::UNPROCESSABLE_ENTITY);
+        let errors = reply.body["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("422 without errors: {}", reply.body));
+        for e in errors {
+            assert!(
+                e["field"].is_string() && e["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "every error has a field and a message: {e}"
+            );
+        }
+        assert!(
+            errors.iter().any(|e| e["field"] == field
+                && e["message"].as_str().is_some_and(|m| m.contains(message))),
+            "no error at {field:?} mentioning {message:?}: {:#}",
+            reply.body
+        );
+        reply
+    }
+}
