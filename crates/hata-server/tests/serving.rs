@@ -502,7 +502,15 @@ async fn ofrep_event_stream_signals_changes_and_resumes() {
     // Up to date: nothing but heart-beats until something changes.
     let mut sse = Sse::open(s.client.get(&url)).await;
     let mut saw_heartbeat = false;
-    while let Some(block) = sse.next_block(Duration::from_millis(600)).await {
+    let quiet_until = tokio::time::Instant::now() + Duration::from_millis(700);
+    loop {
+        let left = quiet_until.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let Some(block) = sse.next_block(left).await else {
+            break;
+        };
         assert!(block.id.is_none(), "no event before a change: {block:?}");
         saw_heartbeat |= block.comment;
     }
