@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Start a seeded hata on a temporary data dir, run a command against it, stop hata.
+#
+#   bench/with-hata.sh [--flags N] [--port P] [--no-build] -- CMD [ARGS...]
+#
+# The command sees HATA_URL, HATA_ADMIN_TOKEN, HATA_PID, HATA_SEED (seed.py's JSON output:
+# server_token, client_token, sample flag keys) and HATA_BENCH_NODE (npm prefix with the web
+# provider, see bench/README.md). Examples:
+#
+#   bench/with-hata.sh -- node bench/sse_latency.mjs
+#   bench/with-hata.sh --flags 10000 -- python3 bench/rss_streams.py --streams 1000
+#   bench/with-hata.sh -- bash            # poke at it by hand; exit the shell to stop hata
+#
+# HATA_BIN uses an existing binary; otherwise hata is built in release mode into
+# CARGO_TARGET_DIR (default ~/.cache/hata-target).
+
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+BENCH_HOME=${BENCH_HOME:-$HOME/.cache/hata-bench}
+HATA_TARGET=${CARGO_TARGET_DIR:-$HOME/.cache/hata-target}
+PORT=${HATA_PORT:-7370}
+FLAGS=100
+BUILD=1
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --flags) FLAGS=$2; shift 2 ;;
+    --port) PORT=$2; shift 2 ;;
+    --no-build) BUILD=0; shift ;;
+    --) shift; break ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) break ;;
+  esac
+done
+[[ $# -gt 0 ]] || { echo "with-hata.sh: no command (see --help)" >&2; exit 2; }
+
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$HERE/lib.sh"
+bench_init
+build_hata
+start_hata "$PORT" "$FLAGS"
+
+export HATA_URL HATA_ADMIN_TOKEN HATA_PID
+export HATA_SEED=$WORK/seed.json
+export HATA_BENCH_NODE=$BENCH_HOME/node
+set +e
+"$@"
+rc=$?
+set -e
+exit "$rc"
