@@ -18,7 +18,8 @@ use crate::AppState;
 
 /// Token hash → token. Swapped whole on every change.
 pub struct TokenCache {
-    by_hash: ArcSwap<HashMap<String, Arc<TokenRecord>>>,
+    /// Keyed by the raw SHA-256 (not its hex): the hot path hashes and looks up, nothing more.
+    by_hash: ArcSwap<HashMap<[u8; 32], Arc<TokenRecord>>>,
     /// Bumped after every reload: open event streams re-check their token then.
     changed: watch::Sender<u64>,
 }
@@ -38,7 +39,11 @@ impl TokenCache {
             .list_tokens()
             .await?
             .into_iter()
-            .map(|t| (t.secret_hash.clone(), Arc::new(t)))
+            .filter_map(|t| {
+                let mut key = [0u8; 32];
+                hex::decode_to_slice(&t.secret_hash, &mut key).ok()?;
+                Some((key, Arc::new(t)))
+            })
             .collect();
         self.by_hash.store(Arc::new(map));
         self.changed.send_modify(|g| *g += 1);
@@ -47,7 +52,8 @@ impl TokenCache {
 
     /// The live (unexpired) token with this secret.
     pub fn authenticate(&self, secret: &str) -> Option<Arc<TokenRecord>> {
-        let token = self.by_hash.load().get(&hash_secret(secret)).cloned()?;
+        let key: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let token = self.by_hash.load().get(&key).cloned()?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
         (!is_expired(token.expires_at.as_deref(), now)).then_some(token)
     }

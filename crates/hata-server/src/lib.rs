@@ -20,7 +20,9 @@ use axum::http::{HeaderName, Method, Uri};
 use axum::Router;
 use error::AppError;
 use hata_store::{ChangeNotice, Store};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 /// Settings of the HTTP layer.
@@ -154,10 +156,46 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            let path = req.uri().path();
+            // Evaluations are the hot path and log nothing on success: their span is DEBUG,
+            // so at the default INFO level it costs nothing.
+            if path.starts_with("/ofrep/") || path.starts_with("/api/v1/sdk/") {
+                tracing::debug_span!("request", method = %req.method(), path = %path, request_id = %id)
+            } else {
+                tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
+            }
         }))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds::new()))
+}
+
+/// Request ids: a random per-process prefix and a counter (`3f9a…c2-000000000000002a`).
+/// Unique across replicas and restarts like a UUID, but without a `getrandom` system call
+/// per request.
+#[derive(Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        use rand::Rng;
+        let prefix: [u8; 8] = rand::thread_rng().gen();
+        RequestIds {
+            prefix: hex::encode(prefix).into(),
+            next: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        axum::http::HeaderValue::from_str(&format!("{}-{n:016x}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 /// Unknown paths get a problem+json 404 like every other error.
