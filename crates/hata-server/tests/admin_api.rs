@@ -12,11 +12,15 @@ use support::{Reply, TestServer};
 const P: &str = "/api/v1/projects/shop";
 
 fn keys(items: &Value) -> Vec<String> {
+    field_of(items, "key")
+}
+
+fn field_of(items: &Value, field: &str) -> Vec<String> {
     items
         .as_array()
         .map(|a| {
             a.iter()
-                .filter_map(|i| i["key"].as_str().map(str::to_string))
+                .filter_map(|i| i[field].as_str().map(str::to_string))
                 .collect()
         })
         .unwrap_or_default()
@@ -25,6 +29,16 @@ fn keys(items: &Value) -> Vec<String> {
 /// Every item of a paged list, following `next_cursor` with pages of `limit`; also returns
 /// how many pages it took.
 async fn all_pages(s: &TestServer, path: &str, limit: usize) -> (Vec<String>, usize) {
+    all_pages_of(s, path, limit, "key").await
+}
+
+/// `all_pages`, collecting `field` of every item.
+async fn all_pages_of(
+    s: &TestServer,
+    path: &str,
+    limit: usize,
+    field: &str,
+) -> (Vec<String>, usize) {
     let sep = if path.contains('?') { '&' } else { '?' };
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
@@ -34,7 +48,7 @@ async fn all_pages(s: &TestServer, path: &str, limit: usize) -> (Vec<String>, us
             Some(c) => format!("{path}{sep}limit={limit}&cursor={c}"),
         };
         let page = s.get(&url).await.expect(StatusCode::OK).body;
-        let items = keys(&page["items"]);
+        let items = field_of(&page["items"], field);
         assert!(items.len() <= limit, "{url}: {} items", items.len());
         out.extend(items);
         match page["next_cursor"].as_str() {
@@ -76,6 +90,13 @@ async fn projects() {
         .expect(StatusCode::OK);
     assert_eq!(keys(&envs.body["items"]), ["qa", "live"]);
     assert!(envs.body["next_cursor"].is_null());
+    // Paged, in their order (not by key).
+    let (paged, pages) = all_pages(&s, "/api/v1/projects/blog/environments", 1).await;
+    assert_eq!(paged, ["qa", "live"]);
+    assert_eq!(pages, 2);
+    s.get("/api/v1/projects/blog/environments?cursor=qa")
+        .await
+        .expect(StatusCode::BAD_REQUEST);
 
     // GET one, with its environments.
     let got = s.get("/api/v1/projects/blog").await.expect(StatusCode::OK);
@@ -746,6 +767,14 @@ async fn tokens() {
             "{item}"
         );
     }
+    // Paged, oldest first; the pages hold every token once.
+    let ids = field_of(&list.body["items"], "id");
+    let (paged, pages) = all_pages_of(&s, "/api/v1/tokens", 1, "id").await;
+    assert_eq!(paged, ids);
+    assert_eq!(pages, 4);
+    s.get("/api/v1/tokens?cursor=nope")
+        .await
+        .expect(StatusCode::BAD_REQUEST);
     let client = items
         .iter()
         .find(|t| t["kind"] == "client")

@@ -217,14 +217,15 @@ impl Store {
     }
 }
 
-/// The current time as RFC 3339 UTC with millisecond precision (what the store writes).
+/// The current time as RFC 3339 UTC with exactly three fraction digits (what the store
+/// writes). Fixed width, so that timestamps sort as text: the `Rfc3339` well-known format drops a
+/// zero fraction, and `…:05Z` sorts after `…:05.300Z`.
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    now.format(&format).unwrap_or_default()
 }
 
 /// A database URL without its password, for messages.
@@ -238,5 +239,18 @@ pub fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_are_fixed_width_rfc3339() {
+        let t = super::now_rfc3339();
+        assert_eq!(t.len(), "2026-11-23T18:40:05.300Z".len(), "{t}");
+        assert_eq!(t.as_bytes()[19], b'.', "{t}");
+        let parsed =
+            time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339);
+        assert!(parsed.is_ok(), "{t}: {parsed:?}");
     }
 }

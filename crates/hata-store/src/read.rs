@@ -79,9 +79,14 @@ pub(crate) fn decode_token(row: &AnyRow) -> StoreResult<TokenRecord> {
 }
 
 /// Cuts `items` (sorted by key, all after the cursor) into a page of `limit`.
-fn page<T>(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> &str) -> Page<T> {
+fn page<T>(items: Vec<T>, limit: usize, key: impl Fn(&T) -> &str) -> Page<T> {
+    page_by(items, limit, |t| key(t).to_string())
+}
+
+/// Like `page`, with a cursor built from the last item.
+fn page_by<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) -> Page<T> {
     let limit = limit.clamp(1, MAX_PAGE);
-    let next_cursor = (items.len() > limit).then(|| key(&items[limit - 1]).to_string());
+    let next_cursor = (items.len() > limit).then(|| cursor(&items[limit - 1]));
     items.truncate(limit);
     Page { items, next_cursor }
 }
@@ -125,6 +130,35 @@ impl Store {
         .fetch_all(self.reader())
         .await?;
         rows.iter().map(decode_environment).collect()
+    }
+
+    /// A page of a project's environments in their order (creation order). The cursor is
+    /// the last item's position, which never changes and is never reused within a project.
+    pub async fn page_environments(
+        &self,
+        project: &str,
+        limit: usize,
+        after_position: Option<i64>,
+    ) -> StoreResult<Page<EnvironmentRecord>> {
+        self.get_project(project).await?;
+        let limit = limit.clamp(1, MAX_PAGE);
+        let rows = sqlx::query(&format!(
+            "SELECT {ENV_COLUMNS}, position FROM environments WHERE project = $1 AND position > $2 ORDER BY position LIMIT $3"
+        ))
+        .bind(project)
+        .bind(after_position.unwrap_or(-1))
+        .bind(limit as i64 + 1)
+        .fetch_all(self.reader())
+        .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        let mut positions = Vec::with_capacity(rows.len());
+        for row in &rows {
+            items.push(decode_environment(row)?);
+            positions.push(row.try_get::<i64, _>("position")?);
+        }
+        let next_cursor = (items.len() > limit).then(|| positions[limit - 1].to_string());
+        items.truncate(limit);
+        Ok(Page { items, next_cursor })
     }
 
     pub async fn get_environment(
@@ -241,6 +275,31 @@ impl Store {
         .fetch_all(self.reader())
         .await?;
         rows.iter().map(decode_token).collect()
+    }
+
+    /// A page of tokens, oldest first. The cursor is `<created_at>|<id>` of the last item.
+    pub async fn page_tokens(
+        &self,
+        limit: usize,
+        after: Option<(&str, &str)>,
+    ) -> StoreResult<Page<TokenRecord>> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let (created_at, id) = after.unwrap_or(("", ""));
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE created_at > $1 OR (created_at = $1 AND id > $2) ORDER BY created_at, id LIMIT $3"
+        ))
+        .bind(created_at)
+        .bind(id)
+        .bind(limit as i64 + 1)
+        .fetch_all(self.reader())
+        .await?;
+        let items = rows
+            .iter()
+            .map(decode_token)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(page_by(items, limit, |t| {
+            format!("{}|{}", t.created_at, t.id)
+        }))
     }
 
     /// One environment's flags and segments at one revision, read in one transaction so the

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::{versioned, written, Writer};
 use crate::error::{AppError, AppResult};
-use crate::extract::{IfMatch, JsonBody, Path};
+use crate::extract::{IfMatch, JsonBody, Paging, Path, Query};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -34,11 +34,24 @@ pub fn router() -> Router<AppState> {
 async fn list(
     State(s): State<AppState>,
     Path(project): Path<String>,
+    Query(p): Query<Paging>,
 ) -> AppResult<Json<Page<hata_store::EnvironmentRecord>>> {
-    Ok(Json(Page {
-        items: s.store.list_environments(&project).await?,
-        next_cursor: None,
-    }))
+    let after = p
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.parse::<i64>().map_err(|_| {
+                AppError::BadRequest(format!(
+                    "cursor: {c:?} is not a cursor this list handed out"
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(Json(
+        s.store
+            .page_environments(&project, p.limit(), after)
+            .await?,
+    ))
 }
 
 async fn create(

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::{written, Writer};
 use crate::auth::{hash_secret, new_secret};
 use crate::error::{AppError, AppResult};
-use crate::extract::{JsonBody, Path};
+use crate::extract::{JsonBody, Paging, Path, Query};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -33,11 +33,22 @@ pub struct TokenRequest {
     expires_at: Option<String>,
 }
 
-async fn list(State(s): State<AppState>) -> AppResult<Json<Page<TokenRecord>>> {
-    Ok(Json(Page {
-        items: s.store.list_tokens().await?,
-        next_cursor: None,
-    }))
+async fn list(
+    State(s): State<AppState>,
+    Query(p): Query<Paging>,
+) -> AppResult<Json<Page<TokenRecord>>> {
+    let after = p
+        .cursor
+        .as_deref()
+        .map(|c| {
+            c.split_once('|').ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "cursor: {c:?} is not a cursor this list handed out"
+                ))
+            })
+        })
+        .transpose()?;
+    Ok(Json(s.store.page_tokens(p.limit(), after).await?))
 }
 
 async fn create(
