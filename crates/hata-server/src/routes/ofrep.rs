@@ -27,7 +27,7 @@ use super::sse;
 use super::EvalSettings;
 use crate::auth::{authenticate_evaluator, Evaluator};
 use crate::error::AppError;
-use crate::serving::ticket::{Ticket, TICKET_TTL_SECS};
+use crate::serving::ticket::{ticket_period, Ticket};
 use crate::serving::EnvServing;
 use crate::AppState;
 
@@ -209,12 +209,19 @@ async fn bulk(
             }
         }
     }
-    // The answer depends on the rule set and the context, so the ETag names both.
+    // The answer depends on the rule set, the context and the stream ticket's period (see
+    // `ticket_period`), so the ETag names all three.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (period, _) = ticket_period(now);
+    let digest = Sha256::new()
+        .chain_update(&body)
+        .chain_update(period.to_le_bytes())
+        .finalize();
     let etag = format!(
         "\"{}.{}-{}\"",
         env.env_id,
         env.revision,
-        hex::encode(&Sha256::digest(&body)[..8])
+        hex::encode(&digest[..8])
     );
     if if_none_match(&headers, &etag) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
@@ -226,7 +233,7 @@ async fn bulk(
     for e in &evaluations {
         env.counters.record(e);
     }
-    let stream_url = stream_url(&s, &settings, &caller, &env, &headers);
+    let stream_url = stream_url(&s, &settings, &caller, &env, &headers, now);
     let body = Bulk {
         flags: evaluations.iter().map(Success).collect(),
         event_streams: [EventStream {
@@ -268,14 +275,15 @@ fn stream_url(
     caller: &Evaluator,
     env: &EnvServing,
     headers: &HeaderMap,
+    now: i64,
 ) -> String {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (_, period_end) = ticket_period(now);
     let token_expiry = caller.token.expires_at.as_deref().and_then(|e| {
         time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339)
             .ok()
             .map(|t| t.unix_timestamp())
     });
-    let expires = token_expiry.map_or(now + TICKET_TTL_SECS, |t| t.min(now + TICKET_TTL_SECS));
+    let expires = token_expiry.map_or(period_end, |t| t.min(period_end));
     let ticket = s.tickets.issue(&Ticket {
         token_id: caller.token.id.clone(),
         project: env.project.clone(),

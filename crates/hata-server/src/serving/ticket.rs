@@ -10,9 +10,21 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// How long a ticket stays valid: long enough for a browser's reconnects over a working day;
-/// the provider fetches a fresh one with every bulk evaluation.
-pub const TICKET_TTL_SECS: i64 = 24 * 3600;
+/// Tickets are issued per period (a UTC day) and stay valid until the end of the next one,
+/// so 24–48 h: long enough for a browser's reconnects over a working day.
+pub const TICKET_PERIOD_SECS: i64 = 24 * 3600;
+
+/// The issuing period at `now` (Unix seconds) and the expiry of tickets issued in it.
+///
+/// The bulk ETag includes the period. A provider only picks up a new stream URL from a bulk
+/// answer with a body, and re-validates with `If-None-Match` after its stream fails; were the
+/// ETag the same across periods, a page whose ticket expired would get 304s, keep the dead URL
+/// and never stream again until a flag changed. Ticket expiry and ETag change share one clock
+/// edge, so by the time a ticket has expired, the ETag its holder knows is stale.
+pub fn ticket_period(now: i64) -> (i64, i64) {
+    let period = now.div_euclid(TICKET_PERIOD_SECS);
+    (period, (period + 2) * TICKET_PERIOD_SECS)
+}
 
 /// The `meta` key under which the signing key is stored.
 pub const KEY_META: &str = "stream_ticket_key";
@@ -111,6 +123,19 @@ impl Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tickets_live_24_to_48_hours_and_the_period_turns_when_they_expire() {
+        let day = TICKET_PERIOD_SECS;
+        for now in [100 * day, 100 * day + 1, 101 * day - 1] {
+            let (period, expires) = ticket_period(now);
+            assert_eq!(period, 100);
+            assert_eq!(expires, 102 * day);
+            assert!(expires - now > day && expires - now <= 2 * day);
+            // When a ticket issued now expires, the period (and so the bulk ETag) has moved on.
+            assert_ne!(ticket_period(expires).0, period);
+        }
+    }
 
     fn ticket() -> Ticket {
         Ticket {
