@@ -198,9 +198,6 @@ impl std::fmt::Display for ImportSummary {
     }
 }
 
-/// The tables with generated ids, and the table whose rows a sequence numbers.
-const SEQUENCE_TABLES: [&str; 2] = ["environments", "changes"];
-
 /// Every table that holds state; an import needs them all empty (`meta` aside, see
 /// `Store::import`).
 const STATE_TABLES: [&str; 8] = [
@@ -502,7 +499,8 @@ fn decode_change(r: &AnyRow) -> StoreResult<ExportChange> {
     })
 }
 
-/// The highest id `table` has handed out (0 if none).
+/// The highest id `table` has handed out (0 if none). `table` is a literal of this module
+/// (`environments` or `changes`, the tables with generated ids), never input.
 async fn read_sequence(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
@@ -516,8 +514,7 @@ async fn read_sequence(
                 .await?
         }
         Backend::Postgres => {
-            // `table` is one of SEQUENCE_TABLES, never input. A fresh sequence has
-            // last_value 1 with is_called false: nothing handed out yet.
+            // A fresh sequence has last_value 1 with is_called false: nothing handed out yet.
             let sequence: String = sqlx::query("SELECT pg_get_serial_sequence($1, 'id') AS name")
                 .bind(table)
                 .fetch_one(&mut **tx)
@@ -588,7 +585,6 @@ impl Store {
             ("environments", doc.sequences.environments),
             ("changes", doc.sequences.changes),
         ] {
-            debug_assert!(SEQUENCE_TABLES.contains(&table));
             set_sequence(&mut tx, self.backend(), table, last).await?;
         }
         if self.backend() == Backend::Postgres {
