@@ -1,4 +1,4 @@
-//! `hata serve` settings: one typed struct, from flags, `HATA_*` environment variables and an
+//! `hata` settings: one typed struct, from flags, `HATA_*` environment variables and an
 //! optional TOML file, in that order of precedence; validated at start.
 
 use std::net::SocketAddr;
@@ -16,23 +16,44 @@ Environment only:
                     written to <data-dir>/admin-token (mode 0600). Later starts ignore it.
   RUST_LOG          Log levels, e.g. info,hata_store=debug [default: info,sqlx=warn]";
 
+/// Where the store is: shared by every subcommand that opens it, so `serve`, `migrate`,
+/// `export` and `import` resolve the same database from the same flags, variables and file.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on [default: 127.0.0.1:7070]
-    #[arg(long, env = "HATA_LISTEN")]
-    pub listen: Option<SocketAddr>,
+pub struct StoreArgs {
     /// Directory for the embedded SQLite database and the admin token file [default: ./hata-data]
     #[arg(long, env = "HATA_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Database URL: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://<data-dir>/hata.db]
     #[arg(long, env = "HATA_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Largest accepted request body in bytes; larger bodies get 413 [default: 1048576]
-    #[arg(long, env = "HATA_BODY_LIMIT")]
-    pub body_limit: Option<usize>,
     /// Maximum database connections [default: 8]
     #[arg(long, env = "HATA_DB_MAX_CONNECTIONS")]
     pub db_max_connections: Option<u32>,
+    /// TOML file with any of the `hata serve` settings (keys: listen, data_dir, database_url,
+    /// body_limit, db_max_connections, log_format, public_url, eval_rate_limit). Flags and
+    /// HATA_* variables win over it.
+    #[arg(long, env = "HATA_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The resolved store settings.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub db_max_connections: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:7070]
+    #[arg(long, env = "HATA_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Largest accepted request body in bytes; larger bodies get 413 [default: 1048576]
+    #[arg(long, env = "HATA_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
     /// Log format: text or json [default: text]
     #[arg(long, env = "HATA_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -44,11 +65,6 @@ pub struct ServeArgs {
     /// 0 = unlimited [default: 0]
     #[arg(long, env = "HATA_EVAL_RATE_LIMIT")]
     pub eval_rate_limit: Option<u32>,
-    /// TOML file with any of the settings above (keys: listen, data_dir, database_url,
-    /// body_limit, db_max_connections, log_format, public_url, eval_rate_limit). Flags and
-    /// HATA_* variables win over it.
-    #[arg(long, env = "HATA_CONFIG")]
-    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -68,10 +84,8 @@ struct FileSettings {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
-    pub data_dir: PathBuf,
-    pub database_url: String,
+    pub store: StoreSettings,
     pub body_limit: usize,
-    pub db_max_connections: u32,
     pub json_logs: bool,
     pub public_url: Option<String>,
     pub eval_rate_limit: u32,
@@ -80,35 +94,56 @@ pub struct Settings {
     pub admin_token: Option<String>,
 }
 
-impl ServeArgs {
-    pub fn resolve(self) -> anyhow::Result<Settings> {
-        let file: FileSettings = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("config: cannot read {}", path.display()))?;
-                toml::from_str(&text)
-                    .with_context(|| format!("config: {} is not valid", path.display()))?
-            }
-            None => FileSettings::default(),
-        };
+impl StoreArgs {
+    /// The store settings alone (`export`, `import`).
+    pub fn resolve(self) -> anyhow::Result<StoreSettings> {
+        let file = read_file(self.config.as_deref())?;
+        self.resolve_with(&file)
+    }
+
+    fn resolve_with(self, file: &FileSettings) -> anyhow::Result<StoreSettings> {
         let data_dir = self
             .data_dir
-            .or(file.data_dir)
+            .or_else(|| file.data_dir.clone())
             .unwrap_or_else(|| PathBuf::from("./hata-data"));
         let database_url = self
             .database_url
-            .or(file.database_url)
+            .or_else(|| file.database_url.clone())
             .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", data_dir.join("hata.db").display()));
-        let body_limit = self.body_limit.or(file.body_limit).unwrap_or(1 << 20);
-        if body_limit < 1024 {
-            bail!("body_limit (HATA_BODY_LIMIT) must be at least 1024 bytes, got {body_limit}");
-        }
         let db_max_connections = self
             .db_max_connections
             .or(file.db_max_connections)
             .unwrap_or(8);
         if db_max_connections == 0 {
             bail!("db_max_connections (HATA_DB_MAX_CONNECTIONS) must be at least 1");
+        }
+        Ok(StoreSettings {
+            data_dir,
+            database_url,
+            db_max_connections,
+        })
+    }
+}
+
+fn read_file(path: Option<&std::path::Path>) -> anyhow::Result<FileSettings> {
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("config: cannot read {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("config: {} is not valid", path.display()))
+        }
+        None => Ok(FileSettings::default()),
+    }
+}
+
+impl ServeArgs {
+    pub fn resolve(self) -> anyhow::Result<Settings> {
+        let file = read_file(self.store.config.as_deref())?;
+        let store = self.store.resolve_with(&file)?;
+        let body_limit = self.body_limit.or(file.body_limit).unwrap_or(1 << 20);
+        if body_limit < 1024 {
+            bail!("body_limit (HATA_BODY_LIMIT) must be at least 1024 bytes, got {body_limit}");
         }
         let json_logs = match self.log_format.or(file.log_format).as_deref() {
             None | Some("text") => false,
@@ -132,10 +167,8 @@ impl ServeArgs {
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070))),
-            data_dir,
-            database_url,
+            store,
             body_limit,
-            db_max_connections,
             json_logs,
             admin_token: std::env::var("HATA_ADMIN_TOKEN").ok(),
         })

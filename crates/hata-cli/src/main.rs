@@ -1,5 +1,5 @@
-//! The `hata` binary: `serve` and `migrate`. The only place that uses `anyhow`: errors from the
-//! libraries are printed for a human here.
+//! The `hata` binary: `serve`, `migrate`, `export` and `import`. The only place that uses
+//! `anyhow`: errors from the libraries are printed for a human here.
 
 mod config;
 
@@ -23,6 +23,48 @@ enum Command {
     Serve(config::ServeArgs),
     /// Run pending database migrations and exit.
     Migrate(config::ServeArgs),
+    /// Write the whole store as one JSON document: projects, environments, flags, segments,
+    /// tokens (hashes only), the change record, evaluation counts and installation settings.
+    #[command(after_help = EXPORT_HELP)]
+    Export(ExportArgs),
+    /// Load a document written by `hata export` into an empty store (SQLite or PostgreSQL).
+    #[command(after_help = IMPORT_HELP)]
+    Import(ImportArgs),
+}
+
+const EXPORT_HELP: &str = "\
+The document is deterministic (defined order, no export time): exporting the same state twice,
+or after moving it to another store with `hata import`, gives identical bytes. It contains token
+hashes and the stream-ticket signing key; keep it like a secret (a file written with --output
+is created with mode 0600). Pending migrations are applied first.
+
+Example: move from the embedded SQLite to PostgreSQL
+  hata export --data-dir ./hata-data --output hata.json
+  hata import hata.json --database-url postgres://hata@db/hata";
+
+const IMPORT_HELP: &str = "\
+The target store must be empty: no projects, tokens, changes or evaluation data (a store on
+which `hata serve` ran once already has its admin token). Migrations run first. The document is
+checked before anything is written, and an invalid one is refused with every problem named by
+its path, e.g. projects[shop].flags[dark-mode].environments.production.default. The import is
+one transaction: it loads everything or nothing. Ids, versions, revisions and timestamps are
+kept, so SDK caches, ETags and stream tickets stay valid.";
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// Where to write the document; `-` is standard output [default: -]
+    #[arg(long, short)]
+    output: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    store: config::StoreArgs,
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The document to load; `-` reads standard input
+    file: std::path::PathBuf,
+    #[command(flatten)]
+    store: config::StoreArgs,
 }
 
 #[tokio::main]
@@ -33,12 +75,137 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate(args) => {
             let settings = args.resolve()?;
             init_logging(settings.json_logs);
-            let store = open_store(&settings).await?;
+            let store = open_store(&settings.store).await?;
             store.close().await;
             println!("migrations applied");
             Ok(())
         }
+        Command::Export(args) => {
+            init_stderr_logging();
+            export(args).await
+        }
+        Command::Import(args) => {
+            init_stderr_logging();
+            import(args).await
+        }
     }
+}
+
+/// Warnings and errors only, on stderr: `export` writes its document to stdout.
+fn init_stderr_logging() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let settings = args.store.resolve()?;
+    // Opening a SQLite URL creates the file: a mistyped --data-dir would export an empty store
+    // without a word.
+    if let Some(path) = sqlite_path(&settings.database_url) {
+        if !path.exists() {
+            anyhow::bail!(
+                "database_url: no SQLite database at {} (check --data-dir / HATA_DATA_DIR)",
+                path.display()
+            );
+        }
+    }
+    let store = open_store(&settings).await?;
+    let doc = store.export().await.context("export")?;
+    store.close().await;
+    let text = doc.to_json().context("export")?;
+    match args.output.as_deref() {
+        None => write_stdout(&text),
+        Some(path) if path.as_os_str() == "-" => write_stdout(&text),
+        Some(path) => write_private(path, &text),
+    }
+}
+
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("output: cannot write to standard output")
+}
+
+/// Writes `text` to `path` with mode 0600, through a temporary file in the same directory: a
+/// failed export never leaves a truncated file that looks like a backup.
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut name = path
+        .file_name()
+        .with_context(|| format!("output: {} is not a file name", path.display()))?
+        .to_os_string();
+    name.push(".partial");
+    let partial = path.with_file_name(name);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&partial).and_then(|mut f| {
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    });
+    written
+        .and_then(|()| std::fs::rename(&partial, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&partial);
+        })
+        .with_context(|| format!("output: cannot write {}", path.display()))
+}
+
+async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let settings = args.store.resolve()?;
+    let text = if args.file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+    } else {
+        std::fs::read_to_string(&args.file)
+            .with_context(|| format!("cannot read {}", args.file.display()))?
+    };
+    let name = args.file.display().to_string();
+    let doc = hata_store::ExportDocument::from_json(&text)
+        .map_err(|e| describe_import_error(e, &name))?;
+    let store = open_store(&settings).await?;
+    let result = store.import(&doc).await;
+    store.close().await;
+    let summary = result.map_err(|e| describe_import_error(e, &name))?;
+    println!(
+        "imported into {}: {summary}",
+        hata_store::redact(&settings.database_url)
+    );
+    Ok(())
+}
+
+/// An import error for a human: every invalid field on its own line (the error's own message
+/// names only the first).
+fn describe_import_error(e: hata_store::StoreError, file: &str) -> anyhow::Error {
+    match e {
+        hata_store::StoreError::Invalid(errors) => {
+            let mut message = format!("{file} cannot be imported:");
+            for e in &errors.0 {
+                if e.field.is_empty() {
+                    message.push_str(&format!("\n  {}", e.message));
+                } else {
+                    message.push_str(&format!("\n  {}: {}", e.field, e.message));
+                }
+            }
+            anyhow::anyhow!(message)
+        }
+        other => anyhow::Error::new(other).context(format!("cannot import {file}")),
+    }
+}
+
+/// The file of a `sqlite://PATH?options` URL.
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
 }
 
 fn init_logging(json: bool) {
@@ -52,7 +219,7 @@ fn init_logging(json: bool) {
     }
 }
 
-async fn open_store(settings: &config::Settings) -> anyhow::Result<Store> {
+async fn open_store(settings: &config::StoreSettings) -> anyhow::Result<Store> {
     if settings.database_url.starts_with("sqlite:") {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("data_dir: cannot create {}", settings.data_dir.display()))?;
@@ -69,7 +236,7 @@ async fn open_store(settings: &config::Settings) -> anyhow::Result<Store> {
 
 async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     init_logging(settings.json_logs);
-    let store = open_store(&settings).await?;
+    let store = open_store(&settings.store).await?;
     bootstrap_admin_token(&store, &settings).await?;
     let state = AppState::start(store.clone())
         .await
@@ -86,7 +253,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listen: cannot bind {}", settings.listen))?;
-    tracing::info!(listen = %settings.listen, database = %hata_store::redact(&settings.database_url), "hata is serving");
+    tracing::info!(listen = %settings.listen, database = %hata_store::redact(&settings.store.database_url), "hata is serving");
     let stopping = state.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -130,7 +297,7 @@ async fn bootstrap_admin_token(store: &Store, settings: &config::Settings) -> an
     match hata_server::bootstrap::bootstrap_admin_token(
         store,
         settings.admin_token.as_deref(),
-        &settings.data_dir,
+        &settings.store.data_dir,
     )
     .await?
     {

@@ -95,6 +95,8 @@ impl IntoResponse for AppError {
                     None,
                     Some(dependants.as_slice()),
                 ),
+                // Only `hata import` meets this today; mapped for completeness.
+                StoreError::NotEmpty(_) => (StatusCode::CONFLICT, "Store not empty", None, None),
                 StoreError::VersionMismatch { .. } => (
                     StatusCode::PRECONDITION_FAILED,
                     "Version mismatch",

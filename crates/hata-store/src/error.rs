@@ -22,6 +22,10 @@ pub enum StoreError {
     /// The new content is invalid; nothing was changed.
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),
+    /// `Store::import` into a store that already holds data (what it found, per table);
+    /// nothing was written.
+    #[error("the store is not empty ({}); import only into an empty store", .0.join(", "))]
+    NotEmpty(Vec<String>),
     /// The database cannot be reached (or timed out); nothing was changed.
     #[error("storage unavailable: {0}")]
     Unavailable(String),

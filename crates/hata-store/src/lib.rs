@@ -3,6 +3,8 @@
 //! - `Store::open` picks the backend from the URL (`sqlite://…` or `postgres://…`) and runs the
 //!   numbered migrations of that backend (`migrations/<backend>/NNNN_*.sql`, embedded).
 //! - All changes go through `Store::write` (module `write`): the one write path.
+//! - `export` reads the whole store into one JSON document and imports one into an empty
+//!   store: the one other writer, a restore rather than a change.
 //! - Reads are in `read`. After every commit the store publishes `ChangeNotice`s to
 //!   `Store::subscribe`rs, who rebuild what they derive (snapshots, token caches, streams).
 //!
@@ -12,6 +14,7 @@
 
 pub mod error;
 pub mod evaluations;
+pub mod export;
 mod listen;
 pub mod read;
 pub mod records;
@@ -25,6 +28,7 @@ use tokio::sync::broadcast;
 
 pub use error::{StoreError, StoreResult};
 pub use evaluations::{EvaluationCount, FlagEvaluated};
+pub use export::{ExportDocument, ImportSummary};
 pub use records::*;
 pub use write::{NewToken, WriteMeta, WriteOp, WriteOutcome};
 

@@ -1,0 +1,598 @@
+//! Export and import across backends: export → import into the other backend → export gives
+//! the same bytes; import refuses a non-empty store and a bad document, writing nothing; ids,
+//! revisions and sequences carry on after an import.
+
+mod support;
+
+use hata_core::model::{Environment, Flag, Project, Segment};
+use hata_store::export::FORMAT;
+use hata_store::{
+    EvaluationCount, ExportDocument, FlagEvaluated, NewToken, Store, StoreError, TokenKind,
+    WriteMeta, WriteOp,
+};
+use serde_json::{json, Value};
+
+fn meta(actor: &str) -> WriteMeta {
+    WriteMeta {
+        actor: actor.into(),
+        request_id: format!("req-{actor}"),
+    }
+}
+
+async fn write(s: &Store, op: WriteOp) {
+    s.write(&meta("alice"), op).await.expect("write");
+}
+
+fn project(key: &str, description: &str) -> Project {
+    Project {
+        key: key.into(),
+        name: key.to_uppercase(),
+        description: description.into(),
+    }
+}
+
+fn env(key: &str, protected: bool) -> Environment {
+    Environment {
+        key: key.into(),
+        name: key.into(),
+        description: format!("the {key} environment"),
+        protected,
+    }
+}
+
+fn flag(v: Value) -> Flag {
+    serde_json::from_value(v).expect("flag json")
+}
+
+fn segment(v: Value) -> Segment {
+    serde_json::from_value(v).expect("segment json")
+}
+
+fn token(id: &str, kind: TokenKind, at: Option<(&str, &str)>, expires: Option<&str>) -> WriteOp {
+    WriteOp::CreateToken {
+        token: NewToken {
+            id: id.into(),
+            name: format!("token {id}"),
+            kind,
+            project: at.map(|(p, _)| p.into()),
+            environment: at.map(|(_, e)| e.into()),
+            expires_at: expires.map(str::to_string),
+            secret_hash: format!("sha256:{id}-hash"),
+        },
+    }
+}
+
+/// Several projects; an added and a deleted environment (an id gap); segments referencing
+/// segments; flags of every type with targets, rules, rollouts and prerequisites; updates and
+/// deletes (old and new values in the change record); an archived flag whose prerequisite was
+/// deleted afterwards; tokens incl. an expiring and a deleted one; evaluation telemetry; the
+/// ticket key.
+async fn build_state(s: &Store) {
+    write(
+        s,
+        WriteOp::CreateProject {
+            project: project("shop", "the web shop"),
+            environments: None,
+        },
+    )
+    .await;
+    write(
+        s,
+        WriteOp::CreateProject {
+            project: project("blog", ""),
+            environments: Some(vec![env("dev", false), env("prod", true)]),
+        },
+    )
+    .await;
+    write(
+        s,
+        WriteOp::CreateProject {
+            project: project("tmp", "short-lived"),
+            environments: None,
+        },
+    )
+    .await;
+    for key in ["staging", "qa"] {
+        write(
+            s,
+            WriteOp::CreateEnvironment {
+                project: "shop".into(),
+                environment: env(key, false),
+            },
+        )
+        .await;
+    }
+    write(
+        s,
+        WriteOp::DeleteEnvironment {
+            project: "shop".into(),
+            key: "qa".into(),
+            expected_version: None,
+        },
+    )
+    .await;
+    write(
+        s,
+        WriteOp::DeleteProject {
+            key: "tmp".into(),
+            expected_version: None,
+        },
+    )
+    .await;
+    write(
+        s,
+        WriteOp::UpdateProject {
+            key: "shop".into(),
+            expected_version: Some(1),
+            project: project("shop", "the web shop, renamed"),
+        },
+    )
+    .await;
+
+    write(
+        s,
+        WriteOp::CreateSegment {
+            project: "shop".into(),
+            segment: segment(json!({
+                "key": "beta", "name": "Beta testers",
+                "included": ["user-1", "user-2"], "excluded": ["user-9"],
+                "rules": [[{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}]]
+            })),
+        },
+    )
+    .await;
+    write(
+        s,
+        WriteOp::CreateSegment {
+            project: "shop".into(),
+            segment: segment(json!({
+                "key": "vip",
+                "rules": [[{"segment": "beta"}, {"attribute": "plan", "operator": "in", "values": ["gold", "platinum"]}]]
+            })),
+        },
+    )
+    .await;
+    write(
+        s,
+        WriteOp::UpdateSegment {
+            project: "shop".into(),
+            key: "beta".into(),
+            expected_version: Some(1),
+            segment: segment(json!({
+                "key": "beta", "name": "Beta testers", "included": ["user-1", "user-2", "user-3"],
+                "rules": [[{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}]]
+            })),
+        },
+    )
+    .await;
+
+    for f in [
+        json!({"key": "dark-mode", "type": "boolean", "tags": ["ui"], "owner": "team-ui"}),
+        json!({"key": "banner", "type": "string", "variants": [
+            {"key": "a", "value": "Welcome!"}, {"key": "b", "value": "Hello — ようこそ", "name": "B"}]}),
+        json!({"key": "limit", "type": "number", "temporary": true, "variants": [
+            {"key": "low", "value": 10}, {"key": "high", "value": 2.5e3}]}),
+        json!({"key": "theme", "type": "json", "variants": [
+            {"key": "light", "value": {"bg": "#fff", "fg": "#000", "sizes": [1, 2.5, -3]}},
+            {"key": "dark", "value": {"fg": "#eee", "bg": "#111", "nested": {"z": null, "a": true}}}]}),
+        json!({"key": "old", "type": "boolean"}),
+        json!({"key": "gone", "type": "boolean"}),
+    ] {
+        write(
+            s,
+            WriteOp::CreateFlag {
+                project: "shop".into(),
+                flag: flag(f),
+            },
+        )
+        .await;
+    }
+    write(
+        s,
+        WriteOp::PutFlagConfig {
+            project: "shop".into(),
+            flag: "dark-mode".into(),
+            environment: "production".into(),
+            expected_version: None,
+            config: serde_json::from_value(json!({
+                "enabled": true,
+                "targets": [{"variant": "on", "values": ["user-1"]}],
+                "rules": [
+                    {"id": "vips", "description": "VIPs first", "conditions": [{"segment": "vip"}], "serve": {"variant": "on"}},
+                    {"conditions": [{"attribute": "version", "operator": "semver_gt", "values": ["2.0.0"], "negate": true}],
+                     "serve": {"rollout": {"bucket_by": "accountId", "salt": "s1", "weights": [
+                         {"variant": "on", "weight": 25000}, {"variant": "off", "weight": 75000}]}}}
+                ],
+                "default": {"rollout": {"weights": [{"variant": "on", "weight": 10000}, {"variant": "off", "weight": 90000}]}}
+            }))
+            .expect("config"),
+        },
+    )
+    .await;
+    write(
+        s,
+        WriteOp::PatchFlagConfig {
+            project: "shop".into(),
+            flag: "banner".into(),
+            environment: "staging".into(),
+            expected_version: None,
+            patch: json!({"enabled": true, "prerequisites": [{"flag": "dark-mode", "variants": ["on"]}],
+                          "rules": [{"conditions": [{"attribute": "country", "operator": "in", "values": ["JP"]}], "serve": {"variant": "b"}}],
+                          "default": {"variant": "a"}}),
+        },
+    )
+    .await;
+    write(
+        s,
+        WriteOp::UpdateFlag {
+            project: "shop".into(),
+            key: "limit".into(),
+            expected_version: None,
+            flag: flag(json!({"key": "limit", "type": "number", "description": "request limit",
+                "variants": [{"key": "low", "value": 10}, {"key": "high", "value": 2.5e3}, {"key": "max", "value": 1e9}]})),
+        },
+    )
+    .await;
+    write(
+        s,
+        WriteOp::DeleteFlag {
+            project: "shop".into(),
+            key: "old".into(),
+            expected_version: None,
+        },
+    )
+    .await;
+    // `legacy` depends on `gone`, is archived, and then `gone` is deleted: a store can hold an
+    // archived flag with a dangling prerequisite, and its export must import.
+    write(
+        s,
+        WriteOp::CreateFlag {
+            project: "shop".into(),
+            flag: flag(json!({"key": "legacy", "type": "boolean", "environments": {
+                "production": {"enabled": true, "prerequisites": [{"flag": "gone", "variants": ["on"]}], "default": {"variant": "on"}}}})),
+        },
+    )
+    .await;
+    let mut legacy = s.get_flag("shop", "legacy").await.expect("legacy");
+    legacy.archived = true;
+    write(
+        s,
+        WriteOp::UpdateFlag {
+            project: "shop".into(),
+            key: "legacy".into(),
+            expected_version: None,
+            flag: legacy,
+        },
+    )
+    .await;
+    write(
+        s,
+        WriteOp::DeleteFlag {
+            project: "shop".into(),
+            key: "gone".into(),
+            expected_version: None,
+        },
+    )
+    .await;
+    write(
+        s,
+        WriteOp::CreateFlag {
+            project: "blog".into(),
+            flag: flag(json!({"key": "comments", "type": "boolean"})),
+        },
+    )
+    .await;
+
+    write(s, token("admin-1", TokenKind::Admin, None, None)).await;
+    write(
+        s,
+        token(
+            "srv-1",
+            TokenKind::Server,
+            Some(("shop", "production")),
+            None,
+        ),
+    )
+    .await;
+    write(
+        s,
+        token(
+            "cli-1",
+            TokenKind::Client,
+            Some(("blog", "prod")),
+            Some("2031-01-02T03:04:05.678Z"),
+        ),
+    )
+    .await;
+    write(
+        s,
+        token("cli-2", TokenKind::Client, Some(("shop", "staging")), None),
+    )
+    .await;
+    write(s, WriteOp::DeleteToken { id: "cli-2".into() }).await;
+
+    let count = |flag: &str, variant: &str, n| EvaluationCount {
+        project: "shop".into(),
+        environment: "production".into(),
+        flag: flag.into(),
+        hour: "2026-11-23T14:00:00Z".into(),
+        variant: variant.into(),
+        reason: "TARGETING_MATCH".into(),
+        count: n,
+    };
+    s.record_evaluations(
+        &[
+            count("dark-mode", "on", 7),
+            count("dark-mode", "off", 3),
+            // Telemetry outlives the flags it counts.
+            count("old", "on", 1),
+        ],
+        &[FlagEvaluated {
+            project: "shop".into(),
+            environment: "production".into(),
+            flag: "dark-mode".into(),
+            at: "2026-11-23T14:12:13.456Z".into(),
+        }],
+    )
+    .await
+    .expect("record evaluations");
+    s.meta_init("stream_ticket_key", "00ff00ff")
+        .await
+        .expect("meta");
+}
+
+/// The other backend than `name`, empty; SQLite when PostgreSQL is not available.
+async fn other_than(name: &str) -> support::TestStore {
+    if name == "sqlite" {
+        if let Some(pg) = support::postgres().await {
+            return pg;
+        }
+    }
+    support::sqlite().await
+}
+
+async fn export_text(s: &Store) -> String {
+    s.export()
+        .await
+        .expect("export")
+        .to_json()
+        .expect("to json")
+}
+
+#[tokio::test]
+async fn export_import_export_is_byte_identical_across_backends() {
+    for source in support::all().await {
+        build_state(&source.store).await;
+        let first = export_text(&source.store).await;
+        assert!(first.ends_with("}\n"), "trailing newline");
+        // Exporting twice gives the same bytes (no export time, defined order).
+        assert_eq!(first, export_text(&source.store).await);
+
+        let target = other_than(source.name).await;
+        let doc = ExportDocument::from_json(&first).expect("parse export");
+        let summary = target.store.import(&doc).await.expect("import");
+        assert_eq!(summary.projects, 2, "{}", source.name);
+        assert_eq!(summary.environments, 5);
+        assert_eq!(summary.flags, 6);
+        assert_eq!(summary.segments, 2);
+        assert_eq!(summary.tokens, 3);
+        assert_eq!(summary.evaluation_counts, 3);
+        assert_eq!(summary.flag_last_evaluated, 1);
+        assert!(summary.changes > 20);
+        let second = export_text(&target.store).await;
+        assert!(
+            first == second,
+            "{} -> {}: export after import differs:\n{}",
+            source.name,
+            target.name,
+            first_difference(&first, &second)
+        );
+
+        // What the document says was kept, as the read API sees it.
+        let d: Value = serde_json::from_str(&first).expect("json");
+        assert_eq!(d["format"], FORMAT);
+        assert!(d.get("exported_at").is_none());
+        let shop = &d["projects"][1];
+        assert_eq!(shop["key"], "shop");
+        let envs: Vec<&str> = shop["environments"]
+            .as_array()
+            .expect("environments")
+            .iter()
+            .map(|e| e["key"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(envs, ["development", "production", "staging"]);
+        let changes = d["changes"].as_array().expect("changes");
+        assert!(changes
+            .iter()
+            .any(|c| c["action"] == "update" && c["old_value"].is_object()));
+        assert_eq!(d["tokens"][1]["expires_at"], "2031-01-02T03:04:05.678Z");
+        for (a, b) in [
+            (&source.store, &target.store),
+            (&target.store, &source.store),
+        ] {
+            let (ea, eb) = (
+                a.get_environment("shop", "production").await.expect("env"),
+                b.get_environment("shop", "production").await.expect("env"),
+            );
+            assert_eq!((ea.id, ea.revision), (eb.id, eb.revision));
+        }
+
+        // Writes continue: ids above the old high-water marks (the deleted `qa` and `tmp`
+        // environments had ids too), revisions on from where they were.
+        let sequences = doc.sequences;
+        let before = target
+            .store
+            .get_environment("shop", "production")
+            .await
+            .expect("env");
+        write(
+            &target.store,
+            WriteOp::CreateEnvironment {
+                project: "shop".into(),
+                environment: env("qa", false),
+            },
+        )
+        .await;
+        let qa = target
+            .store
+            .get_environment("shop", "qa")
+            .await
+            .expect("qa");
+        assert_eq!(qa.id, sequences.environments + 1, "{}", target.name);
+        let after = target
+            .store
+            .get_environment("shop", "production")
+            .await
+            .expect("env");
+        assert_eq!(after.revision, before.revision + 1);
+        let third = target.store.export().await.expect("export");
+        let last = third.changes.last().expect("a change");
+        assert_eq!(last.id, sequences.changes + 1);
+        assert_eq!(last.action, "create");
+        assert_eq!(last.resource_key, "qa");
+        assert!(third.sequences.environments > sequences.environments);
+    }
+}
+
+fn first_difference(a: &str, b: &str) -> String {
+    for (i, (x, y)) in a.lines().zip(b.lines()).enumerate() {
+        if x != y {
+            return format!("line {}:\n- {x}\n+ {y}", i + 1);
+        }
+    }
+    format!("lengths {} and {}", a.len(), b.len())
+}
+
+#[tokio::test]
+async fn import_refuses_a_store_that_is_not_empty() {
+    let source = support::sqlite().await;
+    build_state(&source.store).await;
+    let doc = source.store.export().await.expect("export");
+    for t in support::all().await {
+        write(
+            &t.store,
+            WriteOp::CreateProject {
+                project: project("existing", ""),
+                environments: None,
+            },
+        )
+        .await;
+        let before = export_text(&t.store).await;
+        match t.store.import(&doc).await {
+            Err(StoreError::NotEmpty(found)) => {
+                assert!(found.iter().any(|f| f.starts_with("projects")), "{found:?}")
+            }
+            other => panic!("{}: expected NotEmpty, got {other:?}", t.name),
+        }
+        assert_eq!(before, export_text(&t.store).await, "{}", t.name);
+    }
+
+    // A token alone (a server's bootstrap admin token) also makes it non-empty.
+    let only_token = support::sqlite().await;
+    write(
+        &only_token.store,
+        token("boot", TokenKind::Admin, None, None),
+    )
+    .await;
+    assert!(matches!(
+        only_token.store.import(&doc).await,
+        Err(StoreError::NotEmpty(_))
+    ));
+}
+
+/// `doc` as JSON with `edit` applied, parsed and imported into a fresh store of each backend;
+/// returns the error fields and messages, after checking nothing was written.
+async fn import_edited(doc: &Value, edit: impl Fn(&mut Value)) -> Vec<(String, String)> {
+    let mut doc = doc.clone();
+    edit(&mut doc);
+    let text = serde_json::to_string_pretty(&doc).expect("json");
+    let mut seen = None;
+    for t in support::all().await {
+        let result = match ExportDocument::from_json(&text) {
+            Ok(parsed) => t.store.import(&parsed).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let errors = match result {
+            Err(StoreError::Invalid(v)) => {
+                v.0.into_iter()
+                    .map(|e| (e.field, e.message))
+                    .collect::<Vec<_>>()
+            }
+            other => panic!("{}: expected Invalid, got {other:?}", t.name),
+        };
+        let empty = t.store.export().await.expect("export");
+        assert!(empty.projects.is_empty() && empty.tokens.is_empty() && empty.changes.is_empty());
+        assert!(empty.meta.is_empty(), "{}: meta written", t.name);
+        seen = Some(errors);
+    }
+    seen.expect("at least SQLite")
+}
+
+#[tokio::test]
+async fn import_refuses_bad_documents_naming_the_problem() {
+    let source = support::sqlite().await;
+    build_state(&source.store).await;
+    let good: Value =
+        serde_json::from_str(&export_text(&source.store).await).expect("export is JSON");
+    let has = |errors: &[(String, String)], field: &str, message: &str| {
+        assert!(
+            errors
+                .iter()
+                .any(|(f, m)| f == field && m.contains(message)),
+            "expected {field}: …{message}… in {errors:?}"
+        );
+    };
+
+    let e = import_edited(&good, |d| d["format"] = json!("something-else")).await;
+    has(&e, "format", "hata-export");
+    let e = import_edited(&good, |d| d["version"] = json!(2)).await;
+    has(&e, "version", "reads version 1");
+    let e = import_edited(&good, |d| d["projects"][1]["colour"] = json!("red")).await;
+    has(&e, "projects[1].colour", "unknown field `colour`");
+    let e = import_edited(&good, |d| {
+        d["projects"][1]["environments"][1]["revision"] = json!("seven")
+    })
+    .await;
+    has(&e, "projects[1].environments[1].revision", "invalid type");
+
+    // Hand-edited content that parses but that the domain rejects, named by keys.
+    let e = import_edited(&good, |d| {
+        d["projects"][1]["flags"][1]["environments"]["production"]["default"] =
+            json!({"variant": "purple"})
+    })
+    .await;
+    has(
+        &e,
+        "projects[shop].flags[dark-mode].environments.production.default.variant",
+        "unknown variant",
+    );
+    let e = import_edited(&good, |d| {
+        d["projects"][1]["segments"][1]["rules"][0][0]["segment"] = json!("nobody")
+    })
+    .await;
+    has(
+        &e,
+        "projects[shop].segments[vip].rules[0][0].segment",
+        "unknown segment",
+    );
+    let e = import_edited(&good, |d| d["tokens"][2]["environment"] = json!("nowhere")).await;
+    has(
+        &e,
+        "tokens[srv-1].environment",
+        "no environment \"nowhere\"",
+    );
+    let e = import_edited(&good, |d| {
+        d["projects"][0]["environments"][1]["id"] =
+            d["projects"][1]["environments"][0]["id"].clone()
+    })
+    .await;
+    has(
+        &e,
+        "projects[shop].environments[development].id",
+        "used once",
+    );
+    let e = import_edited(&good, |d| d["sequences"]["changes"] = json!(1)).await;
+    has(&e, "sequences.changes", "below the largest change id");
+    let e = import_edited(&good, |d| d["changes"][0]["at"] = json!("yesterday")).await;
+    has(&e, "changes[1].at", "RFC 3339");
+}
