@@ -156,7 +156,14 @@ pub fn validate_flag(flag: &Flag, view: &ProjectView) -> Result<(), ValidationEr
     c.max_chars("description", &flag.description, MAX_DESCRIPTION_CHARS);
     c.max_chars("owner", &flag.owner, MAX_NAME_CHARS);
     c.tags(&flag.tags);
-    c.at("variants", |c| c.variants(flag));
+    c.at("variants", |c| {
+        c.variants(flag);
+        // Unless archived, another flag's prerequisite naming a variant this flag no longer has
+        // would leave that flag unable to compile: refuse the change, naming the dependant.
+        if !flag.archived {
+            c.variants_in_use(flag, view);
+        }
+    });
 
     let segments = SegmentRefs::for_flag(view.segments);
     c.at("environments", |c| {
@@ -433,6 +440,26 @@ impl Checker {
     }
 
     /// At `variants`.
+    /// Variants of `flag` that other live flags' prerequisites require but `flag` dropped.
+    fn variants_in_use(&mut self, flag: &Flag, view: &ProjectView) {
+        for (other_key, other) in view.flags {
+            if other_key == &flag.key || other.archived {
+                continue;
+            }
+            for (env, config) in &other.environments {
+                for p in config.prerequisites.iter().filter(|p| p.flag == flag.key) {
+                    for variant in &p.variants {
+                        if !flag.variants.iter().any(|v| &v.key == variant) {
+                            self.error(format!(
+                                "variant \"{variant}\" is required by flag \"{other_key}\" (prerequisite in {env}); change that flag first"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn variants(&mut self, flag: &Flag) {
         let variants = &flag.variants;
         if variants.is_empty() {

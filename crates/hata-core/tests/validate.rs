@@ -456,6 +456,40 @@ fn unknown_variants_are_reported_where_they_are_named() {
     );
 }
 
+#[test]
+fn variants_that_other_flags_require_cannot_be_dropped() {
+    // `checkout` requires theme=dark in production.
+    let fixture = Fixture::new().with_flag(json!({
+        "key": "checkout", "type": "boolean",
+        "environments": {"production": {"enabled": true,
+            "prerequisites": [{"flag": "theme", "variants": ["dark"]}]}}
+    }));
+    let theme = |variants: Value| json!({"key": "theme", "type": "string", "variants": variants});
+    let errors = fixture.flag_errors(theme(json!([{"key": "light", "value": "l"}])));
+    let errors = assert_fields(errors, &["variants"]);
+    assert_eq!(
+        errors[0].message,
+        "variant \"dark\" is required by flag \"checkout\" (prerequisite in production); change that flag first"
+    );
+    // Keeping `dark` (and adding one) is fine; so is archiving the flag (its dependants are
+    // what block archiving), and an archived dependant requires nothing.
+    let errors = fixture.flag_errors(theme(json!([
+        {"key": "light", "value": "l"}, {"key": "dark", "value": "d"}, {"key": "blue", "value": "b"}
+    ])));
+    assert_fields(errors, &[]);
+    let mut archived = theme(json!([{"key": "light", "value": "l"}]));
+    archived["archived"] = json!(true);
+    assert_fields(fixture.flag_errors(archived), &[]);
+    let mut fixture = fixture;
+    if let Some(checkout) = fixture.flags.get_mut("checkout") {
+        checkout.archived = true;
+    }
+    assert_fields(
+        fixture.flag_errors(theme(json!([{"key": "light", "value": "l"}]))),
+        &[],
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Environments
 
