@@ -255,6 +255,13 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         .with_context(|| format!("listen: cannot bind {}", settings.listen))?;
     tracing::info!(listen = %settings.listen, database = %hata_store::redact(&settings.store.database_url), "hata is serving");
     let stopping = state.clone();
+    // No Nagle delay: every response is written whole, and a client waiting for a small
+    // evaluation answer should not wait for an ACK first.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -135,38 +135,70 @@ async fn follow_changes(state: AppState) {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole application router.
-pub fn router(state: AppState, config: &ServerConfig) -> Router {
+/// The whole application: the router inside the cross-cutting layers, ready for
+/// `axum::serve`.
+///
+/// The layers wrap the router as one service instead of going through `Router::layer`, which
+/// wraps every route in its own boxed copy of each layer; that made every request clone and
+/// box six layers before reaching its handler (a third of the instructions of a request).
+pub fn router(
+    state: AppState,
+    config: &ServerConfig,
+) -> axum::routing::IntoMakeService<
+    impl tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+> {
+    use axum::ServiceExt as _;
     let admin = routes::admin_router().layer(axum::middleware::from_fn_with_state(
         state.clone(),
         auth::require_admin,
     ));
     let eval = Arc::new(routes::EvalSettings::new(config));
     let api = admin.merge(routes::sdk::router());
-    Router::new()
+    let routes = Router::new()
         .nest("/api/v1", api)
         .merge(routes::ofrep::router())
-        .layer(axum::Extension(eval))
         .merge(routes::health::router())
         .merge(openapi::router())
         // Both after every route: the 405 fallback is set on the routes that exist.
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
-        .layer(DefaultBodyLimit::max(config.body_limit))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-            let path = req.uri().path();
-            // Evaluations are the hot path and log nothing on success: their span is DEBUG,
-            // so at the default INFO level it costs nothing.
-            if path.starts_with("/ofrep/") || path.starts_with("/api/v1/sdk/") {
-                tracing::debug_span!("request", method = %req.method(), path = %path, request_id = %id)
-            } else {
-                tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
-            }
-        }))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .with_state(state);
+    tower::ServiceBuilder::new()
+        .map_response(|res: axum::http::Response<_>| res.map(axum::body::Body::new))
         .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds::new()))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(axum::Extension(eval))
+        .service(routes)
+        .into_make_service()
+}
+
+/// The tracing span of a request. Evaluations and probes are the hot paths and log nothing
+/// on success: their span is DEBUG, so at the default INFO level it costs nothing.
+fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let path = req.uri().path();
+    if path.starts_with("/ofrep/")
+        || path.starts_with("/api/v1/sdk/")
+        || path.starts_with("/health/")
+    {
+        tracing::debug_span!("request", method = %req.method(), path = %path, request_id = %id)
+    } else {
+        tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
+    }
 }
 
 /// Request ids: a random per-process prefix and a counter (`3f9a…c2-000000000000002a`).
@@ -192,10 +224,22 @@ impl RequestIds {
 impl MakeRequestId for RequestIds {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        axum::http::HeaderValue::from_str(&format!("{}-{n:016x}", self.prefix))
+        // Hex by hand: `format!` was a tenth of a health probe's instructions.
+        let mut id = [0u8; 16 + 1 + 16];
+        id[..16].copy_from_slice(self.prefix.as_bytes());
+        id[16] = b'-';
+        for (i, b) in n.to_be_bytes().into_iter().enumerate() {
+            id[17 + 2 * i] = hex_digit(b >> 4);
+            id[18 + 2 * i] = hex_digit(b);
+        }
+        axum::http::HeaderValue::from_bytes(&id)
             .ok()
             .map(RequestId::new)
     }
+}
+
+fn hex_digit(nibble: u8) -> u8 {
+    b"0123456789abcdef"[usize::from(nibble & 15)]
 }
 
 /// Unknown paths get a problem+json 404 like every other error.
