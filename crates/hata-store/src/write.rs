@@ -1200,7 +1200,14 @@ impl WriteTx {
         .bind(&self.now)
         .bind(&token.expires_at)
         .execute(&mut *self.tx)
-        .await?;
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists(format!("token {:?}", token.id))
+            } else {
+                e.into()
+            }
+        })?;
         let record = self.token(&token.id).await?;
         let value = to_value(&record)?;
         self.notices.push(ChangeNotice::Tokens);
