@@ -288,6 +288,7 @@ async fn a_database_outage_keeps_evaluations_fails_writes_and_recovers() {
     for r in [&a, &b] {
         let started = Instant::now();
         let (status, body) = serve_variant(r, "switch", "b").await;
+        eprintln!("{}: write refused after {:?}", r.name, started.elapsed());
         assert_eq!(
             status,
             StatusCode::SERVICE_UNAVAILABLE,
@@ -395,6 +396,32 @@ async fn a_database_outage_keeps_evaluations_fails_writes_and_recovers() {
         )
         .await;
     assert_eq!(flag["version"], 1 + acknowledged, "{flag}");
+
+    // An outage is logged when it starts, not once per retry.
+    for r in [&a, &b] {
+        let log = r.log();
+        let warnings = |needle: &str| {
+            log.lines()
+                .filter(|l| l.contains("WARN") && l.contains(needle))
+                .count()
+        };
+        for needle in [
+            "storing evaluation counts failed",
+            "token cache reload failed",
+        ] {
+            assert!(
+                warnings(needle) <= 2,
+                "{}: {needle} logged too often:\n{log}",
+                r.name
+            );
+        }
+        // At most one per outage: the whole database, B alone, the killed connections.
+        assert!(
+            warnings("change listener lost its connection") <= 3,
+            "{}: listener warnings:\n{log}",
+            r.name
+        );
+    }
 
     // Every evaluation is counted, including those whose flush failed during the outage.
     a.terminate().await;
