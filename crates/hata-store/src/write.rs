@@ -202,11 +202,11 @@ struct WriteTx {
 /// decoding) every flag of the project for each of them made a write cost O(flags): seeding
 /// 5,000 flags was quadratic. So writes load the one flag they touch, and all flags only when
 /// the checks above need them.
-/// Segments are validated against the other segments only.
 #[derive(Clone, Copy)]
 enum Flags<'a> {
     All,
     One(&'a str),
+    /// For segment creates and updates: a segment is validated against the other segments only.
     None,
 }
 
