@@ -78,6 +78,9 @@ struct SdkConfig<'a> {
 
 type Catalog = HashMap<String, HashMap<String, Arc<EnvServing>>>;
 
+/// Held while loading one environment (see `Serving::refresh`).
+type LoadTurn = Arc<tokio::sync::Mutex<()>>;
+
 /// The catalog of every environment's rule set, and the machinery that keeps it current.
 pub struct Serving {
     store: Store,
@@ -88,7 +91,7 @@ pub struct Serving {
     loaded: AtomicBool,
     shutdown: watch::Sender<bool>,
     /// One load at a time per environment (see `refresh`).
-    loaders: std::sync::Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    loaders: std::sync::Mutex<HashMap<(String, String), LoadTurn>>,
 }
 
 impl Serving {
@@ -175,7 +178,7 @@ impl Serving {
             .is_some_and(|e| e.revision >= r.revision)
     }
 
-    fn loader(&self, project: &str, environment: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn loader(&self, project: &str, environment: &str) -> LoadTurn {
         let mut loaders = self
             .loaders
             .lock()
