@@ -82,8 +82,16 @@ pub async fn bootstrap_admin_token(
         actor: "system:bootstrap".into(),
         request_id: String::new(),
     };
-    store.write(&meta, WriteOp::CreateToken { token }).await?;
-    Ok(outcome)
+    match store.write(&meta, WriteOp::CreateToken { token }).await {
+        Ok(_) => Ok(outcome),
+        // Replicas starting together on one PostgreSQL all find no token and all try to create
+        // it. A given secret gives every one of them the same token id, so the losers of that
+        // race find the token already there, which is what they wanted.
+        Err(StoreError::AlreadyExists(_)) if outcome == AdminBootstrap::Given => {
+            Ok(AdminBootstrap::Existing)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Writes `secret` to `path`, readable by the owner only (also when the file existed before).

@@ -116,19 +116,45 @@ impl AppState {
     }
 }
 
+/// How soon a failed token cache reload is tried again.
+const TOKEN_RELOAD_RETRY: Duration = Duration::from_secs(5);
+
 /// Keeps the token cache in step with the store (changes made by this or another process).
+///
+/// A failed reload keeps the previous cache (callers keep being authenticated while the
+/// database is down) and is retried every `TOKEN_RELOAD_RETRY` until it succeeds: otherwise a
+/// token change that arrived during a database hiccup would stay unseen until the next one.
 async fn follow_changes(state: AppState) {
+    use tokio::sync::broadcast::error::RecvError;
     let mut notices = state.store.subscribe();
+    let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
-        match notices.recv().await {
-            Ok(ChangeNotice::Tokens | ChangeNotice::Resync)
-            | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                if let Err(e) = state.tokens.reload(&state.store).await {
-                    tracing::warn!(error = %e, "token cache reload failed; retrying on the next change");
-                }
+        let retry = async {
+            match retry_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
             }
-            Ok(_) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let reload = tokio::select! {
+            notice = notices.recv() => match notice {
+                Ok(ChangeNotice::Tokens | ChangeNotice::Resync) | Err(RecvError::Lagged(_)) => true,
+                Ok(_) => false,
+                Err(RecvError::Closed) => return,
+            },
+            _ = retry => true,
+        };
+        if !reload {
+            continue;
+        }
+        match state.tokens.reload(&state.store).await {
+            Ok(()) => retry_at = None,
+            Err(e) => {
+                if retry_at.is_none() {
+                    tracing::warn!(error = %e,
+                        "token cache reload failed; serving the previous tokens and retrying");
+                }
+                retry_at = Some(tokio::time::Instant::now() + TOKEN_RELOAD_RETRY);
+            }
         }
     }
 }

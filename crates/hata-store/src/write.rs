@@ -155,16 +155,19 @@ impl Store {
             notices,
             ..
         } = w;
-        if self.backend() == crate::Backend::Postgres {
+        if self.backend() == crate::Backend::Postgres && !notices.is_empty() {
             // NOTIFY is transactional: other replicas hear of the change exactly when (and
-            // only if) it commits.
+            // only if) it commits. One statement for all notices: a round trip less per
+            // environment while the project's row lock is held.
+            let calls: Vec<String> = (0..notices.len())
+                .map(|i| format!("pg_notify($1, ${})", i + 2))
+                .collect();
+            let sql = format!("SELECT {}", calls.join(", "));
+            let mut query = sqlx::query(&sql).bind(crate::listen::CHANNEL);
             for notice in &notices {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(crate::listen::CHANNEL)
-                    .bind(serde_json::to_string(notice)?)
-                    .execute(&mut *tx)
-                    .await?;
+                query = query.bind(serde_json::to_string(notice)?);
             }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         self.publish(notices);
@@ -193,8 +196,30 @@ struct WriteTx {
     changes: Vec<Change>,
 }
 
+/// Which flags a write loads. Validating a flag looks at the project's other flags only for
+/// its prerequisites (do they exist, are they archived, is there a cycle), and deleting or
+/// archiving one looks for flags that depend on it. Most writes do neither, and loading (and
+/// decoding) every flag of the project for each of them made a write cost O(flags): seeding
+/// 5,000 flags was quadratic. So writes load the one flag they touch, and all flags only when
+/// the checks above need them.
+#[derive(Clone, Copy)]
+enum Flags<'a> {
+    All,
+    One(&'a str),
+    /// For segment creates and updates: a segment is validated against the other segments only.
+    None,
+}
+
+/// Whether validating `flag` needs the project's other flags (see `Flags`).
+fn has_prerequisites(flag: &Flag) -> bool {
+    flag.environments
+        .values()
+        .any(|config| !config.prerequisites.is_empty())
+}
+
 /// A project's flags, segments and environments, loaded inside the write transaction so that
-/// validation sees exactly what the write will commit against.
+/// validation sees exactly what the write will commit against. `flags` holds what `Flags` asked
+/// for.
 struct ProjectState {
     env_keys: Vec<String>,
     segments: BTreeMap<String, Segment>,
@@ -441,7 +466,9 @@ impl WriteTx {
         rows.iter().map(decode_environment).collect()
     }
 
-    async fn load_state(&mut self, project: &str) -> StoreResult<ProjectState> {
+    /// Locks the project and loads what validating a change needs: its environments, its
+    /// segments, and its flags (all of them, or only `Flags::One`; see `Flags`).
+    async fn load_state(&mut self, project: &str, flags: Flags<'_>) -> StoreResult<ProjectState> {
         self.project_version(project).await?;
         let env_keys = self
             .environments(project)
@@ -449,16 +476,7 @@ impl WriteTx {
             .into_iter()
             .map(|e| e.environment.key)
             .collect();
-        let mut flags = BTreeMap::new();
-        for row in
-            sqlx::query("SELECT doc, version, created_at, updated_at FROM flags WHERE project = $1")
-                .bind(project)
-                .fetch_all(&mut *self.tx)
-                .await?
-        {
-            let f = decode_flag(&row)?;
-            flags.insert(f.key.clone(), f);
-        }
+        let flags = self.flags(project, flags).await?;
         let mut segments = BTreeMap::new();
         for row in sqlx::query(
             "SELECT doc, version, created_at, updated_at FROM segments WHERE project = $1",
@@ -475,6 +493,39 @@ impl WriteTx {
             segments,
             flags,
         })
+    }
+
+    async fn flags(
+        &mut self,
+        project: &str,
+        which: Flags<'_>,
+    ) -> StoreResult<BTreeMap<String, Flag>> {
+        let rows = match which {
+            Flags::None => return Ok(BTreeMap::new()),
+            Flags::All => {
+                sqlx::query(
+                    "SELECT doc, version, created_at, updated_at FROM flags WHERE project = $1",
+                )
+                .bind(project)
+                .fetch_all(&mut *self.tx)
+                .await?
+            }
+            Flags::One(key) => {
+                sqlx::query(
+                    "SELECT doc, version, created_at, updated_at FROM flags WHERE project = $1 AND key = $2",
+                )
+                .bind(project)
+                .bind(key)
+                .fetch_all(&mut *self.tx)
+                .await?
+            }
+        };
+        let mut flags = BTreeMap::new();
+        for row in rows {
+            let f = decode_flag(&row)?;
+            flags.insert(f.key.clone(), f);
+        }
+        Ok(flags)
     }
 
     async fn tokens_bound_to(
@@ -893,7 +944,7 @@ impl WriteTx {
         project: &str,
         mut flag: Flag,
     ) -> StoreResult<(Option<Value>, i64)> {
-        let state = self.load_state(project).await?;
+        let mut state = self.load_state(project, Flags::One(&flag.key)).await?;
         if state.flags.contains_key(&flag.key) {
             return Err(StoreError::AlreadyExists(format!(
                 "flag {:?} in project {project:?}",
@@ -901,6 +952,9 @@ impl WriteTx {
             )));
         }
         flag.normalize(state.env_keys.iter().map(String::as_str));
+        if has_prerequisites(&flag) {
+            state.flags = self.flags(project, Flags::All).await?;
+        }
         validate::validate_flag(&flag, &state.view())?;
         flag.created_at = None;
         self.store_flag(project, &mut flag, 1).await?;
@@ -925,14 +979,17 @@ impl WriteTx {
         expected: Option<i64>,
         build: impl FnOnce(&Flag) -> StoreResult<Flag>,
     ) -> StoreResult<(Option<Value>, i64)> {
-        let state = self.load_state(project).await?;
-        let old = state
-            .flags
-            .get(key)
-            .ok_or_else(|| StoreError::NotFound(format!("flag {key:?} in project {project:?}")))?;
+        let mut state = self.load_state(project, Flags::One(key)).await?;
+        let old =
+            state.flags.get(key).cloned().ok_or_else(|| {
+                StoreError::NotFound(format!("flag {key:?} in project {project:?}"))
+            })?;
         check_version(expected, old.version)?;
-        let mut flag = build(old)?;
+        let mut flag = build(&old)?;
         flag.normalize(state.env_keys.iter().map(String::as_str));
+        if has_prerequisites(&flag) || (flag.archived && !old.archived) {
+            state.flags = self.flags(project, Flags::All).await?;
+        }
         validate::validate_flag(&flag, &state.view())?;
         if flag.archived && !old.archived {
             let dependants = validate::flag_dependants(key, &state.view());
@@ -947,7 +1004,7 @@ impl WriteTx {
         }
         flag.created_at = old.created_at.clone();
         let version = old.version + 1;
-        let old_value = to_value(old)?;
+        let old_value = to_value(&old)?;
         self.store_flag(project, &mut flag, version).await?;
         // Any change to a flag changes what evaluations report (at least `flagVersion`), so
         // every environment's rule set is affected.
@@ -970,7 +1027,7 @@ impl WriteTx {
         key: &str,
         expected: Option<i64>,
     ) -> StoreResult<(Option<Value>, i64)> {
-        let state = self.load_state(project).await?;
+        let state = self.load_state(project, Flags::All).await?;
         let old = state
             .flags
             .get(key)
@@ -1043,7 +1100,7 @@ impl WriteTx {
         project: &str,
         mut segment: Segment,
     ) -> StoreResult<(Option<Value>, i64)> {
-        let state = self.load_state(project).await?;
+        let state = self.load_state(project, Flags::None).await?;
         if state.segments.contains_key(&segment.key) {
             return Err(StoreError::AlreadyExists(format!(
                 "segment {:?} in project {project:?}",
@@ -1076,7 +1133,7 @@ impl WriteTx {
         if segment.key != key {
             return Err(key_mismatch("key", key));
         }
-        let state = self.load_state(project).await?;
+        let state = self.load_state(project, Flags::None).await?;
         let old = state.segments.get(key).ok_or_else(|| {
             StoreError::NotFound(format!("segment {key:?} in project {project:?}"))
         })?;
@@ -1104,7 +1161,7 @@ impl WriteTx {
         key: &str,
         expected: Option<i64>,
     ) -> StoreResult<(Option<Value>, i64)> {
-        let state = self.load_state(project).await?;
+        let state = self.load_state(project, Flags::All).await?;
         let old = state.segments.get(key).ok_or_else(|| {
             StoreError::NotFound(format!("segment {key:?} in project {project:?}"))
         })?;
@@ -1200,7 +1257,14 @@ impl WriteTx {
         .bind(&self.now)
         .bind(&token.expires_at)
         .execute(&mut *self.tx)
-        .await?;
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists(format!("token {:?}", token.id))
+            } else {
+                e.into()
+            }
+        })?;
         let record = self.token(&token.id).await?;
         let value = to_value(&record)?;
         self.notices.push(ChangeNotice::Tokens);

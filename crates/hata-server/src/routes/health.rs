@@ -2,6 +2,12 @@
 //! (the rule sets are loaded and the store answers: wire it to readiness). Evaluations keep
 //! being served from memory while the store is down, so an orchestrator must not restart on
 //! a failing readiness probe.
+//!
+//! The readiness check waits at most [`STORE_PING_TIMEOUT`] for the database, so that a probe
+//! with a 1 s timeout (Kubernetes' default) gets a `503` with a reason rather than no answer
+//! while the database is unreachable.
+
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,6 +16,9 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::AppState;
+
+/// How long `/health/ready` waits for the database to answer `SELECT 1`.
+pub const STORE_PING_TIMEOUT: Duration = Duration::from_millis(800);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -24,7 +33,14 @@ async fn live() -> Json<serde_json::Value> {
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let loaded = state.serving.is_loaded();
     let environments = state.serving.all().len();
-    match state.store.ping().await {
+    let ping = match tokio::time::timeout(STORE_PING_TIMEOUT, state.store.ping()).await {
+        Ok(result) => result,
+        Err(_) => Err(hata_store::StoreError::Unavailable(format!(
+            "no answer within {} ms",
+            STORE_PING_TIMEOUT.as_millis()
+        ))),
+    };
+    match ping {
         Ok(()) if loaded => (
             StatusCode::OK,
             Json(

@@ -228,24 +228,43 @@ fn hour_of(t: time::OffsetDateTime) -> String {
 
 /// Every `FLUSH_INTERVAL`: drain live counters and store the batch. Returns at shutdown after a
 /// last drain and flush.
+///
+/// While the database is down every flush fails and the batch is kept and retried; only the
+/// first failure of an outage is a warning (and its end is logged), so an outage of an hour
+/// does not write 360 warnings.
 pub async fn run_flusher(serving: Arc<Serving>) {
     let mut tick = tokio::time::interval(FLUSH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown = serving.shutdown_signal();
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        flush_now(&serving).await;
+        serving.drain_counts();
+        match serving.pending().flush(serving.store()).await {
+            Ok(()) if failing => {
+                tracing::info!("evaluation counts stored again, including those kept meanwhile");
+                failing = false;
+            }
+            Ok(()) => {}
+            Err(e) if !failing => {
+                tracing::warn!(error = %e,
+                    "storing evaluation counts failed; they are kept and retried every {} s",
+                    FLUSH_INTERVAL.as_secs());
+                failing = true;
+            }
+            Err(e) => tracing::debug!(error = %e, "storing evaluation counts failed again"),
+        }
     }
 }
 
-/// Drains and stores all counts now (also the last step of a graceful shutdown).
+/// Drains and stores all counts now (the last step of a graceful shutdown).
 pub async fn flush_now(serving: &Serving) {
     serving.drain_counts();
     if let Err(e) = serving.pending().flush(serving.store()).await {
-        tracing::warn!(error = %e, "storing evaluation counts failed; kept for the next flush");
+        tracing::warn!(error = %e, "storing evaluation counts failed; they are lost");
     }
 }
 

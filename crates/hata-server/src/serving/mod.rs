@@ -78,6 +78,9 @@ struct SdkConfig<'a> {
 
 type Catalog = HashMap<String, HashMap<String, Arc<EnvServing>>>;
 
+/// Held while loading one environment (see `Serving::refresh`).
+type LoadTurn = Arc<tokio::sync::Mutex<()>>;
+
 /// The catalog of every environment's rule set, and the machinery that keeps it current.
 pub struct Serving {
     store: Store,
@@ -87,6 +90,8 @@ pub struct Serving {
     pending: Arc<Pending>,
     loaded: AtomicBool,
     shutdown: watch::Sender<bool>,
+    /// One load at a time per environment (see `refresh`).
+    loaders: std::sync::Mutex<HashMap<(String, String), LoadTurn>>,
 }
 
 impl Serving {
@@ -99,6 +104,7 @@ impl Serving {
             pending: Arc::new(Pending::default()),
             loaded: AtomicBool::new(false),
             shutdown: watch::channel(false).0,
+            loaders: std::sync::Mutex::default(),
         });
         serving.reload_all().await?;
         serving.loaded.store(true, Ordering::Release);
@@ -144,14 +150,43 @@ impl Serving {
     }
 
     /// Brings the named environments up to at least the given revisions.
+    ///
+    /// Concurrent refreshes of one environment share loads instead of each doing its own. A
+    /// load reads the latest committed state, so one that starts after revision `r` committed
+    /// covers `r` and everything before it. Callers therefore take turns per environment, and
+    /// whoever gets its turn after someone else's load already brought the environment far
+    /// enough has nothing left to do. Under concurrent writes (each of which refreshes before
+    /// it answers, and whose change notice refreshes again) this turns one load per write into
+    /// about one per batch of writes that committed together.
     pub async fn refresh(&self, revisions: &[EnvRevision]) -> StoreResult<()> {
         for r in revisions {
-            let current = self.get(&r.project, &r.environment).map(|e| e.revision);
-            if current.is_none_or(|c| c < r.revision) {
-                self.load(&r.project, &r.environment).await?;
+            if self.has_revision(r) {
+                continue;
             }
+            let turn = self.loader(&r.project, &r.environment);
+            let _turn = turn.lock().await;
+            if self.has_revision(r) {
+                continue;
+            }
+            self.load(&r.project, &r.environment).await?;
         }
         Ok(())
+    }
+
+    fn has_revision(&self, r: &EnvRevision) -> bool {
+        self.get(&r.project, &r.environment)
+            .is_some_and(|e| e.revision >= r.revision)
+    }
+
+    fn loader(&self, project: &str, environment: &str) -> LoadTurn {
+        let mut loaders = self
+            .loaders
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        loaders
+            .entry((project.to_string(), environment.to_string()))
+            .or_default()
+            .clone()
     }
 
     /// Compares every snapshot with the store's revisions; loads what is behind, drops what
