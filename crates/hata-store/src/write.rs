@@ -987,7 +987,14 @@ impl WriteTx {
         check_version(expected, old.version)?;
         let mut flag = build(&old)?;
         flag.normalize(state.env_keys.iter().map(String::as_str));
-        if has_prerequisites(&flag) || (flag.archived && !old.archived) {
+        // Other flags matter when this one names prerequisites, when it is being archived
+        // (its dependants block that), and when it drops a variant (a dependant's
+        // prerequisite may require it).
+        let drops_variant = old
+            .variants
+            .iter()
+            .any(|v| !flag.variants.iter().any(|n| n.key == v.key));
+        if has_prerequisites(&flag) || (flag.archived && !old.archived) || drops_variant {
             state.flags = self.flags(project, Flags::All).await?;
         }
         validate::validate_flag(&flag, &state.view())?;

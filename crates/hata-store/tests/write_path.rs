@@ -323,3 +323,61 @@ async fn list_flags_filters_and_pages() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_variant_another_flag_requires_cannot_be_dropped() {
+    for t in support::all().await {
+        let s = &t.store;
+        let create = |f: serde_json::Value| WriteOp::CreateFlag {
+            project: "shop".into(),
+            flag: flag(f),
+        };
+        s.write(
+            &meta(),
+            WriteOp::CreateProject {
+                project: project("shop"),
+                environments: None,
+            },
+        )
+        .await
+        .unwrap();
+        let theme = |variants: serde_json::Value| json!({"key": "theme", "type": "string", "variants": variants});
+        s.write(
+            &meta(),
+            create(theme(
+                json!([{"key": "light", "value": "l"}, {"key": "dark", "value": "d"}]),
+            )),
+        )
+        .await
+        .unwrap();
+        s.write(
+            &meta(),
+            create(
+                json!({"key": "checkout", "type": "boolean", "environments": {"production":
+                {"enabled": true, "prerequisites": [{"flag": "theme", "variants": ["dark"]}]}}}),
+            ),
+        )
+        .await
+        .unwrap();
+        let dropped = s
+            .write(
+                &meta(),
+                WriteOp::UpdateFlag {
+                    project: "shop".into(),
+                    key: "theme".into(),
+                    expected_version: None,
+                    flag: flag(theme(json!([{"key": "light", "value": "l"}]))),
+                },
+            )
+            .await;
+        match dropped {
+            Err(StoreError::Invalid(e)) => {
+                let text = format!("{e:?}");
+                assert!(text.contains("checkout"), "{}: {text}", t.name);
+            }
+            other => panic!("{}: dropping a required variant: {other:?}", t.name),
+        }
+        let stored = s.get_flag("shop", "theme").await.unwrap();
+        assert_eq!(stored.variants.len(), 2, "{}: nothing changed", t.name);
+    }
+}
