@@ -61,6 +61,7 @@ impl<'c> Context<'c> {
 }
 
 /// Why a flag served what it served.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Reason {
@@ -96,6 +97,7 @@ impl Reason {
 /// The error codes of OpenFeature / OFREP. The engine itself produces `FlagNotFound` and
 /// `TypeMismatch`; the others are for callers (a body that is not JSON, a context that is not
 /// an object…).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
@@ -480,5 +482,63 @@ fn number(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => number_value(n),
         _ => None,
+    }
+}
+
+/// The schema of `Evaluation`'s hand-written `Serialize` above; keep the two in step.
+#[cfg(feature = "openapi")]
+mod schema {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+    use utoipa::openapi::{Ref, RefOr};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{ErrorCode, Evaluation, Reason};
+
+    fn string(description: &str) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::new(Type::String))
+            .description(Some(description))
+    }
+
+    impl PartialSchema for Evaluation<'_> {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .description(Some("The result of evaluating one flag for a context"))
+                .property("key", string("The flag key"))
+                .required("key")
+                .property(
+                    "value",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::AnyValue)
+                        .description(Some("The served variant's value; null on ERROR")),
+                )
+                .required("value")
+                .property(
+                    "variant",
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                        .description(Some("The served variant's key; null on ERROR")),
+                )
+                .required("variant")
+                .property("reason", Ref::from_schema_name(Reason::name()))
+                .required("reason")
+                .property("rule_id", string("The rule that decided, if one did"))
+                .property("error_code", Ref::from_schema_name(ErrorCode::name()))
+                .property("error_message", string("What went wrong, on ERROR"))
+                .into()
+        }
+    }
+
+    impl ToSchema for Evaluation<'_> {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("Evaluation")
+        }
+
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            schemas.push((Reason::name().into(), Reason::schema()));
+            schemas.push((ErrorCode::name().into(), ErrorCode::schema()));
+        }
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A namespace for flags and segments.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Project {
@@ -22,6 +23,7 @@ pub struct Project {
 }
 
 /// An environment of a project (`development`, `production`, …). Each has its own FlagConfig.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Environment {
@@ -34,6 +36,7 @@ pub struct Environment {
     pub protected: bool,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FlagType {
@@ -66,6 +69,7 @@ impl FlagType {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
@@ -78,6 +82,7 @@ pub struct Variant {
 }
 
 /// A flag: its project-level definition plus one `FlagConfig` per environment.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Flag {
@@ -111,6 +116,7 @@ pub struct Flag {
 }
 
 /// The configuration of one flag in one environment.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FlagConfig {
@@ -131,6 +137,7 @@ pub struct FlagConfig {
     pub default: Serve,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Prerequisite {
@@ -138,6 +145,7 @@ pub struct Prerequisite {
     pub variants: Vec<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
@@ -145,6 +153,7 @@ pub struct Target {
     pub values: Vec<String>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
@@ -208,6 +217,7 @@ impl From<Serve> for ServeRepr {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rollout {
@@ -220,6 +230,7 @@ pub struct Rollout {
     pub weights: Vec<Weight>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Weight {
@@ -231,6 +242,7 @@ pub struct Weight {
 /// The total of a rollout's weights: 100 % in thousandths of a percent.
 pub const TOTAL_WEIGHT: u32 = 100_000;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Operator {
@@ -387,6 +399,7 @@ impl From<Condition> for ConditionRepr {
 }
 
 /// A reusable set of subjects: explicit lists plus rules.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Segment {
@@ -491,6 +504,118 @@ impl FlagConfig {
                 };
                 self.rules[i].id = id;
             }
+        }
+    }
+}
+
+/// Schemas of the types whose serde shape is not their Rust shape (`Serve` and `Condition` go
+/// through a `*Repr`): written by hand next to the `Repr`s they must stay in step with. The
+/// server's OpenAPI test validates real responses against them.
+#[cfg(feature = "openapi")]
+mod schemas {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::schema::{
+        AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+    };
+    use utoipa::openapi::{Ref, RefOr};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{Condition, Operator, Rollout, Serve};
+
+    fn string() -> ObjectBuilder {
+        ObjectBuilder::new().schema_type(SchemaType::new(Type::String))
+    }
+
+    fn closed(object: ObjectBuilder) -> RefOr<Schema> {
+        object
+            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)))
+            .into()
+    }
+
+    impl PartialSchema for Serve {
+        fn schema() -> RefOr<Schema> {
+            OneOfBuilder::new()
+                .description(Some(
+                    "What a rule or the default serves: exactly one of `variant` or `rollout`.",
+                ))
+                .item(closed(
+                    ObjectBuilder::new()
+                        .title(Some("ServeVariant"))
+                        .property("variant", string().description(Some("A variant key")))
+                        .required("variant"),
+                ))
+                .item(closed(
+                    ObjectBuilder::new()
+                        .title(Some("ServeRollout"))
+                        .property("rollout", Ref::from_schema_name(Rollout::name()))
+                        .required("rollout"),
+                ))
+                .into()
+        }
+    }
+
+    impl ToSchema for Serve {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("Serve")
+        }
+
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            schemas.push((Rollout::name().into(), Rollout::schema()));
+            Rollout::schemas(schemas);
+        }
+    }
+
+    impl PartialSchema for Condition {
+        fn schema() -> RefOr<Schema> {
+            let negate = || {
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::new(Type::Boolean))
+                    .description(Some("Inverts the condition; omitted when false"))
+            };
+            OneOfBuilder::new()
+                .description(Some(
+                    "An attribute test `{attribute, operator, values, negate?}` or segment \
+                     membership `{segment, negate?}`.",
+                ))
+                .item(closed(
+                    ObjectBuilder::new()
+                        .title(Some("AttributeCondition"))
+                        .property(
+                            "attribute",
+                            string().description(Some(
+                                "A top-level context member or a dotted path into nested objects",
+                            )),
+                        )
+                        .required("attribute")
+                        .property("operator", Ref::from_schema_name(Operator::name()))
+                        .required("operator")
+                        .property(
+                            "values",
+                            ArrayBuilder::new()
+                                .items(ObjectBuilder::new().schema_type(SchemaType::AnyValue))
+                                .description(Some("Required for every operator but `exists`")),
+                        )
+                        .property("negate", negate()),
+                ))
+                .item(closed(
+                    ObjectBuilder::new()
+                        .title(Some("SegmentCondition"))
+                        .property("segment", string().description(Some("A segment key")))
+                        .required("segment")
+                        .property("negate", negate()),
+                ))
+                .into()
+        }
+    }
+
+    impl ToSchema for Condition {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("Condition")
+        }
+
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            schemas.push((Operator::name().into(), Operator::schema()));
         }
     }
 }

@@ -63,6 +63,7 @@ pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 pub const MAX_ERRORS: usize = 200;
 
 /// One invalid field: where (a JSON path relative to the request body) and why.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
     pub field: String,

@@ -33,15 +33,19 @@ pub enum AppError {
     Store(#[from] StoreError),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 7807 problem: the body of every admin API error (`application/problem+json`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// Always `about:blank`: the status and title say it all.
     #[serde(rename = "type")]
     kind: &'a str,
     title: &'a str,
     status: u16,
     detail: String,
+    /// 422: every invalid field, with a path into the request body.
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
+    /// 409 on delete: what depends on the resource.
     #[serde(skip_serializing_if = "Option::is_none")]
     dependants: Option<&'a [String]>,
 }

@@ -1,269 +1,752 @@
-//! `GET /openapi.json`: the OpenAPI document, built with utoipa from the route table below.
-//! Every route the router serves must have a row here; `tests/admin_api.rs` checks that every
-//! documented path answers something other than 404/405.
+//! `GET /openapi.json`: the OpenAPI 3.1 document, built with utoipa from the route table below.
+//!
+//! `ROUTES` is the one list of what the server serves: every route has a row naming its
+//! request body, success body, query parameters and conditional-request headers. The schemas
+//! are derived (`utoipa::ToSchema`) from the types that serde reads and writes (hata-core's
+//! model, hata-store's records, the handlers' own request types); only the OFREP shapes, which
+//! `routes::ofrep` writes by hand for speed, are described by the mirror types in this module.
+//! `tests/openapi.rs` validates real responses against the document, and `tests/admin_api.rs`
+//! checks that every documented operation is routed.
+
+use std::collections::BTreeMap;
 
 use axum::routing::get;
 use axum::{Json, Router};
+use hata_core::evaluate::Evaluation;
+use hata_core::model::{Environment, Flag, FlagConfig, Segment};
+use hata_store::{EnvironmentRecord, Page, ProjectRecord, TokenRecord};
+use serde::Serialize;
 use utoipa::openapi::path::{
-    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+    HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItem,
 };
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{
+    AllOfBuilder, ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type,
+};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{
-    ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Required,
-    ResponseBuilder,
+    ComponentsBuilder, ContentBuilder, HeaderBuilder, InfoBuilder, OpenApi, OpenApiBuilder,
+    PathsBuilder, Ref, RefOr, Required, ResponseBuilder,
 };
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
+use crate::error::Problem;
+use crate::extract::Paging;
+use crate::routes::environments::{EnvironmentUpdate, EvaluateRequest};
+use crate::routes::flags::FlagQuery;
+use crate::routes::insights::{Insights, InsightsQuery};
+use crate::routes::projects::{NewProject, ProjectUpdate};
+use crate::routes::tokens::TokenRequest;
+use crate::serving::SdkConfig;
 use crate::AppState;
 
-/// (method, path, tag, summary, success status)
-pub const ROUTES: &[(&str, &str, &str, &str, &str)] = &[
-    (
-        "get",
-        "/api/v1/projects",
-        "projects",
-        "List projects",
-        "200",
-    ),
-    (
+/// The component schemas a document needs, collected while its operations are built.
+#[derive(Default)]
+pub struct Schemas(BTreeMap<String, RefOr<Schema>>);
+
+impl Schemas {
+    /// Registers `T` and everything it references; returns a `$ref` to it.
+    fn add<T: ToSchema>(&mut self) -> RefOr<Schema> {
+        let name = T::name().into_owned();
+        if !self.0.contains_key(&name) {
+            self.0.insert(name.clone(), T::schema());
+            let mut deps = Vec::new();
+            T::schemas(&mut deps);
+            self.0.extend(deps);
+        }
+        Ref::from_schema_name(name).into()
+    }
+
+    /// Registers a named schema built here; returns a `$ref` to it.
+    fn named(
+        &mut self,
+        name: &str,
+        schema: impl FnOnce(&mut Self) -> RefOr<Schema>,
+    ) -> RefOr<Schema> {
+        if !self.0.contains_key(name) {
+            let built = schema(self);
+            self.0.insert(name.to_string(), built);
+        }
+        Ref::from_schema_name(name).into()
+    }
+}
+
+/// Builds the schema of a body, registering the components it needs.
+pub type SchemaFn = fn(&mut Schemas) -> RefOr<Schema>;
+
+/// `T` by reference.
+fn of<T: ToSchema>(s: &mut Schemas) -> RefOr<Schema> {
+    s.add::<T>()
+}
+
+/// `Page<T>` (`{items, next_cursor}`), registered as `<T>Page`.
+fn page_of<T: ToSchema + Serialize>(s: &mut Schemas) -> RefOr<Schema> {
+    s.add::<T>();
+    s.named(&format!("{}Page", T::name()), |_| Page::<T>::schema())
+}
+
+/// What every project endpoint answers: the record plus its environments.
+fn project_with_environments(s: &mut Schemas) -> RefOr<Schema> {
+    s.named("ProjectWithEnvironments", |s| {
+        let record = s.add::<ProjectRecord>();
+        let environments = s.add::<EnvironmentRecord>();
+        AllOfBuilder::new()
+            .description(Some("A project record with its environments"))
+            .item(record)
+            .item(
+                ObjectBuilder::new()
+                    .property("environments", ArrayBuilder::new().items(environments))
+                    .required("environments"),
+            )
+            .into()
+    })
+}
+
+fn created_token(s: &mut Schemas) -> RefOr<Schema> {
+    s.named("CreatedToken", |s| {
+        let record = s.add::<TokenRecord>();
+        AllOfBuilder::new()
+            .description(Some(
+                "The new token's record and its secret: the only time the secret is shown",
+            ))
+            .item(record)
+            .item(
+                ObjectBuilder::new()
+                    .property(
+                        "secret",
+                        ObjectBuilder::new()
+                            .schema_type(SchemaType::new(Type::String))
+                            .description(Some("The bearer token; store it now")),
+                    )
+                    .required("secret"),
+            )
+            .into()
+    })
+}
+
+fn evaluate_response(s: &mut Schemas) -> RefOr<Schema> {
+    s.named("EnvironmentEvaluation", |s| {
+        let evaluation = s.add::<Evaluation<'static>>();
+        ObjectBuilder::new()
+            .description(Some(
+                "Every flag of the environment evaluated for the context",
+            ))
+            .property(
+                "revision",
+                ObjectBuilder::new().schema_type(SchemaType::new(Type::Integer)),
+            )
+            .required("revision")
+            .property("results", ArrayBuilder::new().items(evaluation))
+            .required("results")
+            .into()
+    })
+}
+
+fn merge_patch(s: &mut Schemas) -> RefOr<Schema> {
+    s.named("FlagConfigMergePatch", |s| {
+        s.add::<FlagConfig>();
+        ObjectBuilder::new()
+            .description(Some(
+                "An RFC 7396 JSON Merge Patch of a FlagConfig: members replace, `null` removes \
+                 (back to the default). The kill switch is `{\"enabled\": false}`.",
+            ))
+            .into()
+    })
+}
+
+fn health(s: &mut Schemas) -> RefOr<Schema> {
+    s.named("Health", |_| {
+        let string = || ObjectBuilder::new().schema_type(SchemaType::new(Type::String));
+        ObjectBuilder::new()
+            .property("status", string().enum_values(Some(["up", "down"])))
+            .required("status")
+            .property("store", string().enum_values(Some(["up", "down"])))
+            .property(
+                "snapshots",
+                string().enum_values(Some(["loaded", "loading"])),
+            )
+            .property(
+                "environments",
+                ObjectBuilder::new().schema_type(SchemaType::new(Type::Integer)),
+            )
+            .property("detail", string())
+            .into()
+    })
+}
+
+fn any_object(_: &mut Schemas) -> RefOr<Schema> {
+    ObjectBuilder::new().into()
+}
+
+fn event_stream(_: &mut Schemas) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::String))
+        .description(Some("A stream of Server-Sent Events"))
+        .into()
+}
+
+/// A request or response body: its content type and schema.
+#[derive(Clone, Copy)]
+pub struct Body {
+    pub content_type: &'static str,
+    pub schema: SchemaFn,
+}
+
+const fn json(schema: SchemaFn) -> Option<Body> {
+    Some(Body {
+        content_type: "application/json",
+        schema,
+    })
+}
+
+/// Which family of errors a route answers with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Errors {
+    /// The admin API: problem+json for every error status.
+    Admin,
+    /// OFREP evaluation: OFREP failure bodies for evaluation errors, problem+json for
+    /// authentication and limits.
+    Ofrep,
+    /// SDK config and streams: problem+json for 401, 403, 404.
+    Evaluator,
+    /// Operations endpoints.
+    None,
+}
+
+/// One served operation.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    /// The success status.
+    pub ok: &'static str,
+    pub request: Option<Body>,
+    /// The success body (`None` for 204).
+    pub response: Option<Body>,
+    pub query: Option<fn() -> Vec<Parameter>>,
+    /// The success carries `ETag`.
+    pub etag: bool,
+    /// Takes `If-Match` (412 on a stale version).
+    pub if_match: bool,
+    /// Takes `If-None-Match` (304 when unchanged).
+    pub if_none_match: bool,
+    pub errors: Errors,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+) -> Route {
+    Route {
+        method,
+        path,
+        tag,
+        summary,
+        ok: "200",
+        request: None,
+        response: None,
+        query: None,
+        etag: false,
+        if_match: false,
+        if_none_match: false,
+        errors: Errors::Admin,
+    }
+}
+
+impl Route {
+    const fn ok(mut self, status: &'static str) -> Route {
+        self.ok = status;
+        self
+    }
+    const fn takes(mut self, body: SchemaFn) -> Route {
+        self.request = json(body);
+        self
+    }
+    const fn gives(mut self, body: SchemaFn) -> Route {
+        self.response = json(body);
+        self
+    }
+    const fn streams(mut self) -> Route {
+        self.response = Some(Body {
+            content_type: "text/event-stream",
+            schema: event_stream,
+        });
+        self
+    }
+    const fn query(mut self, params: fn() -> Vec<Parameter>) -> Route {
+        self.query = Some(params);
+        self
+    }
+    /// A versioned resource: `ETag` on success.
+    const fn versioned(mut self) -> Route {
+        self.etag = true;
+        self
+    }
+    /// A change of a versioned resource: `If-Match`, and `ETag` unless it deletes.
+    const fn guarded(mut self) -> Route {
+        self.if_match = true;
+        self.etag = self.response.is_some();
+        self
+    }
+    const fn conditional(mut self) -> Route {
+        self.etag = true;
+        self.if_none_match = true;
+        self
+    }
+    const fn errors(mut self, errors: Errors) -> Route {
+        self.errors = errors;
+        self
+    }
+}
+
+fn paging() -> Vec<Parameter> {
+    Paging::into_params(|| Some(ParameterIn::Query))
+}
+
+fn flag_query() -> Vec<Parameter> {
+    FlagQuery::into_params(|| Some(ParameterIn::Query))
+}
+
+fn insights_query() -> Vec<Parameter> {
+    InsightsQuery::into_params(|| Some(ParameterIn::Query))
+}
+
+fn bulk_query() -> Vec<Parameter> {
+    OfrepBulkQuery::into_params(|| Some(ParameterIn::Query))
+}
+
+fn ticket_query() -> Vec<Parameter> {
+    OfrepEventsQuery::into_params(|| Some(ParameterIn::Query))
+}
+
+/// Every route the server serves. Paths are literal so that a reader can grep for them.
+pub const ROUTES: &[Route] = &[
+    route("get", "/api/v1/projects", "projects", "List projects")
+        .query(paging)
+        .gives(page_of::<ProjectRecord>),
+    route(
         "post",
         "/api/v1/projects",
         "projects",
         "Create a project (default environments: development, production)",
-        "201",
-    ),
-    (
+    )
+    .ok("201")
+    .takes(of::<NewProject>)
+    .gives(project_with_environments)
+    .versioned(),
+    route(
         "get",
         "/api/v1/projects/{project}",
         "projects",
         "Get a project with its environments",
-        "200",
-    ),
-    (
+    )
+    .gives(project_with_environments)
+    .versioned(),
+    route(
         "put",
         "/api/v1/projects/{project}",
         "projects",
         "Replace a project's name and description",
-        "200",
-    ),
-    (
+    )
+    .takes(of::<ProjectUpdate>)
+    .gives(project_with_environments)
+    .guarded(),
+    route(
         "delete",
         "/api/v1/projects/{project}",
         "projects",
-        "Delete a project",
-        "204",
-    ),
-    (
+        "Delete a project with everything in it",
+    )
+    .ok("204")
+    .guarded(),
+    route(
         "get",
         "/api/v1/projects/{project}/environments",
         "environments",
         "List environments",
-        "200",
-    ),
-    (
+    )
+    .query(paging)
+    .gives(page_of::<EnvironmentRecord>),
+    route(
         "post",
         "/api/v1/projects/{project}/environments",
         "environments",
-        "Create an environment",
-        "201",
-    ),
-    (
+        "Create an environment (every flag gets a disabled config in it)",
+    )
+    .ok("201")
+    .takes(of::<Environment>)
+    .gives(of::<EnvironmentRecord>)
+    .versioned(),
+    route(
         "get",
         "/api/v1/projects/{project}/environments/{env}",
         "environments",
         "Get an environment",
-        "200",
-    ),
-    (
+    )
+    .gives(of::<EnvironmentRecord>)
+    .versioned(),
+    route(
         "put",
         "/api/v1/projects/{project}/environments/{env}",
         "environments",
         "Replace an environment",
-        "200",
-    ),
-    (
+    )
+    .takes(of::<EnvironmentUpdate>)
+    .gives(of::<EnvironmentRecord>)
+    .guarded(),
+    route(
         "delete",
         "/api/v1/projects/{project}/environments/{env}",
         "environments",
         "Delete an environment",
-        "204",
-    ),
-    (
+    )
+    .ok("204")
+    .guarded(),
+    route(
         "post",
         "/api/v1/projects/{project}/environments/{env}/evaluate",
         "environments",
-        "Evaluate every flag for a context",
-        "200",
-    ),
-    (
+        "Evaluate every flag for a context, with reasons (what does this user see?)",
+    )
+    .takes(of::<EvaluateRequest>)
+    .gives(evaluate_response),
+    route(
         "get",
         "/api/v1/projects/{project}/flags",
         "flags",
-        "List flags (?q=&tag=&owner=&archived=&limit=&cursor=)",
-        "200",
-    ),
-    (
+        "List flags",
+    )
+    .query(flag_query)
+    .gives(page_of::<Flag>),
+    route(
         "post",
         "/api/v1/projects/{project}/flags",
         "flags",
-        "Create a flag",
-        "201",
-    ),
-    (
+        "Create a flag; environments not given get the default (disabled) config",
+    )
+    .ok("201")
+    .takes(of::<Flag>)
+    .gives(of::<Flag>)
+    .versioned(),
+    route(
         "get",
         "/api/v1/projects/{project}/flags/{flag}",
         "flags",
         "Get a flag with all environments",
-        "200",
-    ),
-    (
+    )
+    .gives(of::<Flag>)
+    .versioned(),
+    route(
         "put",
         "/api/v1/projects/{project}/flags/{flag}",
         "flags",
         "Replace a flag",
-        "200",
-    ),
-    (
+    )
+    .takes(of::<Flag>)
+    .gives(of::<Flag>)
+    .guarded(),
+    route(
         "delete",
         "/api/v1/projects/{project}/flags/{flag}",
         "flags",
-        "Delete a flag",
-        "204",
-    ),
-    (
+        "Delete a flag (409 while other flags depend on it)",
+    )
+    .ok("204")
+    .guarded(),
+    route(
         "get",
         "/api/v1/projects/{project}/flags/{flag}/environments/{env}",
         "flags",
-        "Get a flag's config in one environment",
-        "200",
-    ),
-    (
+        "Get a flag's config in one environment (ETag: the flag's version)",
+    )
+    .gives(of::<FlagConfig>)
+    .versioned(),
+    route(
         "put",
         "/api/v1/projects/{project}/flags/{flag}/environments/{env}",
         "flags",
         "Replace a flag's config in one environment",
-        "200",
-    ),
-    (
-        "patch",
-        "/api/v1/projects/{project}/flags/{flag}/environments/{env}",
+    )
+    .takes(of::<FlagConfig>)
+    .gives(of::<FlagConfig>)
+    .guarded(),
+    Route {
+        request: Some(Body {
+            content_type: "application/merge-patch+json",
+            schema: merge_patch,
+        }),
+        ..route(
+            "patch",
+            "/api/v1/projects/{project}/flags/{flag}/environments/{env}",
+            "flags",
+            "JSON Merge Patch a flag's config (the kill switch: {\"enabled\": false})",
+        )
+        .gives(of::<FlagConfig>)
+        .guarded()
+    },
+    route(
+        "get",
+        "/api/v1/projects/{project}/flags/{flag}/insights",
         "flags",
-        "JSON Merge Patch a flag's config (e.g. {\"enabled\": false})",
-        "200",
-    ),
-    (
+        "Evaluation counts per environment, hour, variant and reason, and when the flag was last evaluated",
+    )
+    .query(insights_query)
+    .gives(of::<Insights>),
+    route(
         "get",
         "/api/v1/projects/{project}/segments",
         "segments",
         "List segments",
-        "200",
-    ),
-    (
+    )
+    .query(paging)
+    .gives(page_of::<Segment>),
+    route(
         "post",
         "/api/v1/projects/{project}/segments",
         "segments",
         "Create a segment",
-        "201",
-    ),
-    (
+    )
+    .ok("201")
+    .takes(of::<Segment>)
+    .gives(of::<Segment>)
+    .versioned(),
+    route(
         "get",
         "/api/v1/projects/{project}/segments/{segment}",
         "segments",
         "Get a segment",
-        "200",
-    ),
-    (
+    )
+    .gives(of::<Segment>)
+    .versioned(),
+    route(
         "put",
         "/api/v1/projects/{project}/segments/{segment}",
         "segments",
         "Replace a segment",
-        "200",
-    ),
-    (
+    )
+    .takes(of::<Segment>)
+    .gives(of::<Segment>)
+    .guarded(),
+    route(
         "delete",
         "/api/v1/projects/{project}/segments/{segment}",
         "segments",
-        "Delete a segment",
-        "204",
-    ),
-    (
-        "get",
-        "/api/v1/tokens",
-        "tokens",
-        "List tokens (without secrets)",
-        "200",
-    ),
-    (
+        "Delete a segment (409 while flags use it)",
+    )
+    .ok("204")
+    .guarded(),
+    route("get", "/api/v1/tokens", "tokens", "List tokens (without secrets)")
+        .query(paging)
+        .gives(page_of::<TokenRecord>),
+    route(
         "post",
         "/api/v1/tokens",
         "tokens",
         "Create a token; the secret is in this response only",
-        "201",
-    ),
-    (
-        "delete",
-        "/api/v1/tokens/{id}",
-        "tokens",
-        "Delete (revoke) a token",
-        "204",
-    ),
-    (
-        "get",
-        "/health/live",
-        "operations",
-        "The process is up",
-        "200",
-    ),
-    (
-        "get",
-        "/health/ready",
-        "operations",
-        "The store is reachable",
-        "200",
-    ),
-    ("get", "/openapi.json", "operations", "This document", "200"),
-    (
-        "get",
-        "/api/v1/projects/{project}/flags/{flag}/insights",
-        "flags",
-        "Evaluation counts per environment, hour, variant and reason (?env=&from=&to=), and when the flag was last evaluated",
-        "200",
-    ),
-    (
+    )
+    .ok("201")
+    .takes(of::<TokenRequest>)
+    .gives(created_token)
+    .versioned(),
+    route("delete", "/api/v1/tokens/{id}", "tokens", "Delete (revoke) a token").ok("204"),
+    route(
         "get",
         "/api/v1/sdk/config",
         "sdk",
-        "The token's environment's rule set (flags and segments) for in-process SDKs; ETag / If-None-Match → 304 (server token)",
-        "200",
-    ),
-    (
+        "The token's environment's rule set (flags and segments) for in-process SDKs (server token)",
+    )
+    .gives(of::<SdkConfig<'static>>)
+    .conditional()
+    .errors(Errors::Evaluator),
+    route(
         "get",
         "/api/v1/sdk/stream",
         "sdk",
         "Server-Sent Events: `config` events with the rule set on connect and after every change; Last-Event-ID resumes (server token)",
-        "200",
-    ),
-    (
+    )
+    .streams()
+    .errors(Errors::Evaluator),
+    route(
         "post",
         "/ofrep/v1/evaluate/flags/{key}",
         "ofrep",
-        "OFREP 0.3: evaluate one flag for {context} (server or client token; Bearer or X-API-Key)",
-        "200",
-    ),
-    (
+        "OFREP: evaluate one flag for a context (server or client token; Bearer or X-API-Key)",
+    )
+    .takes(of::<OfrepEvaluationRequest>)
+    .gives(of::<OfrepEvaluationSuccess>)
+    .errors(Errors::Ofrep),
+    route(
         "post",
         "/ofrep/v1/evaluate/flags",
         "ofrep",
-        "OFREP 0.3: evaluate every flag for {context}; ETag / If-None-Match → 304; eventStreams names the SSE stream",
-        "200",
-    ),
-    (
+        "OFREP: evaluate every flag for a context; eventStreams names the change stream",
+    )
+    .takes(of::<OfrepEvaluationRequest>)
+    .gives(of::<OfrepBulkEvaluationSuccess>)
+    .query(bulk_query)
+    .conditional()
+    .errors(Errors::Ofrep),
+    route(
         "get",
         "/ofrep/v1/events",
         "ofrep",
-        "OFREP event stream (SSE, refetchEvaluation events); the URL with its signed ?ticket= comes from a bulk response's eventStreams",
-        "200",
-    ),
+        "OFREP event stream (SSE `refetchEvaluation` events); its URL, with a signed ticket in place of the token, comes from a bulk response's eventStreams",
+    )
+    .query(ticket_query)
+    .streams()
+    .errors(Errors::Evaluator),
+    route("get", "/health/live", "operations", "The process is up")
+        .gives(health)
+        .errors(Errors::None),
+    route(
+        "get",
+        "/health/ready",
+        "operations",
+        "Rule sets loaded and the store reachable (503 otherwise; evaluations go on from memory)",
+    )
+    .gives(health)
+    .errors(Errors::None),
+    route("get", "/openapi.json", "operations", "This document")
+        .gives(any_object)
+        .errors(Errors::None),
 ];
+
+// ---- OFREP shapes (written by hand in `routes::ofrep`; mirrored here) -----------------------
+
+/// OFREP `evaluationRequest` / `bulkEvaluationRequest`.
+#[derive(ToSchema)]
+pub struct OfrepEvaluationRequest {
+    pub context: OfrepContext,
+}
+
+/// The evaluation context: `targetingKey` (a string) names the subject; every other member is
+/// an attribute.
+#[derive(ToSchema)]
+pub struct OfrepContext {
+    #[serde(rename = "targetingKey")]
+    pub targeting_key: Option<String>,
+    #[serde(flatten)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+}
+
+/// OpenFeature reasons as OFREP reports them (`PREREQUISITE_FAILED` goes out as `DISABLED`).
+#[derive(ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OfrepReason {
+    Static,
+    Default,
+    TargetingMatch,
+    Split,
+    Disabled,
+    Error,
+}
+
+/// OFREP `evaluationSuccess`.
+#[derive(ToSchema)]
+pub struct OfrepEvaluationSuccess {
+    pub key: String,
+    pub value: serde_json::Value,
+    pub reason: OfrepReason,
+    pub variant: String,
+    pub metadata: OfrepFlagMetadata,
+}
+
+/// Per-flag metadata: `flagVersion` always, `ruleId` when a rule decided; `hataReason`
+/// (`PREREQUISITE_FAILED`) and `hataNote` (`bucket_by attribute missing`) when they apply.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepFlagMetadata {
+    pub flag_version: i64,
+    pub rule_id: Option<String>,
+    pub hata_reason: Option<String>,
+    pub hata_note: Option<String>,
+}
+
+/// OFREP error codes.
+#[derive(ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OfrepErrorCode {
+    FlagNotFound,
+    TypeMismatch,
+    ParseError,
+    TargetingKeyMissing,
+    InvalidContext,
+    General,
+}
+
+/// OFREP `evaluationFailure` / `bulkEvaluationFailure` (400, and 404 for a missing flag).
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepEvaluationFailure {
+    /// Absent on bulk failures.
+    pub key: Option<String>,
+    pub error_code: OfrepErrorCode,
+    pub error_details: String,
+}
+
+/// OFREP `generalErrorResponse` (500).
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepGeneralError {
+    pub error_details: String,
+}
+
+/// OFREP `bulkEvaluationSuccess`.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepBulkEvaluationSuccess {
+    pub flags: Vec<OfrepEvaluationSuccess>,
+    pub event_streams: Vec<OfrepEventStream>,
+    pub metadata: OfrepBulkMetadata,
+}
+
+/// Where to listen for changes: `GET` the `url` as Server-Sent Events.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepEventStream {
+    /// `sse`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The stream's URL, with a signed ticket in place of the token: treat it as a secret.
+    pub url: String,
+    #[schema(minimum = 1)]
+    pub inactivity_delay_sec: u64,
+}
+
+/// The rule set the answer was computed from.
+#[derive(ToSchema)]
+pub struct OfrepBulkMetadata {
+    pub project: String,
+    pub environment: String,
+    pub revision: i64,
+}
+
+/// `POST /ofrep/v1/evaluate/flags` query: what a change event announced (OFREP ADR-0008).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
+pub struct OfrepBulkQuery {
+    /// The `etag` of the `refetchEvaluation` event that caused this request: the answer is at
+    /// least that fresh.
+    pub flag_config_etag: Option<String>,
+    /// The event's `lastModified` (accepted; the ETag alone decides freshness).
+    pub flag_config_last_modified: Option<String>,
+}
+
+/// `GET /ofrep/v1/events` query.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OfrepEventsQuery {
+    /// The signed ticket from the bulk response's `eventStreams[].url`.
+    #[param(required = true)]
+    pub ticket: Option<String>,
+}
+
+// ---- building the document -----------------------------------------------------------------
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/openapi.json", get(|| async { Json(document()) }))
@@ -279,58 +762,258 @@ fn method(m: &str) -> HttpMethod {
     }
 }
 
-/// The OpenAPI 3.1 document of the HTTP API.
-pub fn document() -> OpenApi {
-    let mut paths = PathsBuilder::new();
-    for (m, path, tag, summary, ok) in ROUTES {
-        let mut op = OperationBuilder::new()
-            .tag(*tag)
-            .summary(Some(*summary))
-            .response(*ok, ResponseBuilder::new().description("Success"));
-        for param in path
-            .split('/')
-            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
-        {
-            op = op.parameter(
-                ParameterBuilder::new()
-                    .name(param)
-                    .parameter_in(ParameterIn::Path)
-                    .required(Required::True),
+fn string_schema() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(SchemaType::new(Type::String))
+}
+
+fn header_param(name: &str, description: &str) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(string_schema()))
+        .build()
+}
+
+fn etag_header(description: &str) -> utoipa::openapi::Header {
+    HeaderBuilder::new()
+        .schema(string_schema())
+        .description(Some(description))
+        .build()
+}
+
+fn content(s: &mut Schemas, body: Body) -> utoipa::openapi::Content {
+    ContentBuilder::new().schema(Some((body.schema)(s))).build()
+}
+
+/// An error response with a body of `schema` as `content_type`.
+fn error(description: &str, content_type: &str, schema: RefOr<Schema>) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        content_type,
+        ContentBuilder::new().schema(Some(schema)).build(),
+    )
+}
+
+const PROBLEM: &str = "application/problem+json";
+
+fn operation(s: &mut Schemas, r: &Route) -> utoipa::openapi::path::Operation {
+    let mut op = OperationBuilder::new()
+        .tag(r.tag)
+        .summary(Some(r.summary))
+        .operation_id(Some(operation_id(r)));
+    for param in r
+        .path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+    {
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(param)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(string_schema())),
+        );
+    }
+    if let Some(query) = r.query {
+        for p in query() {
+            op = op.parameter(p);
+        }
+    }
+    if r.if_match {
+        op = op.parameter(header_param(
+            "If-Match",
+            "The ETag of the version this change is based on; a stale one is a 412 and \
+             changes nothing. Without it the change applies to any version.",
+        ));
+    }
+    if r.if_none_match {
+        op = op.parameter(header_param(
+            "If-None-Match",
+            "The ETag of the answer the client has; 304 while it is still current.",
+        ));
+    }
+    if r.path.ends_with("/stream") || r.path.ends_with("/events") {
+        op = op.parameter(header_param(
+            "Last-Event-ID",
+            "The id of the last event received; the stream resumes after it.",
+        ));
+    }
+    if let Some(body) = r.request {
+        op = op.request_body(Some(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content(body.content_type, content(s, body))
+                .build(),
+        ));
+    }
+    let mut ok = ResponseBuilder::new().description(match r.ok {
+        "201" => "Created",
+        "204" => "Done; no body",
+        _ => "Success",
+    });
+    if let Some(body) = r.response {
+        ok = ok.content(body.content_type, content(s, body));
+    }
+    if r.etag {
+        ok = ok.header(
+            "ETag",
+            etag_header(if r.if_none_match {
+                "Names this answer; send it back as If-None-Match"
+            } else {
+                "\"<version>\": send it back as If-Match to change this version"
+            }),
+        );
+    }
+    op = op.response(r.ok, ok);
+    if r.if_none_match {
+        op = op.response(
+            "304",
+            ResponseBuilder::new()
+                .description("Not modified: the If-None-Match ETag is current")
+                .header("ETag", etag_header("The current ETag")),
+        );
+    }
+    let problem = s.add::<Problem<'static>>();
+    let has_body = r.request.is_some();
+    match r.errors {
+        Errors::Admin => {
+            let mut statuses = vec![
+                ("401", "Missing or invalid token"),
+                ("403", "The token may not do this"),
+            ];
+            if has_body || r.query.is_some() || r.if_match {
+                statuses.push(("400", "Malformed request: body, query or header"));
+            }
+            if r.path != "/api/v1/projects" && r.path != "/api/v1/tokens" {
+                statuses.push(("404", "Not found"));
+            }
+            if r.method != "get" {
+                statuses.push((
+                    "409",
+                    "Already exists, or others depend on it (problem.dependants names them)",
+                ));
+            }
+            if r.if_match {
+                statuses.push(("412", "If-Match names a stale version; nothing changed"));
+            }
+            if has_body {
+                statuses.push(("413", "Body too large"));
+            }
+            if has_body || r.query.is_some() {
+                statuses.push(("422", "Invalid content: problem.errors[{field, message}]"));
+            }
+            statuses.push(("503", "Storage unavailable; nothing changed"));
+            statuses.sort();
+            for (status, what) in statuses {
+                op = op.response(status, error(what, PROBLEM, problem.clone()));
+            }
+        }
+        Errors::Ofrep => {
+            let failure = s.add::<OfrepEvaluationFailure>();
+            let general = s.add::<OfrepGeneralError>();
+            op = op.response(
+                "400",
+                error(
+                    "PARSE_ERROR or INVALID_CONTEXT",
+                    "application/json",
+                    failure.clone(),
+                ),
+            );
+            op = op.response(
+                "401",
+                error("Missing or invalid token", PROBLEM, problem.clone()),
+            );
+            op = op.response(
+                "403",
+                error("Not a server or client token", PROBLEM, problem.clone()),
+            );
+            if r.path.ends_with("{key}") {
+                op = op.response("404", error("FLAG_NOT_FOUND", "application/json", failure));
+            }
+            op = op.response("413", error("Body too large", PROBLEM, problem.clone()));
+            op = op.response(
+                "429",
+                error("Rate limited", PROBLEM, problem.clone()).header(
+                    "Retry-After",
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(SchemaType::new(Type::Integer)))
+                        .description(Some("Seconds to wait"))
+                        .build(),
+                ),
+            );
+            op = op.response(
+                "500",
+                error(
+                    "The token's environment is not loaded",
+                    "application/json",
+                    general,
+                ),
             );
         }
-        if path.starts_with("/ofrep/v1/evaluate") {
+        Errors::Evaluator => {
             for (status, what) in [
-                (
-                    "400",
-                    "PARSE_ERROR or INVALID_CONTEXT: {key?, errorCode, errorDetails}",
-                ),
-                ("401", "Missing or invalid token"),
-                ("403", "Token is not a server or client token"),
-                ("404", "FLAG_NOT_FOUND (single flag)"),
-                ("429", "Rate limited; Retry-After says when to retry"),
-                ("500", "{errorDetails}"),
+                ("401", "Missing or invalid token (or ticket)"),
+                ("403", "Not a token of the right kind"),
+                ("404", "The token's environment no longer exists"),
             ] {
-                op = op.response(status, ResponseBuilder::new().description(what));
-            }
-        } else if path.starts_with("/api/") {
-            for (status, what) in [
-                ("400", "Malformed request (problem+json)"),
-                ("401", "Missing or invalid token"),
-                ("403", "Token not allowed"),
-                ("404", "Not found"),
-                (
-                    "409",
-                    "Already exists, or others depend on it (names the dependants)",
-                ),
-                ("412", "If-Match names a stale version; nothing changed"),
-                ("413", "Body too large"),
-                ("422", "Invalid content: errors[{field, message}]"),
-                ("503", "Storage unavailable"),
-            ] {
-                op = op.response(status, ResponseBuilder::new().description(what));
+                op = op.response(status, error(what, PROBLEM, problem.clone()));
             }
         }
-        paths = paths.path(*path, PathItem::new(method(m), op.build()));
+        Errors::None => {
+            if r.path == "/health/ready" {
+                let health = health(s);
+                op = op.response("503", error("Not ready", "application/json", health));
+            }
+        }
+    }
+    if matches!(r.errors, Errors::None) || r.path == "/ofrep/v1/events" {
+        // Open to anyone (the event stream authenticates by its ticket).
+        op = op.securities(Some(Vec::<SecurityRequirement>::new()));
+    } else if r.errors == Errors::Ofrep {
+        op = op.securities(Some([
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+            SecurityRequirement::new("apiKey", Vec::<String>::new()),
+        ]));
+    }
+    op.build()
+}
+
+/// `listProjects`-style ids from method and path: unique, stable, usable as function names.
+fn operation_id(r: &Route) -> String {
+    let mut id = r.method.to_string();
+    for segment in r.path.split('/').filter(|s| !s.is_empty()) {
+        let word = segment
+            .trim_start_matches('{')
+            .trim_end_matches('}')
+            .trim_end_matches(".json");
+        let by = segment.starts_with('{');
+        if matches!(word, "api" | "v1") {
+            continue;
+        }
+        if by {
+            id.push_str("By");
+        }
+        for part in word.split(['-', '_', '.']) {
+            let mut chars = part.chars();
+            if let Some(first) = chars.next() {
+                id.extend(first.to_uppercase());
+                id.push_str(chars.as_str());
+            }
+        }
+    }
+    id
+}
+
+/// The OpenAPI 3.1 document of the HTTP API.
+pub fn document() -> OpenApi {
+    let mut schemas = Schemas::default();
+    let mut paths = PathsBuilder::new();
+    for r in ROUTES {
+        paths = paths.path(
+            r.path,
+            PathItem::new(method(r.method), operation(&mut schemas, r)),
+        );
     }
     let mut doc = OpenApiBuilder::new()
         .info(
@@ -344,16 +1027,48 @@ pub fn document() -> OpenApi {
         .paths(paths)
         .components(Some(
             ComponentsBuilder::new()
+                .schemas_from_iter(schemas.0)
                 .security_scheme(
                     "bearer",
                     SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
                 )
+                .security_scheme(
+                    "apiKey",
+                    SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+                )
                 .build(),
         ))
         .build();
-    doc.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+    doc.security = Some(vec![SecurityRequirement::new(
         "bearer",
         Vec::<String>::new(),
     )]);
     doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_ids_are_unique() {
+        let mut ids: Vec<String> = ROUTES.iter().map(operation_id).collect();
+        assert!(
+            ids.contains(&"getProjectsByProjectFlagsByFlag".to_string()),
+            "{ids:?}"
+        );
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "duplicate operation ids");
+    }
+
+    #[test]
+    fn every_route_is_listed_once() {
+        let mut keys: Vec<(&str, &str)> = ROUTES.iter().map(|r| (r.method, r.path)).collect();
+        let n = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "a route is listed twice");
+    }
 }

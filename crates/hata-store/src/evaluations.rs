@@ -12,6 +12,7 @@ use sqlx::Row;
 use crate::{Store, StoreResult};
 
 /// Evaluations of one (environment, flag, variant, reason) within one hour.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EvaluationCount {
     pub project: String,
@@ -25,6 +26,7 @@ pub struct EvaluationCount {
 }
 
 /// When a flag was last evaluated in an environment (RFC 3339 UTC).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FlagEvaluated {
     pub project: String,

@@ -4,18 +4,22 @@
 use hata_core::model::{Environment, Flag, Project, Segment};
 use serde::{Deserialize, Serialize};
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProjectRecord {
     #[serde(flatten)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi::extensible::<Project>))]
     pub project: Project,
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EnvironmentRecord {
     #[serde(flatten)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = openapi::extensible::<Environment>))]
     pub environment: Environment,
     pub version: i64,
     /// Increases on every change that affects evaluations in this environment.
@@ -30,6 +34,7 @@ pub struct EnvironmentRecord {
     pub id: i64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenKind {
@@ -58,6 +63,7 @@ impl TokenKind {
 }
 
 /// An API token as stored: everything but the secret, which is kept only as `secret_hash`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TokenRecord {
     pub id: String,
@@ -113,6 +119,7 @@ pub enum ChangeNotice {
 }
 
 /// One page of a list: `next_cursor` is `None` on the last page.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
@@ -128,4 +135,21 @@ pub struct FlagFilter {
     pub owner: Option<String>,
     /// `None`: only live flags; `Some(true)`: only archived ones; `Some(false)`: only live ones.
     pub archived: Option<bool>,
+}
+
+#[cfg(feature = "openapi")]
+mod openapi {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+
+    /// `T`'s schema without `additionalProperties: false`, for flattening into a record: the
+    /// input type rejects unknown fields, but the record adds its bookkeeping fields beside
+    /// it (`allOf`), which a closed schema would reject.
+    pub fn extensible<T: utoipa::PartialSchema>() -> RefOr<Schema> {
+        let mut schema = T::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.additional_properties = None;
+        }
+        schema
+    }
 }

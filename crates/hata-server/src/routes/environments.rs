@@ -80,7 +80,8 @@ async fn show(
     Ok(versioned(StatusCode::OK, record.version, &record))
 }
 
-#[derive(Deserialize)]
+/// `PUT …/environments/{env}` body; bookkeeping fields sent back from a GET are ignored.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentUpdate {
     key: String,
@@ -147,10 +148,13 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+/// `POST …/environments/{env}/evaluate` body.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluateRequest {
+    /// The evaluation context: `targetingKey` and attributes.
     #[serde(default)]
+    #[schema(value_type = Object)]
     context: serde_json::Map<String, Value>,
 }
 

@@ -29,13 +29,22 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Deserialize)]
+/// `GET /projects/{project}/flags` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FlagQuery {
+    /// Case-insensitive substring of key, name or description.
     q: Option<String>,
+    /// Only flags with this tag.
     tag: Option<String>,
+    /// Only flags with this owner.
     owner: Option<String>,
+    /// `true`: only archived flags; omitted or `false`: only live ones.
     archived: Option<bool>,
+    /// Page size (default 100).
+    #[param(minimum = 1)]
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 

@@ -22,15 +22,23 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/projects/{project}/flags/{flag}/insights", get(insights))
 }
 
-#[derive(Deserialize)]
-struct InsightsQuery {
+/// `?env=&from=&to=`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InsightsQuery {
+    /// Only this environment.
     env: Option<String>,
+    /// RFC 3339; default: 7 days before `to`.
+    #[param(format = DateTime)]
     from: Option<String>,
+    /// RFC 3339; default: now.
+    #[param(format = DateTime)]
     to: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Insights {
+/// Evaluation counts of one flag.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Insights {
     project: String,
     flag: String,
     environment: Option<String>,

@@ -21,7 +21,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `POST /projects` body: a project plus, optionally, its environments.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
     key: String,
@@ -73,8 +73,9 @@ async fn show(State(s): State<AppState>, Path(key): Path<String>) -> AppResult<R
     Ok(versioned(StatusCode::OK, project.version, &body))
 }
 
-/// Bookkeeping fields a client may send back from a GET; they are ignored.
-#[derive(Deserialize)]
+/// `PUT /projects/{project}` body. Bookkeeping fields a client may send back from a GET are
+/// ignored.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectUpdate {
     key: String,
@@ -89,6 +90,7 @@ pub struct ProjectUpdate {
     #[serde(default, rename = "updated_at")]
     _updated_at: Option<String>,
     #[serde(default, rename = "environments")]
+    #[schema(value_type = Option<Vec<Object>>)]
     _environments: Option<serde_json::Value>,
 }
 

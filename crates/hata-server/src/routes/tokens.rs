@@ -21,15 +21,21 @@ pub fn router() -> Router<AppState> {
         .route("/tokens/{id}", delete(remove))
 }
 
-#[derive(Deserialize)]
+/// `POST /tokens` body.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     #[serde(default)]
     name: String,
+    /// `admin`, `server` or `client`.
+    #[schema(value_type = TokenKind)]
     kind: String,
     project: Option<String>,
     environment: Option<String>,
+    /// Reserved for project tokens (not supported yet): must be omitted.
     role: Option<String>,
+    /// RFC 3339 date-time with an offset.
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
 }
 

@@ -66,8 +66,8 @@ impl Drop for EnvServing {
 }
 
 /// The SDK rule set (`GET /api/v1/sdk/config`): the spec's shapes, this environment only.
-#[derive(Serialize)]
-struct SdkConfig<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SdkConfig<'a> {
     project: &'a str,
     environment: &'a str,
     revision: i64,
