@@ -736,3 +736,60 @@ async fn evaluations_are_counted_and_survive_a_graceful_restart() {
         .await
         .problem(StatusCode::NOT_FOUND);
 }
+
+/// A replica that missed both the delete and the re-creation of an environment (here: a
+/// second store on the same SQLite file, which hears none of the first one's notices) finds
+/// the new environment in its repair check, although its revision is lower than the old one's.
+#[tokio::test]
+async fn the_repair_check_reloads_an_environment_created_again() {
+    let s = TestServer::start().await;
+    s.project("shop").await;
+    s.flag("shop", json!({"key": "f", "type": "boolean"})).await;
+    for enabled in [true, false, true] {
+        s.patch(
+            "/api/v1/projects/shop/flags/f/environments/development",
+            &json!({"enabled": enabled}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+    let other = hata_store::Store::open(&hata_store::StoreConfig::new(support::database_url(
+        s.data_dir(),
+    )))
+    .await
+    .expect("a second store on the same file");
+    let replica = hata_server::AppState::start(other)
+        .await
+        .expect("the replica's state");
+    let before = replica
+        .serving
+        .get("shop", "development")
+        .expect("loaded at start");
+
+    s.delete("/api/v1/projects/shop/environments/development")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    s.post(
+        "/api/v1/projects/shop/environments",
+        &json!({"key": "development", "name": "development"}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let recreated = s.revision("shop", "development").await;
+    assert!(
+        recreated < before.revision,
+        "the test needs a lower revision: {recreated} vs {}",
+        before.revision
+    );
+
+    replica.serving.reload_all().await.expect("repair check");
+    let after = replica
+        .serving
+        .get("shop", "development")
+        .expect("still served");
+    assert_ne!(
+        after.env_id, before.env_id,
+        "the re-created environment is served"
+    );
+    assert_eq!(after.revision, recreated);
+}

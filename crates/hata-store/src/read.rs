@@ -346,20 +346,25 @@ impl Store {
         })
     }
 
-    /// The current revision of every environment: what a replica compares its snapshots with
-    /// at start and in its periodic repair check.
-    pub async fn environment_revisions(&self) -> StoreResult<Vec<EnvRevision>> {
-        let rows =
-            sqlx::query("SELECT project, key, revision FROM environments ORDER BY project, key")
-                .fetch_all(self.reader())
-                .await?;
+    /// The id and current revision of every environment: what a replica compares its
+    /// snapshots with at start and in its periodic repair check. The id matters as much as
+    /// the revision: an environment deleted and created again starts again at revision 1.
+    pub async fn environment_revisions(&self) -> StoreResult<Vec<(i64, EnvRevision)>> {
+        let rows = sqlx::query(
+            "SELECT id, project, key, revision FROM environments ORDER BY project, key",
+        )
+        .fetch_all(self.reader())
+        .await?;
         rows.iter()
             .map(|r| {
-                Ok(EnvRevision {
-                    project: r.try_get("project")?,
-                    environment: r.try_get("key")?,
-                    revision: r.try_get("revision")?,
-                })
+                Ok((
+                    r.try_get("id")?,
+                    EnvRevision {
+                        project: r.try_get("project")?,
+                        environment: r.try_get("key")?,
+                        revision: r.try_get("revision")?,
+                    },
+                ))
             })
             .collect()
     }

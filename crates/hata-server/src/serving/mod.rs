@@ -192,7 +192,21 @@ impl Serving {
     /// Compares every snapshot with the store's revisions; loads what is behind, drops what
     /// is gone.
     pub async fn reload_all(&self) -> StoreResult<()> {
-        let revisions = self.store.environment_revisions().await?;
+        let current = self.store.environment_revisions().await?;
+        // An environment deleted and created again under the same key while this replica
+        // missed both notices has a new id and a lower revision: reload it whatever the
+        // revision says.
+        for (id, r) in &current {
+            if self
+                .get(&r.project, &r.environment)
+                .is_some_and(|e| e.env_id != *id)
+            {
+                let turn = self.loader(&r.project, &r.environment);
+                let _turn = turn.lock().await;
+                self.load(&r.project, &r.environment).await?;
+            }
+        }
+        let revisions: Vec<EnvRevision> = current.into_iter().map(|(_, r)| r).collect();
         self.refresh(&revisions).await?;
         let live: std::collections::HashSet<(&str, &str)> = revisions
             .iter()
@@ -288,7 +302,11 @@ impl Serving {
                 .get(&new.project)
                 .and_then(|envs| envs.get(&new.environment));
             // Loads can race (a write's own refresh and the change notice); never go back.
-            installed = current.is_none_or(|c| c.env_id != new.env_id || c.revision < new.revision);
+            // Ids only grow, so a re-created environment (new id) replaces the old one, and
+            // a late load of the old one cannot come back.
+            installed = current.is_none_or(|c| {
+                c.env_id < new.env_id || (c.env_id == new.env_id && c.revision < new.revision)
+            });
             if !installed {
                 return Arc::clone(catalog);
             }
