@@ -8,6 +8,7 @@
 //! after `Last-Event-ID` — the streams are "state changed" signals, so replaying the missed
 //! events collapses into sending the current state once.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -48,7 +49,10 @@ struct EventStream {
     feed: Feed,
     /// `(env id, revision)` the client has (sent, or resumed from).
     sent: Option<(i64, i64)>,
-    queued: Option<Bytes>,
+    /// Chunks to send before waiting for changes. Separate chunks, never concatenated: the
+    /// SDK frame is the environment's shared rule set (megabytes with 10,000 flags), and a
+    /// copy per stream would cost that much memory per connecting client.
+    queued: VecDeque<Bytes>,
     changes: watch::Receiver<u64>,
     token_changes: watch::Receiver<u64>,
     shutdown: watch::Receiver<bool>,
@@ -72,7 +76,7 @@ impl EventStream {
 
     /// The next chunk of the body; `None` ends the stream.
     async fn next(&mut self) -> Option<Bytes> {
-        if let Some(chunk) = self.queued.take() {
+        if let Some(chunk) = self.queued.pop_front() {
             return Some(chunk);
         }
         if *self.shutdown.borrow() {
@@ -110,13 +114,13 @@ impl EventStream {
 
     fn into_response(mut self, env: &EnvServing) -> Response {
         // Send the current state at once unless the client already has it.
-        let mut first = RETRY.to_vec();
+        self.queued.push_back(Bytes::from_static(RETRY));
         let current = (env.env_id, env.revision);
         if self.sent != Some(current) {
-            first.extend_from_slice(&self.frame(env));
+            let frame = self.frame(env);
+            self.queued.push_back(frame);
             self.sent = Some(current);
         }
-        self.queued = Some(Bytes::from(first));
         let body = futures::stream::unfold(self, |mut s| async move {
             s.next().await.map(|chunk| (Ok::<_, Infallible>(chunk), s))
         });
@@ -156,7 +160,7 @@ fn open(
         environment: env.environment.clone(),
         feed,
         sent,
-        queued: None,
+        queued: VecDeque::new(),
         changes: s.serving.subscribe(),
         token_changes: s.tokens.subscribe(),
         shutdown: s.serving.shutdown_signal(),

@@ -269,15 +269,18 @@ impl Serving {
             flags,
             segments: &state.segments,
         };
-        let sdk_config =
-            Bytes::from(serde_json::to_vec(&sdk).map_err(|e| StoreError::Internal(e.to_string()))?);
-        let mut sdk_event = Vec::with_capacity(sdk_config.len() + 64);
-        sdk_event.extend_from_slice(
-            format!("id: {}.{}\nevent: config\ndata: ", env.id, env.revision).as_bytes(),
-        );
+        // The SSE event and the `sdk/config` body share one buffer: the config is a slice of
+        // the event (with 10,000 flags each is megabytes).
+        let mut sdk_event =
+            format!("id: {}.{}\nevent: config\ndata: ", env.id, env.revision).into_bytes();
+        let start = sdk_event.len();
         // Compact JSON has no raw newlines, so the whole document fits one `data:` line.
-        sdk_event.extend_from_slice(&sdk_config);
+        serde_json::to_writer(&mut sdk_event, &sdk)
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let end = sdk_event.len();
         sdk_event.extend_from_slice(b"\n\n");
+        let sdk_event = Bytes::from(sdk_event);
+        let sdk_config = sdk_event.slice(start..end);
         let serving = Arc::new(EnvServing {
             project: project.to_string(),
             environment: environment.to_string(),
@@ -288,7 +291,7 @@ impl Serving {
             snapshot,
             config_etag,
             sdk_config,
-            sdk_event: Bytes::from(sdk_event),
+            sdk_event,
             sink: self.pending.clone(),
         });
         self.install(serving);
