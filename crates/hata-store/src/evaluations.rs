@@ -6,14 +6,16 @@
 //! retried by the caller). It does not go through `Store::write`: nobody changed anything, so
 //! there is no version to check, no revision to bump and nothing for the change record.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::{Store, StoreResult};
 
 /// Evaluations of one (environment, flag, variant, reason) within one hour.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Also a row of the export document, hence `Deserialize`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EvaluationCount {
     pub project: String,
     pub environment: String,
@@ -27,7 +29,8 @@ pub struct EvaluationCount {
 
 /// When a flag was last evaluated in an environment (RFC 3339 UTC).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FlagEvaluated {
     pub project: String,
     pub environment: String,

@@ -29,6 +29,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::evaluations::{EvaluationCount, FlagEvaluated};
 use hata_core::model::{Environment, Flag, Project, Segment};
 use hata_core::snapshot::Snapshot;
 use hata_core::validate::{self, FieldError, ProjectView, ValidationErrors, MAX_ERRORS};
@@ -68,9 +69,9 @@ pub struct ExportDocument {
     pub changes: Vec<ExportChange>,
     /// Telemetry, by (project, environment, flag, hour, variant, reason). May name flags and
     /// environments that no longer exist.
-    pub evaluation_counts: Vec<ExportEvaluationCount>,
+    pub evaluation_counts: Vec<EvaluationCount>,
     /// Telemetry, by (project, environment, flag).
-    pub flag_last_evaluated: Vec<ExportLastEvaluated>,
+    pub flag_last_evaluated: Vec<FlagEvaluated>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,27 +145,6 @@ pub struct ExportChange {
     pub new_value: Option<Value>,
     /// The environment revisions the change produced.
     pub revisions: Value,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportEvaluationCount {
-    pub project: String,
-    pub environment: String,
-    pub flag: String,
-    pub hour: String,
-    pub variant: String,
-    pub reason: String,
-    pub count: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportLastEvaluated {
-    pub project: String,
-    pub environment: String,
-    pub flag: String,
-    pub at: String,
 }
 
 /// How much an import loaded.
@@ -412,7 +392,7 @@ async fn read_all(
     .fetch_all(&mut **tx)
     .await?
     {
-        evaluation_counts.push(ExportEvaluationCount {
+        evaluation_counts.push(EvaluationCount {
             project: r.try_get("project")?,
             environment: r.try_get("environment")?,
             flag: r.try_get("flag")?,
@@ -429,7 +409,7 @@ async fn read_all(
         .fetch_all(&mut **tx)
         .await?
     {
-        flag_last_evaluated.push(ExportLastEvaluated {
+        flag_last_evaluated.push(FlagEvaluated {
             project: r.try_get("project")?,
             environment: r.try_get("environment")?,
             flag: r.try_get("flag")?,
@@ -468,7 +448,7 @@ async fn read_all(
     })
 }
 
-fn count_key(c: &ExportEvaluationCount) -> (&str, &str, &str, &str, &str, &str) {
+fn count_key(c: &EvaluationCount) -> (&str, &str, &str, &str, &str, &str) {
     (
         &c.project,
         &c.environment,
