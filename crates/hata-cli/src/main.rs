@@ -3,6 +3,14 @@
 
 mod config;
 
+/// mimalloc instead of glibc's malloc. A server that recompiles its rule sets after every
+/// write allocates and frees megabytes per change (with 10,000 flags, a few MB per
+/// environment); glibc kept most of that as fragmented arenas (RSS grew to 3x the live
+/// data), where mimalloc returns freed pages to the system. It is also faster on the many
+/// small allocations of a request.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hata_server::bootstrap::AdminBootstrap;

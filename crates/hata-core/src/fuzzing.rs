@@ -88,13 +88,58 @@ pub fn flag_eval(data: &[u8]) {
     let context: Value = serde_json::from_slice(context_bytes).unwrap_or(Value::Null);
     let ctx = Context::from_value(&context).unwrap_or_else(Context::empty);
 
+    // The flag's earlier version for `with_flag_replaced`: the same key and variants, with
+    // its targeting cleared, as if this input were a write that changed it.
+    let mut before = flags.clone();
+    if let Some(earlier) = before.last_mut() {
+        for config in earlier.environments.values_mut() {
+            config.prerequisites.clear();
+            config.targets.clear();
+            config.rules.clear();
+            config.enabled = !config.enabled;
+        }
+    }
+
     for env in ENVIRONMENTS {
-        let snapshot = match Snapshot::compile(env, &flags, &segments) {
+        let full = Snapshot::compile(env, &flags, &segments);
+        if let (Some(flag), Ok(earlier)) =
+            (flags.last(), Snapshot::compile(env, &before, &segments))
+        {
+            check_replaced(&earlier, flag, &full, &ctx);
+        }
+        let snapshot = match full {
             Ok(snapshot) => snapshot,
             Err(e) if valid => panic!("a valid flag did not compile in {env}: {e}"),
             Err(_) => continue,
         };
         exercise(&snapshot, &key, &ctx);
+    }
+}
+
+/// `earlier.with_flag_replaced(flag)` (the in-memory path of a write) must agree with a full
+/// compile of the same flags: the same error or none, and then the same evaluations.
+fn check_replaced(
+    earlier: &Snapshot,
+    flag: &Flag,
+    full: &Result<Snapshot, crate::snapshot::CompileError>,
+    ctx: &Context<'_>,
+) {
+    match (earlier.with_flag_replaced(flag), full) {
+        (None, _) => {}
+        (Some(Ok(replaced)), Ok(full)) => {
+            let a: Vec<_> = replaced.evaluate_all(ctx).collect();
+            let b: Vec<_> = full.evaluate_all(ctx).collect();
+            assert_eq!(
+                a, b,
+                "with_flag_replaced evaluates differently from compile"
+            );
+            for key in full.flag_keys() {
+                assert_eq!(replaced.evaluate(key, ctx), full.evaluate(key, ctx));
+            }
+        }
+        (Some(Err(_)), Err(_)) => {}
+        (Some(Ok(_)), Err(e)) => panic!("with_flag_replaced accepted what compile rejects: {e}"),
+        (Some(Err(e)), Ok(_)) => panic!("with_flag_replaced rejected what compile accepts: {e}"),
     }
 }
 

@@ -12,6 +12,7 @@
 //! write-time validation (`validate`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use regex::Regex;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -51,10 +52,12 @@ pub enum CompileError {
 #[derive(Debug)]
 pub struct Snapshot {
     pub(crate) env: String,
-    /// Live flags (not archived, configured in `env`), sorted by key.
-    pub(crate) flags: Vec<CompiledFlag>,
-    pub(crate) by_key: FxHashMap<Box<str>, usize>,
-    pub(crate) segments: Vec<CompiledSegment>,
+    /// Live flags (not archived, configured in `env`), sorted by key. Each behind its own
+    /// `Arc`, and the index and segments too, so that [`Snapshot::with_flag_replaced`] shares
+    /// everything but the one flag it recompiles.
+    pub(crate) flags: Vec<Arc<CompiledFlag>>,
+    pub(crate) by_key: Arc<FxHashMap<Box<str>, usize>>,
+    pub(crate) segments: Arc<Vec<CompiledSegment>>,
 }
 
 #[derive(Debug)]
@@ -297,35 +300,92 @@ impl Snapshot {
             by_key.insert(f.key.as_str().into(), i);
         }
 
+        let variants_of = |key: &str| all.get(key).map(|f| Variants::Model(&f.variants));
         let mut compiled = Vec::with_capacity(live.len());
         for (flag, config) in &live {
             let c = compiler
-                .flag(flag, config, &all, &by_key)
+                .flag(flag, config, &variants_of, &by_key)
                 .map_err(|e| e.within(&format!("flag `{}` in `{env}`", flag.key)))?;
-            compiled.push(c);
+            compiled.push(Arc::new(c));
         }
-        check_nesting(
-            compiled.len(),
-            |i| {
-                compiled[i]
-                    .prerequisites
-                    .iter()
-                    .filter_map(|p| p.flag)
-                    .collect()
-            },
-            |i| CompileError::PrerequisiteCycle(compiled[i].key.clone()),
-            |i| CompileError::TooDeep {
-                what: "flag",
-                key: compiled[i].key.clone(),
-            },
-        )?;
+        check_flag_nesting(&compiled)?;
 
         Ok(Snapshot {
             env: env.to_string(),
             flags: compiled,
-            by_key,
-            segments: compiled_segments,
+            by_key: Arc::new(by_key),
+            segments: Arc::new(compiled_segments),
         })
+    }
+
+    /// This snapshot with one flag replaced by a new version of itself, recompiling only that
+    /// flag and sharing everything else: the in-memory path for the most common write. The
+    /// result is the snapshot `compile` would build from the same flags with `flag` swapped
+    /// in.
+    ///
+    /// `None` when the replacement could change other flags' compiled form or the set of live
+    /// flags, and a full `compile` is needed: the flag is not live here before or after (it
+    /// was or is being archived, or is not configured in this environment), its variant keys
+    /// changed (flags that name it as a prerequisite hold indices into them), or one of its
+    /// prerequisites is not live here (its variants are not in the snapshot).
+    pub fn with_flag_replaced(&self, flag: &Flag) -> Option<Result<Snapshot, CompileError>> {
+        let index = *self.by_key.get(flag.key.as_str())?;
+        let config = flag
+            .environments
+            .get(&self.env)
+            .filter(|_| !flag.archived)?;
+        let old = &self.flags[index];
+        let same_variants = old.variants.len() == flag.variants.len()
+            && old
+                .variants
+                .iter()
+                .zip(&flag.variants)
+                .all(|(o, n)| o.key == n.key);
+        if !same_variants {
+            return None;
+        }
+        if config
+            .prerequisites
+            .iter()
+            .any(|p| p.flag != flag.key && !self.by_key.contains_key(p.flag.as_str()))
+        {
+            return None;
+        }
+        // A flag naming itself resolves to its old variants (the same keys); the cycle check
+        // below then rejects it, as `compile`'s does.
+        let variants_of = |key: &str| {
+            let &i = self.by_key.get(key)?;
+            Some(Variants::Compiled(&self.flags[i].variants))
+        };
+        let mut compiler = Compiler {
+            segment_index: self
+                .segments
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.key.as_str(), i))
+                .collect(),
+            regexes: HashMap::new(),
+        };
+        let compiled = match compiler.flag(flag, config, &variants_of, &self.by_key) {
+            Ok(c) => c,
+            Err(e) => {
+                return Some(Err(
+                    e.within(&format!("flag `{}` in `{}`", flag.key, self.env))
+                ))
+            }
+        };
+        let mut flags = self.flags.clone();
+        flags[index] = Arc::new(compiled);
+        // Prerequisites may have changed: a new cycle or a too deep chain is still an error.
+        if let Err(e) = check_flag_nesting(&flags) {
+            return Some(Err(e));
+        }
+        Some(Ok(Snapshot {
+            env: self.env.clone(),
+            flags,
+            by_key: Arc::clone(&self.by_key),
+            segments: Arc::clone(&self.segments),
+        }))
     }
 
     /// The environment this snapshot was compiled for.
@@ -360,7 +420,8 @@ impl Snapshot {
         self.flags.iter().map(|flag| FlagInfo { flag })
     }
 
-    pub(crate) fn index_of(&self, key: &str) -> Option<usize> {
+    /// The index of a live flag in the order of [`Snapshot::flags`] and `evaluate_all`.
+    pub fn index_of(&self, key: &str) -> Option<usize> {
         self.by_key.get(key).copied()
     }
 }
@@ -468,6 +529,41 @@ fn check_nesting(
 }
 
 /// An error without its outer location yet; `within` prefixes one.
+/// A prerequisite's variants, from its model (`compile`) or its compiled form
+/// (`with_flag_replaced`): the same keys in the same order.
+enum Variants<'a> {
+    Model(&'a [crate::model::Variant]),
+    Compiled(&'a [CompiledVariant]),
+}
+
+impl Variants<'_> {
+    fn position(&self, key: &str) -> Option<usize> {
+        match self {
+            Variants::Model(v) => v.iter().position(|v| v.key == key),
+            Variants::Compiled(v) => v.iter().position(|v| v.key == key),
+        }
+    }
+}
+
+/// Rejects prerequisite cycles and chains deeper than `MAX_NESTING`.
+fn check_flag_nesting(flags: &[Arc<CompiledFlag>]) -> Result<(), CompileError> {
+    check_nesting(
+        flags.len(),
+        |i| {
+            flags[i]
+                .prerequisites
+                .iter()
+                .filter_map(|p| p.flag)
+                .collect()
+        },
+        |i| CompileError::PrerequisiteCycle(flags[i].key.clone()),
+        |i| CompileError::TooDeep {
+            what: "flag",
+            key: flags[i].key.clone(),
+        },
+    )
+}
+
 struct Problem {
     at: Vec<String>,
     problem: String,
@@ -518,11 +614,13 @@ impl<'i> Compiler<'i> {
         })
     }
 
-    fn flag(
+    /// Compiles one flag. `variants_of` finds a prerequisite's variants; `live` is the index
+    /// of every live flag.
+    fn flag<'v>(
         &mut self,
         flag: &Flag,
         config: &FlagConfig,
-        all: &FxHashMap<&str, &Flag>,
+        variants_of: &dyn Fn(&str) -> Option<Variants<'v>>,
         live: &FxHashMap<Box<str>, usize>,
     ) -> Result<CompiledFlag, Problem> {
         if flag.variants.is_empty() {
@@ -559,18 +657,13 @@ impl<'i> Compiler<'i> {
         let mut prerequisites = Vec::with_capacity(config.prerequisites.len());
         for p in &config.prerequisites {
             let at = || format!("prerequisite `{}`", p.flag);
-            let target = all
-                .get(p.flag.as_str())
-                .ok_or_else(|| Problem::new("unknown flag").at(at()))?;
+            let target =
+                variants_of(&p.flag).ok_or_else(|| Problem::new("unknown flag").at(at()))?;
             let mut indices = Vec::with_capacity(p.variants.len());
             for v in &p.variants {
-                let i = target
-                    .variants
-                    .iter()
-                    .position(|t| t.key == *v)
-                    .ok_or_else(|| {
-                        Problem::new(format!("flag `{}` has no variant `{v}`", p.flag)).at(at())
-                    })?;
+                let i = target.position(v).ok_or_else(|| {
+                    Problem::new(format!("flag `{}` has no variant `{v}`", p.flag)).at(at())
+                })?;
                 indices.push(i);
             }
             prerequisites.push(CompiledPrerequisite {

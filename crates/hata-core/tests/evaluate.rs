@@ -1299,3 +1299,136 @@ fn compile_bounds_nesting() {
     assert!(compile(&[], &segs(65)).is_err());
     assert!(compile(&[], &segs(5000)).is_err());
 }
+
+// ---- with_flag_replaced: the in-memory path of a write -----------------------------------
+
+/// `with_flag_replaced(new)` on a snapshot of `flags` against a full compile of `flags` with
+/// `new` in place of the flag with its key.
+fn replaced_and_full(
+    flags: &[Value],
+    new: Value,
+) -> (
+    Option<Result<Snapshot, CompileError>>,
+    Result<Snapshot, CompileError>,
+) {
+    let before = snapshot(flags, &[segment_json()]);
+    let new = flag(new);
+    let mut after: Vec<Flag> = flags.iter().cloned().map(flag).collect();
+    for f in &mut after {
+        if f.key == new.key {
+            *f = new.clone();
+        }
+    }
+    let full = Snapshot::compile(ENV, &after, &[segment(segment_json())]);
+    (before.with_flag_replaced(&new), full)
+}
+
+fn segment_json() -> Value {
+    json!({"key": "beta", "included": ["u2"]})
+}
+
+fn base_flags() -> Vec<Value> {
+    vec![
+        json!({"key": "a", "type": "boolean", "environments": {"prod": {"enabled": true}}}),
+        json!({"key": "b", "type": "string",
+               "variants": [{"key": "x", "value": "X"}, {"key": "y", "value": "Y"}],
+               "environments": {"prod": {"enabled": true, "default": {"variant": "x"},
+                   "prerequisites": [{"flag": "a", "variants": ["on"]}]}}}),
+        json!({"key": "c", "type": "boolean", "environments": {"prod": {"enabled": false}}}),
+        json!({"key": "gone", "type": "boolean", "archived": true,
+               "environments": {"prod": {"enabled": true}}}),
+    ]
+}
+
+fn all_of(snap: &Snapshot, context: Value) -> Vec<(String, String, Reason)> {
+    let m = obj(context);
+    snap.evaluate_all(&Context::new(&m))
+        .map(|e| (e.key.to_string(), e.variant.to_string(), e.reason))
+        .collect()
+}
+
+#[test]
+fn replacing_a_flag_in_memory_matches_a_full_compile() {
+    // Targeting, rules on a segment, a new prerequisite on a live flag, the kill switch.
+    let news = [
+        json!({"key": "c", "type": "boolean", "version": 2, "environments": {"prod": {
+            "enabled": true, "targets": [{"variant": "on", "values": ["u1"]}],
+            "rules": [{"id": "seg", "conditions": [{"segment": "beta"}], "serve": {"variant": "on"}}]}}}),
+        json!({"key": "c", "type": "boolean", "environments": {"prod": {
+            "enabled": true, "default": {"variant": "on"},
+            "prerequisites": [{"flag": "b", "variants": ["y"]}]}}}),
+        json!({"key": "a", "type": "boolean", "environments": {"prod": {"enabled": false}}}),
+    ];
+    for new in news {
+        let (replaced, full) = replaced_and_full(&base_flags(), new.clone());
+        let replaced = replaced.expect("in-memory path taken").expect("compiles");
+        let full = full.expect("compiles");
+        for user in ["u1", "u2", "u3"] {
+            let ctx = json!({"targetingKey": user});
+            assert_eq!(all_of(&replaced, ctx.clone()), all_of(&full, ctx), "{new}");
+        }
+        assert_eq!(replaced.len(), full.len());
+    }
+    // `b` depends on `a`: switching `a` off must reach `b` through the shared, unchanged
+    // compiled `b` (prerequisites are indices, so they still point at the new `a`).
+    let (replaced, _) = replaced_and_full(
+        &base_flags(),
+        json!({"key": "a", "type": "boolean", "environments": {"prod": {"enabled": false}}}),
+    );
+    let replaced = replaced.expect("in-memory path").expect("compiles");
+    let m = obj(json!({"targetingKey": "u1"}));
+    assert_eq!(
+        replaced.evaluate("b", &Context::new(&m)).reason,
+        Reason::PrerequisiteFailed
+    );
+}
+
+#[test]
+fn replacing_needs_a_full_compile_when_other_flags_could_change() {
+    let cases = [
+        // Variant keys changed: `b`'s prerequisite on `a` holds indices into them.
+        json!({"key": "a", "type": "boolean",
+               "variants": [{"key": "off", "value": false}, {"key": "on", "value": true}],
+               "environments": {"prod": {"enabled": true}}}),
+        // Archived: leaves the live set.
+        json!({"key": "c", "type": "boolean", "archived": true,
+               "environments": {"prod": {"enabled": true}}}),
+        // No longer configured here.
+        json!({"key": "c", "type": "boolean", "environments": {"staging": {"enabled": true}}}),
+        // Not live before (archived): joins the live set.
+        json!({"key": "gone", "type": "boolean", "environments": {"prod": {"enabled": true}}}),
+        // A new flag.
+        json!({"key": "new", "type": "boolean", "environments": {"prod": {"enabled": true}}}),
+        // A prerequisite that is not live here (its variants are not in the snapshot).
+        json!({"key": "c", "type": "boolean", "environments": {"prod": {"enabled": true,
+               "prerequisites": [{"flag": "gone", "variants": ["on"]}]}}}),
+    ];
+    for new in cases {
+        let (replaced, _) = replaced_and_full(&base_flags(), new.clone());
+        assert!(replaced.is_none(), "{new}");
+    }
+}
+
+#[test]
+fn replacing_rejects_what_a_full_compile_rejects() {
+    // `b` requires `a`; `a` requiring `b` closes a cycle.
+    let (replaced, full) = replaced_and_full(
+        &base_flags(),
+        json!({"key": "a", "type": "boolean", "environments": {"prod": {"enabled": true,
+               "prerequisites": [{"flag": "b", "variants": ["x"]}]}}}),
+    );
+    let err = replaced.expect("in-memory path").expect_err("a cycle");
+    assert!(matches!(err, CompileError::PrerequisiteCycle(_)), "{err}");
+    assert!(matches!(full, Err(CompileError::PrerequisiteCycle(_))));
+    // An unknown variant of a prerequisite, and an unknown segment.
+    for new in [
+        json!({"key": "c", "type": "boolean", "environments": {"prod": {"enabled": true,
+               "prerequisites": [{"flag": "b", "variants": ["z"]}]}}}),
+        json!({"key": "c", "type": "boolean", "environments": {"prod": {"enabled": true,
+               "rules": [{"conditions": [{"segment": "nope"}], "serve": {"variant": "on"}}]}}}),
+    ] {
+        let (replaced, full) = replaced_and_full(&base_flags(), new.clone());
+        assert!(replaced.expect("in-memory path").is_err(), "{new}");
+        assert!(full.is_err(), "{new}");
+    }
+}

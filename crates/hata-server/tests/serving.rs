@@ -793,3 +793,95 @@ async fn the_repair_check_reloads_an_environment_created_again() {
     );
     assert_eq!(after.revision, recreated);
 }
+
+/// Writes that replace one flag are applied to the rule sets in memory instead of reading the
+/// project back; what that serves must be exactly what a fresh load from the store serves.
+#[tokio::test]
+async fn rule_sets_updated_in_memory_equal_a_fresh_load() {
+    let s = TestServer::start().await;
+    shop(&s).await;
+    let loads = s.state().serving.store_loads();
+    s.patch(
+        "/api/v1/projects/shop/flags/banner/environments/development",
+        &json!({"enabled": false}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    s.put(
+        "/api/v1/projects/shop/flags/banner/environments/development",
+        &json!({"enabled": true, "off_variant": "a",
+            "targets": [{"variant": "b", "values": ["u-7"]}],
+            "rules": [{"id": "plan-pro", "conditions": [{"attribute": "plan", "operator": "in", "values": ["pro", 3]}],
+                       "serve": {"rollout": {"weights": [{"variant": "a", "weight": 25000},
+                                                         {"variant": "b", "weight": 75000}]}}}],
+            "default": {"variant": "b"}}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    // `needs-killed` depends on `killed`: it must see the new `killed`.
+    s.patch(
+        "/api/v1/projects/shop/flags/killed/environments/development",
+        &json!({"enabled": true}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    s.put(
+        "/api/v1/projects/shop/flags/limit",
+        &json!({"key": "limit", "type": "number", "description": "now with a \"description\"",
+            "variants": [{"key": "low", "value": 10}, {"key": "high", "value": 2.5}],
+            "environments": {"development": {"enabled": true, "off_variant": "low",
+                "prerequisites": [{"flag": "static-on", "variants": ["on"]}],
+                "default": {"variant": "high"}}}}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(
+        s.state().serving.store_loads(),
+        loads,
+        "the in-memory path was taken"
+    );
+
+    let fresh = hata_store::Store::open(&hata_store::StoreConfig::new(support::database_url(
+        s.data_dir(),
+    )))
+    .await
+    .expect("a second store on the same file");
+    let fresh = hata_server::AppState::start(fresh)
+        .await
+        .expect("a fresh load");
+    for env in ["development", "production"] {
+        let kept = s.state().serving.get("shop", env).expect("served");
+        let loaded = fresh.serving.get("shop", env).expect("loaded");
+        assert_eq!(
+            (kept.env_id, kept.revision, kept.last_modified),
+            (loaded.env_id, loaded.revision, loaded.last_modified)
+        );
+        assert_eq!(kept.sdk.config(), loaded.sdk.config(), "{env}");
+        assert_eq!(kept.sdk.event(), loaded.sdk.event(), "{env}");
+        for context in [
+            json!({"targetingKey": "u-7"}),
+            json!({"targetingKey": "u-8", "plan": 3}),
+            json!({"targetingKey": "alice", "plan": "pro"}),
+            json!({}),
+        ] {
+            let attrs = context.as_object().expect("object");
+            let ctx = hata_core::evaluate::Context::new(attrs);
+            let a: Vec<_> = kept.snapshot.evaluate_all(&ctx).collect();
+            let b: Vec<_> = loaded.snapshot.evaluate_all(&ctx).collect();
+            assert_eq!(a, b, "{env} {context}");
+        }
+    }
+    let dev = s
+        .state()
+        .serving
+        .get("shop", "development")
+        .expect("served");
+    let attrs = json!({"targetingKey": "x"});
+    let ctx = hata_core::evaluate::Context::new(attrs.as_object().expect("object"));
+    assert_eq!(dev.snapshot.evaluate("needs-killed", &ctx).variant, "on");
+
+    // A new flag changes the set of flags: read back from the store.
+    s.flag("shop", json!({"key": "new", "type": "boolean"}))
+        .await;
+    assert!(s.state().serving.store_loads() > loads);
+}

@@ -131,6 +131,26 @@ pub struct WriteOutcome {
     pub value: Option<Value>,
     pub version: i64,
     pub revisions: Vec<EnvRevision>,
+    /// The store ids of the environments in `revisions`, in the same order (a deleted and
+    /// re-created environment has a new id, so a revision alone does not name a rule set).
+    pub env_ids: Vec<i64>,
+    /// When the revisions were bumped (the environments' `revised_at`).
+    pub at: String,
+    /// What the write did to the rule sets of those environments.
+    pub delta: RuleSetDelta,
+}
+
+/// What a write did to the rule sets of the environments it bumped, so a server holding them
+/// can update them in memory instead of reading every flag of the project back after each
+/// write (which made a write cost O(flags), twice over with two environments).
+#[derive(Debug, Clone)]
+pub enum RuleSetDelta {
+    /// Exactly one existing flag was replaced by this one (as stored: version and times
+    /// included), and nothing else changed. The most common write by far: toggles, kill
+    /// switches, rollout steps, targeting edits.
+    FlagReplaced(Box<Flag>),
+    /// Anything else: read the rule sets back from the store.
+    Reload,
 }
 
 const DEFAULT_ENVIRONMENTS: [(&str, &str); 2] =
@@ -144,15 +164,20 @@ impl Store {
             tx,
             now: now_rfc3339(),
             revisions: Vec::new(),
+            env_ids: Vec::new(),
             notices: Vec::new(),
             changes: Vec::new(),
+            delta: RuleSetDelta::Reload,
         };
         let (value, version) = w.apply(op).await?;
         w.record_changes(meta).await?;
         let WriteTx {
             mut tx,
+            now,
             revisions,
+            env_ids,
             notices,
+            delta,
             ..
         } = w;
         if self.backend() == crate::Backend::Postgres && !notices.is_empty() {
@@ -175,6 +200,9 @@ impl Store {
             value,
             version,
             revisions,
+            env_ids,
+            at: now,
+            delta,
         })
     }
 }
@@ -192,8 +220,11 @@ struct WriteTx {
     tx: Transaction<'static, Any>,
     now: String,
     revisions: Vec<EnvRevision>,
+    /// Parallel to `revisions`.
+    env_ids: Vec<i64>,
     notices: Vec<ChangeNotice>,
     changes: Vec<Change>,
+    delta: RuleSetDelta,
 }
 
 /// Which flags a write loads. Validating a flag looks at the project's other flags only for
@@ -414,7 +445,7 @@ impl WriteTx {
     async fn bump(&mut self, project: &str, environment: Option<&str>) -> StoreResult<()> {
         let rows = match environment {
             Some(env) => {
-                sqlx::query("UPDATE environments SET revision = revision + 1, revised_at = $3 WHERE project = $1 AND key = $2 RETURNING key, revision")
+                sqlx::query("UPDATE environments SET revision = revision + 1, revised_at = $3 WHERE project = $1 AND key = $2 RETURNING id, key, revision")
                     .bind(project)
                     .bind(env)
                     .bind(&self.now)
@@ -422,7 +453,7 @@ impl WriteTx {
                     .await?
             }
             None => {
-                sqlx::query("UPDATE environments SET revision = revision + 1, revised_at = $2 WHERE project = $1 RETURNING key, revision")
+                sqlx::query("UPDATE environments SET revision = revision + 1, revised_at = $2 WHERE project = $1 RETURNING id, key, revision")
                     .bind(project)
                     .bind(&self.now)
                     .fetch_all(&mut *self.tx)
@@ -437,6 +468,7 @@ impl WriteTx {
             };
             self.notices.push(ChangeNotice::Environment(rev.clone()));
             self.revisions.push(rev);
+            self.env_ids.push(row.try_get("id")?);
         }
         Ok(())
     }
@@ -466,33 +498,49 @@ impl WriteTx {
         rows.iter().map(decode_environment).collect()
     }
 
-    /// Locks the project and loads what validating a change needs: its environments, its
-    /// segments, and its flags (all of them, or only `Flags::One`; see `Flags`).
+    /// Locks the project and loads what validating a change needs: its environments' keys,
+    /// its segments, and its flags (all of them, or only `Flags::One`; see `Flags`).
+    ///
+    /// After the lock, one query reads all three (`UNION ALL`): every round trip here is
+    /// spent holding the project's lock, which all writes to the project queue for.
     async fn load_state(&mut self, project: &str, flags: Flags<'_>) -> StoreResult<ProjectState> {
         self.project_version(project).await?;
-        let env_keys = self
-            .environments(project)
-            .await?
-            .into_iter()
-            .map(|e| e.environment.key)
-            .collect();
-        let flags = self.flags(project, flags).await?;
-        let mut segments = BTreeMap::new();
-        for row in sqlx::query(
-            "SELECT doc, version, created_at, updated_at FROM segments WHERE project = $1",
-        )
-        .bind(project)
-        .fetch_all(&mut *self.tx)
-        .await?
-        {
-            let s = decode_segment(&row)?;
-            segments.insert(s.key.clone(), s);
+        let flags_sql = match flags {
+            Flags::All => "UNION ALL SELECT 1, key, doc, 0 FROM flags WHERE project = $1",
+            Flags::One(_) => {
+                "UNION ALL SELECT 1, key, doc, 0 FROM flags WHERE project = $1 AND key = $2"
+            }
+            Flags::None => "",
+        };
+        let sql = format!(
+            "SELECT 0 AS kind, key, NULL AS doc, position AS ord FROM environments WHERE project = $1 \
+             {flags_sql} \
+             UNION ALL SELECT 2, key, doc, 0 FROM segments WHERE project = $1 \
+             ORDER BY kind, ord, key"
+        );
+        let mut query = sqlx::query(&sql).bind(project);
+        if let Flags::One(key) = flags {
+            query = query.bind(key);
         }
-        Ok(ProjectState {
-            env_keys,
-            segments,
-            flags,
-        })
+        let mut state = ProjectState {
+            env_keys: Vec::new(),
+            segments: BTreeMap::new(),
+            flags: BTreeMap::new(),
+        };
+        for row in query.fetch_all(&mut *self.tx).await? {
+            match row.try_get::<i64, _>("kind")? {
+                0 => state.env_keys.push(row.try_get("key")?),
+                1 => {
+                    let f = decode_flag(&row)?;
+                    state.flags.insert(f.key.clone(), f);
+                }
+                _ => {
+                    let s = decode_segment(&row)?;
+                    state.segments.insert(s.key.clone(), s);
+                }
+            }
+        }
+        Ok(state)
     }
 
     async fn flags(
@@ -631,7 +679,7 @@ impl WriteTx {
     ) -> StoreResult<()> {
         let inserted = sqlx::query(
             "INSERT INTO environments (project, key, name, description, protected, position, version, revision, revised_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 1, 1, $7, $7, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, 1, 1, $7, $7, $7) RETURNING id",
         )
         .bind(project)
         .bind(&env.key)
@@ -640,14 +688,14 @@ impl WriteTx {
         .bind(env.protected as i64)
         .bind(position)
         .bind(&self.now)
-        .execute(&mut *self.tx)
+        .fetch_one(&mut *self.tx)
         .await;
-        match inserted {
+        let inserted = match inserted {
             Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
                 "environment {:?} in project {project:?}",
                 env.key
             ))),
-            other => other.map(|_| ()).map_err(Into::into),
+            other => other.map_err(StoreError::from),
         }?;
         let rev = EnvRevision {
             project: project.to_string(),
@@ -656,6 +704,7 @@ impl WriteTx {
         };
         self.notices.push(ChangeNotice::Environment(rev.clone()));
         self.revisions.push(rev);
+        self.env_ids.push(inserted.try_get("id")?);
         Ok(())
     }
 
@@ -1025,6 +1074,7 @@ impl WriteTx {
             Some(old_value),
             Some(value.clone()),
         );
+        self.delta = RuleSetDelta::FlagReplaced(Box::new(flag));
         Ok((Some(value), version))
     }
 

@@ -51,7 +51,7 @@ async fn config(
             ),
             (header::ETAG, etag),
         ],
-        env.sdk_config.clone(),
+        env.sdk.config(),
     )
         .into_response())
 }

@@ -62,7 +62,7 @@ struct EventStream {
 impl EventStream {
     fn frame(&self, env: &EnvServing) -> Bytes {
         match self.feed {
-            Feed::Sdk => env.sdk_event.clone(),
+            Feed::Sdk => env.sdk.event(),
             Feed::Ofrep => ofrep_frame(env),
         }
     }

@@ -9,22 +9,23 @@
 //! check that compares revisions with the store, for anything missed.
 
 pub mod counts;
+pub mod sdk_body;
 pub mod ticket;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
-use hata_core::model::{Flag, Segment};
+use hata_core::model::Flag;
 use hata_core::snapshot::Snapshot;
-use hata_store::{EnvRevision, Store, StoreError, StoreResult};
-use serde::Serialize;
+use hata_store::{EnvRevision, RuleSetDelta, Store, StoreError, StoreResult, WriteOutcome};
 use tokio::sync::watch;
 
 use counts::{Counters, Pending};
+pub use sdk_body::SdkConfig;
+use sdk_body::{Header, SdkBody};
 
 /// How often the repair check compares every snapshot's revision with the store.
 pub const REPAIR_INTERVAL: Duration = Duration::from_secs(10);
@@ -41,11 +42,10 @@ pub struct EnvServing {
     pub snapshot: Snapshot,
     /// `"<env id>.<revision>"`, quoted: names this rule set on every replica.
     pub config_etag: String,
-    /// `GET /api/v1/sdk/config` body.
-    pub sdk_config: Bytes,
-    /// The same rule set as one SSE event of `GET /api/v1/sdk/stream`, built once and shared
-    /// by every open stream (so a thousand streams do not hold a thousand copies).
-    pub sdk_event: Bytes,
+    /// The `GET /api/v1/sdk/config` body and the same rule set as one SSE event of
+    /// `GET /api/v1/sdk/stream`, built once and shared by every request and open stream (so
+    /// a thousand streams do not hold a thousand copies).
+    pub sdk: SdkBody,
     pub counters: Counters,
     sink: Arc<Pending>,
 }
@@ -65,17 +65,6 @@ impl Drop for EnvServing {
     }
 }
 
-/// The SDK rule set (`GET /api/v1/sdk/config`): the spec's shapes, this environment only.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct SdkConfig<'a> {
-    project: &'a str,
-    environment: &'a str,
-    revision: i64,
-    etag: &'a str,
-    flags: Vec<Flag>,
-    segments: &'a [Segment],
-}
-
 type Catalog = HashMap<String, HashMap<String, Arc<EnvServing>>>;
 
 /// Held while loading one environment (see `Serving::refresh`).
@@ -92,6 +81,8 @@ pub struct Serving {
     shutdown: watch::Sender<bool>,
     /// One load at a time per environment (see `refresh`).
     loaders: std::sync::Mutex<HashMap<(String, String), LoadTurn>>,
+    /// Rule sets read back from the store (the others were updated in memory after a write).
+    store_loads: AtomicU64,
 }
 
 impl Serving {
@@ -105,6 +96,7 @@ impl Serving {
             loaded: AtomicBool::new(false),
             shutdown: watch::channel(false).0,
             loaders: std::sync::Mutex::default(),
+            store_loads: AtomicU64::new(0),
         });
         serving.reload_all().await?;
         serving.loaded.store(true, Ordering::Release);
@@ -128,6 +120,12 @@ impl Serving {
             .values()
             .flat_map(|envs| envs.values().cloned())
             .collect()
+    }
+
+    /// How many rule sets were read back from the store since start; writes that replaced
+    /// one flag are applied in memory instead (see `refresh_after`).
+    pub fn store_loads(&self) -> u64 {
+        self.store_loads.load(Ordering::Relaxed)
     }
 
     /// Whether the first load finished (`/health/ready`).
@@ -171,6 +169,72 @@ impl Serving {
             self.load(&r.project, &r.environment).await?;
         }
         Ok(())
+    }
+
+    /// Brings the rule sets a write bumped up to date, before its response goes out. A write
+    /// that replaced one flag is applied in memory when this server holds the revision just
+    /// before it (then nothing else can have changed in between): only that flag is
+    /// recompiled and re-serialised. Anything else is read back from the store.
+    pub async fn refresh_after(&self, outcome: &WriteOutcome) -> StoreResult<()> {
+        let RuleSetDelta::FlagReplaced(flag) = &outcome.delta else {
+            return self.refresh(&outcome.revisions).await;
+        };
+        for (r, &env_id) in outcome.revisions.iter().zip(&outcome.env_ids) {
+            if self.has_revision(r) {
+                continue;
+            }
+            let turn = self.loader(&r.project, &r.environment);
+            let _turn = turn.lock().await;
+            if self.has_revision(r) {
+                continue;
+            }
+            let next = self
+                .get(&r.project, &r.environment)
+                .filter(|e| e.env_id == env_id && e.revision + 1 == r.revision)
+                .and_then(|current| self.replaced(&current, flag, r.revision, &outcome.at));
+            match next {
+                Some(next) => self.install(next),
+                None => self.load(&r.project, &r.environment).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// `current` with `flag` replaced, at `revision`; `None` when that needs a full load
+    /// (see `Snapshot::with_flag_replaced`) or fails (the load then reports it).
+    fn replaced(
+        &self,
+        current: &EnvServing,
+        flag: &Flag,
+        revision: i64,
+        revised_at: &str,
+    ) -> Option<Arc<EnvServing>> {
+        let snapshot = current.snapshot.with_flag_replaced(flag)?.ok()?;
+        let index = snapshot.index_of(&flag.key)?;
+        let config_etag = format!("\"{}.{}\"", current.env_id, revision);
+        let header = Header {
+            project: &current.project,
+            environment: &current.environment,
+            env_id: current.env_id,
+            revision,
+            etag: &config_etag,
+        };
+        let sdk = current
+            .sdk
+            .with_flag_replaced(&header, index, flag)
+            .ok()??;
+        Some(Arc::new(EnvServing {
+            project: current.project.clone(),
+            environment: current.environment.clone(),
+            env_id: current.env_id,
+            revision,
+            last_modified: unix_seconds(revised_at),
+            counters: Counters::new(&snapshot),
+            snapshot,
+            config_etag,
+            sdk,
+            sink: self.pending.clone(),
+        }))
     }
 
     fn has_revision(&self, r: &EnvRevision) -> bool {
@@ -227,6 +291,7 @@ impl Serving {
     /// Reads one environment from the store, compiles it and swaps it in (unless a newer one
     /// got there first).
     pub async fn load(&self, project: &str, environment: &str) -> StoreResult<()> {
+        self.store_loads.fetch_add(1, Ordering::Relaxed);
         let state = match self.store.environment_state(project, environment).await {
             Ok(state) => state,
             Err(StoreError::NotFound(_)) => {
@@ -250,37 +315,19 @@ impl Serving {
             }
         };
         let config_etag = format!("\"{}.{}\"", env.id, env.revision);
-        let flags: Vec<Flag> = state
-            .flags
-            .iter()
-            .filter(|f| !f.archived)
-            .filter_map(|f| {
-                let config = f.environments.get(environment)?.clone();
-                let mut f = f.clone();
-                f.environments = [(environment.to_string(), config)].into_iter().collect();
-                Some(f)
-            })
-            .collect();
-        let sdk = SdkConfig {
+        let header = Header {
             project,
             environment,
+            env_id: env.id,
             revision: env.revision,
             etag: &config_etag,
-            flags,
-            segments: &state.segments,
         };
-        // The SSE event and the `sdk/config` body share one buffer: the config is a slice of
-        // the event (with 10,000 flags each is megabytes).
-        let mut sdk_event =
-            format!("id: {}.{}\nevent: config\ndata: ", env.id, env.revision).into_bytes();
-        let start = sdk_event.len();
-        // Compact JSON has no raw newlines, so the whole document fits one `data:` line.
-        serde_json::to_writer(&mut sdk_event, &sdk)
+        // In key order (as the snapshot's flags), whatever order the database sorts text in:
+        // `with_flag_replaced` relies on the two agreeing.
+        let mut flags: Vec<&Flag> = state.flags.iter().collect();
+        flags.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        let sdk = SdkBody::build(&header, flags, &state.segments)
             .map_err(|e| StoreError::Internal(e.to_string()))?;
-        let end = sdk_event.len();
-        sdk_event.extend_from_slice(b"\n\n");
-        let sdk_event = Bytes::from(sdk_event);
-        let sdk_config = sdk_event.slice(start..end);
         let serving = Arc::new(EnvServing {
             project: project.to_string(),
             environment: environment.to_string(),
@@ -290,8 +337,7 @@ impl Serving {
             counters: Counters::new(&snapshot),
             snapshot,
             config_etag,
-            sdk_config,
-            sdk_event,
+            sdk,
             sink: self.pending.clone(),
         });
         self.install(serving);

@@ -173,6 +173,11 @@ impl TestServer {
         self.wait_ready().await;
     }
 
+    /// The running server's state (its in-memory rule sets, token cache, store).
+    pub fn state(&self) -> &AppState {
+        &self.running.as_ref().expect("the server is running").state
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
