@@ -196,16 +196,46 @@ pub fn router(
         // Both after every route: the 405 fallback is set on the routes that exist.
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state);
-    tower::ServiceBuilder::new()
+        .with_state(state.clone());
+    let ids = RequestIds::new();
+    // Single-flag OFREP evaluations are the hottest path; they skip the router and the trace
+    // layer (their span is DEBUG: at the default level it records nothing) and keep every
+    // layer that shapes the response: request id, body limit, CORS.
+    let single = {
+        let state = state.clone();
+        let eval = eval.clone();
+        tower::ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, ids.clone()))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(DefaultBodyLimit::max(config.body_limit))
+            .layer(routes::ofrep::cors())
+            .service_fn(move |req| {
+                let (state, eval) = (state.clone(), eval.clone());
+                async move {
+                    Ok::<_, std::convert::Infallible>(
+                        routes::ofrep::single_request(state, eval, req).await,
+                    )
+                }
+            })
+    };
+    let app = tower::ServiceBuilder::new()
         .map_response(|res: axum::http::Response<_>| res.map(axum::body::Body::new))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, RequestIds::new()))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, ids))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(axum::Extension(eval))
-        .service(routes)
-        .into_make_service()
+        .service(routes);
+    tower::service_fn(move |req: axum::extract::Request| {
+        use futures::future::Either;
+        use tower::ServiceExt as _;
+        if routes::ofrep::single_request_key(&req).is_some() {
+            Either::Left(single.clone().oneshot(req))
+        } else {
+            Either::Right(app.clone().oneshot(req))
+        }
+    })
+    .into_make_service()
 }
 
 /// The tracing span of a request. Evaluations and probes are the hot paths and log nothing

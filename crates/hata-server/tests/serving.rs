@@ -885,3 +885,79 @@ async fn rule_sets_updated_in_memory_equal_a_fresh_load() {
         .await;
     assert!(s.state().serving.store_loads() > loads);
 }
+
+/// Single-flag evaluations skip the router (the hot path); they must answer exactly as the
+/// routed handler does, with the request id, CORS headers and body limit of every response.
+#[tokio::test]
+async fn single_flag_evaluations_off_the_router_answer_as_the_router_does() {
+    let s = TestServer::start_with(hata_server::ServerConfig {
+        body_limit: 1024,
+        ..hata_server::ServerConfig::default()
+    })
+    .await;
+    shop(&s).await;
+    let t = token(&s, "client").await;
+    let ask = |path: &str, body: Value| {
+        s.as_token(&t, Method::POST, path)
+            .header("origin", "https://app.example")
+            .header("x-request-id", "req-ofrep-1")
+            .json(&body)
+    };
+    // `%6E` is `n`: an escaped key goes through the router, which decodes it.
+    let context = json!({"context": {"targetingKey": "u-1", "plan": "pro"}});
+    let direct = Reply::of(ask("/ofrep/v1/evaluate/flags/banner", context.clone())).await;
+    let routed = Reply::of(ask("/ofrep/v1/evaluate/flags/ban%6Eer", context)).await;
+    for r in [&direct, &routed] {
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.header("x-request-id"), Some("req-ofrep-1"));
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(r.header("content-type"), Some("application/json"));
+    }
+    assert_eq!(direct.body, routed.body);
+    assert_eq!(direct.body["variant"], "b");
+    // Failures: unknown flag, bad context, bad token, too large a body.
+    let missing = Reply::of(ask("/ofrep/v1/evaluate/flags/nope", json!({"context": {}}))).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.body["errorCode"], "FLAG_NOT_FOUND");
+    let bad = Reply::of(ask(
+        "/ofrep/v1/evaluate/flags/banner",
+        json!({"context": 1}),
+    ))
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["errorCode"], "INVALID_CONTEXT");
+    Reply::of(
+        s.as_token(
+            "hata_client_nope",
+            Method::POST,
+            "/ofrep/v1/evaluate/flags/banner",
+        )
+        .json(&json!({"context": {}})),
+    )
+    .await
+    .problem(StatusCode::UNAUTHORIZED);
+    let big = json!({"context": {"targetingKey": "x".repeat(2000)}});
+    let r = Reply::of(ask("/ofrep/v1/evaluate/flags/banner", big))
+        .await
+        .problem(StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.header("x-request-id"), Some("req-ofrep-1"));
+    // Without a request id, one is made up, as everywhere.
+    let r = Reply::of(
+        s.as_token(&t, Method::POST, "/ofrep/v1/evaluate/flags/banner")
+            .json(&json!({"context": {}})),
+    )
+    .await;
+    assert!(r.header("x-request-id").is_some_and(|id| id.len() > 8));
+    // Other methods on the path still get the router's answers (preflight, 405).
+    let preflight = Reply::of(
+        s.client
+            .request(Method::OPTIONS, s.url("/ofrep/v1/evaluate/flags/banner"))
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST"),
+    )
+    .await;
+    assert!(preflight.status.is_success());
+    Reply::of(s.as_token(&t, Method::GET, "/ofrep/v1/evaluate/flags/banner"))
+        .await
+        .problem(StatusCode::METHOD_NOT_ALLOWED);
+}

@@ -60,7 +60,7 @@ async fn preflight() -> StatusCode {
 
 /// Browsers may call OFREP with `client` tokens from any origin. No cookies are involved
 /// (tokens travel in headers), so no credentials mode.
-fn cors() -> CorsLayer {
+pub fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::any())
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
@@ -128,7 +128,47 @@ async fn single(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (_, env) = match admit(&s, &settings, &headers) {
+    evaluate_single(&s, &settings, &key, &headers, body)
+}
+
+/// Where single-flag evaluations are served; the key is the one segment after it.
+pub const SINGLE_PREFIX: &str = "/ofrep/v1/evaluate/flags/";
+
+/// The key of a single-flag evaluation request that `single_request` may serve directly: a
+/// POST to `SINGLE_PREFIX` + one segment without percent-escapes (keys never need them; an
+/// escaped one goes through the router, which decodes it).
+pub fn single_request_key(req: &axum::extract::Request) -> Option<&str> {
+    if req.method() != Method::POST {
+        return None;
+    }
+    let key = req.uri().path().strip_prefix(SINGLE_PREFIX)?;
+    (!key.is_empty() && !key.contains(['/', '%'])).then_some(key)
+}
+
+/// `POST /ofrep/v1/evaluate/flags/{key}` served without the router (see `crate::router`):
+/// the same evaluation as the routed handler, for a request `single_request_key` accepted.
+pub async fn single_request(
+    s: AppState,
+    settings: Arc<EvalSettings>,
+    mut req: axum::extract::Request,
+) -> Response {
+    use axum::extract::FromRequest;
+    // The URI's path is shared bytes: cloning it copies no text.
+    let uri = req.uri().clone();
+    let key = uri.path().strip_prefix(SINGLE_PREFIX).unwrap_or_default();
+    let headers = std::mem::take(req.headers_mut());
+    let body = Bytes::from_request(req, &()).await;
+    evaluate_single(&s, &settings, key, &headers, body)
+}
+
+fn evaluate_single(
+    s: &AppState,
+    settings: &EvalSettings,
+    key: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (_, env) = match admit(s, settings, headers) {
         Ok(admitted) => admitted,
         Err(refused) => return refused.into_response(),
     };
@@ -138,11 +178,9 @@ async fn single(
     };
     let attrs = match parse_context(&body) {
         Ok(attrs) => attrs,
-        Err((code, details)) => {
-            return failure(StatusCode::BAD_REQUEST, Some(&key), code, &details)
-        }
+        Err((code, details)) => return failure(StatusCode::BAD_REQUEST, Some(key), code, &details),
     };
-    let evaluation = env.snapshot.evaluate(&key, &Context::new(&attrs));
+    let evaluation = env.snapshot.evaluate(key, &Context::new(&attrs));
     if let Some(code) = evaluation.error_code {
         let status = if code == ErrorCode::FlagNotFound {
             StatusCode::NOT_FOUND
@@ -155,7 +193,7 @@ async fn single(
         } else {
             details.to_string()
         };
-        return failure(status, Some(&key), code, &details);
+        return failure(status, Some(key), code, &details);
     }
     env.counters.record(&evaluation);
     json(StatusCode::OK, &Success(&evaluation))
