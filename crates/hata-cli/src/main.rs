@@ -3,13 +3,36 @@
 
 mod config;
 
-/// mimalloc instead of glibc's malloc. A server that recompiles its rule sets after every
-/// write allocates and frees megabytes per change (with 10,000 flags, a few MB per
-/// environment); glibc kept most of that as fragmented arenas (RSS grew to 3x the live
-/// data), where mimalloc returns freed pages to the system. It is also faster on the many
-/// small allocations of a request.
+/// mimalloc instead of glibc's malloc. Every change rebuilds rule sets of megabytes (10,000
+/// flags: 6.9 MB of SDK JSON per environment plus the compiled snapshot); glibc's arenas kept
+/// what they freed (320 MB resident for 60 MB of live data in the 10,000-flag benchmark).
+/// mimalloc, told to return freed memory at once (`tune_allocator`), stays near the live
+/// size, and is also faster at the many small allocations of a request.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Indices into mimalloc's `mi_option_e` (mimalloc 3, bundled with `libmimalloc-sys` 0.1.49,
+/// which `Cargo.lock` pins), which that crate has no constants for. The test below checks they
+/// still name the options whose defaults mimalloc documents.
+const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// Returns freed memory to the system at once instead of a second later (a delay that an idle
+/// thread never reaches the end of, so a rebuilt rule set's garbage stayed resident), and
+/// commits arena memory as it is used rather than up front. Together: 142 → 53 MB resident
+/// after loading 10,000 flags. An operator's `MIMALLOC_*` settings win.
+fn tune_allocator() {
+    let unset = |name: &str| std::env::var_os(name).is_none();
+    // SAFETY: plain setters of mimalloc's option table, called before any other thread runs.
+    unsafe {
+        if unset("MIMALLOC_PURGE_DELAY") {
+            libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        }
+        if unset("MIMALLOC_ARENA_EAGER_COMMIT") {
+            libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
+        }
+    }
+}
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -75,8 +98,16 @@ struct ImportArgs {
     store: config::StoreArgs,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    tune_allocator();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args.resolve()?).await,
@@ -324,4 +355,27 @@ async fn bootstrap_admin_token(store: &Store, settings: &config::Settings) -> an
         ),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The option indices still name the options they are meant to: in `options.c` of the
+    /// bundled mimalloc the purge delay defaults to 1000 ms and arena eager commit to 2, and
+    /// no option at a neighbouring index has such defaults.
+    #[test]
+    fn allocator_option_indices_name_the_documented_options() {
+        if std::env::vars_os().any(|(k, _)| k.to_string_lossy().starts_with("MIMALLOC_")) {
+            return; // Defaults overridden from outside; nothing to compare with.
+        }
+        // SAFETY: reads of mimalloc's option table.
+        let (purge, eager) = unsafe {
+            (
+                libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY),
+                libmimalloc_sys::mi_option_get(MI_OPTION_ARENA_EAGER_COMMIT),
+            )
+        };
+        assert_eq!((purge, eager), (1000, 2));
+    }
 }
