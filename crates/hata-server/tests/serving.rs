@@ -869,6 +869,13 @@ async fn rule_sets_updated_in_memory_equal_a_fresh_load() {
             let a: Vec<_> = kept.snapshot.evaluate_all(&ctx).collect();
             let b: Vec<_> = loaded.snapshot.evaluate_all(&ctx).collect();
             assert_eq!(a, b, "{env} {context}");
+            // The OFREP answers, from the pieces kept per flag and variant.
+            for (a, b) in a.iter().zip(&b) {
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                kept.ofrep.write_success(a, &mut x);
+                loaded.ofrep.write_success(b, &mut y);
+                assert_eq!(x, y, "{env} {context} {}", a.key);
+            }
         }
     }
     let dev = s

@@ -15,10 +15,9 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use hata_core::evaluate::{Context, ErrorCode, Evaluation, Reason};
+use hata_core::evaluate::{Context, ErrorCode, Evaluation};
 use hata_store::TokenKind;
-use serde::ser::SerializeMap;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -196,7 +195,23 @@ fn evaluate_single(
         return failure(status, Some(key), code, &details);
     }
     env.counters.record(&evaluation);
-    json(StatusCode::OK, &Success(&evaluation))
+    let mut body = Vec::with_capacity(256);
+    write_evaluation(&env, &evaluation, &mut body);
+    json_body(StatusCode::OK, body)
+}
+
+/// One entry of an OFREP answer: `evaluationSuccess`, or `evaluationFailure` for an error.
+fn write_evaluation(env: &EnvServing, e: &Evaluation<'_>, out: &mut Vec<u8>) {
+    if !env.ofrep.write_success(e, out) {
+        let code = e.error_code.unwrap_or(ErrorCode::General);
+        let failure = Failure {
+            key: Some(e.key),
+            error_code: code.as_str(),
+            error_details: e.error_message.as_deref().unwrap_or(""),
+        };
+        // Serialising strings into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(out, &failure);
+    }
 }
 
 #[derive(Deserialize)]
@@ -275,20 +290,40 @@ async fn bulk(
         env.counters.record(e);
     }
     let stream_url = stream_url(&s, &settings, &caller, &env, &headers, now);
-    let body = Bulk {
-        flags: evaluations.iter().map(Success).collect(),
-        event_streams: [EventStream {
+    // `bulkEvaluationSuccess`: {"flags": [...], "eventStreams": [...], "metadata": {...}}
+    let mut out = Vec::with_capacity(512 + 160 * evaluations.len());
+    out.extend_from_slice(b"{\"flags\":[");
+    for (i, e) in evaluations.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_evaluation(&env, e, &mut out);
+    }
+    out.extend_from_slice(b"],\"eventStreams\":");
+    let rest = serde_json::to_writer(
+        &mut out,
+        &[EventStream {
             kind: "sse",
             url: stream_url,
             inactivity_delay_sec: INACTIVITY_DELAY_SEC,
         }],
-        metadata: BulkMetadata {
-            project: &env.project,
-            environment: &env.environment,
-            revision: env.revision,
-        },
-    };
-    let mut response = json(StatusCode::OK, &body);
+    )
+    .and_then(|()| {
+        out.extend_from_slice(b",\"metadata\":");
+        serde_json::to_writer(
+            &mut out,
+            &BulkMetadata {
+                project: &env.project,
+                environment: &env.environment,
+                revision: env.revision,
+            },
+        )
+    });
+    if let Err(e) = rest {
+        return general(format!("cannot serialise the response: {e}"));
+    }
+    out.push(b'}');
+    let mut response = json_body(StatusCode::OK, out);
     set_etag(&mut response, &etag);
     response
 }
@@ -386,55 +421,6 @@ fn parse_context(body: &[u8]) -> Result<Map<String, Value>, (ErrorCode, String)>
     }
 }
 
-/// A successful evaluation as OFREP shapes it.
-struct Success<'e, 'a>(&'e Evaluation<'a>);
-
-impl Serialize for Success<'_, '_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let e = self.0;
-        let mut m = serializer.serialize_map(Some(5))?;
-        m.serialize_entry("key", e.key)?;
-        m.serialize_entry("value", e.value)?;
-        let reason = match e.reason {
-            Reason::PrerequisiteFailed => Reason::Disabled,
-            r => r,
-        };
-        m.serialize_entry("reason", reason.as_str())?;
-        m.serialize_entry("variant", e.variant)?;
-        m.serialize_entry("metadata", &Metadata(e))?;
-        m.end()
-    }
-}
-
-/// `metadata`: `flagVersion` always; `ruleId` when a rule decided; hata's own detail.
-struct Metadata<'e, 'a>(&'e Evaluation<'a>);
-
-impl Serialize for Metadata<'_, '_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let e = self.0;
-        let mut m = serializer.serialize_map(None)?;
-        m.serialize_entry("flagVersion", &e.flag_version)?;
-        if let Some(rule) = e.rule_id {
-            m.serialize_entry("ruleId", rule)?;
-        }
-        if e.reason == Reason::PrerequisiteFailed {
-            m.serialize_entry("hataReason", "PREREQUISITE_FAILED")?;
-        }
-        if e.bucket_by_missing {
-            m.serialize_entry("hataNote", "bucket_by attribute missing")?;
-        }
-        m.end()
-    }
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Bulk<'e, 'a> {
-    flags: Vec<Success<'e, 'a>>,
-    event_streams: [EventStream; 1],
-    metadata: BulkMetadata<'e>,
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct EventStream {
@@ -495,17 +481,21 @@ fn body_rejection(e: BytesRejection) -> Response {
 
 fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {
-        Ok(bytes) => (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            bytes,
-        )
-            .into_response(),
+        Ok(bytes) => json_body(status, bytes),
         Err(e) => general(format!("cannot serialise the response: {e}")),
     }
+}
+
+fn json_body(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 fn set_etag(response: &mut Response, etag: &str) {

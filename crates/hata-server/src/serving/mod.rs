@@ -9,6 +9,7 @@
 //! check that compares revisions with the store, for anything missed.
 
 pub mod counts;
+pub mod ofrep_json;
 pub mod sdk_body;
 pub mod ticket;
 
@@ -24,6 +25,7 @@ use hata_store::{EnvRevision, RuleSetDelta, Store, StoreError, StoreResult, Writ
 use tokio::sync::watch;
 
 use counts::{Counters, Pending};
+use ofrep_json::OfrepPieces;
 pub use sdk_body::SdkConfig;
 use sdk_body::{Header, SdkBody};
 
@@ -46,6 +48,8 @@ pub struct EnvServing {
     /// `GET /api/v1/sdk/stream`, built once and shared by every request and open stream (so
     /// a thousand streams do not hold a thousand copies).
     pub sdk: SdkBody,
+    /// The context-independent parts of OFREP answers, per flag and variant.
+    pub ofrep: OfrepPieces,
     pub counters: Counters,
     sink: Arc<Pending>,
 }
@@ -223,6 +227,7 @@ impl Serving {
             .sdk
             .with_flag_replaced(&header, index, flag)
             .ok()??;
+        let ofrep = current.ofrep.with_flag_replaced(&snapshot, index)?;
         Some(Arc::new(EnvServing {
             project: current.project.clone(),
             environment: current.environment.clone(),
@@ -230,6 +235,7 @@ impl Serving {
             revision,
             last_modified: unix_seconds(revised_at),
             counters: Counters::new(&snapshot),
+            ofrep,
             snapshot,
             config_etag,
             sdk,
@@ -335,6 +341,7 @@ impl Serving {
             revision: env.revision,
             last_modified: unix_seconds(&env.revised_at),
             counters: Counters::new(&snapshot),
+            ofrep: OfrepPieces::build(&snapshot),
             snapshot,
             config_etag,
             sdk,
