@@ -71,6 +71,14 @@ impl Drop for EnvServing {
 
 type Catalog = HashMap<String, HashMap<String, Arc<EnvServing>>>;
 
+/// A write's replaced flag, with the ids of the environments it bumped (parallel to its
+/// revisions) and when.
+struct Replaced<'a> {
+    flag: &'a Flag,
+    env_ids: &'a [i64],
+    at: &'a str,
+}
+
 /// Held while loading one environment (see `Serving::refresh`).
 type LoadTurn = Arc<tokio::sync::Mutex<()>>;
 
@@ -161,18 +169,7 @@ impl Serving {
     /// it answers, and whose change notice refreshes again) this turns one load per write into
     /// about one per batch of writes that committed together.
     pub async fn refresh(&self, revisions: &[EnvRevision]) -> StoreResult<()> {
-        for r in revisions {
-            if self.has_revision(r) {
-                continue;
-            }
-            let turn = self.loader(&r.project, &r.environment);
-            let _turn = turn.lock().await;
-            if self.has_revision(r) {
-                continue;
-            }
-            self.load(&r.project, &r.environment).await?;
-        }
-        Ok(())
+        self.bring_up(revisions, None).await
     }
 
     /// Brings the rule sets a write bumped up to date, before its response goes out. A write
@@ -180,10 +177,24 @@ impl Serving {
     /// before it (then nothing else can have changed in between): only that flag is
     /// recompiled and re-serialised. Anything else is read back from the store.
     pub async fn refresh_after(&self, outcome: &WriteOutcome) -> StoreResult<()> {
-        let RuleSetDelta::FlagReplaced(flag) = &outcome.delta else {
-            return self.refresh(&outcome.revisions).await;
+        let replaced = match &outcome.delta {
+            RuleSetDelta::FlagReplaced(flag) => Some(Replaced {
+                flag,
+                env_ids: &outcome.env_ids,
+                at: &outcome.at,
+            }),
+            RuleSetDelta::Reload => None,
         };
-        for (r, &env_id) in outcome.revisions.iter().zip(&outcome.env_ids) {
+        self.bring_up(&outcome.revisions, replaced).await
+    }
+
+    /// `refresh`, applying `replaced` in memory where it can (see `refresh_after`).
+    async fn bring_up(
+        &self,
+        revisions: &[EnvRevision],
+        replaced: Option<Replaced<'_>>,
+    ) -> StoreResult<()> {
+        for (i, r) in revisions.iter().enumerate() {
             if self.has_revision(r) {
                 continue;
             }
@@ -192,10 +203,13 @@ impl Serving {
             if self.has_revision(r) {
                 continue;
             }
-            let next = self
-                .get(&r.project, &r.environment)
-                .filter(|e| e.env_id == env_id && e.revision + 1 == r.revision)
-                .and_then(|current| self.replaced(&current, flag, r.revision, &outcome.at));
+            let next = replaced.as_ref().and_then(|d| {
+                let env_id = *d.env_ids.get(i)?;
+                let current = self
+                    .get(&r.project, &r.environment)
+                    .filter(|e| e.env_id == env_id && e.revision + 1 == r.revision)?;
+                self.replaced(&current, d.flag, r.revision, d.at)
+            });
             match next {
                 Some(next) => self.install(next),
                 None => self.load(&r.project, &r.environment).await?,
