@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use axum::routing::get;
 use axum::{Json, Router};
-use hata_core::evaluate::Evaluation;
+use hata_core::evaluate::{ErrorCode, Evaluation};
 use hata_core::model::{Environment, Flag, FlagConfig, Segment};
 use hata_store::{EnvironmentRecord, Page, ProjectRecord, TokenRecord};
 use serde::Serialize;
@@ -667,25 +667,14 @@ pub struct OfrepFlagMetadata {
     pub hata_note: Option<String>,
 }
 
-/// OFREP error codes.
-#[derive(ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OfrepErrorCode {
-    FlagNotFound,
-    TypeMismatch,
-    ParseError,
-    TargetingKeyMissing,
-    InvalidContext,
-    General,
-}
-
 /// OFREP `evaluationFailure` / `bulkEvaluationFailure` (400, and 404 for a missing flag).
 #[derive(ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OfrepEvaluationFailure {
     /// Absent on bulk failures.
     pub key: Option<String>,
-    pub error_code: OfrepErrorCode,
+    /// OpenFeature's error codes, as the engine names them.
+    pub error_code: ErrorCode,
     pub error_details: String,
 }
 

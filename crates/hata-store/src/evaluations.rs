@@ -7,6 +7,7 @@
 //! there is no version to check, no revision to bump and nothing for the change record.
 
 use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::{Store, StoreResult};
@@ -112,19 +113,7 @@ impl Store {
         .bind(to)
         .fetch_all(self.reader())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(EvaluationCount {
-                    project: r.try_get("project")?,
-                    environment: r.try_get("environment")?,
-                    flag: r.try_get("flag")?,
-                    hour: r.try_get("hour")?,
-                    variant: r.try_get("variant")?,
-                    reason: r.try_get("reason")?,
-                    count: r.try_get("count")?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode_evaluation_count).collect()
     }
 
     /// When a flag was last evaluated, per environment that ever evaluated it.
@@ -141,15 +130,29 @@ impl Store {
         .bind(flag)
         .fetch_all(self.reader())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(FlagEvaluated {
-                    project: r.try_get("project")?,
-                    environment: r.try_get("environment")?,
-                    flag: r.try_get("flag")?,
-                    at: r.try_get("at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(decode_flag_evaluated).collect()
     }
+}
+
+/// A row of `evaluation_counts` (every column).
+pub(crate) fn decode_evaluation_count(r: &AnyRow) -> StoreResult<EvaluationCount> {
+    Ok(EvaluationCount {
+        project: r.try_get("project")?,
+        environment: r.try_get("environment")?,
+        flag: r.try_get("flag")?,
+        hour: r.try_get("hour")?,
+        variant: r.try_get("variant")?,
+        reason: r.try_get("reason")?,
+        count: r.try_get("count")?,
+    })
+}
+
+/// A row of `flag_last_evaluated` (every column).
+pub(crate) fn decode_flag_evaluated(r: &AnyRow) -> StoreResult<FlagEvaluated> {
+    Ok(FlagEvaluated {
+        project: r.try_get("project")?,
+        environment: r.try_get("environment")?,
+        flag: r.try_get("flag")?,
+        at: r.try_get("at")?,
+    })
 }

@@ -29,7 +29,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::evaluations::{EvaluationCount, FlagEvaluated};
+use crate::evaluations::{
+    decode_evaluation_count, decode_flag_evaluated, EvaluationCount, FlagEvaluated,
+};
 use hata_core::model::{Environment, Flag, Project, Segment};
 use hata_core::snapshot::Snapshot;
 use hata_core::validate::{self, FieldError, ProjectView, ValidationErrors, MAX_ERRORS};
@@ -392,15 +394,7 @@ async fn read_all(
     .fetch_all(&mut **tx)
     .await?
     {
-        evaluation_counts.push(EvaluationCount {
-            project: r.try_get("project")?,
-            environment: r.try_get("environment")?,
-            flag: r.try_get("flag")?,
-            hour: r.try_get("hour")?,
-            variant: r.try_get("variant")?,
-            reason: r.try_get("reason")?,
-            count: r.try_get("count")?,
-        });
+        evaluation_counts.push(decode_evaluation_count(&r)?);
     }
     evaluation_counts.sort_by(|a, b| count_key(a).cmp(&count_key(b)));
 
@@ -409,12 +403,7 @@ async fn read_all(
         .fetch_all(&mut **tx)
         .await?
     {
-        flag_last_evaluated.push(FlagEvaluated {
-            project: r.try_get("project")?,
-            environment: r.try_get("environment")?,
-            flag: r.try_get("flag")?,
-            at: r.try_get("at")?,
-        });
+        flag_last_evaluated.push(decode_flag_evaluated(&r)?);
     }
     flag_last_evaluated.sort_by(|a, b| {
         (&a.project, &a.environment, &a.flag).cmp(&(&b.project, &b.environment, &b.flag))
