@@ -22,20 +22,54 @@ use crate::snapshot::{
 };
 
 /// An evaluation context: a JSON object whose `targetingKey` (a string) names the subject and
-/// whose other members are attributes. Borrowed, `Copy` and cheap to build (one map lookup).
+/// whose other members are attributes. Borrowed, `Copy` and cheap to build (one member lookup).
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'c> {
-    attrs: &'c Map<String, Value>,
+    members: Members<'c>,
     targeting_key: Option<&'c str>,
+}
+
+/// The top-level members of a context object.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Members<'c> {
+    Map(&'c Map<String, Value>),
+    /// In document order, as a server reads them off the wire: building a JSON map would
+    /// hash every name (SipHash) for lookups that scan a handful of members anyway.
+    Pairs(&'c [(String, Value)]),
+}
+
+impl<'c> Members<'c> {
+    /// The member called `name`; of duplicates the last, as a JSON map keeps it.
+    #[inline]
+    pub(crate) fn get(self, name: &str) -> Option<&'c Value> {
+        match self {
+            Members::Map(map) => member(map, name),
+            Members::Pairs(pairs) => pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| k.as_str() == name)
+                .map(|(_, v)| v),
+        }
+    }
 }
 
 static EMPTY: LazyLock<Map<String, Value>> = LazyLock::new(Map::new);
 
 impl<'c> Context<'c> {
     pub fn new(attrs: &'c Map<String, Value>) -> Context<'c> {
+        Context::of(Members::Map(attrs))
+    }
+
+    /// A context from an object's members as `(name, value)` pairs, in document order. A
+    /// name given twice means its last value, as in [`Context::new`] on the parsed object.
+    pub fn from_pairs(pairs: &'c [(String, Value)]) -> Context<'c> {
+        Context::of(Members::Pairs(pairs))
+    }
+
+    fn of(members: Members<'c>) -> Context<'c> {
         Context {
-            attrs,
-            targeting_key: member(attrs, "targetingKey").and_then(Value::as_str),
+            members,
+            targeting_key: members.get("targetingKey").and_then(Value::as_str),
         }
     }
 
@@ -55,8 +89,9 @@ impl<'c> Context<'c> {
         self.targeting_key
     }
 
-    pub fn attributes(&self) -> &'c Map<String, Value> {
-        self.attrs
+    /// The top-level member called `name`.
+    pub fn attribute(&self, name: &str) -> Option<&'c Value> {
+        self.members.get(name)
     }
 }
 
@@ -375,7 +410,7 @@ impl Snapshot {
                 test,
                 negate,
             } => {
-                let value = attribute.lookup(ctx.attrs);
+                let value = attribute.lookup(ctx.members);
                 if let Test::Exists = test {
                     return value.is_some_and(|v| !v.is_null()) != *negate;
                 }
@@ -418,7 +453,7 @@ fn serve(serve: &CompiledServe, ctx: &Context<'_>, reason: Reason, rule: Option<
         CompiledServe::Rollout(r) => {
             let bucket = r
                 .bucket_by
-                .lookup(ctx.attrs)
+                .lookup(ctx.members)
                 .and_then(|v| bucket_value(r.prefix, v));
             match bucket {
                 Some(b) => Outcome {

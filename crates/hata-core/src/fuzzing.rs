@@ -88,8 +88,9 @@ pub fn flag_eval(data: &[u8]) {
     let context: Value = serde_json::from_slice(context_bytes).unwrap_or(Value::Null);
     let ctx = Context::from_value(&context).unwrap_or_else(Context::empty);
 
-    // The flag's earlier version for `with_flag_replaced`: the same key and variants, with
-    // its targeting cleared, as if this input were a write that changed it.
+    // The flag's earlier version for `with_flag`: the same key and variants, with its
+    // targeting cleared, as if this input were a write that changed it; and the flags
+    // without it, as if it were a write that created it.
     let mut before = flags.clone();
     if let Some(earlier) = before.last_mut() {
         for config in earlier.environments.values_mut() {
@@ -100,12 +101,20 @@ pub fn flag_eval(data: &[u8]) {
         }
     }
 
+    let without = &flags[..flags.len() - 1];
+
     for env in ENVIRONMENTS {
         let full = Snapshot::compile(env, &flags, &segments);
-        if let (Some(flag), Ok(earlier)) =
-            (flags.last(), Snapshot::compile(env, &before, &segments))
-        {
-            check_replaced(&earlier, flag, &full, &ctx);
+        if let Some(flag) = flags.last() {
+            for earlier in [
+                Snapshot::compile(env, &before, &segments),
+                Snapshot::compile(env, without, &segments),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                check_with_flag(&earlier, flag, &full, &ctx);
+            }
         }
         let snapshot = match full {
             Ok(snapshot) => snapshot,
@@ -113,33 +122,45 @@ pub fn flag_eval(data: &[u8]) {
             Err(_) => continue,
         };
         exercise(&snapshot, &key, &ctx);
+        // The same context as the server reads it (members as pairs) evaluates the same.
+        if let Some(map) = context.as_object() {
+            let pairs: Vec<(String, Value)> =
+                map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let from_pairs = Context::from_pairs(&pairs);
+            assert_eq!(
+                snapshot.evaluate_all(&from_pairs).collect::<Vec<_>>(),
+                snapshot.evaluate_all(&ctx).collect::<Vec<_>>(),
+                "a context as pairs evaluates differently from the same map"
+            );
+        }
     }
 }
 
-/// `earlier.with_flag_replaced(flag)` (the in-memory path of a write) must agree with a full
-/// compile of the same flags: the same error or none, and then the same evaluations.
-fn check_replaced(
+/// `earlier.with_flag(flag)` (the in-memory path of a write) must agree with a full compile
+/// of the same flags: the same error or none, and then the same evaluations, with the flag
+/// spliced in where the full compile has it.
+fn check_with_flag(
     earlier: &Snapshot,
     flag: &Flag,
     full: &Result<Snapshot, crate::snapshot::CompileError>,
     ctx: &Context<'_>,
 ) {
-    match (earlier.with_flag_replaced(flag), full) {
+    match (earlier.with_flag(flag), full) {
         (None, _) => {}
-        (Some(Ok(replaced)), Ok(full)) => {
-            let a: Vec<_> = replaced.evaluate_all(ctx).collect();
+        (Some(Ok((after, spliced))), Ok(full)) => {
+            let a: Vec<_> = after.evaluate_all(ctx).collect();
             let b: Vec<_> = full.evaluate_all(ctx).collect();
-            assert_eq!(
-                a, b,
-                "with_flag_replaced evaluates differently from compile"
-            );
+            assert_eq!(a, b, "with_flag evaluates differently from compile");
             for key in full.flag_keys() {
-                assert_eq!(replaced.evaluate(key, ctx), full.evaluate(key, ctx));
+                assert_eq!(after.evaluate(key, ctx), full.evaluate(key, ctx));
             }
+            assert!(after.flag_keys().eq(full.flag_keys()));
+            assert_eq!(spliced.removed, earlier.index_of(&flag.key));
+            assert_eq!(spliced.inserted, full.index_of(&flag.key));
         }
         (Some(Err(_)), Err(_)) => {}
-        (Some(Ok(_)), Err(e)) => panic!("with_flag_replaced accepted what compile rejects: {e}"),
-        (Some(Err(e)), Ok(_)) => panic!("with_flag_replaced rejected what compile accepts: {e}"),
+        (Some(Ok(_)), Err(e)) => panic!("with_flag accepted what compile rejects: {e}"),
+        (Some(Err(e)), Ok(_)) => panic!("with_flag rejected what compile accepts: {e}"),
     }
 }
 

@@ -20,6 +20,7 @@ use semver::Version;
 use serde_json::Value;
 
 use crate::bucketing::{PrefixHash, BUCKETS};
+use crate::evaluate::Members;
 use crate::model::{Condition, Flag, FlagConfig, FlagType, Operator, Segment, Serve};
 use crate::operand::{parse_semver, parse_timestamp, TimestampNanos};
 
@@ -60,13 +61,24 @@ pub struct Snapshot {
     pub(crate) segments: Arc<Vec<CompiledSegment>>,
 }
 
-#[derive(Debug)]
+/// Where a written flag left and joined the live order ([`Snapshot::with_flag`]): indices
+/// before and after the write. Other flags keep their order; parts kept per live flag (the
+/// server's pre-serialised answers) are spliced the same way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spliced {
+    /// The flag's index before the write, if it was live.
+    pub removed: Option<usize>,
+    /// Its index after the write, if it is live.
+    pub inserted: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
 pub(crate) struct CompiledVariant {
     pub key: String,
     pub value: Value,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct CompiledFlag {
     pub key: String,
     pub version: i64,
@@ -83,7 +95,7 @@ pub(crate) struct CompiledFlag {
     pub default: CompiledServe,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct CompiledPrerequisite {
     /// `None` when the flag is archived or not configured in this environment: it is then
     /// missing, its evaluation is an error, and the prerequisite never holds.
@@ -92,20 +104,20 @@ pub(crate) struct CompiledPrerequisite {
     pub variants: Vec<usize>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct CompiledRule {
     pub id: String,
     pub conditions: Vec<CompiledCondition>,
     pub serve: CompiledServe,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum CompiledServe {
     Variant(usize),
     Rollout(CompiledRollout),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct CompiledRollout {
     pub bucket_by: AttributePath,
     /// murmur3 state after `salt + "/"`.
@@ -132,7 +144,7 @@ impl CompiledRollout {
 
 /// A condition attribute: a top-level member name, and the dotted path it is read as when no
 /// member has exactly that name.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct AttributePath {
     pub name: Box<str>,
     /// Present only when `name` contains a dot.
@@ -152,12 +164,12 @@ impl AttributePath {
     /// The attribute's value in `attrs`: an exact top-level member first (even a `null` one),
     /// else the dotted path through nested objects.
     #[inline]
-    pub fn lookup<'c>(&self, attrs: &'c serde_json::Map<String, Value>) -> Option<&'c Value> {
-        if let Some(v) = member(attrs, &self.name) {
+    pub fn lookup<'c>(&self, members: Members<'c>) -> Option<&'c Value> {
+        if let Some(v) = members.get(&self.name) {
             return Some(v);
         }
         let (first, rest) = self.path.as_deref()?.split_first()?;
-        let mut v = member(attrs, first)?;
+        let mut v = members.get(first)?;
         for part in rest {
             v = member(v.as_object()?, part)?;
         }
@@ -176,7 +188,7 @@ pub(crate) fn member<'c>(map: &'c serde_json::Map<String, Value>, name: &str) ->
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum CompiledCondition {
     Attribute {
         attribute: AttributePath,
@@ -189,7 +201,7 @@ pub(crate) enum CompiledCondition {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Test {
     In(InSet),
     Contains(Box<[Box<str>]>),
@@ -209,7 +221,7 @@ pub(crate) enum Test {
 }
 
 /// The values of an `in` condition, split by JSON type so that equality is type-aware.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct InSet {
     pub strings: FxHashSet<Box<str>>,
     /// `number_key` of each number: `2` and `2.0` are the same key.
@@ -318,44 +330,85 @@ impl Snapshot {
         })
     }
 
-    /// This snapshot with one flag replaced by a new version of itself, recompiling only that
-    /// flag and sharing everything else: the in-memory path for the most common write. The
-    /// result is the snapshot `compile` would build from the same flags with `flag` swapped
-    /// in.
+    /// This snapshot after a write of one flag (created, changed, archived or restored),
+    /// recompiling only that flag and sharing everything else: the in-memory path for the
+    /// most common writes. The result is the snapshot `compile` would build from the same
+    /// flags with `flag` in place of its earlier version (if any), and where the flag left or
+    /// joined the live order.
     ///
-    /// `None` when the replacement could change other flags' compiled form or the set of live
-    /// flags, and a full `compile` is needed: the flag is not live here before or after (it
-    /// was or is being archived, or is not configured in this environment), its variant keys
-    /// changed (flags that name it as a prerequisite hold indices into them), or one of its
-    /// prerequisites is not live here (its variants are not in the snapshot).
-    pub fn with_flag_replaced(&self, flag: &Flag) -> Option<Result<Snapshot, CompileError>> {
-        let index = *self.by_key.get(flag.key.as_str())?;
-        let config = flag
-            .environments
-            .get(&self.env)
-            .filter(|_| !flag.archived)?;
-        let old = &self.flags[index];
-        let same_variants = old.variants.len() == flag.variants.len()
-            && old
-                .variants
-                .iter()
-                .zip(&flag.variants)
-                .all(|(o, n)| o.key == n.key);
-        if !same_variants {
+    /// `None` when other flags' compiled form could change in ways this does not follow, and a
+    /// full `compile` is needed:
+    /// - a live flag keeps its key but changes its variant keys (flags that name it as a
+    ///   prerequisite hold indices into them);
+    /// - a flag leaves the live set while another live flag names it as a prerequisite;
+    /// - a flag joins the live set while some prerequisite is unresolved (it may name this
+    ///   flag);
+    /// - one of its prerequisites is not live here, or is itself (their variants are not in
+    ///   the snapshot).
+    pub fn with_flag(&self, flag: &Flag) -> Option<Result<(Snapshot, Spliced), CompileError>> {
+        let old = self.by_key.get(flag.key.as_str()).copied();
+        let config = flag.environments.get(&self.env).filter(|_| !flag.archived);
+        let Some(config) = config else {
+            return match old {
+                // Live flags may name it as a prerequisite that never holds: their compiled
+                // form still holds indices into its variants, which may have changed.
+                None if self.has_unresolved_prerequisite() => None,
+                None => Some(Ok((self.clone_shared(), Spliced::default()))),
+                Some(old) => self.without(old).map(Ok),
+            };
+        };
+        if let Some(old) = old {
+            let before = &self.flags[old].variants;
+            let same_variants = before.len() == flag.variants.len()
+                && before
+                    .iter()
+                    .zip(&flag.variants)
+                    .all(|(o, n)| o.key == n.key);
+            if !same_variants {
+                return None;
+            }
+        } else if self.has_unresolved_prerequisite() {
             return None;
         }
-        if config
-            .prerequisites
-            .iter()
-            .any(|p| p.flag != flag.key && !self.by_key.contains_key(p.flag.as_str()))
-        {
+        // A flag that was live may name itself: that resolves to its old variants (the same
+        // keys), and the cycle check below rejects it, as `compile`'s does.
+        let unresolved = config.prerequisites.iter().any(|p| {
+            if p.flag == flag.key {
+                old.is_none()
+            } else {
+                !self.by_key.contains_key(p.flag.as_str())
+            }
+        });
+        if unresolved {
             return None;
         }
-        // A flag naming itself resolves to its old variants (the same keys); the cycle check
-        // below then rejects it, as `compile`'s does.
+        // The other live flags, numbered as after the write, and the index of every flag.
+        let (index, others, by_key) = match old {
+            Some(old) => (old, self.flags.clone(), Arc::clone(&self.by_key)),
+            None => {
+                let index = self
+                    .flags
+                    .partition_point(|f| f.key.as_str() < flag.key.as_str());
+                let others = self.renumbered(|i| if i >= index { i + 1 } else { i });
+                let mut by_key: FxHashMap<Box<str>, usize> = FxHashMap::default();
+                by_key.reserve(others.len() + 1);
+                for (i, f) in others.iter().enumerate() {
+                    let at = if i >= index { i + 1 } else { i };
+                    by_key.insert(f.key.as_str().into(), at);
+                }
+                by_key.insert(flag.key.as_str().into(), index);
+                (index, others, Arc::new(by_key))
+            }
+        };
         let variants_of = |key: &str| {
-            let &i = self.by_key.get(key)?;
-            Some(Variants::Compiled(&self.flags[i].variants))
+            let &i = by_key.get(key)?;
+            let at = match old {
+                Some(_) => i,
+                None if i == index => return None,
+                None if i > index => i - 1,
+                None => i,
+            };
+            Some(Variants::Compiled(&others[at].variants))
         };
         let mut compiler = Compiler {
             segment_index: self
@@ -366,7 +419,7 @@ impl Snapshot {
                 .collect(),
             regexes: HashMap::new(),
         };
-        let compiled = match compiler.flag(flag, config, &variants_of, &self.by_key) {
+        let compiled = match compiler.flag(flag, config, &variants_of, &by_key) {
             Ok(c) => c,
             Err(e) => {
                 return Some(Err(
@@ -374,18 +427,108 @@ impl Snapshot {
                 ))
             }
         };
-        let mut flags = self.flags.clone();
-        flags[index] = Arc::new(compiled);
+        let mut flags = others;
+        match old {
+            Some(_) => flags[index] = Arc::new(compiled),
+            None => flags.insert(index, Arc::new(compiled)),
+        }
         // Prerequisites may have changed: a new cycle or a too deep chain is still an error.
         if let Err(e) = check_flag_nesting(&flags) {
             return Some(Err(e));
         }
-        Some(Ok(Snapshot {
+        let spliced = Spliced {
+            removed: old,
+            inserted: Some(index),
+        };
+        Some(Ok((
+            Snapshot {
+                env: self.env.clone(),
+                flags,
+                by_key,
+                segments: Arc::clone(&self.segments),
+            },
+            spliced,
+        )))
+    }
+
+    /// This snapshot after flag `key` was deleted; `None` when a full `compile` is needed
+    /// (another live flag names it as a prerequisite; see [`Snapshot::with_flag`]).
+    pub fn without_flag(&self, key: &str) -> Option<(Snapshot, Spliced)> {
+        match self.by_key.get(key) {
+            Some(&index) => self.without(index),
+            None if self.has_unresolved_prerequisite() => None,
+            None => Some((self.clone_shared(), Spliced::default())),
+        }
+    }
+
+    /// This snapshot without the live flag at `index`; `None` if another flag names it as a
+    /// prerequisite (that flag's compiled form would change).
+    fn without(&self, index: usize) -> Option<(Snapshot, Spliced)> {
+        let named = self
+            .flags
+            .iter()
+            .any(|f| f.prerequisites.iter().any(|p| p.flag == Some(index)));
+        if named {
+            return None;
+        }
+        let mut flags = self.renumbered(|i| if i > index { i - 1 } else { i });
+        flags.remove(index);
+        let by_key = flags
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.key.as_str().into(), i))
+            .collect();
+        Some((
+            Snapshot {
+                env: self.env.clone(),
+                flags,
+                by_key: Arc::new(by_key),
+                segments: Arc::clone(&self.segments),
+            },
+            Spliced {
+                removed: Some(index),
+                inserted: None,
+            },
+        ))
+    }
+
+    /// The compiled flags with every prerequisite's flag index mapped by `to`; flags without
+    /// prerequisites (most) are shared, not copied.
+    fn renumbered(&self, to: impl Fn(usize) -> usize) -> Vec<Arc<CompiledFlag>> {
+        self.flags
+            .iter()
+            .map(|f| {
+                let moved = f
+                    .prerequisites
+                    .iter()
+                    .any(|p| p.flag.is_some_and(|i| to(i) != i));
+                if !moved {
+                    return Arc::clone(f);
+                }
+                let mut f = CompiledFlag::clone(f);
+                for p in &mut f.prerequisites {
+                    p.flag = p.flag.map(&to);
+                }
+                Arc::new(f)
+            })
+            .collect()
+    }
+
+    /// Whether some live flag has a prerequisite that is not live here.
+    fn has_unresolved_prerequisite(&self) -> bool {
+        self.flags
+            .iter()
+            .any(|f| f.prerequisites.iter().any(|p| p.flag.is_none()))
+    }
+
+    /// The same snapshot, sharing every part.
+    fn clone_shared(&self) -> Snapshot {
+        Snapshot {
             env: self.env.clone(),
-            flags,
+            flags: self.flags.clone(),
             by_key: Arc::clone(&self.by_key),
             segments: Arc::clone(&self.segments),
-        }))
+        }
     }
 
     /// The environment this snapshot was compiled for.

@@ -1300,10 +1300,11 @@ fn compile_bounds_nesting() {
     assert!(compile(&[], &segs(5000)).is_err());
 }
 
-// ---- with_flag_replaced: the in-memory path of a write -----------------------------------
+// ---- with_flag: the in-memory path of a write --------------------------------------------
 
-/// `with_flag_replaced(new)` on a snapshot of `flags` against a full compile of `flags` with
-/// `new` in place of the flag with its key.
+/// `with_flag(new)` on a snapshot of `flags` against a full compile of `flags` with `new` in
+/// place of the flag with its key (or added). Checks that the splice names where the flag was
+/// and is.
 fn replaced_and_full(
     flags: &[Value],
     new: Value,
@@ -1314,13 +1315,22 @@ fn replaced_and_full(
     let before = snapshot(flags, &[segment_json()]);
     let new = flag(new);
     let mut after: Vec<Flag> = flags.iter().cloned().map(flag).collect();
-    for f in &mut after {
-        if f.key == new.key {
-            *f = new.clone();
-        }
+    match after.iter_mut().find(|f| f.key == new.key) {
+        Some(f) => *f = new.clone(),
+        None => after.push(new.clone()),
     }
     let full = Snapshot::compile(ENV, &after, &[segment(segment_json())]);
-    (before.with_flag_replaced(&new), full)
+    let with = before.with_flag(&new).map(|r| {
+        r.map(|(snap, spliced)| {
+            assert_eq!(spliced.removed, before.index_of(&new.key), "{}", new.key);
+            if let Ok(full) = &full {
+                assert_eq!(spliced.inserted, full.index_of(&new.key), "{}", new.key);
+                assert!(snap.flag_keys().eq(full.flag_keys()));
+            }
+            snap
+        })
+    });
+    (with, full)
 }
 
 fn segment_json() -> Value {
@@ -1390,15 +1400,11 @@ fn replacing_needs_a_full_compile_when_other_flags_could_change() {
         json!({"key": "a", "type": "boolean",
                "variants": [{"key": "off", "value": false}, {"key": "on", "value": true}],
                "environments": {"prod": {"enabled": true}}}),
-        // Archived: leaves the live set.
-        json!({"key": "c", "type": "boolean", "archived": true,
+        // Archived while `b` names it as a prerequisite.
+        json!({"key": "a", "type": "boolean", "archived": true,
                "environments": {"prod": {"enabled": true}}}),
-        // No longer configured here.
-        json!({"key": "c", "type": "boolean", "environments": {"staging": {"enabled": true}}}),
-        // Not live before (archived): joins the live set.
-        json!({"key": "gone", "type": "boolean", "environments": {"prod": {"enabled": true}}}),
-        // A new flag.
-        json!({"key": "new", "type": "boolean", "environments": {"prod": {"enabled": true}}}),
+        // No longer configured here while `b` names it.
+        json!({"key": "a", "type": "boolean", "environments": {"staging": {"enabled": true}}}),
         // A prerequisite that is not live here (its variants are not in the snapshot).
         json!({"key": "c", "type": "boolean", "environments": {"prod": {"enabled": true,
                "prerequisites": [{"flag": "gone", "variants": ["on"]}]}}}),
@@ -1407,6 +1413,93 @@ fn replacing_needs_a_full_compile_when_other_flags_could_change() {
         let (replaced, _) = replaced_and_full(&base_flags(), new.clone());
         assert!(replaced.is_none(), "{new}");
     }
+    // A live flag names one that is not live (`gone`): a flag joining the live set could be
+    // that one, so joins take the full path; so does any write of a flag that is not live.
+    let mut unresolved = base_flags();
+    unresolved.push(
+        json!({"key": "d", "type": "boolean", "environments": {"prod": {
+        "enabled": true, "prerequisites": [{"flag": "gone", "variants": ["on"]}]}}}),
+    );
+    for new in [
+        json!({"key": "gone", "type": "boolean", "environments": {"prod": {"enabled": true}}}),
+        json!({"key": "new", "type": "boolean", "environments": {"prod": {"enabled": true}}}),
+        json!({"key": "gone", "type": "boolean", "archived": true,
+               "variants": [{"key": "x", "value": true}, {"key": "on", "value": false}],
+               "environments": {"prod": {"enabled": true}}}),
+    ] {
+        let (replaced, full) = replaced_and_full(&unresolved, new.clone());
+        assert!(replaced.is_none(), "{new}");
+        assert!(full.is_ok(), "{new}");
+    }
+}
+
+#[test]
+fn flags_join_and_leave_the_live_set_in_memory() {
+    let cases = [
+        // New flags before, between and after the others (a, b, c).
+        json!({"key": "0", "type": "boolean", "environments": {"prod": {"enabled": true}}}),
+        json!({"key": "bb", "type": "string",
+               "variants": [{"key": "x", "value": "X"}],
+               "environments": {"prod": {"enabled": true, "default": {"variant": "x"},
+                   "prerequisites": [{"flag": "b", "variants": ["y"]}, {"flag": "a", "variants": ["on"]}]}}}),
+        json!({"key": "z", "type": "boolean", "environments": {"prod": {"enabled": true,
+               "targets": [{"variant": "on", "values": ["u1"]}]}}}),
+        // Restored from the archive.
+        json!({"key": "gone", "type": "boolean", "environments": {"prod": {"enabled": true}}}),
+        // Archived, and no longer configured here, with nobody naming it.
+        json!({"key": "c", "type": "boolean", "archived": true,
+               "environments": {"prod": {"enabled": true}}}),
+        json!({"key": "c", "type": "boolean", "environments": {"staging": {"enabled": true}}}),
+        // `e` leaves (it names `b`; nobody names `e`).
+        json!({"key": "e", "type": "boolean", "archived": true,
+               "environments": {"prod": {"enabled": true}}}),
+        // Created, but not configured here: nothing live changes.
+        json!({"key": "elsewhere", "type": "boolean", "environments": {"staging": {"enabled": true}}}),
+    ];
+    // `b` is named by a flag after it, so inserting before `b` moves both the prerequisite
+    // and its target.
+    let mut flags = base_flags();
+    flags[0] = json!({"key": "a", "type": "boolean",
+        "environments": {"prod": {"enabled": true, "default": {"variant": "on"}}}});
+    flags.push(
+        json!({"key": "e", "type": "boolean", "environments": {"prod": {"enabled": true,
+        "prerequisites": [{"flag": "b", "variants": ["x"]}]}}}),
+    );
+    for new in cases {
+        let (with, full) = replaced_and_full(&flags, new.clone());
+        let with = with
+            .unwrap_or_else(|| panic!("in-memory path for {new}"))
+            .expect("compiles");
+        let full = full.expect("compiles");
+        for user in ["u1", "u2", "u3"] {
+            let ctx = json!({"targetingKey": user});
+            assert_eq!(all_of(&with, ctx.clone()), all_of(&full, ctx), "{new}");
+        }
+    }
+    // The prerequisite of `e` on `b` still reaches `b` after a flag is inserted before it:
+    // `b` serves `x` only while `a` is on, so switching `a` off must fail `e`'s prerequisite.
+    let before = snapshot(&flags, &[segment_json()]);
+    let (inserted, _) = before
+        .with_flag(&flag(
+            json!({"key": "0", "type": "boolean", "environments": {"prod": {}}}),
+        ))
+        .expect("in memory")
+        .expect("compiles");
+    let (off, _) = inserted
+        .with_flag(&flag(
+            json!({"key": "a", "type": "boolean", "environments": {"prod": {"enabled": false}}}),
+        ))
+        .expect("in memory")
+        .expect("compiles");
+    let m = obj(json!({"targetingKey": "u1"}));
+    assert_eq!(
+        off.evaluate("e", &Context::new(&m)).reason,
+        Reason::PrerequisiteFailed
+    );
+    assert_eq!(
+        inserted.evaluate("e", &Context::new(&m)).reason,
+        Reason::Default
+    );
 }
 
 #[test]
@@ -1431,4 +1524,65 @@ fn replacing_rejects_what_a_full_compile_rejects() {
         assert!(replaced.expect("in-memory path").is_err(), "{new}");
         assert!(full.is_err(), "{new}");
     }
+}
+
+#[test]
+fn contexts_read_as_pairs_evaluate_like_the_parsed_object() {
+    let snap = snapshot(
+        &[json!({
+            "key": "f", "type": "boolean",
+            "environments": {"prod": {"enabled": true,
+                "targets": [{"variant": "off", "values": ["blocked"]}],
+                "rules": [{"id": "r", "conditions": [
+                    {"attribute": "plan", "operator": "in", "values": ["pro"]},
+                    {"attribute": "org.tier", "operator": "in", "values": ["gold"]}
+                ], "serve": {"variant": "on"}}]}}
+        })],
+        &[],
+    );
+    let pair = |k: &str, v: Value| (k.to_string(), v);
+    let cases = [
+        // Duplicate names: the last one counts, as when the object is parsed into a map.
+        vec![
+            pair("plan", json!("free")),
+            pair("plan", json!("pro")),
+            pair("org", json!({"tier": "gold"})),
+        ],
+        vec![
+            pair("plan", json!("pro")),
+            pair("plan", json!("free")),
+            pair("org", json!({"tier": "gold"})),
+        ],
+        // A member named with the dot wins over the path.
+        vec![
+            pair("plan", json!("pro")),
+            pair("org.tier", json!("gold")),
+            pair("org", json!({"tier": "lead"})),
+        ],
+        vec![
+            pair("targetingKey", json!("blocked")),
+            pair("plan", json!("pro")),
+            pair("org", json!({"tier": "gold"})),
+        ],
+        vec![
+            pair("targetingKey", json!("blocked")),
+            pair("targetingKey", json!("u1")),
+            pair("plan", json!("pro")),
+            pair("org", json!({"tier": "gold"})),
+        ],
+        vec![],
+    ];
+    let mut served = Vec::new();
+    for pairs in &cases {
+        let map: Map<String, Value> = pairs.iter().cloned().collect();
+        let from_pairs = snap.evaluate("f", &Context::from_pairs(pairs));
+        assert_eq!(
+            from_pairs,
+            snap.evaluate("f", &Context::new(&map)),
+            "{pairs:?}"
+        );
+        served.push(from_pairs.variant.to_string());
+    }
+    // And the cases do tell the variants apart.
+    assert_eq!(served, ["on", "off", "on", "off", "on", "off"]);
 }

@@ -835,6 +835,39 @@ async fn rule_sets_updated_in_memory_equal_a_fresh_load() {
     )
     .await
     .expect(StatusCode::OK);
+    // Flags joining and leaving: `c-new` sorts between `banner` and `killed` and names
+    // `killed`, so `killed`'s index and `needs-killed`'s prerequisite on it both move.
+    s.flag(
+        "shop",
+        json!({"key": "c-new", "type": "boolean", "environments": {"development": {
+            "enabled": true, "off_variant": "off", "default": {"variant": "on"},
+            "prerequisites": [{"flag": "killed", "variants": ["on"]}],
+            "targets": [{"variant": "off", "values": ["u-7"]}]}}}),
+    )
+    .await;
+    s.flag("shop", json!({"key": "a-first", "type": "boolean"}))
+        .await;
+    let theme = |archived: bool| {
+        json!({"key": "theme", "type": "json", "archived": archived,
+            "variants": [{"key": "dark", "value": {"bg": "#000", "size": 3}}],
+            "environments": {"development": {"enabled": true, "off_variant": "dark",
+                "default": {"variant": "dark"}}}})
+    };
+    s.put("/api/v1/projects/shop/flags/theme", &theme(true))
+        .await
+        .expect(StatusCode::OK);
+    s.put("/api/v1/projects/shop/flags/theme", &theme(false))
+        .await
+        .expect(StatusCode::OK);
+    s.flag("shop", json!({"key": "gone-again", "type": "boolean"}))
+        .await;
+    s.delete("/api/v1/projects/shop/flags/gone-again")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    s.put("/api/v1/projects/shop/flags/banner", &json!({"key": "banner", "type": "string",
+            "archived": true, "variants": [{"key": "a", "value": "Hello"}, {"key": "b", "value": "Welcome"}]}))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(
         s.state().serving.store_loads(),
         loads,
@@ -886,10 +919,21 @@ async fn rule_sets_updated_in_memory_equal_a_fresh_load() {
     let attrs = json!({"targetingKey": "x"});
     let ctx = hata_core::evaluate::Context::new(attrs.as_object().expect("object"));
     assert_eq!(dev.snapshot.evaluate("needs-killed", &ctx).variant, "on");
+    assert_eq!(dev.snapshot.evaluate("c-new", &ctx).variant, "on");
+    assert!(dev.snapshot.flag("banner").is_none(), "archived");
+    assert!(dev.snapshot.flag("gone-again").is_none(), "deleted");
 
-    // A new flag changes the set of flags: read back from the store.
-    s.flag("shop", json!({"key": "new", "type": "boolean"}))
-        .await;
+    // New variant keys for a flag that another names as a prerequisite: read back.
+    s.put(
+        "/api/v1/projects/shop/flags/killed",
+        &json!({"key": "killed", "type": "boolean",
+            "variants": [{"key": "on", "value": true}, {"key": "off", "value": false},
+                         {"key": "maybe", "value": false}],
+            "environments": {"development": {"enabled": true, "off_variant": "off",
+                "default": {"variant": "on"}}}}),
+    )
+    .await
+    .expect(StatusCode::OK);
     assert!(s.state().serving.store_loads() > loads);
 }
 

@@ -145,10 +145,12 @@ pub struct WriteOutcome {
 /// write (which made a write cost O(flags), twice over with two environments).
 #[derive(Debug, Clone)]
 pub enum RuleSetDelta {
-    /// Exactly one existing flag was replaced by this one (as stored: version and times
-    /// included), and nothing else changed. The most common write by far: toggles, kill
-    /// switches, rollout steps, targeting edits.
-    FlagReplaced(Box<Flag>),
+    /// Exactly one flag was created or replaced by this one (as stored: version and times
+    /// included), and nothing else changed. The most common writes by far: toggles, kill
+    /// switches, rollout steps, targeting edits, new flags.
+    FlagWritten(Box<Flag>),
+    /// Exactly this flag was deleted, and nothing else changed.
+    FlagDeleted(String),
     /// Anything else: read the rule sets back from the store.
     Reload,
 }
@@ -1017,6 +1019,7 @@ impl WriteTx {
             None,
             Some(value.clone()),
         );
+        self.delta = RuleSetDelta::FlagWritten(Box::new(flag));
         Ok((Some(value), 1))
     }
 
@@ -1074,7 +1077,7 @@ impl WriteTx {
             Some(old_value),
             Some(value.clone()),
         );
-        self.delta = RuleSetDelta::FlagReplaced(Box::new(flag));
+        self.delta = RuleSetDelta::FlagWritten(Box::new(flag));
         Ok((Some(value), version))
     }
 
@@ -1105,6 +1108,7 @@ impl WriteTx {
             .await?;
         self.bump(project, None).await?;
         self.change("delete", "flag", Some(project), key, Some(old_value), None);
+        self.delta = RuleSetDelta::FlagDeleted(key.to_string());
         Ok((None, version))
     }
 

@@ -18,7 +18,7 @@ use axum::{Extension, Router};
 use hata_core::evaluate::{Context, ErrorCode, Evaluation};
 use hata_store::TokenKind;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -179,7 +179,7 @@ fn evaluate_single(
         Ok(attrs) => attrs,
         Err((code, details)) => return failure(StatusCode::BAD_REQUEST, Some(key), code, &details),
     };
-    let evaluation = env.snapshot.evaluate(key, &Context::new(&attrs));
+    let evaluation = env.snapshot.evaluate(key, &Context::from_pairs(&attrs));
     if let Some(code) = evaluation.error_code {
         let status = if code == ErrorCode::FlagNotFound {
             StatusCode::NOT_FOUND
@@ -284,7 +284,7 @@ async fn bulk(
         set_etag(&mut response, &etag);
         return response;
     }
-    let ctx = Context::new(&attrs);
+    let ctx = Context::from_pairs(&attrs);
     let evaluations: Vec<Evaluation<'_>> = env.snapshot.evaluate_all(&ctx).collect();
     for e in &evaluations {
         env.counters.record(e);
@@ -386,38 +386,145 @@ fn stream_url(
     format!("{base}/ofrep/v1/events?ticket={ticket}")
 }
 
-/// The request's `context`: `PARSE_ERROR` for a body that is not JSON, `INVALID_CONTEXT` for
-/// one without an object `context` or with a non-string `targetingKey`. A context without
-/// `targetingKey` is fine (`evaluation.md`: it matches no target, rollouts serve a fallback).
-fn parse_context(body: &[u8]) -> Result<Map<String, Value>, (ErrorCode, String)> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        (
-            ErrorCode::ParseError,
-            format!("request body is not valid JSON: {e}"),
-        )
+/// The request's `context`, as its members in document order: `PARSE_ERROR` for a body that
+/// is not JSON, `INVALID_CONTEXT` for one without an object `context` or with a non-string
+/// `targetingKey`. A context without `targetingKey` is fine (`evaluation.md`: it matches no
+/// target, rollouts serve a fallback).
+///
+/// Read straight into pairs, not into a `serde_json` map: a map would hash every member name
+/// for the few lookups an evaluation makes, and this is on every request.
+fn parse_context(body: &[u8]) -> Result<Vec<(String, Value)>, (ErrorCode, String)> {
+    let request: RequestBody = serde_json::from_slice(body).map_err(|e| {
+        let details = if e.classify() == serde_json::error::Category::Data {
+            "request body must be a JSON object with a `context`".to_string()
+        } else {
+            format!("request body is not valid JSON: {e}")
+        };
+        (ErrorCode::ParseError, details)
     })?;
-    let Value::Object(mut request) = value else {
-        return Err((
-            ErrorCode::ParseError,
-            "request body must be a JSON object with a `context`".into(),
-        ));
-    };
-    match request.remove("context") {
-        Some(Value::Object(context)) => match context.get("targetingKey") {
-            None | Some(Value::String(_)) => Ok(context),
-            Some(_) => Err((
-                ErrorCode::InvalidContext,
-                "context.targetingKey must be a string".into(),
-            )),
-        },
-        None | Some(Value::Null) => Err((
+    match request.context {
+        ContextMember::Object(members) => {
+            match Context::from_pairs(&members).attribute("targetingKey") {
+                None | Some(Value::String(_)) => Ok(members),
+                Some(_) => Err((
+                    ErrorCode::InvalidContext,
+                    "context.targetingKey must be a string".into(),
+                )),
+            }
+        }
+        ContextMember::Missing | ContextMember::Null => Err((
             ErrorCode::InvalidContext,
             "`context` is required (an object; it may be empty)".into(),
         )),
-        Some(_) => Err((
+        ContextMember::Other => Err((
             ErrorCode::InvalidContext,
             "`context` must be a JSON object".into(),
         )),
+    }
+}
+
+/// An evaluation request body: a JSON object whose `context` is all that is read (other
+/// members are skipped; of duplicate `context`s the last counts, as in a JSON map).
+struct RequestBody {
+    context: ContextMember,
+}
+
+enum ContextMember {
+    Missing,
+    Null,
+    Object(Vec<(String, Value)>),
+    /// Any other JSON value: an array, string, number or boolean.
+    Other,
+}
+
+impl<'de> Deserialize<'de> for RequestBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, Visitor};
+
+        /// A member name, as whether it is `context`; no copy of it is made.
+        struct IsContext(bool);
+        impl<'de> Deserialize<'de> for IsContext {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Name;
+                impl Visitor<'_> for Name {
+                    type Value = IsContext;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a member name")
+                    }
+                    fn visit_str<E>(self, v: &str) -> Result<IsContext, E> {
+                        Ok(IsContext(v == "context"))
+                    }
+                }
+                d.deserialize_str(Name)
+            }
+        }
+
+        struct Body;
+        impl<'de> Visitor<'de> for Body {
+            type Value = RequestBody;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object with a `context`")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RequestBody, A::Error> {
+                let mut context = ContextMember::Missing;
+                while let Some(IsContext(is_context)) = map.next_key()? {
+                    if is_context {
+                        context = map.next_value()?;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(RequestBody { context })
+            }
+        }
+        d.deserialize_map(Body)
+    }
+}
+
+impl<'de> Deserialize<'de> for ContextMember {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+        struct Member;
+        impl<'de> Visitor<'de> for Member {
+            type Value = ContextMember;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ContextMember, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    members.push(entry);
+                }
+                Ok(ContextMember::Object(members))
+            }
+            fn visit_unit<E>(self) -> Result<ContextMember, E> {
+                Ok(ContextMember::Null)
+            }
+            fn visit_none<E>(self) -> Result<ContextMember, E> {
+                Ok(ContextMember::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ContextMember, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(ContextMember::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<ContextMember, E> {
+                Ok(ContextMember::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<ContextMember, E> {
+                Ok(ContextMember::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<ContextMember, E> {
+                Ok(ContextMember::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<ContextMember, E> {
+                Ok(ContextMember::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<ContextMember, E> {
+                Ok(ContextMember::Other)
+            }
+        }
+        d.deserialize_any(Member)
     }
 }
 
@@ -528,6 +635,48 @@ mod tests {
                 .0,
             ErrorCode::InvalidContext
         );
+        for other in ["\"x\"", "1", "1.5", "-1", "true", "[{\"a\":1}]"] {
+            let body = format!(r#"{{"context":{other}}}"#);
+            assert_eq!(
+                parse_context(body.as_bytes()).unwrap_err(),
+                (
+                    ErrorCode::InvalidContext,
+                    "`context` must be a JSON object".into()
+                ),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            parse_context(br#"{"context":null}"#).unwrap_err().0,
+            ErrorCode::InvalidContext
+        );
+        // Trailing garbage and a truncated context are not JSON.
+        assert_eq!(
+            parse_context(br#"{"context":{}} x"#).unwrap_err().0,
+            ErrorCode::ParseError
+        );
+        assert_eq!(
+            parse_context(br#"{"context":{"a":"#).unwrap_err().0,
+            ErrorCode::ParseError
+        );
+        assert_eq!(
+            parse_context(b"\"context\"").unwrap_err().0,
+            ErrorCode::ParseError
+        );
+    }
+
+    #[test]
+    fn contexts_are_read_in_document_order_with_other_members_skipped() {
+        let members = parse_context(
+            br#"{"flags":["a"],"context":{"x":1},"context":{"targetingKey":"u","a":{"b":[1]},"a":2},"z":{}}"#,
+        )
+        .expect("valid");
+        let names: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["targetingKey", "a", "a"]);
+        let ctx = Context::from_pairs(&members);
+        assert_eq!(ctx.targeting_key(), Some("u"));
+        assert_eq!(ctx.attribute("a"), Some(&Value::from(2)));
+        assert_eq!(ctx.attribute("x"), None);
     }
 
     #[test]

@@ -71,12 +71,20 @@ impl Drop for EnvServing {
 
 type Catalog = HashMap<String, HashMap<String, Arc<EnvServing>>>;
 
-/// A write's replaced flag, with the ids of the environments it bumped (parallel to its
+/// A write of one flag, with the ids of the environments it bumped (parallel to its
 /// revisions) and when.
-struct Replaced<'a> {
-    flag: &'a Flag,
+struct Written<'a> {
+    change: FlagChange<'a>,
     env_ids: &'a [i64],
     at: &'a str,
+}
+
+#[derive(Clone, Copy)]
+enum FlagChange<'a> {
+    /// Created or replaced by this (as stored).
+    Written(&'a Flag),
+    /// Deleted.
+    Deleted(&'a str),
 }
 
 /// Held while loading one environment (see `Serving::refresh`).
@@ -173,26 +181,28 @@ impl Serving {
     }
 
     /// Brings the rule sets a write bumped up to date, before its response goes out. A write
-    /// that replaced one flag is applied in memory when this server holds the revision just
-    /// before it (then nothing else can have changed in between): only that flag is
-    /// recompiled and re-serialised. Anything else is read back from the store.
+    /// of one flag (created, changed or deleted) is applied in memory when this server holds
+    /// the revision just before it (then nothing else can have changed in between): only
+    /// that flag is compiled and serialised. Anything else is read back from the store.
     pub async fn refresh_after(&self, outcome: &WriteOutcome) -> StoreResult<()> {
-        let replaced = match &outcome.delta {
-            RuleSetDelta::FlagReplaced(flag) => Some(Replaced {
-                flag,
-                env_ids: &outcome.env_ids,
-                at: &outcome.at,
-            }),
+        let change = match &outcome.delta {
+            RuleSetDelta::FlagWritten(flag) => Some(FlagChange::Written(flag)),
+            RuleSetDelta::FlagDeleted(key) => Some(FlagChange::Deleted(key)),
             RuleSetDelta::Reload => None,
         };
-        self.bring_up(&outcome.revisions, replaced).await
+        let written = change.map(|change| Written {
+            change,
+            env_ids: &outcome.env_ids,
+            at: &outcome.at,
+        });
+        self.bring_up(&outcome.revisions, written).await
     }
 
-    /// `refresh`, applying `replaced` in memory where it can (see `refresh_after`).
+    /// `refresh`, applying `written` in memory where it can (see `refresh_after`).
     async fn bring_up(
         &self,
         revisions: &[EnvRevision],
-        replaced: Option<Replaced<'_>>,
+        written: Option<Written<'_>>,
     ) -> StoreResult<()> {
         for (i, r) in revisions.iter().enumerate() {
             if self.has_revision(r) {
@@ -203,12 +213,12 @@ impl Serving {
             if self.has_revision(r) {
                 continue;
             }
-            let next = replaced.as_ref().and_then(|d| {
-                let env_id = *d.env_ids.get(i)?;
+            let next = written.as_ref().and_then(|w| {
+                let env_id = *w.env_ids.get(i)?;
                 let current = self
                     .get(&r.project, &r.environment)
                     .filter(|e| e.env_id == env_id && e.revision + 1 == r.revision)?;
-                self.replaced(&current, d.flag, r.revision, d.at)
+                self.with_change(&current, w.change, r.revision, w.at)
             });
             match next {
                 Some(next) => self.install(next),
@@ -218,17 +228,19 @@ impl Serving {
         Ok(())
     }
 
-    /// `current` with `flag` replaced, at `revision`; `None` when that needs a full load
-    /// (see `Snapshot::with_flag_replaced`) or fails (the load then reports it).
-    fn replaced(
+    /// `current` after `change`, at `revision`; `None` when that needs a full load (see
+    /// `Snapshot::with_flag`) or fails (the load then reports it).
+    fn with_change(
         &self,
         current: &EnvServing,
-        flag: &Flag,
+        change: FlagChange<'_>,
         revision: i64,
         revised_at: &str,
     ) -> Option<Arc<EnvServing>> {
-        let snapshot = current.snapshot.with_flag_replaced(flag)?.ok()?;
-        let index = snapshot.index_of(&flag.key)?;
+        let (snapshot, spliced) = match change {
+            FlagChange::Written(flag) => current.snapshot.with_flag(flag)?.ok()?,
+            FlagChange::Deleted(key) => current.snapshot.without_flag(key)?,
+        };
         let config_etag = format!("\"{}.{}\"", current.env_id, revision);
         let header = Header {
             project: &current.project,
@@ -237,11 +249,12 @@ impl Serving {
             revision,
             etag: &config_etag,
         };
-        let sdk = current
-            .sdk
-            .with_flag_replaced(&header, index, flag)
-            .ok()??;
-        let ofrep = current.ofrep.with_flag_replaced(&snapshot, index)?;
+        let flag = match change {
+            FlagChange::Written(flag) => Some(flag),
+            FlagChange::Deleted(_) => None,
+        };
+        let sdk = current.sdk.with_flag(&header, spliced, flag).ok()??;
+        let ofrep = current.ofrep.with_flag(&snapshot, spliced)?;
         Some(Arc::new(EnvServing {
             project: current.project.clone(),
             environment: current.environment.clone(),
@@ -343,7 +356,7 @@ impl Serving {
             etag: &config_etag,
         };
         // In key order (as the snapshot's flags), whatever order the database sorts text in:
-        // `with_flag_replaced` relies on the two agreeing.
+        // `with_change` relies on the two agreeing.
         let mut flags: Vec<&Flag> = state.flags.iter().collect();
         flags.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         let sdk = SdkBody::build(&header, flags, &state.segments)

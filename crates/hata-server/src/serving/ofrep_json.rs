@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use hata_core::evaluate::{Evaluation, Reason};
-use hata_core::snapshot::Snapshot;
+use hata_core::snapshot::{Snapshot, Spliced};
 
 /// The pieces of one (flag, variant): `head` + reason + `tail` + metadata extras + `}}`.
 struct Pieces {
@@ -34,13 +34,25 @@ impl OfrepPieces {
         }
     }
 
-    /// These pieces with the flag at `index` of `snapshot` (the snapshot after
-    /// `Snapshot::with_flag_replaced`) built again; the others are shared.
-    pub fn with_flag_replaced(&self, snapshot: &Snapshot, index: usize) -> Option<OfrepPieces> {
-        let flag = snapshot.flags().nth(index)?;
+    /// These pieces after a write of one flag: `snapshot` is the snapshot after it and
+    /// `spliced` where the flag left and joined (both from `Snapshot::with_flag`). The
+    /// written flag's pieces are built again; the others are shared.
+    pub fn with_flag(&self, snapshot: &Snapshot, spliced: Spliced) -> Option<OfrepPieces> {
         let mut flags = self.flags.clone();
-        *flags.get_mut(index)? = flag_pieces(flag.key(), flag.version(), flag.variants());
-        Some(OfrepPieces { flags })
+        if let Some(i) = spliced.removed {
+            if i >= flags.len() {
+                return None;
+            }
+            flags.remove(i);
+        }
+        if let Some(i) = spliced.inserted {
+            let flag = snapshot.flags().nth(i)?;
+            if i > flags.len() {
+                return None;
+            }
+            flags.insert(i, flag_pieces(flag.key(), flag.version(), flag.variants()));
+        }
+        (flags.len() == snapshot.len()).then_some(OfrepPieces { flags })
     }
 
     /// Appends the OFREP `evaluationSuccess` of `e` (which must come from the snapshot these
@@ -174,28 +186,41 @@ mod tests {
     }
 
     #[test]
-    fn replacing_a_flag_rebuilds_its_pieces_only() {
+    fn writing_a_flag_rebuilds_its_pieces_only() {
         let v1 = json!([
             {"key": "a", "type": "boolean", "version": 1, "environments": {"dev": {"enabled": true, "default": {"variant": "on"}}}},
             {"key": "b", "type": "boolean", "version": 1, "environments": {"dev": {"enabled": true}}}
         ]);
         let before = snapshot(v1);
         let pieces = OfrepPieces::build(&before);
+        let writes = [
+            json!({"key": "a", "type": "boolean", "version": 2, "environments": {"dev": {"enabled": false}}}),
+            json!({"key": "0", "type": "string", "version": 1, "variants": [{"key": "x", "value": "é\""}],
+                   "environments": {"dev": {"enabled": true}}}),
+            json!({"key": "c", "type": "boolean", "version": 1, "environments": {"dev": {"enabled": true}}}),
+            json!({"key": "a", "type": "boolean", "version": 3, "archived": true, "environments": {"dev": {}}}),
+        ];
+        for write in writes {
+            let flag: Flag = normalized(serde_json::from_value(write.clone()).expect("flag"));
+            let (after, spliced) = before
+                .with_flag(&flag)
+                .expect("in place")
+                .expect("compiles");
+            let written = pieces.with_flag(&after, spliced).expect("fits");
+            let fresh = OfrepPieces::build(&after);
+            for key in after.flag_keys() {
+                assert_eq!(
+                    answer(&written, &after, key, json!({})),
+                    answer(&fresh, &after, key, json!({})),
+                    "{write}"
+                );
+            }
+        }
         let a2: Flag = normalized(serde_json::from_value(json!(
             {"key": "a", "type": "boolean", "version": 2, "environments": {"dev": {"enabled": false}}}))
         .expect("flag"));
-        let after = before
-            .with_flag_replaced(&a2)
-            .expect("in place")
-            .expect("compiles");
-        let replaced = pieces.with_flag_replaced(&after, 0).expect("index 0");
-        let fresh = OfrepPieces::build(&after);
-        for key in ["a", "b"] {
-            assert_eq!(
-                answer(&replaced, &after, key, json!({})),
-                answer(&fresh, &after, key, json!({}))
-            );
-        }
+        let (after, spliced) = before.with_flag(&a2).expect("in place").expect("compiles");
+        let replaced = pieces.with_flag(&after, spliced).expect("fits");
         assert_eq!(
             answer(&replaced, &after, "a", json!({}))["metadata"]["flagVersion"],
             2

@@ -2,13 +2,14 @@
 //! the same buffer, its SSE event for `GET /api/v1/sdk/stream`. With 10,000 flags it is
 //! megabytes, so it is built once per revision and shared by every request and stream.
 //!
-//! It remembers where each flag's JSON sits, so that a write that replaced one flag builds the
-//! next revision's bytes by copying the others instead of serialising every flag again.
+//! It remembers where each flag's JSON sits, so that a write of one flag builds the next
+//! revision's bytes by copying the others instead of serialising every flag again.
 
 use std::ops::Range;
 
 use bytes::Bytes;
 use hata_core::model::{Flag, Segment};
+use hata_core::snapshot::Spliced;
 use serde::Serialize;
 
 /// The SDK rule set (`GET /api/v1/sdk/config`): the spec's shapes, this environment only. The
@@ -73,43 +74,59 @@ impl SdkBody {
         Ok(SdkBody::finish(buf, config_start, spans, tail))
     }
 
-    /// The next revision's bytes: the flag at `index` of the `flags` array replaced by `flag`
-    /// (same key, still live here), every other byte copied.
-    pub fn with_flag_replaced(
+    /// The next revision's bytes after a write of one flag: it leaves the `flags` array at
+    /// `spliced.removed` and joins it at `spliced.inserted` as `flag` (see
+    /// `Snapshot::with_flag`, whose order this array shares); every other flag's bytes are
+    /// copied. `None` if `spliced` does not fit these bytes, or names no `flag` to insert.
+    pub fn with_flag(
         &self,
         header: &Header<'_>,
-        index: usize,
-        flag: &Flag,
+        spliced: Spliced,
+        flag: Option<&Flag>,
     ) -> serde_json::Result<Option<SdkBody>> {
-        let (Some(old), Some(sdk_flag)) = (
-            self.flags.get(index),
-            for_environment(flag, header.environment),
-        ) else {
+        let count = (self.flags.len() + usize::from(spliced.inserted.is_some()))
+            .checked_sub(usize::from(spliced.removed.is_some()));
+        let Some(count) = count else {
             return Ok(None);
         };
-        let mut buf = Vec::with_capacity(self.event.len() + 256);
+        let new_flag = match spliced.inserted {
+            Some(at) if at < count => {
+                match flag.and_then(|f| for_environment(f, header.environment)) {
+                    Some(f) => Some((at, f)),
+                    None => return Ok(None),
+                }
+            }
+            Some(_) => return Ok(None),
+            None => None,
+        };
+        if spliced.removed.is_some_and(|i| i >= self.flags.len()) {
+            return Ok(None);
+        }
+        let mut buf = Vec::with_capacity(self.event.len() + 1024);
         let config_start = write_head(&mut buf, header)?;
-        let (first, last) = (self.flags[0].start, self.tail);
-        // Everything before the replaced flag, shifted by the difference in head length.
-        let shift_before = buf.len() as isize - first as isize;
-        buf.extend_from_slice(&self.event[first..old.start]);
-        let start = buf.len();
-        serde_json::to_writer(&mut buf, &sdk_flag)?;
-        let end = buf.len();
-        let shift_after = end as isize - old.end as isize;
-        buf.extend_from_slice(&self.event[old.end..last]);
-        let tail = buf.len();
-        buf.extend_from_slice(&self.event[last..self.config.end]);
-        let spans = self
+        let mut spans = Vec::with_capacity(count);
+        let mut kept = self
             .flags
             .iter()
             .enumerate()
-            .map(|(i, r)| match i.cmp(&index) {
-                std::cmp::Ordering::Less => shifted(r, shift_before),
-                std::cmp::Ordering::Equal => start..end,
-                std::cmp::Ordering::Greater => shifted(r, shift_after),
-            })
-            .collect();
+            .filter(|(i, _)| Some(*i) != spliced.removed)
+            .map(|(_, span)| span);
+        for i in 0..count {
+            if i > 0 {
+                buf.push(b',');
+            }
+            let start = buf.len();
+            match &new_flag {
+                Some((at, f)) if *at == i => serde_json::to_writer(&mut buf, f)?,
+                _ => match kept.next() {
+                    Some(span) => buf.extend_from_slice(&self.event[span.clone()]),
+                    None => return Ok(None),
+                },
+            }
+            spans.push(start..buf.len());
+        }
+        let tail = buf.len();
+        buf.extend_from_slice(&self.event[self.tail..self.config.end]);
         Ok(Some(SdkBody::finish(buf, config_start, spans, tail)))
     }
 
@@ -178,10 +195,6 @@ fn for_environment(flag: &Flag, environment: &str) -> Option<Flag> {
     Some(f)
 }
 
-fn shifted(r: &Range<usize>, by: isize) -> Range<usize> {
-    r.start.wrapping_add_signed(by)..r.end.wrapping_add_signed(by)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,55 +261,89 @@ mod tests {
         assert_eq!(body.flags.len(), 3, "a, c and e are live in dev");
     }
 
-    #[test]
-    fn replacing_a_flag_gives_the_bytes_a_full_build_gives() {
-        let segments: Vec<Segment> = Vec::new();
-        let before = flags();
-        let body = SdkBody::build(&header(3, "\"7.3\""), &before, &segments).expect("builds");
-        // Replace each live flag in turn (index in the flags array: a=0, c=1, e=2) by a
-        // longer and a shorter version of itself, across a revision whose head differs in
-        // length ("7.9" → "7.10").
-        let replacements = [
-            (
-                0,
-                json!({"key": "a", "type": "boolean", "version": 2, "description": "longer than before",
-                       "environments": {"dev": {"enabled": false}, "prod": {}}}),
-            ),
-            (
-                1,
-                json!({"key": "c", "type": "string", "variants": [{"key": "x", "value": ""}],
-                       "environments": {"dev": {"off_variant": "x"}}}),
-            ),
-            (
-                2,
-                json!({"key": "e", "type": "number", "variants": [{"key": "n", "value": 2}],
-                       "environments": {"dev": {"off_variant": "n", "enabled": true}}}),
-            ),
-        ];
-        for (index, new) in replacements {
-            let new = flag(new);
-            let mut after = before.clone();
-            for f in &mut after {
-                if f.key == new.key {
-                    *f = new.clone();
-                }
-            }
-            let replaced = body
-                .with_flag_replaced(&header(10, "\"7.10\""), index, &new)
-                .expect("serialises")
-                .expect("in place");
-            let full = SdkBody::build(&header(10, "\"7.10\""), &after, &segments).expect("builds");
-            assert_eq!(replaced.event(), full.event(), "replacing {}", new.key);
-            assert_eq!(replaced.config(), full.config());
-            assert_eq!(replaced.flags, full.flags);
-            assert_eq!(replaced.tail, full.tail);
-            // And again on top of the replaced one (the spans it computed are right).
-            let again = replaced
-                .with_flag_replaced(&header(11, "\"7.11\""), index, &new)
-                .expect("serialises")
-                .expect("in place");
-            let full = SdkBody::build(&header(11, "\"7.11\""), &after, &segments).expect("builds");
-            assert_eq!(again.event(), full.event());
+    /// `body.with_flag` for `new` against a full build of `before` with `new` in place (or
+    /// added), at revision `revision`.
+    fn check_with_flag(body: &SdkBody, before: &[Flag], new: &Flag, revision: i64) -> SdkBody {
+        let live = |flags: &[Flag]| -> Vec<String> {
+            flags
+                .iter()
+                .filter(|f| for_environment(f, "dev").is_some())
+                .map(|f| f.key.clone())
+                .collect()
+        };
+        let mut after = before.to_vec();
+        match after.iter_mut().find(|f| f.key == new.key) {
+            Some(f) => *f = new.clone(),
+            None => after.push(new.clone()),
         }
+        after.sort_by(|a, b| a.key.cmp(&b.key));
+        let spliced = Spliced {
+            removed: live(before).iter().position(|k| *k == new.key),
+            inserted: live(&after).iter().position(|k| *k == new.key),
+        };
+        let etag = format!("\"7.{revision}\"");
+        let with = body
+            .with_flag(&header(revision, &etag), spliced, Some(new))
+            .expect("serialises")
+            .expect("fits");
+        let full = SdkBody::build(&header(revision, &etag), &after, &[]).expect("builds");
+        assert_eq!(with.event(), full.event(), "writing {}", new.key);
+        assert_eq!(with.config(), full.config());
+        assert_eq!(with.flags, full.flags);
+        assert_eq!(with.tail, full.tail);
+        with
+    }
+
+    #[test]
+    fn writing_a_flag_gives_the_bytes_a_full_build_gives() {
+        let before = flags();
+        let body = SdkBody::build(&header(3, "\"7.3\""), &before, &[]).expect("builds");
+        // Each live flag (a, c, e) replaced by a longer and a shorter version of itself;
+        // flags joining before, between and after; leaving (archived, or not configured
+        // here); and a write of a flag that is not live before or after. Across a revision
+        // whose head differs in length ("7.9" → "7.10").
+        let writes = [
+            json!({"key": "a", "type": "boolean", "version": 2, "description": "longer than before",
+                   "environments": {"dev": {"enabled": false}, "prod": {}}}),
+            json!({"key": "c", "type": "string", "variants": [{"key": "x", "value": ""}],
+                   "environments": {"dev": {"off_variant": "x"}}}),
+            json!({"key": "e", "type": "number", "variants": [{"key": "n", "value": 2}],
+                   "environments": {"dev": {"off_variant": "n", "enabled": true}}}),
+            json!({"key": "0", "type": "boolean", "environments": {"dev": {"enabled": true}}}),
+            json!({"key": "bb", "type": "boolean", "environments": {"dev": {}}}),
+            json!({"key": "f", "type": "boolean", "environments": {"dev": {}}}),
+            json!({"key": "b", "type": "boolean", "environments": {"dev": {}}}),
+            json!({"key": "c", "type": "string", "archived": true, "variants": [{"key": "x", "value": ""}],
+                   "environments": {"dev": {"off_variant": "x"}}}),
+            json!({"key": "a", "type": "boolean", "environments": {"prod": {}}}),
+            json!({"key": "d", "type": "boolean", "description": "still prod only",
+                   "environments": {"prod": {}}}),
+        ];
+        for new in writes {
+            let new = flag(new);
+            let once = check_with_flag(&body, &before, &new, 10);
+            // And again on top of the result (the spans it computed are right).
+            let mut after = before.clone();
+            match after.iter_mut().find(|f| f.key == new.key) {
+                Some(f) => *f = new.clone(),
+                None => after.push(new.clone()),
+            }
+            after.sort_by(|a, b| a.key.cmp(&b.key));
+            check_with_flag(&once, &after, &new, 11);
+        }
+    }
+
+    #[test]
+    fn the_last_flag_can_leave_and_the_first_can_join() {
+        let only = vec![flag(
+            json!({"key": "a", "type": "boolean", "environments": {"dev": {}}}),
+        )];
+        let body = SdkBody::build(&header(1, "\"7.1\""), &only, &[]).expect("builds");
+        let gone = flag(
+            json!({"key": "a", "type": "boolean", "archived": true, "environments": {"dev": {}}}),
+        );
+        let empty = check_with_flag(&body, &only, &gone, 2);
+        assert!(empty.config().windows(10).any(|w| w == b"\"flags\":[]"));
+        check_with_flag(&empty, &[gone], &only[0], 3);
     }
 }
