@@ -966,6 +966,18 @@ async fn single_flag_evaluations_off_the_router_answer_as_the_router_does() {
     }
     assert_eq!(direct.body, routed.body);
     assert_eq!(direct.body["variant"], "b");
+    // Every header the layers add on the routed path is there, with the same value.
+    let headers = |r: &Reply| {
+        let mut all: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(name, _)| *name != "date")
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("?").to_string()))
+            .collect();
+        all.sort();
+        all
+    };
+    assert_eq!(headers(&direct), headers(&routed));
     // Failures: unknown flag, bad context, bad token, too large a body.
     let missing = Reply::of(ask("/ofrep/v1/evaluate/flags/nope", json!({"context": {}}))).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
@@ -988,10 +1000,15 @@ async fn single_flag_evaluations_off_the_router_answer_as_the_router_does() {
     .await
     .problem(StatusCode::UNAUTHORIZED);
     let big = json!({"context": {"targetingKey": "x".repeat(2000)}});
-    let r = Reply::of(ask("/ofrep/v1/evaluate/flags/banner", big))
+    let r = Reply::of(ask("/ofrep/v1/evaluate/flags/banner", big.clone()))
         .await
         .problem(StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.header("x-request-id"), Some("req-ofrep-1"));
+    let routed = Reply::of(ask("/ofrep/v1/evaluate/flags/ban%6Eer", big))
+        .await
+        .problem(StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.body, routed.body);
+    assert_eq!(headers(&r), headers(&routed));
     // Without a request id, one is made up, as everywhere.
     let r = Reply::of(
         s.as_token(&t, Method::POST, "/ofrep/v1/evaluate/flags/banner")

@@ -127,7 +127,7 @@ async fn single(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    evaluate_single(&s, &settings, &key, &headers, body)
+    evaluate_single(&s, &settings, &key, &headers, body.map_err(body_rejection))
 }
 
 /// Where single-flag evaluations are served; the key is the one segment after it.
@@ -144,20 +144,47 @@ pub fn single_request_key(req: &axum::extract::Request) -> Option<&str> {
     (!key.is_empty() && !key.contains(['/', '%'])).then_some(key)
 }
 
-/// `POST /ofrep/v1/evaluate/flags/{key}` served without the router (see `crate::router`):
-/// the same evaluation as the routed handler, for a request `single_request_key` accepted.
+/// `POST /ofrep/v1/evaluate/flags/{key}` served without the router and its layers (see
+/// `crate::router`): the same evaluation as the routed handler, for a request
+/// `single_request_key` accepted, with the body limit applied here. The caller adds the
+/// request id and `cors_headers`.
 pub async fn single_request(
-    s: AppState,
-    settings: Arc<EvalSettings>,
-    mut req: axum::extract::Request,
+    s: &AppState,
+    settings: &EvalSettings,
+    body_limit: usize,
+    req: axum::extract::Request,
 ) -> Response {
-    use axum::extract::FromRequest;
-    // The URI's path is shared bytes: cloning it copies no text.
-    let uri = req.uri().clone();
-    let key = uri.path().strip_prefix(SINGLE_PREFIX).unwrap_or_default();
-    let headers = std::mem::take(req.headers_mut());
-    let body = Bytes::from_request(req, &()).await;
-    evaluate_single(&s, &settings, key, &headers, body)
+    use http_body_util::{BodyExt, LengthLimitError, Limited};
+    let (parts, body) = req.into_parts();
+    let key = parts
+        .uri
+        .path()
+        .strip_prefix(SINGLE_PREFIX)
+        .unwrap_or_default();
+    let body = match Limited::new(body, body_limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(AppError::TooLarge.into_response()),
+        Err(e) => Err(failure(
+            StatusCode::BAD_REQUEST,
+            None,
+            ErrorCode::ParseError,
+            &format!("failed to read the request body: {e}"),
+        )),
+    };
+    evaluate_single(s, settings, key, &parts.headers, body)
+}
+
+/// What `cors()` adds to every answer that is not a preflight; `single_request`'s caller adds
+/// it by hand (a test compares the two paths' headers).
+pub fn cors_headers(headers: &mut HeaderMap) {
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("etag,retry-after"),
+    );
 }
 
 fn evaluate_single(
@@ -165,7 +192,7 @@ fn evaluate_single(
     settings: &EvalSettings,
     key: &str,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Result<Bytes, Response>,
 ) -> Response {
     let (_, env) = match admit(s, settings, headers) {
         Ok(admitted) => admitted,
@@ -173,7 +200,7 @@ fn evaluate_single(
     };
     let body = match body {
         Ok(body) => body,
-        Err(e) => return body_rejection(e),
+        Err(rejected) => return rejected,
     };
     let attrs = match parse_context(&body) {
         Ok(attrs) => attrs,
