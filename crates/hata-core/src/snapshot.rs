@@ -57,7 +57,10 @@ pub struct Snapshot {
     /// `Arc`, and the index and segments too, so that [`Snapshot::with_flag_replaced`] shares
     /// everything but the one flag it recompiles.
     pub(crate) flags: Vec<Arc<CompiledFlag>>,
-    pub(crate) by_key: Arc<FxHashMap<Box<str>, usize>>,
+    /// Key → index in `flags`. The keys are shared between the snapshots a write derives from
+    /// one another, so a write re-indexes without allocating a key per flag (10,000 small
+    /// allocations per write fragmented the heap of a server with many flags).
+    pub(crate) by_key: Arc<FxHashMap<Arc<str>, usize>>,
     pub(crate) segments: Arc<Vec<CompiledSegment>>,
 }
 
@@ -306,7 +309,7 @@ impl Snapshot {
             .filter_map(|f| f.environments.get(env).map(|c| (f, c)))
             .collect();
         live.sort_unstable_by(|a, b| a.0.key.cmp(&b.0.key));
-        let mut by_key: FxHashMap<Box<str>, usize> = FxHashMap::default();
+        let mut by_key: FxHashMap<Arc<str>, usize> = FxHashMap::default();
         by_key.reserve(live.len());
         for (i, (f, _)) in live.iter().enumerate() {
             by_key.insert(f.key.as_str().into(), i);
@@ -390,12 +393,7 @@ impl Snapshot {
                     .flags
                     .partition_point(|f| f.key.as_str() < flag.key.as_str());
                 let others = self.renumbered(|i| if i >= index { i + 1 } else { i });
-                let mut by_key: FxHashMap<Box<str>, usize> = FxHashMap::default();
-                by_key.reserve(others.len() + 1);
-                for (i, f) in others.iter().enumerate() {
-                    let at = if i >= index { i + 1 } else { i };
-                    by_key.insert(f.key.as_str().into(), at);
-                }
+                let mut by_key = self.reindexed(|i| if i >= index { i + 1 } else { i }, 1);
                 by_key.insert(flag.key.as_str().into(), index);
                 (index, others, Arc::new(by_key))
             }
@@ -473,11 +471,8 @@ impl Snapshot {
         }
         let mut flags = self.renumbered(|i| if i > index { i - 1 } else { i });
         flags.remove(index);
-        let by_key = flags
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.key.as_str().into(), i))
-            .collect();
+        let mut by_key = self.reindexed(|i| if i > index { i - 1 } else { i }, 0);
+        by_key.remove(self.flags[index].key.as_str());
         Some((
             Snapshot {
                 env: self.env.clone(),
@@ -512,6 +507,14 @@ impl Snapshot {
                 Arc::new(f)
             })
             .collect()
+    }
+
+    /// `by_key` with every index mapped by `to`, sharing the keys, with room for `extra` more.
+    fn reindexed(&self, to: impl Fn(usize) -> usize, extra: usize) -> FxHashMap<Arc<str>, usize> {
+        let mut by_key = FxHashMap::default();
+        by_key.reserve(self.by_key.len() + extra);
+        by_key.extend(self.by_key.iter().map(|(k, &i)| (Arc::clone(k), to(i))));
+        by_key
     }
 
     /// Whether some live flag has a prerequisite that is not live here.
@@ -764,7 +767,7 @@ impl<'i> Compiler<'i> {
         flag: &Flag,
         config: &FlagConfig,
         variants_of: &dyn Fn(&str) -> Option<Variants<'v>>,
-        live: &FxHashMap<Box<str>, usize>,
+        live: &FxHashMap<Arc<str>, usize>,
     ) -> Result<CompiledFlag, Problem> {
         if flag.variants.is_empty() {
             return Err(Problem::new("a flag needs at least one variant"));
