@@ -211,13 +211,18 @@ pub fn router(
                 Some(id) => Some(id.clone()),
                 None => ids.next(),
             };
+            // CORS headers matter to browsers only, and browsers always send `Origin`; server
+            // SDKs are spared 75 bytes per answer.
+            let cross_origin = req.headers().contains_key(axum::http::header::ORIGIN);
             let shared = Arc::clone(&shared);
             async move {
                 let (state, eval) = &*shared;
                 let mut response =
                     routes::ofrep::single_request(state, eval, body_limit, req).await;
                 let headers = response.headers_mut();
-                routes::ofrep::cors_headers(headers);
+                if cross_origin {
+                    routes::ofrep::cors_headers(headers);
+                }
                 if let Some(id) = id {
                     headers.entry(REQUEST_ID).or_insert(id);
                 }

@@ -1009,13 +1009,16 @@ async fn single_flag_evaluations_off_the_router_answer_as_the_router_does() {
         .problem(StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.body, routed.body);
     assert_eq!(headers(&r), headers(&routed));
-    // Without a request id, one is made up, as everywhere.
+    // Without a request id, one is made up, as everywhere. Without `Origin` (not a browser)
+    // the answer carries no CORS headers.
     let r = Reply::of(
         s.as_token(&t, Method::POST, "/ofrep/v1/evaluate/flags/banner")
             .json(&json!({"context": {}})),
     )
     .await;
     assert!(r.header("x-request-id").is_some_and(|id| id.len() > 8));
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    assert_eq!(r.body["key"], "banner");
     // Other methods on the path still get the router's answers (preflight, 405).
     let preflight = Reply::of(
         s.client

@@ -175,7 +175,7 @@ pub async fn single_request(
 }
 
 /// What `cors()` adds to every answer that is not a preflight; `single_request`'s caller adds
-/// it by hand (a test compares the two paths' headers).
+/// it by hand to cross-origin requests (a test compares the two paths' headers).
 pub fn cors_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
