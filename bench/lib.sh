@@ -118,6 +118,18 @@ start_hata() {
   log "seeded in $(seed_get seconds) s; hata RSS $(rss_kb "$HATA_PID") kB"
 }
 
+# restart_hata PORT: stops the seeded hata (graceful) and starts it again on the same data dir,
+# so it loads what was seeded the way a restarted server does. Updates HATA_PID.
+restart_hata() {
+  local port=$1
+  kill -INT "$HATA_PID"
+  wait "$HATA_PID" 2>/dev/null || true
+  bench_spawn HATA_PID "$WORK/hata-restarted.log" \
+    env HATA_ADMIN_TOKEN="$HATA_ADMIN_TOKEN" "$HATA_BIN" serve --data-dir "$WORK/hata-data" --listen "127.0.0.1:$port"
+  wait_http "$HATA_URL/health/ready" hata "$HATA_PID" "$WORK/hata-restarted.log"
+  log "restarted on the seeded data (pid $HATA_PID, RSS $(rss_kb "$HATA_PID") kB)"
+}
+
 # seed_get KEY[.SUBKEY]: a value from seed.py's output.
 seed_get() {
   python3 - "$SEED" "$1" <<'PY'

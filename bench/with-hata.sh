@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Start a seeded hata on a temporary data dir, run a command against it, stop hata.
 #
-#   bench/with-hata.sh [--flags N] [--port P] [--no-build] -- CMD [ARGS...]
+#   bench/with-hata.sh [--flags N] [--port P] [--no-build] [--restart] -- CMD [ARGS...]
+#
+# --restart stops hata after seeding and starts it again on the same data, so the command
+# meets a server that loaded the flags at start instead of one that took every write.
 #
 # The command sees HATA_URL, HATA_ADMIN_TOKEN, HATA_PID, HATA_SEED (seed.py's JSON output:
 # server_token, client_token, sample flag keys) and HATA_BENCH_NODE (npm prefix with the web
@@ -22,13 +25,15 @@ HATA_TARGET=${CARGO_TARGET_DIR:-$HOME/.cache/hata-target}
 PORT=${HATA_PORT:-7370}
 FLAGS=100
 BUILD=1
+RESTART=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --flags) FLAGS=$2; shift 2 ;;
     --port) PORT=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
+    --restart) RESTART=1; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) break ;;
   esac
 done
@@ -39,6 +44,7 @@ done
 bench_init
 build_hata
 start_hata "$PORT" "$FLAGS"
+[[ $RESTART -eq 0 ]] || restart_hata "$PORT"
 
 export HATA_URL HATA_ADMIN_TOKEN HATA_PID
 export HATA_SEED=$WORK/seed.json
