@@ -251,11 +251,18 @@ done
 
 # ---------------------------------------------------------------------------------------------
 # Report.
+# The installed Unleash Edge's version, from cargo's install record (the binary has no
+# --version flag).
+edge_version() {
+  local v
+  v=$(grep -o '"unleash-edge [0-9][^ ]*' "$BENCH_HOME/.crates.toml" 2>/dev/null | head -1 | cut -d' ' -f2)
+  if [[ -x $EDGE_BIN && -n $v ]]; then echo "$v"; elif [[ -x $EDGE_BIN ]]; then echo "unknown version"; else echo none; fi
+}
 META=$(printf '{"duration":%s,"rounds":%s,"flags":%s,"cpus":%s,"cpu":"%s","hata_rev":"%s","edge":"%s"}' \
   "$DURATION" "$ROUNDS" "$FLAGS" "$(nproc)" \
   "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo | tr -d '"')" \
   "$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)" \
-  "$([[ -x $EDGE_BIN ]] && "$EDGE_BIN" --version 2>/dev/null | head -1 || echo none)")
+  "$(edge_version)")
 WHAT_JSON=$(for c in "${CASES[@]}"; do printf '%s\t%s\n' "$c" "${C_WHAT[$c]}"; done | python3 -c '
 import json, sys
 print(json.dumps(dict(l.rstrip("\n").split("\t", 1) for l in sys.stdin if l.strip())))')
