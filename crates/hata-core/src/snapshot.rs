@@ -54,8 +54,8 @@ pub enum CompileError {
 pub struct Snapshot {
     pub(crate) env: String,
     /// Live flags (not archived, configured in `env`), sorted by key. Each behind its own
-    /// `Arc`, and the index and segments too, so that [`Snapshot::with_flag_replaced`] shares
-    /// everything but the one flag it recompiles.
+    /// `Arc`, and the index and segments too, so that [`Snapshot::with_flag`] shares
+    /// everything but the one flag it compiles.
     pub(crate) flags: Vec<Arc<CompiledFlag>>,
     /// Key → index in `flags`. The keys are shared between the snapshots a write derives from
     /// one another, so a write re-indexes without allocating a key per flag (10,000 small
@@ -346,8 +346,8 @@ impl Snapshot {
     /// - a flag leaves the live set while another live flag names it as a prerequisite;
     /// - a flag joins the live set while some prerequisite is unresolved (it may name this
     ///   flag);
-    /// - one of its prerequisites is not live here, or is itself (their variants are not in
-    ///   the snapshot).
+    /// - one of its prerequisites is not live here, or is the flag itself joining the live set
+    ///   (their variants are not in the snapshot).
     pub fn with_flag(&self, flag: &Flag) -> Option<Result<(Snapshot, Spliced), CompileError>> {
         let old = self.by_key.get(flag.key.as_str()).copied();
         let config = flag.environments.get(&self.env).filter(|_| !flag.archived);
@@ -674,9 +674,8 @@ fn check_nesting(
     Ok(())
 }
 
-/// An error without its outer location yet; `within` prefixes one.
-/// A prerequisite's variants, from its model (`compile`) or its compiled form
-/// (`with_flag_replaced`): the same keys in the same order.
+/// A prerequisite's variants, from its model (`compile`) or its compiled form (`with_flag`):
+/// the same keys in the same order.
 enum Variants<'a> {
     Model(&'a [crate::model::Variant]),
     Compiled(&'a [CompiledVariant]),
@@ -710,6 +709,7 @@ fn check_flag_nesting(flags: &[Arc<CompiledFlag>]) -> Result<(), CompileError> {
     )
 }
 
+/// An error without its outer location yet; `within` prefixes one.
 struct Problem {
     at: Vec<String>,
     problem: String,

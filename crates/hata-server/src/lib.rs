@@ -287,15 +287,8 @@ impl RequestIds {
             next: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
-}
 
-impl MakeRequestId for RequestIds {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        self.next().map(RequestId::new)
-    }
-}
-
-impl RequestIds {
+    /// The next id, as a header value.
     fn next(&self) -> Option<axum::http::HeaderValue> {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Hex by hand: `format!` was a tenth of a health probe's instructions.
@@ -307,6 +300,12 @@ impl RequestIds {
             id[18 + 2 * i] = hex_digit(b);
         }
         axum::http::HeaderValue::from_bytes(&id).ok()
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        self.next().map(RequestId::new)
     }
 }
 
