@@ -392,8 +392,9 @@ impl Snapshot {
                 let index = self
                     .flags
                     .partition_point(|f| f.key.as_str() < flag.key.as_str());
-                let others = self.renumbered(|i| if i >= index { i + 1 } else { i });
-                let mut by_key = self.reindexed(|i| if i >= index { i + 1 } else { i }, 1);
+                let shift = |i: usize| if i >= index { i + 1 } else { i };
+                let others = self.renumbered(shift);
+                let mut by_key = self.reindexed(shift, 1);
                 by_key.insert(flag.key.as_str().into(), index);
                 (index, others, Arc::new(by_key))
             }
@@ -469,9 +470,10 @@ impl Snapshot {
         if named {
             return None;
         }
-        let mut flags = self.renumbered(|i| if i > index { i - 1 } else { i });
+        let shift = |i: usize| if i > index { i - 1 } else { i };
+        let mut flags = self.renumbered(shift);
         flags.remove(index);
-        let mut by_key = self.reindexed(|i| if i > index { i - 1 } else { i }, 0);
+        let mut by_key = self.reindexed(shift, 0);
         by_key.remove(self.flags[index].key.as_str());
         Some((
             Snapshot {

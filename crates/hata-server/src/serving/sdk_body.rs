@@ -261,6 +261,17 @@ mod tests {
         assert_eq!(body.flags.len(), 3, "a, c and e are live in dev");
     }
 
+    /// `flags` after a write of `new` (in place of its earlier version, or added), by key.
+    fn written(flags: &[Flag], new: &Flag) -> Vec<Flag> {
+        let mut after = flags.to_vec();
+        match after.iter_mut().find(|f| f.key == new.key) {
+            Some(f) => *f = new.clone(),
+            None => after.push(new.clone()),
+        }
+        after.sort_by(|a, b| a.key.cmp(&b.key));
+        after
+    }
+
     /// `body.with_flag` for `new` against a full build of `before` with `new` in place (or
     /// added), at revision `revision`.
     fn check_with_flag(body: &SdkBody, before: &[Flag], new: &Flag, revision: i64) -> SdkBody {
@@ -271,12 +282,7 @@ mod tests {
                 .map(|f| f.key.clone())
                 .collect()
         };
-        let mut after = before.to_vec();
-        match after.iter_mut().find(|f| f.key == new.key) {
-            Some(f) => *f = new.clone(),
-            None => after.push(new.clone()),
-        }
-        after.sort_by(|a, b| a.key.cmp(&b.key));
+        let after = written(before, new);
         let spliced = Spliced {
             removed: live(before).iter().position(|k| *k == new.key),
             inserted: live(&after).iter().position(|k| *k == new.key),
@@ -323,13 +329,7 @@ mod tests {
             let new = flag(new);
             let once = check_with_flag(&body, &before, &new, 10);
             // And again on top of the result (the spans it computed are right).
-            let mut after = before.clone();
-            match after.iter_mut().find(|f| f.key == new.key) {
-                Some(f) => *f = new.clone(),
-                None => after.push(new.clone()),
-            }
-            after.sort_by(|a, b| a.key.cmp(&b.key));
-            check_with_flag(&once, &after, &new, 11);
+            check_with_flag(&once, &written(&before, &new), &new, 11);
         }
     }
 
