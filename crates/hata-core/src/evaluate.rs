@@ -34,8 +34,9 @@ pub struct Context<'c> {
 pub(crate) enum Members<'c> {
     Map(&'c Map<String, Value>),
     /// In document order, as a server reads them off the wire: building a JSON map would
-    /// hash every name (SipHash) for lookups that scan a handful of members anyway.
-    Pairs(&'c [(String, Value)]),
+    /// hash every name (SipHash) for lookups that scan a handful of members anyway. Names
+    /// may borrow the request body: most have no escapes, and copying each was an allocation.
+    Pairs(&'c [(Cow<'c, str>, Value)]),
 }
 
 impl<'c> Members<'c> {
@@ -47,7 +48,7 @@ impl<'c> Members<'c> {
             Members::Pairs(pairs) => pairs
                 .iter()
                 .rev()
-                .find(|(k, _)| k.as_str() == name)
+                .find(|(k, _)| k.as_ref() == name)
                 .map(|(_, v)| v),
         }
     }
@@ -62,7 +63,7 @@ impl<'c> Context<'c> {
 
     /// A context from an object's members as `(name, value)` pairs, in document order. A
     /// name given twice means its last value, as in [`Context::new`] on the parsed object.
-    pub fn from_pairs(pairs: &'c [(String, Value)]) -> Context<'c> {
+    pub fn from_pairs(pairs: &'c [(Cow<'c, str>, Value)]) -> Context<'c> {
         Context::of(Members::Pairs(pairs))
     }
 

@@ -11,6 +11,7 @@
 //!
 //! Not a public API: hidden from the docs, no stability promise.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
@@ -124,8 +125,10 @@ pub fn flag_eval(data: &[u8]) {
         exercise(&snapshot, &key, &ctx);
         // The same context as the server reads it (members as pairs) evaluates the same.
         if let Some(map) = context.as_object() {
-            let pairs: Vec<(String, Value)> =
-                map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let pairs: Vec<(Cow<str>, Value)> = map
+                .iter()
+                .map(|(k, v)| (Cow::Borrowed(k.as_str()), v.clone()))
+                .collect();
             let from_pairs = Context::from_pairs(&pairs);
             assert_eq!(
                 snapshot.evaluate_all(&from_pairs).collect::<Vec<_>>(),

@@ -1,7 +1,6 @@
 //! Authentication of API tokens from an in-memory cache of their hashes, so no request waits
 //! for the database to learn who is calling. The cache is rebuilt after every token change.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -10,6 +9,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use hata_store::{Store, StoreResult, TokenKind, TokenRecord};
+use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
@@ -19,7 +19,9 @@ use crate::AppState;
 /// Token hash → token. Swapped whole on every change.
 pub struct TokenCache {
     /// Keyed by the raw SHA-256 (not its hex): the hot path hashes and looks up, nothing more.
-    by_hash: ArcSwap<HashMap<[u8; 32], Arc<TokenRecord>>>,
+    /// FxHash over a SHA-256 is enough: the keys are already uniformly spread, and callers
+    /// cannot choose what is inserted.
+    by_hash: ArcSwap<FxHashMap<[u8; 32], Arc<TokenRecord>>>,
     /// Bumped after every reload: open event streams re-check their token then.
     changed: watch::Sender<u64>,
 }

@@ -5,6 +5,7 @@
 //! metadata}`, failures `{key, errorCode, errorDetails}`. Reasons are OpenFeature's; hata's
 //! `PREREQUISITE_FAILED` goes out as `DISABLED` with `metadata.hataReason`.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -419,9 +420,18 @@ fn stream_url(
 /// target, rollouts serve a fallback).
 ///
 /// Read straight into pairs, not into a `serde_json` map: a map would hash every member name
-/// for the few lookups an evaluation makes, and this is on every request.
-fn parse_context(body: &[u8]) -> Result<Vec<(String, Value)>, (ErrorCode, String)> {
-    let request: RequestBody = serde_json::from_slice(body).map_err(|e| {
+/// for the few lookups an evaluation makes, and this is on every request. Names without
+/// escapes borrow the body.
+fn parse_context(body: &[u8]) -> Result<ContextPairs<'_>, (ErrorCode, String)> {
+    // UTF-8 checked once for the whole body: `from_slice` checks every string on its own,
+    // which cost more than the rest of reading a typical context's strings.
+    let text = std::str::from_utf8(body).map_err(|e| {
+        (
+            ErrorCode::ParseError,
+            format!("request body is not valid JSON: it is not UTF-8 ({e})"),
+        )
+    })?;
+    let request: RequestBody = serde_json::from_str(text).map_err(|e| {
         let details = if e.classify() == serde_json::error::Category::Data {
             "request body must be a JSON object with a `context`".to_string()
         } else {
@@ -450,21 +460,24 @@ fn parse_context(body: &[u8]) -> Result<Vec<(String, Value)>, (ErrorCode, String
     }
 }
 
+/// A context's members in document order, as `Context::from_pairs` reads them.
+type ContextPairs<'a> = Vec<(Cow<'a, str>, Value)>;
+
 /// An evaluation request body: a JSON object whose `context` is all that is read (other
 /// members are skipped; of duplicate `context`s the last counts, as in a JSON map).
-struct RequestBody {
-    context: ContextMember,
+struct RequestBody<'de> {
+    context: ContextMember<'de>,
 }
 
-enum ContextMember {
+enum ContextMember<'de> {
     Missing,
     Null,
-    Object(Vec<(String, Value)>),
+    Object(ContextPairs<'de>),
     /// Any other JSON value: an array, string, number or boolean.
     Other,
 }
 
-impl<'de> Deserialize<'de> for RequestBody {
+impl<'de> Deserialize<'de> for RequestBody<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::{IgnoredAny, MapAccess, Visitor};
 
@@ -488,11 +501,14 @@ impl<'de> Deserialize<'de> for RequestBody {
 
         struct Body;
         impl<'de> Visitor<'de> for Body {
-            type Value = RequestBody;
+            type Value = RequestBody<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object with a `context`")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RequestBody, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RequestBody<'de>, A::Error> {
                 let mut context = ContextMember::Missing;
                 while let Some(IsContext(is_context)) = map.next_key()? {
                     if is_context {
@@ -508,46 +524,77 @@ impl<'de> Deserialize<'de> for RequestBody {
     }
 }
 
-impl<'de> Deserialize<'de> for ContextMember {
+impl<'de> Deserialize<'de> for ContextMember<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+        /// A member name: borrowed from the body unless it has escapes. (serde's own
+        /// `Cow<str>` always copies.)
+        struct Name<'de>(Cow<'de, str>);
+        impl<'de> Deserialize<'de> for Name<'de> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Visit;
+                impl<'de> Visitor<'de> for Visit {
+                    type Value = Name<'de>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("a member name")
+                    }
+                    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
+                        Ok(Name(Cow::Borrowed(v)))
+                    }
+                    fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
+                        Ok(Name(Cow::Owned(v.to_owned())))
+                    }
+                    fn visit_string<E>(self, v: String) -> Result<Name<'de>, E> {
+                        Ok(Name(Cow::Owned(v)))
+                    }
+                }
+                d.deserialize_str(Visit)
+            }
+        }
+
         struct Member;
         impl<'de> Visitor<'de> for Member {
-            type Value = ContextMember;
+            type Value = ContextMember<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ContextMember, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ContextMember<'de>, A::Error> {
                 let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(entry) = map.next_entry::<String, Value>()? {
-                    members.push(entry);
+                while let Some((Name(name), value)) = map.next_entry::<Name, Value>()? {
+                    members.push((name, value));
                 }
                 Ok(ContextMember::Object(members))
             }
-            fn visit_unit<E>(self) -> Result<ContextMember, E> {
+            fn visit_unit<E>(self) -> Result<ContextMember<'de>, E> {
                 Ok(ContextMember::Null)
             }
-            fn visit_none<E>(self) -> Result<ContextMember, E> {
+            fn visit_none<E>(self) -> Result<ContextMember<'de>, E> {
                 Ok(ContextMember::Null)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ContextMember, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ContextMember<'de>, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(ContextMember::Other)
             }
-            fn visit_bool<E>(self, _: bool) -> Result<ContextMember, E> {
+            fn visit_bool<E>(self, _: bool) -> Result<ContextMember<'de>, E> {
                 Ok(ContextMember::Other)
             }
-            fn visit_i64<E>(self, _: i64) -> Result<ContextMember, E> {
+            fn visit_i64<E>(self, _: i64) -> Result<ContextMember<'de>, E> {
                 Ok(ContextMember::Other)
             }
-            fn visit_u64<E>(self, _: u64) -> Result<ContextMember, E> {
+            fn visit_u64<E>(self, _: u64) -> Result<ContextMember<'de>, E> {
                 Ok(ContextMember::Other)
             }
-            fn visit_f64<E>(self, _: f64) -> Result<ContextMember, E> {
+            fn visit_f64<E>(self, _: f64) -> Result<ContextMember<'de>, E> {
                 Ok(ContextMember::Other)
             }
-            fn visit_str<E>(self, _: &str) -> Result<ContextMember, E> {
+            fn visit_str<E>(self, _: &str) -> Result<ContextMember<'de>, E> {
                 Ok(ContextMember::Other)
             }
         }
@@ -621,15 +668,15 @@ fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
 }
 
 fn json_body(status: StatusCode, body: Vec<u8>) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+    // Built directly: `(status, headers, Vec<u8>).into_response()` first sets
+    // `application/octet-stream` and then replaces it, on every evaluation.
+    let mut response = Response::new(axum::body::Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn set_etag(response: &mut Response, etag: &str) {
@@ -690,19 +737,35 @@ mod tests {
             parse_context(b"\"context\"").unwrap_err().0,
             ErrorCode::ParseError
         );
+        // JSON is UTF-8: a byte that is not, inside a string or outside one, is a parse error.
+        for body in [
+            &b"{\"context\":{\"a\":\"\xff\"}}"[..],
+            b"{\"context\":{}}\xff",
+        ] {
+            let (code, details) = parse_context(body).unwrap_err();
+            assert_eq!(code, ErrorCode::ParseError);
+            assert!(details.contains("not UTF-8"), "{details}");
+        }
     }
 
     #[test]
     fn contexts_are_read_in_document_order_with_other_members_skipped() {
         let members = parse_context(
-            br#"{"flags":["a"],"context":{"x":1},"context":{"targetingKey":"u","a":{"b":[1]},"a":2},"z":{}}"#,
+            br#"{"flags":["a"],"context":{"x":1},"context":{"targetingKey":"u","a":{"b":[1]},"a":2,"pl\u0061n":"pro"},"z":{}}"#,
         )
         .expect("valid");
-        let names: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(names, ["targetingKey", "a", "a"]);
+        let names: Vec<&str> = members.iter().map(|(k, _)| k.as_ref()).collect();
+        assert_eq!(names, ["targetingKey", "a", "a", "plan"]);
+        // Plain names borrow the body; a name with an escape is decoded into its own string.
+        let borrowed: Vec<bool> = members
+            .iter()
+            .map(|(k, _)| matches!(k, Cow::Borrowed(_)))
+            .collect();
+        assert_eq!(borrowed, [true, true, true, false]);
         let ctx = Context::from_pairs(&members);
         assert_eq!(ctx.targeting_key(), Some("u"));
         assert_eq!(ctx.attribute("a"), Some(&Value::from(2)));
+        assert_eq!(ctx.attribute("plan"), Some(&Value::from("pro")));
         assert_eq!(ctx.attribute("x"), None);
     }
 

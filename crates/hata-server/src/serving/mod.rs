@@ -22,6 +22,7 @@ use arc_swap::ArcSwap;
 use hata_core::model::Flag;
 use hata_core::snapshot::Snapshot;
 use hata_store::{EnvRevision, RuleSetDelta, Store, StoreError, StoreResult, WriteOutcome};
+use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 
 use counts::{Counters, Pending};
@@ -69,7 +70,9 @@ impl Drop for EnvServing {
     }
 }
 
-type Catalog = HashMap<String, HashMap<String, Arc<EnvServing>>>;
+/// Project → environment → rule set. FxHash, not SipHash: every evaluation looks up twice, and
+/// the names are the operator's own, not chosen by callers.
+type Catalog = FxHashMap<String, FxHashMap<String, Arc<EnvServing>>>;
 
 /// A write of one flag, with the ids of the environments it bumped (parallel to its
 /// revisions) and when.
@@ -110,7 +113,7 @@ impl Serving {
     pub async fn start(store: Store) -> StoreResult<Arc<Serving>> {
         let serving = Arc::new(Serving {
             store,
-            catalog: ArcSwap::from_pointee(Catalog::new()),
+            catalog: ArcSwap::from_pointee(Catalog::default()),
             changed: watch::channel(0).0,
             pending: Arc::new(Pending::default()),
             loaded: AtomicBool::new(false),
