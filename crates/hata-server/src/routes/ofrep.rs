@@ -477,27 +477,35 @@ enum ContextMember<'de> {
     Other,
 }
 
+/// A member name of the body or its context: borrowed from the body unless it has escapes.
+/// (serde's own `Cow<str>` always copies.)
+struct Name<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
+}
+
 impl<'de> Deserialize<'de> for RequestBody<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::{IgnoredAny, MapAccess, Visitor};
-
-        /// A member name, as whether it is `context`; no copy of it is made.
-        struct IsContext(bool);
-        impl<'de> Deserialize<'de> for IsContext {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct Name;
-                impl Visitor<'_> for Name {
-                    type Value = IsContext;
-                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                        f.write_str("a member name")
-                    }
-                    fn visit_str<E>(self, v: &str) -> Result<IsContext, E> {
-                        Ok(IsContext(v == "context"))
-                    }
-                }
-                d.deserialize_str(Name)
-            }
-        }
 
         struct Body;
         impl<'de> Visitor<'de> for Body {
@@ -510,8 +518,8 @@ impl<'de> Deserialize<'de> for RequestBody<'de> {
                 mut map: A,
             ) -> Result<RequestBody<'de>, A::Error> {
                 let mut context = ContextMember::Missing;
-                while let Some(IsContext(is_context)) = map.next_key()? {
-                    if is_context {
+                while let Some(Name(name)) = map.next_key()? {
+                    if name == "context" {
                         context = map.next_value()?;
                     } else {
                         map.next_value::<IgnoredAny>()?;
@@ -527,31 +535,6 @@ impl<'de> Deserialize<'de> for RequestBody<'de> {
 impl<'de> Deserialize<'de> for ContextMember<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
-
-        /// A member name: borrowed from the body unless it has escapes. (serde's own
-        /// `Cow<str>` always copies.)
-        struct Name<'de>(Cow<'de, str>);
-        impl<'de> Deserialize<'de> for Name<'de> {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct Visit;
-                impl<'de> Visitor<'de> for Visit {
-                    type Value = Name<'de>;
-                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                        f.write_str("a member name")
-                    }
-                    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
-                        Ok(Name(Cow::Borrowed(v)))
-                    }
-                    fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
-                        Ok(Name(Cow::Owned(v.to_owned())))
-                    }
-                    fn visit_string<E>(self, v: String) -> Result<Name<'de>, E> {
-                        Ok(Name(Cow::Owned(v)))
-                    }
-                }
-                d.deserialize_str(Visit)
-            }
-        }
 
         struct Member;
         impl<'de> Visitor<'de> for Member {
