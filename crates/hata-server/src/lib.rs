@@ -95,7 +95,7 @@ impl AppState {
         op: hata_store::WriteOp,
     ) -> Result<hata_store::WriteOutcome, error::AppError> {
         let outcome = self.store.write(meta, op).await?;
-        if let Err(e) = self.serving.refresh_after(&outcome).await {
+        if let Err(e) = self.serving.refresh_after(&outcome.rule_sets).await {
             // Committed is committed: the change notice and the repair check retry the load.
             tracing::warn!(error = %e, "reloading rule sets after a write failed");
         }

@@ -30,7 +30,7 @@ pub use error::{StoreError, StoreResult};
 pub use evaluations::{EvaluationCount, FlagEvaluated};
 pub use export::{ExportDocument, ImportSummary};
 pub use records::*;
-pub use write::{NewToken, RuleSetDelta, WriteMeta, WriteOp, WriteOutcome};
+pub use write::{NewToken, RuleSetDelta, RuleSetWrite, WriteMeta, WriteOp, WriteOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

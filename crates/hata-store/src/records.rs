@@ -101,11 +101,17 @@ pub struct EnvRevision {
 
 /// What changed, published after a commit to everyone holding derived state (snapshots,
 /// token caches, SSE streams), in this process and — on PostgreSQL — in every replica.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ChangeNotice {
     /// The environment's rule set changed; reload it if your revision is older.
     Environment(EnvRevision),
+    /// What a write committed by this process did to rule sets, published just before its
+    /// `Environment` notices. A subscriber can apply it in memory, as the writer does, instead
+    /// of reading the rule sets back. It never crosses processes (other replicas hear only
+    /// the `Environment` notices).
+    #[serde(skip)]
+    RuleSets(std::sync::Arc<crate::write::RuleSetWrite>),
     /// The environment (or its whole project) no longer exists.
     EnvironmentRemoved {
         project: String,

@@ -10,6 +10,7 @@
 //! off this one place; nothing else in the store writes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use hata_core::model::{Environment, Flag, FlagConfig, Project, Segment};
 use hata_core::validate::{self, FieldError, ProjectView, ValidationErrors};
@@ -125,11 +126,19 @@ pub enum WriteOp {
 }
 
 /// The result of a write: the resource as now stored (`None` after a delete), its version,
-/// and the environment revisions the write produced.
+/// and what it did to rule sets.
 #[derive(Debug, Clone)]
 pub struct WriteOutcome {
     pub value: Option<Value>,
     pub version: i64,
+    /// Also published in this process as `ChangeNotice::RuleSets` (when it bumped any
+    /// revision), so that the writer and the notice's subscribers apply the same change.
+    pub rule_sets: Arc<RuleSetWrite>,
+}
+
+/// The environment revisions a write produced, and what it did to their rule sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSetWrite {
     pub revisions: Vec<EnvRevision>,
     /// The store ids of the environments in `revisions`, in the same order (a deleted and
     /// re-created environment has a new id, so a revision alone does not name a rule set).
@@ -143,7 +152,7 @@ pub struct WriteOutcome {
 /// What a write did to the rule sets of the environments it bumped, so a server holding them
 /// can update them in memory instead of reading every flag of the project back after each
 /// write (which made a write cost O(flags), twice over with two environments).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RuleSetDelta {
     /// Exactly one flag was created or replaced by this one (as stored: version and times
     /// included), and nothing else changed. The most common writes by far: toggles, kill
@@ -197,14 +206,22 @@ impl Store {
             query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        self.publish(notices);
-        Ok(WriteOutcome {
-            value,
-            version,
+        let rule_sets = Arc::new(RuleSetWrite {
             revisions,
             env_ids,
             at: now,
             delta,
+        });
+        // The write's content first, then the plain notices: a subscriber that applies the
+        // content finds itself up to date when the plain ones arrive.
+        if !rule_sets.revisions.is_empty() {
+            self.publish(vec![ChangeNotice::RuleSets(rule_sets.clone())]);
+        }
+        self.publish(notices);
+        Ok(WriteOutcome {
+            value,
+            version,
+            rule_sets,
         })
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use hata_core::model::Flag;
 use hata_core::snapshot::Snapshot;
-use hata_store::{EnvRevision, RuleSetDelta, Store, StoreError, StoreResult, WriteOutcome};
+use hata_store::{EnvRevision, RuleSetDelta, RuleSetWrite, Store, StoreError, StoreResult};
 use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 
@@ -183,22 +183,27 @@ impl Serving {
         self.bring_up(revisions, None).await
     }
 
-    /// Brings the rule sets a write bumped up to date, before its response goes out. A write
-    /// of one flag (created, changed or deleted) is applied in memory when this server holds
-    /// the revision just before it (then nothing else can have changed in between): only
-    /// that flag is compiled and serialised. Anything else is read back from the store.
-    pub async fn refresh_after(&self, outcome: &WriteOutcome) -> StoreResult<()> {
-        let change = match &outcome.delta {
+    /// Brings the rule sets a write bumped up to date. A write of one flag (created, changed
+    /// or deleted) is applied in memory when this server holds the revision just before it
+    /// (then nothing else can have changed in between): only that flag is compiled and
+    /// serialised. Anything else is read back from the store.
+    ///
+    /// Two callers race to do this for every write made through this server: the writer,
+    /// before its response goes out, and `follow_changes`, which hears the write's
+    /// `ChangeNotice::RuleSets` the moment it commits. Both apply the same change, and
+    /// whichever comes second finds the revision in place.
+    pub async fn refresh_after(&self, write: &RuleSetWrite) -> StoreResult<()> {
+        let change = match &write.delta {
             RuleSetDelta::FlagWritten(flag) => Some(FlagChange::Written(flag)),
             RuleSetDelta::FlagDeleted(key) => Some(FlagChange::Deleted(key)),
             RuleSetDelta::Reload => None,
         };
         let written = change.map(|change| Written {
             change,
-            env_ids: &outcome.env_ids,
-            at: &outcome.at,
+            env_ids: &write.env_ids,
+            at: &write.at,
         });
-        self.bring_up(&outcome.revisions, written).await
+        self.bring_up(&write.revisions, written).await
     }
 
     /// `refresh`, applying `written` in memory where it can (see `refresh_after`).
@@ -484,6 +489,11 @@ pub async fn follow_changes(serving: Arc<Serving>) {
     loop {
         tokio::select! {
             notice = notices.recv() => match notice {
+                Ok(ChangeNotice::RuleSets(write)) => {
+                    if let Err(e) = serving.refresh_after(&write).await {
+                        tracing::warn!(error = %e, "reload after a write failed; the repair check retries");
+                    }
+                }
                 Ok(ChangeNotice::Environment(r)) => {
                     if let Err(e) = serving.refresh(std::slice::from_ref(&r)).await {
                         tracing::warn!(project = %r.project, environment = %r.environment,
