@@ -3,8 +3,9 @@
 
 Opens N Server-Sent-Events streams to a running hata, waits until every stream has received
 its first event (the rule set on connect), reads hata's RSS (/proc/<pid>/status VmRSS, and the
-peak VmHWM), then makes one change through the admin API and measures how long it takes until
-every stream has received the new event (fan-out), and reads the RSS again.
+peak VmHWM), then makes --changes changes through the admin API (toggling one flag), one
+after another: for each it measures how long it takes until every stream has received the new
+event (fan-out), waits --settle seconds and reads the RSS again.
 
   --kind sdk    GET /api/v1/sdk/stream with `Authorization: Bearer <server token>` (default)
   --kind ofrep  the OFREP event stream: the `eventStreams[0].url` of a bulk evaluation made
@@ -188,6 +189,8 @@ async def main():
     ap.add_argument("--project", default=seed.get("project", "bench"))
     ap.add_argument("--environment", default=seed.get("environment", "development"))
     ap.add_argument("--timeout", type=float, default=120, help="seconds to wait for connects / fan-out")
+    ap.add_argument("--changes", type=int, default=2, help="changes to fan out, one after another (toggles)")
+    ap.add_argument("--settle", type=float, default=2, help="seconds to wait after a fan-out before reading the RSS")
     ap.add_argument("--hold", type=float, default=5, help="seconds to hold the streams open at the end")
     ap.add_argument("--json", action="store_true", help="print one JSON line only")
     args = ap.parse_args()
@@ -261,28 +264,31 @@ async def main():
     out["rss_connected"] = rss(args.pid) if args.pid else None
     out["fds_connected"] = fds(args.pid) if args.pid else None
 
-    # Fan-out of one change.
+    # Fan-out of changes: toggle the flag, wait until every stream has the new rule set, let
+    # the server settle, read its RSS; then toggle it back the same way.
     if args.admin_token:
-        before = [s.events for s in sts]
         live = [s for s in sts if not s.error]
         cfg_url = f"{args.url}/api/v1/projects/{args.project}/flags/{args.flag}/environments/{args.environment}"
-        current = http_json("GET", cfg_url, args.admin_token)
-        t_change = time.monotonic()
-        http_json("PATCH", cfg_url, args.admin_token, {"enabled": not current.get("enabled", True)})
-        t_written = time.monotonic()
-        done = await wait_until(lambda: all(s.events > before[s.n] or s.error for s in live), args.timeout)
-        lat = sorted((s.event_times[before[s.n]] - t_change) * 1000 for s in live if s.events > before[s.n])
-        out["fanout"] = {
-            "all_received": done,
-            "received": len(lat),
-            "write_ms": round((t_written - t_change) * 1000, 1),
-            "p50_ms": round(lat[len(lat) // 2], 1) if lat else None,
-            "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1) if lat else None,
-            "max_ms": round(lat[-1], 1) if lat else None,
-        }
-        await asyncio.sleep(1)
-        out["rss_after_change"] = rss(args.pid) if args.pid else None
-        http_json("PATCH", cfg_url, args.admin_token, {"enabled": current.get("enabled", True)})
+        enabled = http_json("GET", cfg_url, args.admin_token).get("enabled", True)
+        out["changes"] = []
+        for _ in range(args.changes):
+            before = [s.events for s in sts]
+            enabled = not enabled
+            t_change = time.monotonic()
+            http_json("PATCH", cfg_url, args.admin_token, {"enabled": enabled})
+            t_written = time.monotonic()
+            done = await wait_until(lambda: all(s.events > before[s.n] or s.error for s in live), args.timeout)
+            lat = sorted((s.event_times[before[s.n]] - t_change) * 1000 for s in live if s.events > before[s.n])
+            await asyncio.sleep(args.settle)
+            out["changes"].append({
+                "all_received": done,
+                "received": len(lat),
+                "write_ms": round((t_written - t_change) * 1000, 1),
+                "p50_ms": round(lat[len(lat) // 2], 1) if lat else None,
+                "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))], 1) if lat else None,
+                "max_ms": round(lat[-1], 1) if lat else None,
+                "rss_settled": rss(args.pid) if args.pid else None,
+            })
     else:
         print("rss_streams: no --admin-token: skipping the fan-out measurement", file=sys.stderr)
 
@@ -302,12 +308,12 @@ async def main():
           f"{out['stream_errors']} errors{' (' + out['first_error'] + ')' if errs else ''}; "
           f"{out['bytes_per_stream_initial']:,} bytes received per stream on connect")
     print(f"hata RSS: before {r('rss_before')} MB, {args.streams} streams open {r('rss_connected')} MB, "
-          f"after one change {r('rss_after_change')} MB, end {r('rss_end')} MB, "
-          f"peak (VmHWM) {(out.get('rss_end') or {}).get('hwm_mb')} MB; fds {out['fds_before']} -> {out['fds_connected']}")
-    if out.get("fanout"):
-        f = out["fanout"]
-        print(f"fan-out of one change to {f['received']} streams: p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms, "
-              f"max {f['max_ms']} ms (PATCH answered after {f['write_ms']} ms)")
+          f"end {r('rss_end')} MB, peak (VmHWM) {(out.get('rss_end') or {}).get('hwm_mb')} MB; "
+          f"fds {out['fds_before']} -> {out['fds_connected']}")
+    for i, f in enumerate(out.get("changes") or [], 1):
+        print(f"change {i}: fan-out to {f['received']} streams p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms, "
+              f"max {f['max_ms']} ms (PATCH answered after {f['write_ms']} ms); "
+              f"RSS {args.settle:g} s after the last stream had it: {(f['rss_settled'] or {}).get('rss_mb')} MB")
     print(json.dumps(out))
 
 
