@@ -265,7 +265,7 @@ async def main():
     out["fds_connected"] = fds(args.pid) if args.pid else None
 
     # Fan-out of changes: toggle the flag, wait until every stream has the new rule set, let
-    # the server settle, read its RSS; then toggle it back the same way.
+    # the server settle, read its RSS; repeat. An odd --changes leaves the flag toggled.
     if args.admin_token:
         live = [s for s in sts if not s.error]
         cfg_url = f"{args.url}/api/v1/projects/{args.project}/flags/{args.flag}/environments/{args.environment}"
