@@ -170,7 +170,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(
     state: AppState,
     config: &ServerConfig,
-) -> axum::routing::IntoMakeService<
+) -> App<
     impl tower::Service<
             axum::extract::Request,
             Response = axum::response::Response,
@@ -181,7 +181,6 @@ pub fn router(
         + Sync
         + 'static,
 > {
-    use axum::ServiceExt as _;
     let admin = routes::admin_router().layer(axum::middleware::from_fn_with_state(
         state.clone(),
         auth::require_admin,
@@ -198,56 +197,131 @@ pub fn router(
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone());
     let ids = RequestIds::new();
-    // Single-flag OFREP evaluations are the hottest path: they skip the router, the trace
-    // layer (their span is DEBUG: at the default level it records nothing) and the tower
-    // layers, and do by hand what those layers do to the answer: request id, body limit,
-    // CORS headers. A test compares both paths' answers header by header.
-    let single = {
-        let shared = Arc::new((state.clone(), eval.clone()));
-        let ids = ids.clone();
-        let body_limit = config.body_limit;
-        move |req: axum::extract::Request| {
-            let id = match req.headers().get(&REQUEST_ID) {
-                Some(id) => Some(id.clone()),
-                None => ids.next(),
-            };
-            // CORS headers matter to browsers only, and browsers always send `Origin`; server
-            // SDKs are spared 75 bytes per answer.
-            let cross_origin = req.headers().contains_key(axum::http::header::ORIGIN);
-            let shared = Arc::clone(&shared);
-            async move {
-                let (state, eval) = &*shared;
-                let mut response =
-                    routes::ofrep::single_request(state, eval, body_limit, req).await;
-                let headers = response.headers_mut();
-                if cross_origin {
-                    routes::ofrep::cors_headers(headers);
-                }
-                if let Some(id) = id {
-                    headers.entry(REQUEST_ID).or_insert(id);
-                }
-                Ok::<_, std::convert::Infallible>(response)
-            }
-        }
-    };
-    let app = tower::ServiceBuilder::new()
+    let layered = tower::ServiceBuilder::new()
         .map_response(|res: axum::http::Response<_>| res.map(axum::body::Body::new))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, ids))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, ids.clone()))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(DefaultBodyLimit::max(config.body_limit))
-        .layer(axum::Extension(eval))
+        .layer(axum::Extension(eval.clone()))
         .service(routes);
-    tower::service_fn(move |req: axum::extract::Request| {
+    App {
+        dispatch: Dispatch {
+            state,
+            eval,
+            ids,
+            body_limit: config.body_limit,
+            layered,
+        },
+    }
+}
+
+/// What `router` returns: `axum::serve` asks it for one [`Connection`] per accepted
+/// connection.
+#[derive(Clone)]
+pub struct App<S> {
+    dispatch: Dispatch<S>,
+}
+
+/// Everything a request is served with.
+#[derive(Clone)]
+struct Dispatch<S> {
+    state: AppState,
+    eval: Arc<routes::EvalSettings>,
+    ids: RequestIds,
+    body_limit: usize,
+    /// The router inside its layers: every request but single-flag evaluations.
+    layered: S,
+}
+
+impl<T, S: Clone> tower::Service<T> for App<S> {
+    type Response = Connection<S>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Connection<S>, std::convert::Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _connection: T) -> Self::Future {
+        std::future::ready(Ok(Connection(Arc::new(self.dispatch.clone()))))
+    }
+}
+
+/// The service of one connection. The server clones it for every request (hyper-util's
+/// `TowerToHyperService`), so it is a single `Arc` of its own, made per connection: a
+/// request's clone then counts on a cache line that only its connection touches. A clone of
+/// the shared state per request wrote to reference counts every connection shares, and both
+/// cores kept taking those lines from each other.
+#[derive(Clone)]
+pub struct Connection<S>(Arc<Dispatch<S>>);
+
+impl<S> tower::Service<axum::extract::Request> for Connection<S>
+where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+{
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::Either<
+        futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>,
+        tower::util::Oneshot<S, axum::extract::Request>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::extract::Request) -> Self::Future {
         use futures::future::Either;
         use tower::ServiceExt as _;
         if routes::ofrep::single_request_key(&req).is_some() {
-            Either::Left(single(req))
+            Either::Left(Box::pin(single(Arc::clone(&self.0), req)))
         } else {
-            Either::Right(app.clone().oneshot(req))
+            Either::Right(self.0.layered.clone().oneshot(req))
         }
-    })
-    .into_make_service()
+    }
+}
+
+/// Single-flag OFREP evaluations are the hottest path: they skip the router, the trace layer
+/// (their span is DEBUG: at the default level it records nothing) and the tower layers, and
+/// do by hand what those layers do to the answer: request id, body limit, CORS headers. A
+/// test compares both paths' answers header by header.
+async fn single<S>(
+    dispatch: Arc<Dispatch<S>>,
+    req: axum::extract::Request,
+) -> Result<axum::response::Response, std::convert::Infallible> {
+    let id = match req.headers().get(&REQUEST_ID) {
+        Some(id) => Some(id.clone()),
+        None => dispatch.ids.next(),
+    };
+    // CORS headers matter to browsers only, and browsers always send `Origin`; server SDKs
+    // are spared 75 bytes per answer.
+    let cross_origin = req.headers().contains_key(axum::http::header::ORIGIN);
+    let mut response =
+        routes::ofrep::single_request(&dispatch.state, &dispatch.eval, dispatch.body_limit, req)
+            .await;
+    let headers = response.headers_mut();
+    if cross_origin {
+        routes::ofrep::cors_headers(headers);
+    }
+    if let Some(id) = id {
+        headers.entry(REQUEST_ID).or_insert(id);
+    }
+    Ok(response)
 }
 
 /// The tracing span of a request. Evaluations and probes are the hot paths and log nothing
@@ -275,7 +349,17 @@ fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
 #[derive(Clone)]
 struct RequestIds {
     prefix: Arc<str>,
-    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The counter of every `RequestIds`. Threads take blocks of `ID_BLOCK` numbers from it and
+/// count within their block, so a request does not write to a cache line that the other
+/// cores' requests write to as well. Ids are unique, but only roughly in order.
+static NEXT_ID_BLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+const ID_BLOCK: u64 = 1024;
+
+thread_local! {
+    /// This thread's next id and the end of its block.
+    static ID_RANGE: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
 }
 
 impl RequestIds {
@@ -284,13 +368,20 @@ impl RequestIds {
         let prefix: [u8; 8] = rand::thread_rng().gen();
         RequestIds {
             prefix: hex::encode(prefix).into(),
-            next: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
     }
 
     /// The next id, as a header value.
     fn next(&self) -> Option<axum::http::HeaderValue> {
-        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = ID_RANGE.with(|range| {
+            let (mut next, mut end) = range.get();
+            if next == end {
+                next = NEXT_ID_BLOCK.fetch_add(ID_BLOCK, std::sync::atomic::Ordering::Relaxed);
+                end = next + ID_BLOCK;
+            }
+            range.set((next + 1, end));
+            next
+        });
         // Hex by hand: `format!` was a tenth of a health probe's instructions.
         let mut id = [0u8; 16 + 1 + 16];
         id[..16].copy_from_slice(self.prefix.as_bytes());
@@ -325,3 +416,36 @@ async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
 
 /// How long a graceful shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_across_threads_and_blocks() {
+        let ids = RequestIds::new();
+        // Each thread runs through several blocks of its own.
+        let per_thread = 3 * ID_BLOCK as usize + 7;
+        let all: Vec<axum::http::HeaderValue> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        (0..per_thread)
+                            .map(|_| ids.next().expect("an id"))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .flat_map(|t| t.join().expect("thread"))
+                .collect()
+        });
+        let distinct: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), 4 * per_thread);
+        let id = all[0].to_str().expect("ASCII");
+        assert_eq!(id.len(), 33, "{id}");
+        assert_eq!(&id[16..17], "-", "{id}");
+        assert!(id[..16] == *ids.prefix && id[17..].bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+}

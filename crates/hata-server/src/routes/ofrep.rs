@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use hata_core::evaluate::{Context, ErrorCode, Evaluation};
-use hata_store::TokenKind;
+use hata_store::{TokenKind, TokenRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -25,7 +25,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::sse;
 use super::EvalSettings;
-use crate::auth::{authenticate_evaluator, Evaluator};
+use crate::auth::{with_evaluator, Evaluator};
 use crate::error::AppError;
 use crate::serving::ticket::{ticket_period, Ticket};
 use crate::serving::EnvServing;
@@ -97,28 +97,26 @@ impl IntoResponse for Refused {
     }
 }
 
-/// Auth, rate limit and the token's rule set: everything before evaluation.
-fn admit(
+/// Auth, rate limit and the token's rule set: everything before evaluation. `f` gets the
+/// token and the rule set borrowed (see `Serving::with`), so it must not wait.
+fn admit<R>(
     s: &AppState,
     settings: &EvalSettings,
     headers: &HeaderMap,
-) -> Result<(Evaluator, Arc<EnvServing>), Refused> {
-    let caller =
-        authenticate_evaluator(&s.tokens, headers, EVALUATOR_KINDS).map_err(Refused::App)?;
-    settings
-        .check_rate(&caller.token.id)
-        .map_err(Refused::App)?;
-    let env = s
-        .serving
-        .get(caller.project(), caller.environment())
-        .ok_or_else(|| {
-            Refused::NotLoaded(format!(
-                "environment {}/{} is not loaded",
-                caller.project(),
-                caller.environment()
-            ))
-        })?;
-    Ok((caller, env))
+    f: impl FnOnce(&Arc<TokenRecord>, &Arc<EnvServing>) -> R,
+) -> Result<R, Refused> {
+    with_evaluator(&s.tokens, headers, EVALUATOR_KINDS, |token| {
+        settings.check_rate(&token.id).map_err(Refused::App)?;
+        // `with_evaluator` admits only tokens bound to both.
+        let project = token.project.as_deref().unwrap_or_default();
+        let environment = token.environment.as_deref().unwrap_or_default();
+        s.serving
+            .with(project, environment, |env| f(token, env))
+            .ok_or_else(|| {
+                Refused::NotLoaded(format!("environment {project}/{environment} is not loaded"))
+            })
+    })
+    .map_err(Refused::App)?
 }
 
 async fn single(
@@ -195,10 +193,14 @@ fn evaluate_single(
     headers: &HeaderMap,
     body: Result<Bytes, Response>,
 ) -> Response {
-    let (_, env) = match admit(s, settings, headers) {
-        Ok(admitted) => admitted,
-        Err(refused) => return refused.into_response(),
-    };
+    admit(s, settings, headers, |_, env| {
+        evaluate_admitted(env, key, body)
+    })
+    .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A single-flag evaluation, once the caller is admitted to `env`.
+fn evaluate_admitted(env: &EnvServing, key: &str, body: Result<Bytes, Response>) -> Response {
     let body = match body {
         Ok(body) => body,
         Err(rejected) => return rejected,
@@ -224,7 +226,7 @@ fn evaluate_single(
     }
     env.counters.record(&evaluation);
     let mut body = Vec::with_capacity(256);
-    write_evaluation(&env, &evaluation, &mut body);
+    write_evaluation(env, &evaluation, &mut body);
     json_body(StatusCode::OK, body)
 }
 
@@ -258,7 +260,15 @@ async fn bulk(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (caller, mut env) = match admit(&s, &settings, &headers) {
+    let admitted = admit(&s, &settings, &headers, |token, env| {
+        (
+            Evaluator {
+                token: Arc::clone(token),
+            },
+            Arc::clone(env),
+        )
+    });
+    let (caller, mut env) = match admitted {
         Ok(admitted) => admitted,
         Err(refused) => return refused.into_response(),
     };
