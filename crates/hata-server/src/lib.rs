@@ -167,20 +167,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The layers wrap the router as one service instead of going through `Router::layer`, which
 /// wraps every route in its own boxed copy of each layer; that made every request clone and
 /// box six layers before reaching its handler (a third of the instructions of a request).
-pub fn router(
-    state: AppState,
-    config: &ServerConfig,
-) -> App<
-    impl tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-            Future: Send + 'static,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-> {
+pub fn router(state: AppState, config: &ServerConfig) -> App {
     let admin = routes::admin_router().layer(axum::middleware::from_fn_with_state(
         state.clone(),
         auth::require_admin,
@@ -205,6 +192,7 @@ pub fn router(
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(axum::Extension(eval.clone()))
         .service(routes);
+    let layered = Layered::new(layered);
     App {
         dispatch: Dispatch {
             state,
@@ -219,25 +207,31 @@ pub fn router(
 /// What `router` returns: `axum::serve` asks it for one [`Connection`] per accepted
 /// connection.
 #[derive(Clone)]
-pub struct App<S> {
-    dispatch: Dispatch<S>,
+pub struct App {
+    dispatch: Dispatch,
 }
+
+/// Every request but single-flag evaluations: the router inside its layers.
+type Layered = tower::util::BoxCloneSyncService<
+    axum::extract::Request,
+    axum::response::Response,
+    std::convert::Infallible,
+>;
 
 /// Everything a request is served with.
 #[derive(Clone)]
-struct Dispatch<S> {
+struct Dispatch {
     state: AppState,
     eval: Arc<routes::EvalSettings>,
     ids: RequestIds,
     body_limit: usize,
-    /// The router inside its layers: every request but single-flag evaluations.
-    layered: S,
+    layered: Layered,
 }
 
-impl<T, S: Clone> tower::Service<T> for App<S> {
-    type Response = Connection<S>;
+impl<T> tower::Service<T> for App {
+    type Response = Connection;
     type Error = std::convert::Infallible;
-    type Future = std::future::Ready<Result<Connection<S>, std::convert::Infallible>>;
+    type Future = std::future::Ready<Result<Connection, std::convert::Infallible>>;
 
     fn poll_ready(
         &mut self,
@@ -257,25 +251,14 @@ impl<T, S: Clone> tower::Service<T> for App<S> {
 /// the shared state per request wrote to reference counts every connection shares, and both
 /// cores kept taking those lines from each other.
 #[derive(Clone)]
-pub struct Connection<S>(Arc<Dispatch<S>>);
+pub struct Connection(Arc<Dispatch>);
 
-impl<S> tower::Service<axum::extract::Request> for Connection<S>
-where
-    S: tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-            Future: Send + 'static,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-{
+impl tower::Service<axum::extract::Request> for Connection {
     type Response = axum::response::Response;
     type Error = std::convert::Infallible;
     type Future = futures::future::Either<
         futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>,
-        tower::util::Oneshot<S, axum::extract::Request>,
+        tower::util::Oneshot<Layered, axum::extract::Request>,
     >;
 
     fn poll_ready(
@@ -300,8 +283,8 @@ where
 /// (their span is DEBUG: at the default level it records nothing) and the tower layers, and
 /// do by hand what those layers do to the answer: request id, body limit, CORS headers. A
 /// test compares both paths' answers header by header.
-async fn single<S>(
-    dispatch: Arc<Dispatch<S>>,
+async fn single(
+    dispatch: Arc<Dispatch>,
     req: axum::extract::Request,
 ) -> Result<axum::response::Response, std::convert::Infallible> {
     let id = match req.headers().get(&REQUEST_ID) {
