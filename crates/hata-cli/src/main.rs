@@ -345,7 +345,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
     });
-    axum::serve(listener, app)
+    axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             // Open event streams never end on their own; end them so in-flight requests can.

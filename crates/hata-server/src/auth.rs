@@ -54,23 +54,15 @@ impl TokenCache {
 
     /// The live (unexpired) token with this secret.
     pub fn authenticate(&self, secret: &str) -> Option<Arc<TokenRecord>> {
-        self.with_live(secret, Arc::clone)
-    }
-
-    /// Calls `f` with the live token with this secret, borrowed from the cache. Evaluations
-    /// take this way: every request of one token would otherwise add to and take from the
-    /// same reference count, a cache line both cores keep stealing from each other.
-    pub fn with_live<R>(&self, secret: &str, f: impl FnOnce(&Arc<TokenRecord>) -> R) -> Option<R> {
         let key: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        let tokens = self.by_hash.load();
-        let token = tokens.get(&key)?;
+        let token = self.by_hash.load().get(&key)?.clone();
         // Most tokens never expire: no clock read for them.
         let expired = token.expires_at.is_some()
             && is_expired(
                 token.expires_at.as_deref(),
                 time::OffsetDateTime::now_utc().unix_timestamp_nanos(),
             );
-        (!expired).then(|| f(token))
+        (!expired).then_some(token)
     }
 
     /// The live token with this id (event streams hold ids, never secrets).
@@ -176,38 +168,22 @@ pub fn authenticate_evaluator(
     headers: &axum::http::HeaderMap,
     kinds: &[TokenKind],
 ) -> Result<Evaluator, AppError> {
-    with_evaluator(tokens, headers, kinds, |token| Evaluator {
-        token: Arc::clone(token),
-    })
-}
-
-/// `authenticate_evaluator` for the hot path: calls `f` with the token borrowed from the
-/// cache (see `TokenCache::with_live`).
-pub fn with_evaluator<R>(
-    tokens: &TokenCache,
-    headers: &axum::http::HeaderMap,
-    kinds: &[TokenKind],
-    f: impl FnOnce(&Arc<TokenRecord>) -> R,
-) -> Result<R, AppError> {
     let secret = presented_secret(headers).ok_or(AppError::Unauthorized)?;
-    tokens
-        .with_live(secret, |token| {
-            if !kinds.contains(&token.kind) {
-                let allowed: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-                return Err(AppError::Forbidden(format!(
-                    "a {} token cannot use this endpoint; it needs a {} token",
-                    token.kind.as_str(),
-                    allowed.join(" or ")
-                )));
-            }
-            if token.project.is_none() || token.environment.is_none() {
-                return Err(AppError::Forbidden(
-                    "the token is not bound to a project and environment".into(),
-                ));
-            }
-            Ok(f(token))
-        })
-        .ok_or(AppError::Unauthorized)?
+    let token = tokens.authenticate(secret).ok_or(AppError::Unauthorized)?;
+    if !kinds.contains(&token.kind) {
+        let allowed: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        return Err(AppError::Forbidden(format!(
+            "a {} token cannot use this endpoint; it needs a {} token",
+            token.kind.as_str(),
+            allowed.join(" or ")
+        )));
+    }
+    if token.project.is_none() || token.environment.is_none() {
+        return Err(AppError::Forbidden(
+            "the token is not bound to a project and environment".into(),
+        ));
+    }
+    Ok(Evaluator { token })
 }
 
 #[cfg(test)]

@@ -29,9 +29,18 @@ pub enum AppError {
     NoRoute(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// The caller's environment has no rule set in memory yet: it was created a moment ago
+    /// on another replica, or this server is still loading. The same answer (503 with
+    /// `Retry-After`) on every evaluation endpoint; OFREP paths give it in OFREP's shape.
+    #[error("the token's environment is not loaded yet; retry shortly")]
+    NotLoaded,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// `Retry-After` of `AppError::NotLoaded`, in seconds: a change reaches replicas in
+/// milliseconds, and a start loads every rule set in seconds.
+pub const NOT_LOADED_RETRY_AFTER: u64 = 1;
 
 /// An RFC 7807 problem: the body of every admin API error (`application/problem+json`).
 #[derive(Serialize, utoipa::ToSchema)]
@@ -82,6 +91,12 @@ impl IntoResponse for AppError {
             ),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found", None, None),
             AppError::NoRoute(_) => (StatusCode::NOT_FOUND, "Not found", None, None),
+            AppError::NotLoaded => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Rule set not loaded",
+                None,
+                None,
+            ),
             AppError::MethodNotAllowed(_) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "Method not allowed",
@@ -158,10 +173,15 @@ impl IntoResponse for AppError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let AppError::RateLimited { retry_after } = &self {
+        let retry_after = match &self {
+            AppError::RateLimited { retry_after } => Some(*retry_after),
+            AppError::NotLoaded => Some(NOT_LOADED_RETRY_AFTER),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if status == StatusCode::UNAUTHORIZED {
             response

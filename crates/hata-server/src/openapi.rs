@@ -3,8 +3,9 @@
 //! `ROUTES` is the one list of what the server serves: every route has a row naming its
 //! request body, success body, query parameters and conditional-request headers. The schemas
 //! are derived (`utoipa::ToSchema`) from the types that serde reads and writes (hata-core's
-//! model, hata-store's records, the handlers' own request types); only the OFREP shapes, which
-//! `routes::ofrep` writes by hand for speed, are described by the mirror types in this module.
+//! model, hata-store's records, hata-serving's OFREP success shape, the handlers' own request
+//! types); only the other OFREP shapes, which `routes::ofrep` writes by hand, are described by
+//! the mirror types in this module.
 //! `tests/openapi.rs` validates real responses against the document, and `tests/admin_api.rs`
 //! checks that every documented operation is routed.
 
@@ -39,8 +40,9 @@ use crate::routes::flags::FlagQuery;
 use crate::routes::insights::{Insights, InsightsQuery};
 use crate::routes::projects::{NewProject, ProjectUpdate};
 use crate::routes::tokens::TokenRequest;
-use crate::serving::SdkConfig;
 use crate::AppState;
+use hata_serving::ofrep_json::OfrepEvaluationSuccess;
+use hata_serving::SdkConfig;
 
 /// The component schemas a document needs, collected while its operations are built.
 #[derive(Default)]
@@ -617,6 +619,7 @@ pub const ROUTES: &[Route] = &[
 ];
 
 // ---- OFREP shapes (written by hand in `routes::ofrep`; mirrored here) -----------------------
+// The success shape is declared once, in `hata_serving::ofrep_json`, and used from there.
 
 /// OFREP `evaluationRequest` / `bulkEvaluationRequest`.
 #[derive(ToSchema)]
@@ -632,39 +635,6 @@ pub struct OfrepContext {
     pub targeting_key: Option<String>,
     #[serde(flatten)]
     pub attributes: BTreeMap<String, serde_json::Value>,
-}
-
-/// OpenFeature reasons as OFREP reports them (`PREREQUISITE_FAILED` goes out as `DISABLED`).
-#[derive(ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OfrepReason {
-    Static,
-    Default,
-    TargetingMatch,
-    Split,
-    Disabled,
-    Error,
-}
-
-/// OFREP `evaluationSuccess`.
-#[derive(ToSchema)]
-pub struct OfrepEvaluationSuccess {
-    pub key: String,
-    pub value: serde_json::Value,
-    pub reason: OfrepReason,
-    pub variant: String,
-    pub metadata: OfrepFlagMetadata,
-}
-
-/// Per-flag metadata: `flagVersion` always, `ruleId` when a rule decided; `hataReason`
-/// (`PREREQUISITE_FAILED`) and `hataNote` (`bucket_by attribute missing`) when they apply.
-#[derive(ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OfrepFlagMetadata {
-    pub flag_version: i64,
-    pub rule_id: Option<String>,
-    pub hata_reason: Option<String>,
-    pub hata_note: Option<String>,
 }
 
 /// OFREP `evaluationFailure` / `bulkEvaluationFailure` (400, and 404 for a missing flag).
@@ -923,21 +893,21 @@ fn operation(s: &mut Schemas, r: &Route) -> utoipa::openapi::path::Operation {
             op = op.response("413", error("Body too large", PROBLEM, problem.clone()));
             op = op.response(
                 "429",
-                error("Rate limited", PROBLEM, problem.clone()).header(
-                    "Retry-After",
-                    HeaderBuilder::new()
-                        .schema(ObjectBuilder::new().schema_type(SchemaType::new(Type::Integer)))
-                        .description(Some("Seconds to wait"))
-                        .build(),
-                ),
+                error("Rate limited", PROBLEM, problem.clone())
+                    .header("Retry-After", retry_after_header()),
             );
             op = op.response(
                 "500",
+                error("Internal error", "application/json", general.clone()),
+            );
+            op = op.response(
+                "503",
                 error(
-                    "The token's environment is not loaded",
+                    "The token's environment is not loaded yet; retry after Retry-After",
                     "application/json",
                     general,
-                ),
+                )
+                .header("Retry-After", retry_after_header()),
             );
         }
         Errors::Evaluator => {
@@ -948,6 +918,15 @@ fn operation(s: &mut Schemas, r: &Route) -> utoipa::openapi::path::Operation {
             ] {
                 op = op.response(status, error(what, PROBLEM, problem.clone()));
             }
+            op = op.response(
+                "503",
+                error(
+                    "The token's environment is not loaded yet; retry after Retry-After",
+                    PROBLEM,
+                    problem.clone(),
+                )
+                .header("Retry-After", retry_after_header()),
+            );
         }
         Errors::None => {
             if r.path == "/health/ready" {
@@ -966,6 +945,14 @@ fn operation(s: &mut Schemas, r: &Route) -> utoipa::openapi::path::Operation {
         ]));
     }
     op.build()
+}
+
+/// `Retry-After` in seconds (429, 503).
+fn retry_after_header() -> utoipa::openapi::Header {
+    HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(SchemaType::new(Type::Integer)))
+        .description(Some("Seconds to wait"))
+        .build()
 }
 
 /// `listProjects`-style ids from method and path: unique, stable, usable as function names.

@@ -996,8 +996,10 @@ async fn change_notices_of_this_process_are_applied_in_memory() {
     );
 }
 
-/// Single-flag evaluations skip the router (the hot path); they must answer exactly as the
-/// routed handler does, with the request id, CORS headers and body limit of every response.
+/// Single-flag evaluations skip the router (the hot path, see `dispatch`); they must answer
+/// exactly as the routed handler does, with everything the edge adds to every answer. An
+/// escaped key (`%6E` is `n`) goes through the router, which decodes it: the same request set
+/// goes both ways and the answers are compared status, header and body.
 #[tokio::test]
 async fn single_flag_evaluations_off_the_router_answer_as_the_router_does() {
     let s = TestServer::start_with(hata_server::ServerConfig {
@@ -1007,25 +1009,35 @@ async fn single_flag_evaluations_off_the_router_answer_as_the_router_does() {
     .await;
     shop(&s).await;
     let t = token(&s, "client").await;
-    let ask = |path: &str, body: Value| {
-        s.as_token(&t, Method::POST, path)
-            .header("origin", "https://app.example")
-            .header("x-request-id", "req-ofrep-1")
-            .json(&body)
-    };
-    // `%6E` is `n`: an escaped key goes through the router, which decodes it.
-    let context = json!({"context": {"targetingKey": "u-1", "plan": "pro"}});
-    let direct = Reply::of(ask("/ofrep/v1/evaluate/flags/banner", context.clone())).await;
-    let routed = Reply::of(ask("/ofrep/v1/evaluate/flags/ban%6Eer", context)).await;
-    for r in [&direct, &routed] {
-        assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(r.header("x-request-id"), Some("req-ofrep-1"));
-        assert_eq!(r.header("access-control-allow-origin"), Some("*"));
-        assert_eq!(r.header("content-type"), Some("application/json"));
-    }
-    assert_eq!(direct.body, routed.body);
-    assert_eq!(direct.body["variant"], "b");
-    // Every header the layers add on the routed path is there, with the same value.
+    let server = token(&s, "server").await;
+    let admin = s.token.clone();
+    let ctx = br#"{"context": {"targetingKey": "u-1", "plan": "pro"}}"#.to_vec();
+    let bodies: Vec<(&str, Vec<u8>)> = vec![
+        ("context", ctx),
+        ("empty context", br#"{"context": {}}"#.to_vec()),
+        ("context not an object", br#"{"context": 1}"#.to_vec()),
+        ("no context", b"{}".to_vec()),
+        ("not JSON", b"{".to_vec()),
+        ("not UTF-8", b"{\"context\": {\"a\": \"\xff\"}}".to_vec()),
+        ("empty body", Vec::new()),
+        (
+            "too large",
+            format!(
+                r#"{{"context": {{"targetingKey": "{}"}}}}"#,
+                "x".repeat(2000)
+            )
+            .into_bytes(),
+        ),
+    ];
+    // (key as sent directly, the same key escaped)
+    let keys = [("banner", "ban%6Eer"), ("nope", "%6Eope")];
+    let tokens: [(&str, Option<&str>); 5] = [
+        ("client", Some(&t)),
+        ("server", Some(&server)),
+        ("admin", Some(&admin)),
+        ("unknown", Some("hata_client_nope")),
+        ("none", None),
+    ];
     let headers = |r: &Reply| {
         let mut all: Vec<(String, String)> = r
             .headers
@@ -1036,58 +1048,167 @@ async fn single_flag_evaluations_off_the_router_answer_as_the_router_does() {
         all.sort();
         all
     };
-    assert_eq!(headers(&direct), headers(&routed));
-    // Failures: unknown flag, bad context, bad token, too large a body.
-    let missing = Reply::of(ask("/ofrep/v1/evaluate/flags/nope", json!({"context": {}}))).await;
+    let mut compared = 0;
+    for (direct_key, routed_key) in keys {
+        for (body_name, body) in &bodies {
+            for (token_name, secret) in tokens {
+                for origin in [None, Some("https://app.example")] {
+                    let ask = |key: &str| {
+                        let mut r = s
+                            .client
+                            .post(s.url(&format!("/ofrep/v1/evaluate/flags/{key}")))
+                            .header("content-type", "application/json")
+                            .header("x-request-id", "req-ofrep-1")
+                            .body(body.clone());
+                        if let Some(secret) = secret {
+                            r = r.bearer_auth(secret);
+                        }
+                        if let Some(origin) = origin {
+                            r = r.header("origin", origin);
+                        }
+                        r
+                    };
+                    let case = format!("{direct_key} / {body_name} / {token_name} / {origin:?}");
+                    let direct = Reply::of(ask(direct_key)).await;
+                    let routed = Reply::of(ask(routed_key)).await;
+                    assert_eq!(direct.status, routed.status, "{case}");
+                    assert_eq!(headers(&direct), headers(&routed), "{case}");
+                    assert_eq!(direct.body, routed.body, "{case}");
+                    // What the edge adds, on every answer of either path.
+                    for r in [&direct, &routed] {
+                        assert_eq!(r.header("x-request-id"), Some("req-ofrep-1"), "{case}");
+                        assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{case}");
+                        assert_eq!(
+                            r.header("x-content-type-options"),
+                            Some("nosniff"),
+                            "{case}"
+                        );
+                        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{case}");
+                        assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{case}");
+                    }
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(compared, 2 * 8 * 5 * 2);
+    // Spot checks that the set covers what it means to.
+    let ask = |path: &str, body: &[u8]| {
+        s.as_token(&t, Method::POST, path)
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+    };
+    let ok = Reply::of(ask("/ofrep/v1/evaluate/flags/banner", &bodies[0].1)).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.body["variant"], "b");
+    assert_eq!(ok.header("content-type"), Some("application/json"));
+    let missing = Reply::of(ask("/ofrep/v1/evaluate/flags/nope", &bodies[1].1)).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.body["errorCode"], "FLAG_NOT_FOUND");
-    let bad = Reply::of(ask(
-        "/ofrep/v1/evaluate/flags/banner",
-        json!({"context": 1}),
-    ))
-    .await;
+    let bad = Reply::of(ask("/ofrep/v1/evaluate/flags/banner", &bodies[2].1)).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.body["errorCode"], "INVALID_CONTEXT");
+    Reply::of(ask("/ofrep/v1/evaluate/flags/banner", &bodies[7].1))
+        .await
+        .problem(StatusCode::PAYLOAD_TOO_LARGE);
     Reply::of(
-        s.as_token(
-            "hata_client_nope",
-            Method::POST,
-            "/ofrep/v1/evaluate/flags/banner",
-        )
-        .json(&json!({"context": {}})),
-    )
-    .await
-    .problem(StatusCode::UNAUTHORIZED);
-    let big = json!({"context": {"targetingKey": "x".repeat(2000)}});
-    let r = Reply::of(ask("/ofrep/v1/evaluate/flags/banner", big.clone()))
-        .await
-        .problem(StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(r.header("x-request-id"), Some("req-ofrep-1"));
-    let routed = Reply::of(ask("/ofrep/v1/evaluate/flags/ban%6Eer", big))
-        .await
-        .problem(StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(r.body, routed.body);
-    assert_eq!(headers(&r), headers(&routed));
-    // Without a request id, one is made up, as everywhere. Without `Origin` (not a browser)
-    // the answer carries no CORS headers.
-    let r = Reply::of(
-        s.as_token(&t, Method::POST, "/ofrep/v1/evaluate/flags/banner")
+        s.as_token(&admin, Method::POST, "/ofrep/v1/evaluate/flags/banner")
             .json(&json!({"context": {}})),
     )
-    .await;
-    assert!(r.header("x-request-id").is_some_and(|id| id.len() > 8));
-    assert_eq!(r.header("access-control-allow-origin"), None);
-    assert_eq!(r.body["key"], "banner");
-    // Other methods on the path still get the router's answers (preflight, 405).
-    let preflight = Reply::of(
-        s.client
-            .request(Method::OPTIONS, s.url("/ofrep/v1/evaluate/flags/banner"))
-            .header("origin", "https://app.example")
-            .header("access-control-request-method", "POST"),
+    .await
+    .problem(StatusCode::FORBIDDEN);
+    // Without a request id, one is made up, on both paths.
+    for path in [
+        "/ofrep/v1/evaluate/flags/banner",
+        "/ofrep/v1/evaluate/flags/ban%6Eer",
+    ] {
+        let r = Reply::of(ask(path, &bodies[1].1)).await;
+        assert!(
+            r.header("x-request-id").is_some_and(|id| id.len() > 8),
+            "{path}"
+        );
+        assert_eq!(r.body["key"], "banner");
+    }
+    // A preflight is answered before any route, for both paths alike; other methods on the
+    // path get the router's 405 (with the same edge headers).
+    for path in [
+        "/ofrep/v1/evaluate/flags/banner",
+        "/ofrep/v1/evaluate/flags/ban%6Eer",
+    ] {
+        let preflight = Reply::of(
+            s.client
+                .request(Method::OPTIONS, s.url(path))
+                .header("origin", "https://app.example")
+                .header("access-control-request-method", "POST"),
+        )
+        .await;
+        assert!(preflight.status.is_success(), "{path}");
+        assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(preflight.header("access-control-max-age"), Some("86400"));
+        let wrong = Reply::of(s.as_token(&t, Method::GET, path))
+            .await
+            .problem(StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(wrong.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(wrong.header("x-content-type-options"), Some("nosniff"));
+    }
+    // Outside `/ofrep/` nothing is cross-origin; the security headers are everywhere.
+    let admin_api = Reply::of(
+        s.as_token(&admin, Method::GET, "/api/v1/projects")
+            .header("origin", "https://app.example"),
     )
     .await;
-    assert!(preflight.status.is_success());
-    Reply::of(s.as_token(&t, Method::GET, "/ofrep/v1/evaluate/flags/banner"))
-        .await
-        .problem(StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(admin_api.status, StatusCode::OK);
+    assert_eq!(admin_api.header("access-control-allow-origin"), None);
+    assert_eq!(admin_api.header("x-frame-options"), Some("DENY"));
+}
+
+/// An environment whose rule set this server has not loaded (yet) gets one answer on every
+/// evaluation endpoint: 503 with `Retry-After`, problem+json on the SDK endpoints and OFREP's
+/// `{errorDetails}` on OFREP.
+#[tokio::test]
+async fn an_environment_not_loaded_is_a_503_to_retry_everywhere() {
+    let s = TestServer::start().await;
+    shop(&s).await;
+    let client = token(&s, "client").await;
+    let server = token(&s, "server").await;
+    // As if the environment had just been created on another replica and its change notice
+    // had not arrived here yet (the repair check would load it within 10 s).
+    s.state().serving.remove("shop", "development");
+    let context = json!({"context": {"targetingKey": "u-1"}});
+    for path in [
+        "/ofrep/v1/evaluate/flags/banner",
+        "/ofrep/v1/evaluate/flags/ban%6Eer",
+        "/ofrep/v1/evaluate/flags",
+    ] {
+        let r = Reply::of(s.as_token(&client, Method::POST, path).json(&context)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path}: {}",
+            r.body
+        );
+        assert_eq!(r.header("retry-after"), Some("1"), "{path}");
+        assert_eq!(r.header("content-type"), Some("application/json"), "{path}");
+        assert!(
+            r.body["errorDetails"]
+                .as_str()
+                .is_some_and(|d| d.contains("not loaded")),
+            "{path}: {}",
+            r.body
+        );
+    }
+    for path in ["/api/v1/sdk/config", "/api/v1/sdk/stream"] {
+        let r = Reply::of(s.as_token(&server, Method::GET, path))
+            .await
+            .problem(StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.header("retry-after"), Some("1"), "{path}");
+    }
+    // Loaded again, it answers.
+    s.state().serving.reload_all().await.expect("reload");
+    let r = Reply::of(
+        s.as_token(&client, Method::POST, "/ofrep/v1/evaluate/flags/banner")
+            .json(&context),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }

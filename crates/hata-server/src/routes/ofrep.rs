@@ -12,23 +12,22 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use hata_core::evaluate::{Context, ErrorCode, Evaluation};
-use hata_store::{TokenKind, TokenRecord};
+use hata_serving::ticket::{ticket_period, Ticket};
+use hata_serving::{EnvServing, RuleSetId};
+use hata_store::TokenKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::sse;
 use super::EvalSettings;
-use crate::auth::{with_evaluator, Evaluator};
+use crate::auth::{authenticate_evaluator, Evaluator};
 use crate::error::AppError;
-use crate::serving::ticket::{ticket_period, Ticket};
-use crate::serving::EnvServing;
 use crate::AppState;
 
 /// Seconds of client inactivity after which providers close the stream (OFREP default).
@@ -39,9 +38,9 @@ const INACTIVITY_DELAY_SEC: u64 = 120;
 const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
 
 pub fn router() -> Router<AppState> {
+    // CORS (preflights included) is the dispatch edge's (`dispatch::cors`); a plain OPTIONS
+    // without `Access-Control-Request-Method` reaches these routes and gets a 204.
     Router::new()
-        // OPTIONS is routed so that preflights reach the CORS layer (which answers them)
-        // instead of the router's 405 fallback.
         .route(
             "/ofrep/v1/evaluate/flags/{key}",
             post(single).options(preflight),
@@ -51,31 +50,10 @@ pub fn router() -> Router<AppState> {
             "/ofrep/v1/events",
             get(sse::ofrep_events).options(preflight),
         )
-        .layer(cors())
 }
 
 async fn preflight() -> StatusCode {
     StatusCode::NO_CONTENT
-}
-
-/// Browsers may call OFREP with `client` tokens from any origin. No cookies are involved
-/// (tokens travel in headers), so no credentials mode.
-pub fn cors() -> CorsLayer {
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::any())
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::IF_NONE_MATCH,
-            header::HeaderName::from_static("x-api-key"),
-            header::HeaderName::from_static("last-event-id"),
-        ])
-        .expose_headers([header::ETAG, header::RETRY_AFTER])
-        .max_age(Duration::from_secs(24 * 3600))
-        // Every origin gets the same answer, so caches need no `Vary` (and each request is
-        // spared building one).
-        .vary(Vec::<header::HeaderName>::new())
 }
 
 const EVALUATOR_KINDS: &[TokenKind] = &[TokenKind::Server, TokenKind::Client];
@@ -84,39 +62,45 @@ const EVALUATOR_KINDS: &[TokenKind] = &[TokenKind::Server, TokenKind::Client];
 enum Refused {
     /// 401, 403, 429 as problem+json.
     App(AppError),
-    /// The token's environment has no rule set in memory (500, OFREP `generalErrorResponse`).
-    NotLoaded(String),
+    /// The token's environment has no rule set in memory yet (see `AppError::NotLoaded`).
+    NotLoaded,
 }
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
         match self {
             Refused::App(e) => e.into_response(),
-            Refused::NotLoaded(details) => general(details),
+            Refused::NotLoaded => {
+                let mut response = json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &serde_json::json!({ "errorDetails": AppError::NotLoaded.to_string() }),
+                );
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(crate::error::NOT_LOADED_RETRY_AFTER),
+                );
+                response
+            }
         }
     }
 }
 
-/// Auth, rate limit and the token's rule set: everything before evaluation. `f` gets the
-/// token and the rule set borrowed (see `Serving::with`), so it must not wait.
-fn admit<R>(
+/// Auth, rate limit and the token's rule set: everything before evaluation.
+fn admit(
     s: &AppState,
     settings: &EvalSettings,
     headers: &HeaderMap,
-    f: impl FnOnce(&Arc<TokenRecord>, &Arc<EnvServing>) -> R,
-) -> Result<R, Refused> {
-    with_evaluator(&s.tokens, headers, EVALUATOR_KINDS, |token| {
-        settings.check_rate(&token.id).map_err(Refused::App)?;
-        // `with_evaluator` admits only tokens bound to both.
-        let project = token.project.as_deref().unwrap_or_default();
-        let environment = token.environment.as_deref().unwrap_or_default();
-        s.serving
-            .with(project, environment, |env| f(token, env))
-            .ok_or_else(|| {
-                Refused::NotLoaded(format!("environment {project}/{environment} is not loaded"))
-            })
-    })
-    .map_err(Refused::App)?
+) -> Result<(Evaluator, Arc<EnvServing>), Refused> {
+    let caller =
+        authenticate_evaluator(&s.tokens, headers, EVALUATOR_KINDS).map_err(Refused::App)?;
+    settings
+        .check_rate(&caller.token.id)
+        .map_err(Refused::App)?;
+    let env = s
+        .serving
+        .get(caller.project(), caller.environment())
+        .ok_or(Refused::NotLoaded)?;
+    Ok((caller, env))
 }
 
 async fn single(
@@ -132,35 +116,26 @@ async fn single(
 /// Where single-flag evaluations are served; the key is the one segment after it.
 pub const SINGLE_PREFIX: &str = "/ofrep/v1/evaluate/flags/";
 
-/// The key of a single-flag evaluation request that `single_request` may serve directly: a
-/// POST to `SINGLE_PREFIX` + one segment without percent-escapes (keys never need them; an
-/// escaped one goes through the router, which decodes it).
-pub fn single_request_key(req: &axum::extract::Request) -> Option<&str> {
-    if req.method() != Method::POST {
-        return None;
-    }
-    let key = req.uri().path().strip_prefix(SINGLE_PREFIX)?;
-    (!key.is_empty() && !key.contains(['/', '%'])).then_some(key)
-}
-
-/// `POST /ofrep/v1/evaluate/flags/{key}` served without the router and its layers (see
-/// `crate::router`): the same evaluation as the routed handler, for a request
-/// `single_request_key` accepted, with the body limit applied here. The caller adds the
-/// request id and `cors_headers`.
-pub async fn single_request(
+/// `POST /ofrep/v1/evaluate/flags/{key}` served without the router (see `crate::dispatch`,
+/// which decides which requests come here and applies the edge concerns to both paths): the
+/// same evaluation as the routed handler `single`.
+pub async fn single_request<B>(
     s: &AppState,
     settings: &EvalSettings,
-    body_limit: usize,
-    req: axum::extract::Request,
-) -> Response {
-    use http_body_util::{BodyExt, LengthLimitError, Limited};
+    req: axum::http::Request<http_body_util::Limited<B>>,
+) -> Response
+where
+    B: axum::body::HttpBody<Data = Bytes>,
+    B::Error: Into<axum::BoxError>,
+{
+    use http_body_util::{BodyExt, LengthLimitError};
     let (parts, body) = req.into_parts();
     let key = parts
         .uri
         .path()
         .strip_prefix(SINGLE_PREFIX)
         .unwrap_or_default();
-    let body = match Limited::new(body, body_limit).collect().await {
+    let body = match body.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(AppError::TooLarge.into_response()),
         Err(e) => Err(failure(
@@ -173,19 +148,6 @@ pub async fn single_request(
     evaluate_single(s, settings, key, &parts.headers, body)
 }
 
-/// What `cors()` adds to every answer that is not a preflight; `single_request`'s caller adds
-/// it by hand to cross-origin requests (a test compares the two paths' headers).
-pub fn cors_headers(headers: &mut HeaderMap) {
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("etag,retry-after"),
-    );
-}
-
 fn evaluate_single(
     s: &AppState,
     settings: &EvalSettings,
@@ -193,10 +155,10 @@ fn evaluate_single(
     headers: &HeaderMap,
     body: Result<Bytes, Response>,
 ) -> Response {
-    admit(s, settings, headers, |_, env| {
-        evaluate_admitted(env, key, body)
-    })
-    .unwrap_or_else(IntoResponse::into_response)
+    match admit(s, settings, headers) {
+        Ok((_, env)) => evaluate_admitted(&env, key, body),
+        Err(refused) => refused.into_response(),
+    }
 }
 
 /// A single-flag evaluation, once the caller is admitted to `env`.
@@ -260,15 +222,7 @@ async fn bulk(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let admitted = admit(&s, &settings, &headers, |token, env| {
-        (
-            Evaluator {
-                token: Arc::clone(token),
-            },
-            Arc::clone(env),
-        )
-    });
-    let (caller, mut env) = match admitted {
+    let (caller, mut env) = match admit(&s, &settings, &headers) {
         Ok(admitted) => admitted,
         Err(refused) => return refused.into_response(),
     };
@@ -282,19 +236,19 @@ async fn bulk(
     };
     // An event stream (possibly another replica's) announced a revision: make sure this
     // answer is at least that new.
-    if let Some((env_id, revision)) = query
+    if let Some(announced) = query
         .as_ref()
         .ok()
         .and_then(|q| q.flag_config_etag.as_deref())
-        .and_then(parse_config_etag)
+        .and_then(RuleSetId::from_header)
     {
-        if env_id == env.env_id && revision > env.revision {
+        if announced.env_id == env.env_id && announced.revision > env.revision {
             s.serving
                 .wait_for(
                     &env.project,
                     &env.environment,
-                    env_id,
-                    revision,
+                    announced.env_id,
+                    announced.revision,
                     CATCH_UP_WAIT,
                 )
                 .await;
@@ -311,12 +265,7 @@ async fn bulk(
         .chain_update(&body)
         .chain_update(period.to_le_bytes())
         .finalize();
-    let etag = format!(
-        "\"{}.{}-{}\"",
-        env.env_id,
-        env.revision,
-        hex::encode(&digest[..8])
-    );
+    let etag = format!("\"{}-{}\"", env.id(), hex::encode(&digest[..8]));
     if if_none_match(&headers, &etag) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         set_etag(&mut response, &etag);
@@ -366,12 +315,6 @@ async fn bulk(
     response
 }
 
-/// `"<env id>.<revision>"` (the `etag` of a `refetchEvaluation` event), quotes optional.
-fn parse_config_etag(etag: &str) -> Option<(i64, i64)> {
-    let (env_id, revision) = etag.trim().trim_matches('"').split_once('.')?;
-    Some((env_id.parse().ok()?, revision.parse().ok()?))
-}
-
 fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
@@ -402,8 +345,7 @@ fn stream_url(
         token_id: caller.token.id.clone(),
         project: env.project.clone(),
         environment: env.environment.clone(),
-        env_id: env.env_id,
-        revision: env.revision,
+        rule_set: env.id(),
         expires,
     });
     let base = match &settings.public_url {
@@ -760,13 +702,5 @@ mod tests {
         assert_eq!(ctx.attribute("a"), Some(&Value::from(2)));
         assert_eq!(ctx.attribute("plan"), Some(&Value::from("pro")));
         assert_eq!(ctx.attribute("x"), None);
-    }
-
-    #[test]
-    fn config_etags_parse_with_or_without_quotes() {
-        assert_eq!(parse_config_etag("\"3.12\""), Some((3, 12)));
-        assert_eq!(parse_config_etag("3.12"), Some((3, 12)));
-        assert_eq!(parse_config_etag("\"3.12-abcd\""), None);
-        assert_eq!(parse_config_etag("x"), None);
     }
 }

@@ -31,7 +31,7 @@ async fn config(
     let env = s
         .serving
         .get(caller.project(), caller.environment())
-        .ok_or_else(|| AppError::NotFound("the token's environment is not loaded".into()))?;
+        .ok_or(AppError::NotLoaded)?;
     let etag = HeaderValue::from_str(&env.config_etag)
         .map_err(|e| AppError::Store(hata_store::StoreError::Internal(e.to_string())))?;
     let unchanged = headers

@@ -25,8 +25,8 @@ use tokio::time::{Instant, Interval};
 use super::EvalSettings;
 use crate::auth::{authenticate_evaluator, TokenCache};
 use crate::error::AppError;
-use crate::serving::{EnvServing, Serving};
 use crate::AppState;
+use hata_serving::{EnvServing, RuleSetId, Serving};
 
 /// Sent first on every stream: how long `EventSource` waits before reconnecting (ms).
 const RETRY: &[u8] = b"retry: 1000\n\n";
@@ -47,8 +47,8 @@ struct EventStream {
     project: String,
     environment: String,
     feed: Feed,
-    /// `(env id, revision)` the client has (sent, or resumed from).
-    sent: Option<(i64, i64)>,
+    /// The rule set the client has (sent, or resumed from).
+    sent: Option<RuleSetId>,
     /// Chunks to send before waiting for changes. Separate chunks, never concatenated: the
     /// SDK frame is the environment's shared rule set (megabytes with 10,000 flags), and a
     /// copy per stream would cost that much memory per connecting client.
@@ -90,7 +90,7 @@ impl EventStream {
                     changed.ok()?;
                     // The environment was deleted: end the stream; a reconnect gets a 404.
                     let env = self.serving.get(&self.project, &self.environment)?;
-                    let current = (env.env_id, env.revision);
+                    let current = env.id();
                     if self.sent != Some(current) {
                         self.sent = Some(current);
                         return Some(self.frame(&env));
@@ -115,7 +115,7 @@ impl EventStream {
     fn into_response(mut self, env: &EnvServing) -> Response {
         // Send the current state at once unless the client already has it.
         self.queued.push_back(Bytes::from_static(RETRY));
-        let current = (env.env_id, env.revision);
+        let current = env.id();
         if self.sent != Some(current) {
             let frame = self.frame(env);
             self.queued.push_back(frame);
@@ -149,7 +149,7 @@ fn open(
     token_id: String,
     env: &EnvServing,
     feed: Feed,
-    sent: Option<(i64, i64)>,
+    sent: Option<RuleSetId>,
 ) -> EventStream {
     let period = settings.heartbeat;
     EventStream {
@@ -169,10 +169,8 @@ fn open(
 }
 
 /// `<env id>.<revision>` from `Last-Event-ID`.
-fn last_event_id(headers: &HeaderMap) -> Option<(i64, i64)> {
-    let v = headers.get("last-event-id")?.to_str().ok()?;
-    let (env_id, revision) = v.trim().split_once('.')?;
-    Some((env_id.parse().ok()?, revision.parse().ok()?))
+fn last_event_id(headers: &HeaderMap) -> Option<RuleSetId> {
+    RuleSetId::from_header(headers.get("last-event-id")?.to_str().ok()?)
 }
 
 /// `data` of a `refetchEvaluation` event: `etag` is the rule set's config ETag (what the
@@ -185,7 +183,7 @@ fn ofrep_frame(env: &EnvServing) -> Bytes {
     });
     Bytes::from(format!(
         "id: {}\nevent: message\ndata: {data}\n\n",
-        env.event_id()
+        env.id()
     ))
 }
 
@@ -218,7 +216,7 @@ pub async fn ofrep_events(
         .get(&ticket.project, &ticket.environment)
         .ok_or_else(|| AppError::NotFound("the environment no longer exists".into()))?;
     // Without Last-Event-ID the client has what it fetched when the ticket was issued.
-    let sent = last_event_id(&headers).or(Some((ticket.env_id, ticket.revision)));
+    let sent = last_event_id(&headers).or(Some(ticket.rule_set));
     Ok(open(&s, &settings, ticket.token_id, &env, Feed::Ofrep, sent).into_response(&env))
 }
 
@@ -232,7 +230,7 @@ pub async fn sdk_stream(
     let env = s
         .serving
         .get(caller.project(), caller.environment())
-        .ok_or_else(|| AppError::NotFound("the token's environment is not loaded".into()))?;
+        .ok_or(AppError::NotLoaded)?;
     let sent = last_event_id(&headers);
     Ok(open(
         &s,

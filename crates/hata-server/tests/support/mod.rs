@@ -63,7 +63,7 @@ async fn serve(store: &Store, config: &ServerConfig) -> (String, Running) {
     let addr = listener.local_addr().expect("local address");
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service())
             .with_graceful_shutdown(async {
                 let _ = rx.await;
             })

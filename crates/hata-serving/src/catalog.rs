@@ -8,11 +8,6 @@
 //! which also covers other replicas once notices cross processes; (3) in a periodic repair
 //! check that compares revisions with the store, for anything missed.
 
-pub mod counts;
-pub mod ofrep_json;
-pub mod sdk_body;
-pub mod ticket;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,10 +20,10 @@ use hata_store::{EnvRevision, RuleSetDelta, RuleSetWrite, Store, StoreError, Sto
 use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 
-use counts::{Counters, Pending};
-use ofrep_json::OfrepPieces;
-pub use sdk_body::SdkConfig;
-use sdk_body::{Header, SdkBody};
+use crate::counts::{Counters, Pending};
+use crate::ofrep_json::OfrepPieces;
+use crate::sdk_body::{Header, SdkBody};
+use crate::RuleSetId;
 
 /// How often the repair check compares every snapshot's revision with the store.
 pub const REPAIR_INTERVAL: Duration = Duration::from_secs(10);
@@ -43,7 +38,7 @@ pub struct EnvServing {
     /// When the revision last increased, in Unix seconds (OFREP `lastModified`).
     pub last_modified: i64,
     pub snapshot: Snapshot,
-    /// `"<env id>.<revision>"`, quoted: names this rule set on every replica.
+    /// `id()` as an entity tag: names this rule set on every replica.
     pub config_etag: String,
     /// The `GET /api/v1/sdk/config` body and the same rule set as one SSE event of
     /// `GET /api/v1/sdk/stream`, built once and shared by every request and open stream (so
@@ -56,9 +51,10 @@ pub struct EnvServing {
 }
 
 impl EnvServing {
-    /// The SSE event id of this revision: stable, and never repeated for another rule set.
-    pub fn event_id(&self) -> String {
-        format!("{}.{}", self.env_id, self.revision)
+    /// The name of this rule set: the SSE event id of this revision, stable, and never
+    /// repeated for another rule set.
+    pub fn id(&self) -> RuleSetId {
+        RuleSetId::new(self.env_id, self.revision)
     }
 }
 
@@ -131,23 +127,8 @@ impl Serving {
     }
 
     /// The current rule set of an environment.
-    #[inline]
     pub fn get(&self, project: &str, environment: &str) -> Option<Arc<EnvServing>> {
-        self.with(project, environment, Arc::clone)
-    }
-
-    /// Calls `f` with the environment's rule set, borrowed from the catalog. Evaluations take
-    /// this way: every request of one environment would otherwise add to and take from the
-    /// same reference count, a cache line both cores keep stealing from each other. `f` must
-    /// not wait: the catalog it borrows from stays alive until it returns.
-    pub fn with<R>(
-        &self,
-        project: &str,
-        environment: &str,
-        f: impl FnOnce(&Arc<EnvServing>) -> R,
-    ) -> Option<R> {
-        let catalog = self.catalog.load();
-        Some(f(catalog.get(project)?.get(environment)?))
+        self.catalog.load().get(project)?.get(environment).cloned()
     }
 
     /// Every rule set currently served.
@@ -263,12 +244,12 @@ impl Serving {
             FlagChange::Written(flag) => current.snapshot.with_flag(flag)?.ok()?,
             FlagChange::Deleted(key) => current.snapshot.without_flag(key)?,
         };
-        let config_etag = format!("\"{}.{}\"", current.env_id, revision);
+        let id = RuleSetId::new(current.env_id, revision);
+        let config_etag = id.etag();
         let header = Header {
             project: &current.project,
             environment: &current.environment,
-            env_id: current.env_id,
-            revision,
+            id,
             etag: &config_etag,
         };
         let flag = match change {
@@ -369,12 +350,12 @@ impl Serving {
                 )));
             }
         };
-        let config_etag = format!("\"{}.{}\"", env.id, env.revision);
+        let id = RuleSetId::new(env.id, env.revision);
+        let config_etag = id.etag();
         let header = Header {
             project,
             environment,
-            env_id: env.id,
-            revision: env.revision,
+            id,
             etag: &config_etag,
         };
         // In key order (as the snapshot's flags), whatever order the database sorts text in:

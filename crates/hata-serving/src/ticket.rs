@@ -35,9 +35,8 @@ pub struct Ticket {
     pub token_id: String,
     pub project: String,
     pub environment: String,
-    /// The environment id and revision the client had when the ticket was issued.
-    pub env_id: i64,
-    pub revision: i64,
+    /// The rule set the client had when the ticket was issued.
+    pub rule_set: crate::RuleSetId,
     /// Unix seconds.
     pub expires: i64,
 }
@@ -74,7 +73,7 @@ impl Signer {
         // Fields are keys (no `|` allowed by the key syntax) and numbers.
         let payload = format!(
             "1|{}|{}|{}|{}|{}|{}",
-            t.token_id, t.project, t.environment, t.env_id, t.revision, t.expires
+            t.token_id, t.project, t.environment, t.rule_set.env_id, t.rule_set.revision, t.expires
         );
         let tag = self.mac(payload.as_bytes()).finalize().into_bytes();
         format!(
@@ -109,8 +108,7 @@ impl Signer {
             token_id: token_id.to_string(),
             project: project.to_string(),
             environment: environment.to_string(),
-            env_id: number(env_id)?,
-            revision: number(revision)?,
+            rule_set: crate::RuleSetId::new(number(env_id)?, number(revision)?),
             expires: number(expires)?,
         };
         if ticket.expires <= now {
@@ -142,8 +140,7 @@ mod tests {
             token_id: "tok_0123456789abcdef".into(),
             project: "shop".into(),
             environment: "production".into(),
-            env_id: 7,
-            revision: 42,
+            rule_set: crate::RuleSetId::new(7, 42),
             expires: 2_000,
         }
     }

@@ -1,4 +1,7 @@
-//! OFREP success bodies written from pieces serialised once per rule set.
+//! The OFREP success shape, and success bodies written from pieces serialised once per rule set.
+//!
+//! [`OfrepEvaluationSuccess`] declares the shape once: the server's OpenAPI document derives
+//! its schema from it, and a test checks that the pieces write exactly what serde writes for it.
 //!
 //! An evaluation's `key`, `value`, `variant` and `flagVersion` depend only on the flag and the
 //! variant served, not on the context. serde_json escapes every string byte by byte, and a
@@ -10,6 +13,99 @@ use std::sync::Arc;
 
 use hata_core::evaluate::{Evaluation, Reason};
 use hata_core::snapshot::{Snapshot, Spliced};
+use serde::Serialize;
+
+/// OFREP `evaluationSuccess`, as hata answers it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OfrepEvaluationSuccess {
+    pub key: String,
+    pub value: serde_json::Value,
+    pub reason: OfrepReason,
+    pub variant: String,
+    pub metadata: OfrepFlagMetadata,
+}
+
+/// Per-flag metadata: `flagVersion` always, `ruleId` when a rule decided; `hataReason`
+/// (`PREREQUISITE_FAILED`) and `hataNote` (`bucket_by attribute missing`) when they apply.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepFlagMetadata {
+    pub flag_version: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hata_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hata_note: Option<String>,
+}
+
+/// OpenFeature reasons as OFREP reports them (`PREREQUISITE_FAILED` goes out as `DISABLED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OfrepReason {
+    Static,
+    Default,
+    TargetingMatch,
+    Split,
+    Disabled,
+    Error,
+}
+
+impl OfrepReason {
+    /// OpenFeature has no reason for a failed prerequisite: it is `DISABLED`, with hata's own
+    /// reason in the metadata (`hataReason`).
+    pub fn of(reason: Reason) -> OfrepReason {
+        match reason {
+            Reason::Static => OfrepReason::Static,
+            Reason::Default => OfrepReason::Default,
+            Reason::TargetingMatch => OfrepReason::TargetingMatch,
+            Reason::Split => OfrepReason::Split,
+            Reason::Disabled | Reason::PrerequisiteFailed => OfrepReason::Disabled,
+            Reason::Error => OfrepReason::Error,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OfrepReason::Static => "STATIC",
+            OfrepReason::Default => "DEFAULT",
+            OfrepReason::TargetingMatch => "TARGETING_MATCH",
+            OfrepReason::Split => "SPLIT",
+            OfrepReason::Disabled => "DISABLED",
+            OfrepReason::Error => "ERROR",
+        }
+    }
+}
+
+/// `hataReason` of a failed prerequisite.
+const PREREQUISITE_FAILED: &str = "PREREQUISITE_FAILED";
+/// `hataNote` of a rollout whose bucket-by attribute was missing.
+const BUCKET_BY_MISSING: &str = "bucket_by attribute missing";
+
+impl OfrepEvaluationSuccess {
+    /// The success answer of `e`; `None` for an error result.
+    pub fn of(e: &Evaluation<'_>) -> Option<OfrepEvaluationSuccess> {
+        if e.error_code.is_some() || e.reason == Reason::Error {
+            return None;
+        }
+        Some(OfrepEvaluationSuccess {
+            key: e.key.to_string(),
+            value: e.value.clone(),
+            reason: OfrepReason::of(e.reason),
+            variant: e.variant.to_string(),
+            metadata: OfrepFlagMetadata {
+                flag_version: e.flag_version,
+                rule_id: e.rule_id.map(str::to_string),
+                hata_reason: (e.reason == Reason::PrerequisiteFailed)
+                    .then(|| PREREQUISITE_FAILED.to_string()),
+                hata_note: e.bucket_by_missing.then(|| BUCKET_BY_MISSING.to_string()),
+            },
+        })
+    }
+}
 
 /// The pieces of one (flag, variant): `head` + reason + `tail` + metadata extras + `}}`.
 struct Pieces {
@@ -65,23 +161,19 @@ impl OfrepPieces {
             return false;
         };
         out.extend_from_slice(&p.head);
-        // OpenFeature has no reason for a failed prerequisite: it is DISABLED, with hata's
-        // own reason in the metadata.
-        let reason = match e.reason {
-            Reason::PrerequisiteFailed => Reason::Disabled,
-            r => r,
-        };
-        out.extend_from_slice(reason.as_str().as_bytes());
+        out.extend_from_slice(OfrepReason::of(e.reason).as_str().as_bytes());
         out.extend_from_slice(&p.tail);
         if let Some(rule) = e.rule_id {
             out.extend_from_slice(b",\"ruleId\":");
             json_string(rule, out);
         }
         if e.reason == Reason::PrerequisiteFailed {
-            out.extend_from_slice(b",\"hataReason\":\"PREREQUISITE_FAILED\"");
+            out.extend_from_slice(b",\"hataReason\":");
+            json_string(PREREQUISITE_FAILED, out);
         }
         if e.bucket_by_missing {
-            out.extend_from_slice(b",\"hataNote\":\"bucket_by attribute missing\"");
+            out.extend_from_slice(b",\"hataNote\":");
+            json_string(BUCKET_BY_MISSING, out);
         }
         out.extend_from_slice(b"}}");
         true
@@ -140,6 +232,13 @@ mod tests {
         let e = snap.evaluate(key, &Context::new(&ctx));
         let mut out = Vec::new();
         assert!(pieces.write_success(&e, &mut out), "{key} evaluates");
+        // Byte for byte what serde writes for the declared shape.
+        let declared = OfrepEvaluationSuccess::of(&e).expect("a success");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            serde_json::to_string(&declared).expect("serialises"),
+            "{key}"
+        );
         serde_json::from_slice(&out).expect("the pieces make valid JSON")
     }
 
@@ -183,6 +282,7 @@ mod tests {
         let mut out = Vec::new();
         assert!(!pieces.write_success(&e, &mut out));
         assert!(out.is_empty());
+        assert_eq!(OfrepEvaluationSuccess::of(&e), None);
     }
 
     #[test]

@@ -28,9 +28,8 @@ pub struct SdkConfig<'a> {
 pub struct Header<'a> {
     pub project: &'a str,
     pub environment: &'a str,
-    pub env_id: i64,
-    pub revision: i64,
-    /// `"<env id>.<revision>"`, quoted.
+    pub id: crate::RuleSetId,
+    /// `id` as an entity tag (`RuleSetId::etag`).
     pub etag: &'a str,
 }
 
@@ -163,18 +162,13 @@ impl SdkBody {
 fn write_head(buf: &mut Vec<u8>, h: &Header<'_>) -> serde_json::Result<usize> {
     use std::io::Write as _;
     let io = serde_json::Error::io;
-    write!(
-        buf,
-        "id: {}.{}\nevent: config\ndata: ",
-        h.env_id, h.revision
-    )
-    .map_err(io)?;
+    write!(buf, "id: {}\nevent: config\ndata: ", h.id).map_err(io)?;
     let start = buf.len();
     buf.extend_from_slice(b"{\"project\":");
     serde_json::to_writer(&mut *buf, h.project)?;
     buf.extend_from_slice(b",\"environment\":");
     serde_json::to_writer(&mut *buf, h.environment)?;
-    write!(buf, ",\"revision\":{},\"etag\":", h.revision).map_err(io)?;
+    write!(buf, ",\"revision\":{},\"etag\":", h.id.revision).map_err(io)?;
     serde_json::to_writer(&mut *buf, h.etag)?;
     buf.extend_from_slice(b",\"flags\":[");
     Ok(start)
@@ -208,8 +202,7 @@ mod tests {
         Header {
             project: "p",
             environment: "dev",
-            env_id: 7,
-            revision,
+            id: crate::RuleSetId::new(7, revision),
             etag,
         }
     }

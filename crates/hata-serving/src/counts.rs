@@ -16,7 +16,7 @@ use hata_core::evaluate::{Evaluation, Reason};
 use hata_core::snapshot::Snapshot;
 use hata_store::{EvaluationCount, FlagEvaluated, Store};
 
-use super::{EnvServing, Serving};
+use crate::catalog::{EnvServing, Serving};
 
 /// How often counts are written to the store.
 pub const FLUSH_INTERVAL: Duration = Duration::from_secs(10);

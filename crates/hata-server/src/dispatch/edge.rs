@@ -1,0 +1,106 @@
+//! What every answer gets, whichever way its request was served: the request id, the body
+//! limit, CORS (under `/ofrep/`), the security headers, the request's tracing span with a log
+//! line for server errors, and the place where request metrics hook in. Written once here and
+//! wrapped around both the router and the single-flag fast path (see `dispatch`).
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use axum::response::Response;
+use http_body_util::Limited;
+use tracing::Instrument;
+
+use super::cors;
+use crate::request_id::{RequestIds, REQUEST_ID};
+
+/// Security headers on every answer (a handler that sets one itself keeps its own value).
+/// Answers are JSON or event streams, never pages to frame or sniff; and no URL of hata's,
+/// some of which carry stream tickets, should leak through `Referer`.
+const SECURITY_HEADERS: [(header::HeaderName, HeaderValue); 3] = [
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ),
+    (
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    ),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+];
+
+/// The cross-cutting concerns, configured once per server.
+pub struct Edge {
+    ids: RequestIds,
+    body_limit: usize,
+}
+
+impl Edge {
+    pub fn new(body_limit: usize) -> Edge {
+        Edge {
+            ids: RequestIds::default(),
+            body_limit,
+        }
+    }
+
+    /// Serves `req` with `inner`, applying every concern around it. The body reaches `inner`
+    /// limited to the configured size: reading past it fails with
+    /// `http_body_util::LengthLimitError` (axum's extractors answer 413 to that).
+    pub async fn serve<B, F, Fut>(&self, mut req: Request<B>, inner: F) -> Response
+    where
+        F: FnOnce(Request<Limited<B>>) -> Fut,
+        Fut: Future<Output = Response>,
+    {
+        let started = Instant::now();
+        let id = self.ids.ensure(req.headers_mut());
+        let cross_origin = cors::applies(req.uri().path());
+        let span = request_span(&req, &id);
+        let method = req.method().clone();
+        let mut response = if cross_origin && cors::is_preflight(&req) {
+            cors::preflight()
+        } else {
+            let req = req.map(|body| Limited::new(body, self.body_limit));
+            inner(req).instrument(span.clone()).await
+        };
+        finish(response.headers_mut(), id, cross_origin);
+        observe(&span, &method, response.status(), started.elapsed());
+        response
+    }
+}
+
+/// The headers added to every answer.
+fn finish(headers: &mut HeaderMap, id: HeaderValue, cross_origin: bool) {
+    headers.entry(REQUEST_ID).or_insert(id);
+    if cross_origin {
+        cors::add(headers);
+    }
+    for (name, value) in SECURITY_HEADERS {
+        headers.entry(name).or_insert(value);
+    }
+}
+
+/// The tracing span of a request. Evaluations and probes are the hot paths and log nothing
+/// on success: their span is DEBUG, so at the default INFO level it costs nothing.
+fn request_span<B>(req: &Request<B>, id: &HeaderValue) -> tracing::Span {
+    let id = id.to_str().unwrap_or("");
+    let path = req.uri().path();
+    if path.starts_with("/ofrep/")
+        || path.starts_with("/api/v1/sdk/")
+        || path.starts_with("/health/")
+    {
+        tracing::debug_span!("request", method = %req.method(), path = %path, request_id = %id)
+    } else {
+        tracing::info_span!("request", method = %req.method(), path = %path, request_id = %id)
+    }
+}
+
+/// Called once per answer, on both paths: server errors are logged here, and request metrics
+/// (count and duration by method, route and status) are recorded here.
+fn observe(span: &tracing::Span, method: &Method, status: StatusCode, elapsed: Duration) {
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
+    if status.is_server_error() {
+        tracing::error!(parent: span, %method, status = status.as_u16(), latency_ms, "request failed");
+    } else {
+        tracing::debug!(parent: span, %method, status = status.as_u16(), latency_ms, "request finished");
+    }
+}

@@ -1,0 +1,57 @@
+//! The routing table: every route of the admin API, the evaluation endpoints, health and the
+//! OpenAPI document, with the per-route layers (admin authentication) inside, wrapped in the
+//! `dispatch` that applies the cross-cutting concerns.
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::Router;
+
+use crate::dispatch::{edge::Edge, App};
+use crate::error::AppError;
+use crate::routes::{self, EvalSettings};
+use crate::{auth, openapi, AppState, ServerConfig};
+
+/// The whole application, ready for `axum::serve(listener, app.into_make_service())`.
+pub fn router(state: AppState, config: &ServerConfig) -> App {
+    let admin = routes::admin_router().layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_admin,
+    ));
+    let eval = Arc::new(EvalSettings::new(config));
+    let api = admin.merge(routes::sdk::router());
+    let routes = Router::new()
+        .nest("/api/v1", api)
+        .merge(routes::ofrep::router())
+        .merge(routes::health::router())
+        .merge(openapi::router())
+        // Both after every route: the 405 fallback is set on the routes that exist.
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state.clone());
+    // Layers around the router as one service, not `Router::layer`, which wraps every route
+    // in a boxed copy of each layer that every request clones.
+    let routes = tower::ServiceBuilder::new()
+        .layer(axum::Extension(eval.clone()))
+        // The edge limits every body already (to the configured size); axum's own default
+        // limit would otherwise cut at 2 MiB whatever was configured.
+        .layer(DefaultBodyLimit::disable())
+        .service(routes);
+    App::new(
+        Edge::new(config.body_limit),
+        state,
+        eval,
+        tower::util::BoxCloneSyncService::new(routes),
+    )
+}
+
+/// Unknown paths get a problem+json 404 like every other error.
+async fn no_route(uri: Uri) -> AppError {
+    AppError::NoRoute(uri.path().to_string())
+}
+
+/// A known path with a method it does not serve (axum adds the `Allow` header).
+async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
+    AppError::MethodNotAllowed(format!("{} does not serve {method}", uri.path()))
+}

@@ -1,0 +1,118 @@
+//! The state every handler shares, and the background tasks that keep it current.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hata_serving::ticket::{Signer, KEY_META};
+use hata_serving::Serving;
+use hata_store::{ChangeNotice, Store};
+
+use crate::auth;
+use crate::error::AppError;
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub tokens: Arc<auth::TokenCache>,
+    pub serving: Arc<Serving>,
+    pub tickets: Arc<Signer>,
+}
+
+impl AppState {
+    /// Loads what the server keeps in memory (tokens, every environment's rule set) and starts
+    /// following store changes and flushing evaluation counts.
+    pub async fn start(store: Store) -> hata_store::StoreResult<AppState> {
+        let tokens = Arc::new(auth::TokenCache::default());
+        tokens.reload(&store).await?;
+        let key = {
+            use rand::Rng;
+            let fresh: [u8; 32] = rand::thread_rng().gen();
+            store.meta_init(KEY_META, &hex::encode(fresh)).await?
+        };
+        let serving = Serving::start(store.clone()).await?;
+        store.spawn_listener();
+        let state = AppState {
+            store,
+            tokens,
+            serving: serving.clone(),
+            tickets: Arc::new(Signer::new(key.as_bytes())),
+        };
+        tokio::spawn(follow_changes(state.clone()));
+        tokio::spawn(hata_serving::follow_changes(serving.clone()));
+        tokio::spawn(hata_serving::counts::run_flusher(serving));
+        Ok(state)
+    }
+
+    /// The one way handlers change data: `Store::write`, then — before the response goes out —
+    /// the rule sets of the environments it touched are reloaded, so the caller's next
+    /// evaluation on this server sees its own write.
+    pub async fn write(
+        &self,
+        meta: &hata_store::WriteMeta,
+        op: hata_store::WriteOp,
+    ) -> Result<hata_store::WriteOutcome, AppError> {
+        let outcome = self.store.write(meta, op).await?;
+        if let Err(e) = self.serving.refresh_after(&outcome.rule_sets).await {
+            // Committed is committed: the change notice and the repair check retry the load.
+            tracing::warn!(error = %e, "reloading rule sets after a write failed");
+        }
+        Ok(outcome)
+    }
+
+    /// Graceful shutdown, step 1 (when the signal arrives): end open event streams, so the
+    /// HTTP server can finish.
+    pub fn begin_shutdown(&self) {
+        self.serving.begin_shutdown();
+    }
+
+    /// Graceful shutdown, step 2 (after the HTTP server finished): store the evaluation counts
+    /// not yet flushed.
+    pub async fn finish_shutdown(&self) {
+        self.serving.begin_shutdown();
+        hata_serving::counts::flush_now(&self.serving).await;
+    }
+}
+
+/// How soon a failed token cache reload is tried again.
+const TOKEN_RELOAD_RETRY: Duration = Duration::from_secs(5);
+
+/// Keeps the token cache in step with the store (changes made by this or another process).
+///
+/// A failed reload keeps the previous cache (callers keep being authenticated while the
+/// database is down) and is retried every `TOKEN_RELOAD_RETRY` until it succeeds: otherwise a
+/// token change that arrived during a database hiccup would stay unseen until the next one.
+async fn follow_changes(state: AppState) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut notices = state.store.subscribe();
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    loop {
+        let retry = async {
+            match retry_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let reload = tokio::select! {
+            notice = notices.recv() => match notice {
+                Ok(ChangeNotice::Tokens | ChangeNotice::Resync) | Err(RecvError::Lagged(_)) => true,
+                Ok(_) => false,
+                Err(RecvError::Closed) => return,
+            },
+            _ = retry => true,
+        };
+        if !reload {
+            continue;
+        }
+        match state.tokens.reload(&state.store).await {
+            Ok(()) => retry_at = None,
+            Err(e) => {
+                if retry_at.is_none() {
+                    tracing::warn!(error = %e,
+                        "token cache reload failed; serving the previous tokens and retrying");
+                }
+                retry_at = Some(tokio::time::Instant::now() + TOKEN_RELOAD_RETRY);
+            }
+        }
+    }
+}
