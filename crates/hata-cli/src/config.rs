@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
@@ -30,8 +31,9 @@ pub struct StoreArgs {
     #[arg(long, env = "HATA_DB_MAX_CONNECTIONS")]
     pub db_max_connections: Option<u32>,
     /// TOML file with any of the `hata serve` settings (keys: listen, data_dir, database_url,
-    /// body_limit, db_max_connections, log_format, public_url, eval_rate_limit). Flags and
-    /// HATA_* variables win over it.
+    /// body_limit, db_max_connections, log_format, public_url, eval_rate_limit, header_timeout,
+    /// idle_timeout, body_timeout, max_connections, max_streams, max_streams_per_token). Flags
+    /// and HATA_* variables win over it.
     #[arg(long, env = "HATA_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -65,6 +67,34 @@ pub struct ServeArgs {
     /// 0 = unlimited [default: 0]
     #[arg(long, env = "HATA_EVAL_RATE_LIMIT")]
     pub eval_rate_limit: Option<u32>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Connection and stream limits (`hata serve`).
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Seconds a request's header may take from its first byte; slower clients are
+    /// disconnected [default: 10]
+    #[arg(long, env = "HATA_HEADER_TIMEOUT")]
+    pub header_timeout: Option<u64>,
+    /// Seconds a kept-alive connection may wait for its next request. Behind a load balancer,
+    /// set it above the balancer's own idle timeout [default: 75]
+    #[arg(long, env = "HATA_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+    /// Seconds a request body may stop arriving before the request gets 408 [default: 30]
+    #[arg(long, env = "HATA_BODY_TIMEOUT")]
+    pub body_timeout: Option<u64>,
+    /// Connections open at once; more wait in the accept queue [default: 10000]
+    #[arg(long, env = "HATA_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Event streams (OFREP and SDK) open at once; more get 429 [default: 10000]
+    #[arg(long, env = "HATA_MAX_STREAMS")]
+    pub max_streams: Option<usize>,
+    /// Event streams open at once per token (a client token is shared by every browser of an
+    /// app: size it for them); more get 429 [default: 2000]
+    #[arg(long, env = "HATA_MAX_STREAMS_PER_TOKEN")]
+    pub max_streams_per_token: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +108,12 @@ struct FileSettings {
     log_format: Option<String>,
     public_url: Option<String>,
     eval_rate_limit: Option<u32>,
+    header_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    body_timeout: Option<u64>,
+    max_connections: Option<usize>,
+    max_streams: Option<usize>,
+    max_streams_per_token: Option<usize>,
 }
 
 /// The resolved settings.
@@ -89,9 +125,78 @@ pub struct Settings {
     pub json_logs: bool,
     pub public_url: Option<String>,
     pub eval_rate_limit: u32,
+    pub limits: Limits,
     /// `HATA_ADMIN_TOKEN`: the admin token to create on the first start. Environment only, so
     /// the secret stays out of the process list and config files.
     pub admin_token: Option<String>,
+}
+
+/// The resolved connection and stream limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+    pub max_streams: usize,
+    pub max_streams_per_token: usize,
+}
+
+impl LimitArgs {
+    fn resolve_with(self, file: &FileSettings) -> anyhow::Result<Limits> {
+        let seconds = |name: &str, env: &str, value: Option<u64>, default: u64| {
+            let value = value.unwrap_or(default);
+            if value == 0 {
+                bail!("{name} ({env}) must be at least 1 second");
+            }
+            Ok(Duration::from_secs(value))
+        };
+        let count = |name: &str, env: &str, value: Option<usize>, default: usize| {
+            let value = value.unwrap_or(default);
+            if value == 0 {
+                bail!("{name} ({env}) must be at least 1");
+            }
+            Ok(value)
+        };
+        Ok(Limits {
+            header_timeout: seconds(
+                "header_timeout",
+                "HATA_HEADER_TIMEOUT",
+                self.header_timeout.or(file.header_timeout),
+                10,
+            )?,
+            idle_timeout: seconds(
+                "idle_timeout",
+                "HATA_IDLE_TIMEOUT",
+                self.idle_timeout.or(file.idle_timeout),
+                75,
+            )?,
+            body_timeout: seconds(
+                "body_timeout",
+                "HATA_BODY_TIMEOUT",
+                self.body_timeout.or(file.body_timeout),
+                30,
+            )?,
+            max_connections: count(
+                "max_connections",
+                "HATA_MAX_CONNECTIONS",
+                self.max_connections.or(file.max_connections),
+                10_000,
+            )?,
+            max_streams: count(
+                "max_streams",
+                "HATA_MAX_STREAMS",
+                self.max_streams.or(file.max_streams),
+                10_000,
+            )?,
+            max_streams_per_token: count(
+                "max_streams_per_token",
+                "HATA_MAX_STREAMS_PER_TOKEN",
+                self.max_streams_per_token.or(file.max_streams_per_token),
+                2_000,
+            )?,
+        })
+    }
 }
 
 impl StoreArgs {
@@ -141,6 +246,7 @@ impl ServeArgs {
     pub fn resolve(self) -> anyhow::Result<Settings> {
         let file = read_file(self.store.config.as_deref())?;
         let store = self.store.resolve_with(&file)?;
+        let limits = self.limits.resolve_with(&file)?;
         let body_limit = self.body_limit.or(file.body_limit).unwrap_or(1 << 20);
         if body_limit < 1024 {
             bail!("body_limit (HATA_BODY_LIMIT) must be at least 1024 bytes, got {body_limit}");
@@ -161,6 +267,7 @@ impl ServeArgs {
             }
         }
         Ok(Settings {
+            limits,
             public_url,
             eval_rate_limit: self.eval_rate_limit.or(file.eval_rate_limit).unwrap_or(0),
             listen: self

@@ -318,47 +318,91 @@ async fn open_store(settings: &config::StoreSettings) -> anyhow::Result<Store> {
 
 async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     init_logging(settings.json_logs);
+    // Bind before the store is touched: a start that cannot serve (port in use) must not
+    // first create, migrate or bootstrap anything.
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("listen: cannot bind {}", settings.listen))?;
+    raise_open_files_limit(settings.limits.max_connections);
     spawn_allocator_purger();
     let store = open_store(&settings.store).await?;
     bootstrap_admin_token(&store, &settings).await?;
     let state = AppState::start(store.clone())
         .await
         .context("loading server state")?;
-    let app = hata_server::router(
-        state.clone(),
-        &ServerConfig {
-            body_limit: settings.body_limit,
-            public_url: settings.public_url.clone(),
-            eval_rate_limit: settings.eval_rate_limit,
-            ..ServerConfig::default()
+    let limits = &settings.limits;
+    let config = ServerConfig {
+        body_limit: settings.body_limit,
+        public_url: settings.public_url.clone(),
+        eval_rate_limit: settings.eval_rate_limit,
+        body_timeout: limits.body_timeout,
+        connections: hata_server::ConnectionLimits {
+            max_connections: limits.max_connections,
+            header_timeout: limits.header_timeout,
+            idle_timeout: limits.idle_timeout,
         },
-    );
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("listen: cannot bind {}", settings.listen))?;
+        max_streams: limits.max_streams,
+        max_streams_per_token: limits.max_streams_per_token,
+        ..ServerConfig::default()
+    };
+    let app = hata_server::router(state.clone(), &config);
     tracing::info!(listen = %settings.listen, database = %hata_store::redact(&settings.store.database_url), "hata is serving");
     let stopping = state.clone();
-    // No Nagle delay: every response is written whole, and a client waiting for a small
-    // evaluation answer should not wait for an ACK first.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(async move {
+    hata_server::serve(
+        listener,
+        app,
+        config.connections,
+        async move {
             shutdown_signal().await;
             // Open event streams never end on their own; end them so in-flight requests can.
             stopping.begin_shutdown();
-        })
-        .await
-        .context("server")?;
+        },
+        hata_server::SHUTDOWN_GRACE,
+    )
+    .await;
     tracing::info!(
         "in-flight requests finished; storing evaluation counts and closing the database"
     );
     state.finish_shutdown().await;
     store.close().await;
     Ok(())
+}
+
+/// Every connection is a file descriptor: raises the soft limit on open files to the hard
+/// limit (as Go's runtime does), and warns when even that is short of `max_connections`.
+fn raise_open_files_limit(max_connections: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit write and read the struct passed, nothing else.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return;
+            }
+            if limit.rlim_cur < limit.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: limit.rlim_max,
+                    rlim_max: limit.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    limit = raised;
+                }
+            }
+        }
+        // Files, the database and the listener need some descriptors beyond connections.
+        let needed = max_connections as u64 + 256;
+        if limit.rlim_cur < needed {
+            tracing::warn!(
+                open_files = limit.rlim_cur,
+                max_connections,
+                "the open-files limit is below max_connections (HATA_MAX_CONNECTIONS) + 256; \
+                 connections beyond it fail to be accepted"
+            );
+        }
+    }
 }
 
 /// SIGINT or SIGTERM.

@@ -13,6 +13,13 @@ pub struct ServerConfig {
     pub eval_rate_limit: u32,
     /// How often idle event streams get a heart-beat comment.
     pub heartbeat: Duration,
+    /// How long a request body may stop arriving before the request is answered 408.
+    pub body_timeout: Duration,
+    /// Open connections and their header and idle timeouts.
+    pub connections: crate::connections::ConnectionLimits,
+    /// Open event streams (OFREP and SDK) in total, and per token.
+    pub max_streams: usize,
+    pub max_streams_per_token: usize,
 }
 
 impl Default for ServerConfig {
@@ -22,6 +29,10 @@ impl Default for ServerConfig {
             public_url: None,
             eval_rate_limit: 0,
             heartbeat: Duration::from_secs(15),
+            body_timeout: Duration::from_secs(30),
+            connections: crate::connections::ConnectionLimits::default(),
+            max_streams: 10_000,
+            max_streams_per_token: 2_000,
         }
     }
 }

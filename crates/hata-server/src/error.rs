@@ -13,6 +13,8 @@ pub enum AppError {
     Malformed(String),
     #[error("request body too large")]
     TooLarge,
+    #[error("the request body stopped arriving for longer than the body timeout")]
+    BodyTimeout,
     #[error("{}", ValidationErrors(.0.clone()))]
     Invalid(Vec<FieldError>),
     #[error("missing or invalid credentials")]
@@ -23,6 +25,8 @@ pub enum AppError {
     BadRequest(String),
     #[error("too many requests; retry after {retry_after} s")]
     RateLimited { retry_after: u64 },
+    #[error("{detail}; retry after {retry_after} s")]
+    TooManyStreams { detail: String, retry_after: u64 },
     #[error("{0}")]
     NotFound(String),
     #[error("no endpoint {0}")]
@@ -75,6 +79,12 @@ impl IntoResponse for AppError {
                 None,
                 None,
             ),
+            AppError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "Request body timeout",
+                None,
+                None,
+            ),
             AppError::Invalid(errors) => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Invalid content",
@@ -83,7 +93,7 @@ impl IntoResponse for AppError {
             ),
             AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized", None, None),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", None, None),
-            AppError::RateLimited { .. } => (
+            AppError::RateLimited { .. } | AppError::TooManyStreams { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many requests",
                 None,
@@ -174,7 +184,8 @@ impl IntoResponse for AppError {
             HeaderValue::from_static("application/problem+json"),
         );
         let retry_after = match &self {
-            AppError::RateLimited { retry_after } => Some(*retry_after),
+            AppError::RateLimited { retry_after }
+            | AppError::TooManyStreams { retry_after, .. } => Some(*retry_after),
             AppError::NotLoaded => Some(NOT_LOADED_RETRY_AFTER),
             _ => None,
         };
@@ -193,3 +204,21 @@ impl IntoResponse for AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    /// A failure to read a request body (limited and timed by `dispatch::edge`): 413 past the
+    /// size limit, 408 when it stopped arriving, else `None` (the caller's own 400).
+    pub fn from_body_error(error: &(dyn std::error::Error + 'static)) -> Option<AppError> {
+        let mut cause = Some(error);
+        while let Some(e) = cause {
+            if e.is::<http_body_util::LengthLimitError>() {
+                return Some(AppError::TooLarge);
+            }
+            if e.is::<tower_http::timeout::TimeoutError>() {
+                return Some(AppError::BodyTimeout);
+            }
+            cause = e.source();
+        }
+        None
+    }
+}

@@ -23,7 +23,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::TooLarge
             } else {
-                AppError::Malformed(e.body_text())
+                AppError::from_body_error(&e).unwrap_or_else(|| AppError::Malformed(e.body_text()))
             }
         })?;
         parse_json(&bytes).map(JsonBody)

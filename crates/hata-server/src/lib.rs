@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod connections;
 pub mod dispatch;
 pub mod error;
 pub mod extract;
@@ -18,6 +19,7 @@ pub mod routes;
 pub mod state;
 
 pub use config::ServerConfig;
+pub use connections::{serve, ConnectionLimits};
 pub use dispatch::App;
 pub use router::router;
 pub use state::AppState;

@@ -39,7 +39,7 @@ pub fn router(state: AppState, config: &ServerConfig) -> App {
         .layer(DefaultBodyLimit::disable())
         .service(routes);
     App::new(
-        Edge::new(config.body_limit),
+        Edge::new(config.body_limit, config.body_timeout),
         state,
         eval,
         tower::util::BoxCloneSyncService::new(routes),

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::Response;
 use http_body_util::Limited;
+use tower_http::timeout::TimeoutBody;
 use tracing::Instrument;
 
 use super::cors;
@@ -33,22 +34,29 @@ const SECURITY_HEADERS: [(header::HeaderName, HeaderValue); 3] = [
 pub struct Edge {
     ids: RequestIds,
     body_limit: usize,
+    body_timeout: Duration,
 }
 
+/// A request body as handlers get it: at most `body_limit` bytes, each part within
+/// `body_timeout` of the one before.
+pub type Body<B> = Limited<TimeoutBody<B>>;
+
 impl Edge {
-    pub fn new(body_limit: usize) -> Edge {
+    pub fn new(body_limit: usize, body_timeout: Duration) -> Edge {
         Edge {
             ids: RequestIds::default(),
             body_limit,
+            body_timeout,
         }
     }
 
     /// Serves `req` with `inner`, applying every concern around it. The body reaches `inner`
-    /// limited to the configured size: reading past it fails with
-    /// `http_body_util::LengthLimitError` (axum's extractors answer 413 to that).
+    /// limited in size and time: reading past the limit fails with
+    /// `http_body_util::LengthLimitError`, a stalled body with `tower_http`'s `TimeoutError`
+    /// (`AppError::from_body_error` maps them to 413 and 408).
     pub async fn serve<B, F, Fut>(&self, mut req: Request<B>, inner: F) -> Response
     where
-        F: FnOnce(Request<Limited<B>>) -> Fut,
+        F: FnOnce(Request<Body<B>>) -> Fut,
         Fut: Future<Output = Response>,
     {
         let started = Instant::now();
@@ -59,7 +67,9 @@ impl Edge {
         let mut response = if cross_origin && cors::is_preflight(&req) {
             cors::preflight()
         } else {
-            let req = req.map(|body| Limited::new(body, self.body_limit));
+            let req = req.map(|body| {
+                Limited::new(TimeoutBody::new(self.body_timeout, body), self.body_limit)
+            });
             inner(req).instrument(span.clone()).await
         };
         finish(response.headers_mut(), id, cross_origin);

@@ -37,6 +37,7 @@ pub fn admin_router() -> Router<AppState> {
 pub struct EvalSettings {
     pub public_url: Option<String>,
     pub heartbeat: std::time::Duration,
+    pub streams: std::sync::Arc<sse::StreamSlots>,
     limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
 }
 
@@ -48,6 +49,7 @@ impl EvalSettings {
                 .as_ref()
                 .map(|u| u.trim_end_matches('/').to_string()),
             heartbeat: config.heartbeat,
+            streams: sse::StreamSlots::new(config.max_streams, config.max_streams_per_token),
             limiter: std::num::NonZeroU32::new(config.eval_rate_limit)
                 .map(|n| governor::RateLimiter::keyed(governor::Quota::per_second(n))),
         }

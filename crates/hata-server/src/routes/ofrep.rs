@@ -122,13 +122,13 @@ pub const SINGLE_PREFIX: &str = "/ofrep/v1/evaluate/flags/";
 pub async fn single_request<B>(
     s: &AppState,
     settings: &EvalSettings,
-    req: axum::http::Request<http_body_util::Limited<B>>,
+    req: axum::http::Request<crate::dispatch::edge::Body<B>>,
 ) -> Response
 where
     B: axum::body::HttpBody<Data = Bytes>,
     B::Error: Into<axum::BoxError>,
 {
-    use http_body_util::{BodyExt, LengthLimitError};
+    use http_body_util::BodyExt;
     let (parts, body) = req.into_parts();
     let key = parts
         .uri
@@ -137,13 +137,15 @@ where
         .unwrap_or_default();
     let body = match body.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(AppError::TooLarge.into_response()),
-        Err(e) => Err(failure(
-            StatusCode::BAD_REQUEST,
-            None,
-            ErrorCode::ParseError,
-            &format!("failed to read the request body: {e}"),
-        )),
+        Err(e) => Err(match AppError::from_body_error(&*e) {
+            Some(refused) => refused.into_response(),
+            None => failure(
+                StatusCode::BAD_REQUEST,
+                None,
+                ErrorCode::ParseError,
+                &format!("failed to read the request body: {e}"),
+            ),
+        }),
     };
     evaluate_single(s, settings, key, &parts.headers, body)
 }
@@ -585,6 +587,8 @@ fn general(details: String) -> Response {
 fn body_rejection(e: BytesRejection) -> Response {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         AppError::TooLarge.into_response()
+    } else if let Some(e) = AppError::from_body_error(&e) {
+        e.into_response()
     } else {
         failure(
             StatusCode::BAD_REQUEST,

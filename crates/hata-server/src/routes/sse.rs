@@ -17,7 +17,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use hata_store::TokenKind;
+use hata_store::{TokenKind, TokenRecord};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::{Instant, Interval};
@@ -57,6 +57,10 @@ struct EventStream {
     token_changes: watch::Receiver<u64>,
     shutdown: watch::Receiver<bool>,
     heartbeat: Interval,
+    /// When the token expires: the stream ends then, not at the next heart-beat.
+    expires: Option<Instant>,
+    /// This stream's place under the caps; given back when the stream is dropped.
+    _slot: StreamSlot,
 }
 
 impl EventStream {
@@ -82,10 +86,18 @@ impl EventStream {
         if *self.shutdown.borrow() {
             return None;
         }
+        let expiry = async {
+            match self.expires {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expiry);
         loop {
             tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => return None,
+                () = &mut expiry => return None,
                 changed = self.changes.changed() => {
                     changed.ok()?;
                     // The environment was deleted: end the stream; a reconnect gets a 404.
@@ -146,16 +158,17 @@ impl EventStream {
 fn open(
     s: &AppState,
     settings: &EvalSettings,
-    token_id: String,
+    token: &TokenRecord,
     env: &EnvServing,
     feed: Feed,
     sent: Option<RuleSetId>,
-) -> EventStream {
+) -> Result<EventStream, AppError> {
+    let slot = settings.streams.take(&token.id)?;
     let period = settings.heartbeat;
-    EventStream {
+    Ok(EventStream {
         serving: s.serving.clone(),
         tokens: s.tokens.clone(),
-        token_id,
+        token_id: token.id.clone(),
         project: env.project.clone(),
         environment: env.environment.clone(),
         feed,
@@ -165,6 +178,102 @@ fn open(
         token_changes: s.tokens.subscribe(),
         shutdown: s.serving.shutdown_signal(),
         heartbeat: tokio::time::interval_at(Instant::now() + period, period),
+        expires: token.expires_at.as_deref().map(expiry_instant),
+        _slot: slot,
+    })
+}
+
+/// The monotonic instant of an RFC 3339 expiry (now, if it is past or does not parse: the
+/// stream then ends at once, as the token check would end it).
+fn expiry_instant(expires_at: &str) -> Instant {
+    let now_nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let left = hata_core::operand::parse_rfc3339(expires_at)
+        .map_or(0, |at| at.saturating_sub(now_nanos).max(0));
+    let left = u64::try_from(left).unwrap_or(u64::MAX);
+    Instant::now() + std::time::Duration::from_nanos(left)
+}
+
+/// Caps on open event streams, in total and per token, so that no caller (a leaked token
+/// above all) can hold every connection slot. Beyond either: 429 with `Retry-After`.
+pub struct StreamSlots {
+    max_total: usize,
+    max_per_token: usize,
+    open: std::sync::Mutex<StreamCounts>,
+}
+
+#[derive(Default)]
+struct StreamCounts {
+    total: usize,
+    per_token: std::collections::HashMap<String, usize>,
+}
+
+/// How long a refused stream is told to wait before trying again.
+const STREAMS_FULL_RETRY: u64 = 5;
+
+impl StreamSlots {
+    pub fn new(max_total: usize, max_per_token: usize) -> Arc<StreamSlots> {
+        Arc::new(StreamSlots {
+            max_total,
+            max_per_token,
+            open: std::sync::Mutex::default(),
+        })
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, StreamCounts> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A slot for one more stream of `token_id`.
+    pub fn take(self: &Arc<Self>, token_id: &str) -> Result<StreamSlot, AppError> {
+        let mut counts = self.counts();
+        let of_token = counts.per_token.get(token_id).copied().unwrap_or(0);
+        if counts.total >= self.max_total {
+            return Err(AppError::TooManyStreams {
+                detail: format!(
+                    "this server has {} event streams open, its limit",
+                    counts.total
+                ),
+                retry_after: STREAMS_FULL_RETRY,
+            });
+        }
+        if of_token >= self.max_per_token {
+            return Err(AppError::TooManyStreams {
+                detail: format!("this token has {of_token} event streams open, its limit"),
+                retry_after: STREAMS_FULL_RETRY,
+            });
+        }
+        counts.total += 1;
+        *counts.per_token.entry(token_id.to_string()).or_default() += 1;
+        Ok(StreamSlot {
+            slots: self.clone(),
+            token_id: token_id.to_string(),
+        })
+    }
+
+    /// Streams open now.
+    pub fn open(&self) -> usize {
+        self.counts().total
+    }
+}
+
+/// One open stream's place under the caps.
+pub struct StreamSlot {
+    slots: Arc<StreamSlots>,
+    token_id: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut counts = self.slots.counts();
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.per_token.get_mut(&self.token_id) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_token.remove(&self.token_id);
+            }
+        }
     }
 }
 
@@ -204,20 +313,21 @@ pub async fn ofrep_events(
         .tickets
         .verify(q.ticket.as_deref().unwrap_or_default(), now)
         .map_err(|_| AppError::Unauthorized)?;
-    let token_ok = s.tokens.live_by_id(&ticket.token_id).is_some_and(|t| {
-        t.project.as_deref() == Some(ticket.project.as_str())
-            && t.environment.as_deref() == Some(ticket.environment.as_str())
-    });
-    if !token_ok {
-        return Err(AppError::Unauthorized);
-    }
+    let token = s
+        .tokens
+        .live_by_id(&ticket.token_id)
+        .filter(|t| {
+            t.project.as_deref() == Some(ticket.project.as_str())
+                && t.environment.as_deref() == Some(ticket.environment.as_str())
+        })
+        .ok_or(AppError::Unauthorized)?;
     let env = s
         .serving
         .get(&ticket.project, &ticket.environment)
         .ok_or_else(|| AppError::NotFound("the environment no longer exists".into()))?;
     // Without Last-Event-ID the client has what it fetched when the ticket was issued.
     let sent = last_event_id(&headers).or(Some(ticket.rule_set));
-    Ok(open(&s, &settings, ticket.token_id, &env, Feed::Ofrep, sent).into_response(&env))
+    Ok(open(&s, &settings, &token, &env, Feed::Ofrep, sent)?.into_response(&env))
 }
 
 /// `GET /api/v1/sdk/stream` (server token): the rule set on connect and after every change.
@@ -232,13 +342,5 @@ pub async fn sdk_stream(
         .get(caller.project(), caller.environment())
         .ok_or(AppError::NotLoaded)?;
     let sent = last_event_id(&headers);
-    Ok(open(
-        &s,
-        &settings,
-        caller.token.id.clone(),
-        &env,
-        Feed::Sdk,
-        sent,
-    )
-    .into_response(&env))
+    Ok(open(&s, &settings, &caller.token, &env, Feed::Sdk, sent)?.into_response(&env))
 }

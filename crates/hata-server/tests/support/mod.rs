@@ -37,7 +37,7 @@ pub struct TestServer {
 
 struct Running {
     shutdown: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
     state: AppState,
 }
 
@@ -62,13 +62,16 @@ async fn serve(store: &Store, config: &ServerConfig) -> (String, Running) {
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local address");
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service())
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let connections = config.connections;
+    let task = tokio::spawn(hata_server::serve(
+        listener,
+        app,
+        connections,
+        async {
+            let _ = rx.await;
+        },
+        hata_server::SHUTDOWN_GRACE,
+    ));
     (
         format!("http://{addr}"),
         Running {
@@ -147,8 +150,7 @@ impl TestServer {
             tokio::time::timeout(DEADLINE, running.task)
                 .await
                 .expect("graceful shutdown within the deadline")
-                .expect("server task")
-                .expect("server result");
+                .expect("server task");
             running.state.finish_shutdown().await;
         }
         self.store.close().await;
