@@ -41,8 +41,9 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use crate::error::{StoreError, StoreResult};
+use crate::notice::ChangeNotice;
 use crate::read::{decode_flag, decode_segment, decode_token, TOKEN_COLUMNS};
-use crate::records::{ChangeNotice, TokenKind};
+use crate::records::TokenKind;
 use crate::{Backend, Store};
 
 /// The value of `format`.

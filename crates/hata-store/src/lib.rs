@@ -16,6 +16,7 @@ pub mod error;
 pub mod evaluations;
 pub mod export;
 mod listen;
+pub mod notice;
 pub mod read;
 pub mod records;
 pub mod write;
@@ -29,8 +30,9 @@ use tokio::sync::broadcast;
 pub use error::{StoreError, StoreResult};
 pub use evaluations::{EvaluationCount, FlagEvaluated};
 pub use export::{ExportDocument, ImportSummary};
+pub use notice::{ChangeNotice, EnvRevision, RuleSetDelta, RuleSetWrite};
 pub use records::*;
-pub use write::{NewToken, RuleSetDelta, RuleSetWrite, WriteMeta, WriteOp, WriteOutcome};
+pub use write::{NewToken, WriteMeta, WriteOp, WriteOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

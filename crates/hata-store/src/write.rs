@@ -18,8 +18,9 @@ use serde_json::Value;
 use sqlx::{Any, Row, Transaction};
 
 use crate::error::{StoreError, StoreResult};
+use crate::notice::{ChangeNotice, EnvRevision, RuleSetDelta, RuleSetWrite};
 use crate::read::{decode_environment, decode_flag, decode_segment, decode_token, ENV_COLUMNS};
-use crate::records::{ChangeNotice, EnvRevision, EnvironmentRecord, TokenKind, TokenRecord};
+use crate::records::{EnvironmentRecord, TokenKind, TokenRecord};
 use crate::{now_rfc3339, Store};
 
 /// Who is writing, for the change record.
@@ -134,34 +135,6 @@ pub struct WriteOutcome {
     /// Also published in this process as `ChangeNotice::RuleSets` (when it bumped any
     /// revision), so that the writer and the notice's subscribers apply the same change.
     pub rule_sets: Arc<RuleSetWrite>,
-}
-
-/// The environment revisions a write produced, and what it did to their rule sets.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RuleSetWrite {
-    pub revisions: Vec<EnvRevision>,
-    /// The store ids of the environments in `revisions`, in the same order (a deleted and
-    /// re-created environment has a new id, so a revision alone does not name a rule set).
-    pub env_ids: Vec<i64>,
-    /// When the revisions were bumped (the environments' `revised_at`).
-    pub at: String,
-    /// What the write did to the rule sets of those environments.
-    pub delta: RuleSetDelta,
-}
-
-/// What a write did to the rule sets of the environments it bumped, so a server holding them
-/// can update them in memory instead of reading every flag of the project back after each
-/// write (which made a write cost O(flags), twice over with two environments).
-#[derive(Debug, Clone, PartialEq)]
-pub enum RuleSetDelta {
-    /// Exactly one flag was created or replaced by this one (as stored: version and times
-    /// included), and nothing else changed. The most common writes by far: toggles, kill
-    /// switches, rollout steps, targeting edits, new flags.
-    FlagWritten(Box<Flag>),
-    /// Exactly this flag was deleted, and nothing else changed.
-    FlagDeleted(String),
-    /// Anything else: read the rule sets back from the store.
-    Reload,
 }
 
 const DEFAULT_ENVIRONMENTS: [(&str, &str); 2] =
