@@ -12,6 +12,7 @@
 //! `ON CONFLICT`), through sqlx's `Any` driver; what differs per backend lives in the migrations
 //! and in `Backend`.
 
+pub mod change;
 pub mod error;
 pub mod evaluations;
 pub mod export;
@@ -27,6 +28,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::broadcast;
 
+pub use change::{Action, Actor, ActorKind, ResourceType};
 pub use error::{StoreError, StoreResult};
 pub use evaluations::{EvaluationCount, FlagEvaluated};
 pub use export::{ExportDocument, ImportSummary};

@@ -10,6 +10,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::flags::merge_config;
 use super::{WriteMeta, WriteOp, WriteOutcome};
+use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 use crate::notice::{ChangeNotice, EnvRevision, RuleSetDelta, RuleSetWrite};
 use crate::{now_rfc3339, Store};
@@ -75,8 +76,8 @@ impl Store {
 
 /// One entry of the change record, queued until the write is applied.
 struct Change {
-    action: &'static str,
-    resource_type: &'static str,
+    action: Action,
+    resource_type: ResourceType,
     project: Option<String>,
     key: String,
     old: Option<Value>,
@@ -220,8 +221,8 @@ impl WriteTx {
 
     pub(super) fn change(
         &mut self,
-        action: &'static str,
-        resource_type: &'static str,
+        action: Action,
+        resource_type: ResourceType,
         project: Option<&str>,
         key: &str,
         old: Option<Value>,
@@ -239,16 +240,17 @@ impl WriteTx {
 
     async fn record_changes(&mut self, meta: &WriteMeta) -> StoreResult<()> {
         let revisions = to_value(&self.revisions)?.to_string();
+        let actor = meta.actor.qualified_id();
         for c in std::mem::take(&mut self.changes) {
             sqlx::query(
                 "INSERT INTO changes (at, actor, request_id, action, resource_type, project, resource_key, old_value, new_value, revisions)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(&self.now)
-            .bind(&meta.actor)
+            .bind(&actor)
             .bind(&meta.request_id)
-            .bind(c.action)
-            .bind(c.resource_type)
+            .bind(c.action.as_str())
+            .bind(c.resource_type.as_str())
             .bind(c.project)
             .bind(c.key)
             .bind(c.old.map(|v| v.to_string()))

@@ -7,6 +7,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use super::engine::{check_version, is_unique_violation, key_mismatch, to_value, WriteTx};
+use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 use crate::notice::{ChangeNotice, EnvRevision};
 use crate::read::{decode_environment, decode_flag, ENV_COLUMNS};
@@ -129,8 +130,8 @@ impl WriteTx {
         self.bump(project, None).await?;
         let value = to_value(&self.environment(project, &env.key).await?)?;
         self.change(
-            "create",
-            "environment",
+            Action::Create,
+            ResourceType::Environment,
             Some(project),
             &env.key,
             None,
@@ -164,8 +165,8 @@ impl WriteTx {
         let new = self.environment(project, key).await?;
         let (old, new_value) = (to_value(&old)?, to_value(&new)?);
         self.change(
-            "update",
-            "environment",
+            Action::Update,
+            ResourceType::Environment,
             Some(project),
             key,
             Some(old),
@@ -210,8 +211,8 @@ impl WriteTx {
             environment: key.to_string(),
         });
         self.change(
-            "delete",
-            "environment",
+            Action::Delete,
+            ResourceType::Environment,
             Some(project),
             key,
             Some(to_value(&old)?),

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::engine::{check_version, is_unique_violation, key_mismatch, to_value, WriteTx};
 use super::state::Flags;
+use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 use crate::notice::RuleSetDelta;
 
@@ -84,8 +85,8 @@ impl WriteTx {
         self.bump(project, None).await?;
         let value = to_value(&flag)?;
         self.change(
-            "create",
-            "flag",
+            Action::Create,
+            ResourceType::Flag,
             Some(project),
             &flag.key,
             None,
@@ -175,8 +176,8 @@ impl WriteTx {
         self.bump(project, None).await?;
         let value = to_value(&flag)?;
         self.change(
-            "update",
-            "flag",
+            Action::Update,
+            ResourceType::Flag,
             Some(project),
             key,
             Some(old_value),
@@ -212,7 +213,14 @@ impl WriteTx {
             .execute(&mut *self.tx)
             .await?;
         self.bump(project, None).await?;
-        self.change("delete", "flag", Some(project), key, Some(old_value), None);
+        self.change(
+            Action::Delete,
+            ResourceType::Flag,
+            Some(project),
+            key,
+            Some(old_value),
+            None,
+        );
         self.delta = RuleSetDelta::FlagDeleted(key.to_string());
         Ok((None, version))
     }

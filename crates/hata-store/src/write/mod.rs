@@ -26,13 +26,15 @@ use std::sync::Arc;
 use hata_core::model::{Environment, Flag, FlagConfig, Project, Segment};
 use serde_json::Value;
 
+use crate::change::Actor;
 use crate::notice::RuleSetWrite;
 use crate::records::TokenKind;
 
-/// Who is writing, for the change record.
+/// Who is writing and under which request id, for the change record.
 #[derive(Debug, Clone)]
 pub struct WriteMeta {
-    pub actor: String,
+    pub actor: Actor,
+    /// The request's `X-Request-Id` (empty when there is no request, e.g. at start-up).
     pub request_id: String,
 }
 

@@ -5,6 +5,7 @@ use hata_core::validate::{self, FieldError, ValidationErrors};
 use serde_json::Value;
 
 use super::engine::{check_version, is_unique_violation, key_mismatch, to_value, WriteTx};
+use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 use crate::notice::ChangeNotice;
 
@@ -71,8 +72,8 @@ impl WriteTx {
         }
         let value = self.project_value(&project.key).await?;
         self.change(
-            "create",
-            "project",
+            Action::Create,
+            ResourceType::Project,
             Some(&project.key),
             &project.key,
             None,
@@ -116,8 +117,8 @@ impl WriteTx {
             .await?;
         let value = self.project_value(key).await?;
         self.change(
-            "update",
-            "project",
+            Action::Update,
+            ResourceType::Project,
             Some(key),
             key,
             Some(old),
@@ -157,7 +158,14 @@ impl WriteTx {
             .bind(key)
             .execute(&mut *self.tx)
             .await?;
-        self.change("delete", "project", Some(key), key, Some(old), None);
+        self.change(
+            Action::Delete,
+            ResourceType::Project,
+            Some(key),
+            key,
+            Some(old),
+            None,
+        );
         Ok((None, current))
     }
 }

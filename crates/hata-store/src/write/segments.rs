@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::engine::{check_version, is_unique_violation, key_mismatch, to_value, WriteTx};
 use super::state::Flags;
+use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 
 impl WriteTx {
@@ -69,8 +70,8 @@ impl WriteTx {
         self.bump(project, None).await?;
         let value = to_value(&segment)?;
         self.change(
-            "create",
-            "segment",
+            Action::Create,
+            ResourceType::Segment,
             Some(project),
             &segment.key,
             None,
@@ -101,8 +102,8 @@ impl WriteTx {
         self.bump(project, None).await?;
         let value = to_value(&segment)?;
         self.change(
-            "update",
-            "segment",
+            Action::Update,
+            ResourceType::Segment,
             Some(project),
             key,
             Some(old_value),
@@ -137,8 +138,8 @@ impl WriteTx {
             .await?;
         self.bump(project, None).await?;
         self.change(
-            "delete",
-            "segment",
+            Action::Delete,
+            ResourceType::Segment,
             Some(project),
             key,
             Some(old_value),

@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::engine::{is_unique_violation, to_value, WriteTx};
 use super::NewToken;
+use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 use crate::notice::ChangeNotice;
 use crate::read::decode_token;
@@ -92,8 +93,8 @@ impl WriteTx {
         let value = to_value(&record)?;
         self.notices.push(ChangeNotice::Tokens);
         self.change(
-            "create",
-            "token",
+            Action::Create,
+            ResourceType::Token,
             token.project.as_deref(),
             &token.id,
             None,
@@ -122,8 +123,8 @@ impl WriteTx {
             .await?;
         self.notices.push(ChangeNotice::Tokens);
         self.change(
-            "delete",
-            "token",
+            Action::Delete,
+            ResourceType::Token,
             old.project.as_deref(),
             id,
             Some(to_value(&old)?),
