@@ -7,10 +7,11 @@ use serde_json::Value;
 use sqlx::Row;
 
 use super::engine::{check_version, is_unique_violation, key_mismatch, to_value, WriteTx};
+use super::state::Flags;
 use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 use crate::notice::{ChangeNotice, EnvRevision};
-use crate::read::{decode_environment, decode_flag, ENV_COLUMNS};
+use crate::read::{decode_environment, ENV_COLUMNS};
 use crate::records::EnvironmentRecord;
 
 impl WriteTx {
@@ -89,17 +90,11 @@ impl WriteTx {
         project: &str,
         mut edit: impl FnMut(&mut Flag),
     ) -> StoreResult<()> {
-        let rows = sqlx::query(
-            "SELECT doc, version, created_at, updated_at FROM flags WHERE project = $1",
-        )
-        .bind(project)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        for row in rows {
-            let mut flag = decode_flag(&row)?;
+        for mut flag in self.flags(project, Flags::All).await?.into_values() {
             edit(&mut flag);
-            let version = flag.version + 1;
-            self.store_flag(project, &mut flag, version).await?;
+            let (version, created_at) = (flag.version + 1, flag.created_at.clone());
+            self.store_document(project, &mut flag, version, created_at)
+                .await?;
         }
         Ok(())
     }

@@ -6,9 +6,10 @@ use hata_core::model::{Flag, FlagConfig};
 use hata_core::validate::{self, FieldError, ValidationErrors};
 use serde_json::Value;
 
-use super::engine::{check_version, is_unique_violation, key_mismatch, to_value, WriteTx};
+use super::document::{absent, current, impl_document};
+use super::engine::{key_mismatch, to_value, WriteTx};
 use super::state::Flags;
-use crate::change::{Action, ResourceType};
+use crate::change::ResourceType;
 use crate::error::{StoreError, StoreResult};
 use crate::notice::RuleSetDelta;
 
@@ -19,81 +20,31 @@ fn has_prerequisites(flag: &Flag) -> bool {
         .any(|config| !config.prerequisites.is_empty())
 }
 
-impl WriteTx {
-    /// Writes `flag` (insert or update) with `version`, stamping bookkeeping fields.
-    pub(super) async fn store_flag(
-        &mut self,
-        project: &str,
-        flag: &mut Flag,
-        version: i64,
-    ) -> StoreResult<()> {
-        flag.version = version;
-        flag.updated_at = Some(self.now.clone());
-        let created_at = flag
-            .created_at
-            .get_or_insert_with(|| self.now.clone())
-            .clone();
-        let doc = serde_json::to_string(&*flag)?;
-        let inserted = if version == 1 {
-            sqlx::query("INSERT INTO flags (project, key, doc, version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(project)
-                .bind(&flag.key)
-                .bind(&doc)
-                .bind(version)
-                .bind(&created_at)
-                .bind(&self.now)
-                .execute(&mut *self.tx)
-                .await
-        } else {
-            sqlx::query("UPDATE flags SET doc = $1, version = $2, updated_at = $3 WHERE project = $4 AND key = $5")
-                .bind(&doc)
-                .bind(version)
-                .bind(&self.now)
-                .bind(project)
-                .bind(&flag.key)
-                .execute(&mut *self.tx)
-                .await
-        };
-        match inserted {
-            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists(format!(
-                "flag {:?} in project {project:?}",
-                flag.key
-            ))),
-            other => other.map(|_| ()).map_err(Into::into),
-        }
-    }
+impl_document!(Flag {
+    table: "flags",
+    resource: ResourceType::Flag,
+    in_use: "is a prerequisite of other flags",
+    loaded: flags,
+    dependants: validate::flag_dependants,
+});
 
+impl WriteTx {
     pub(super) async fn create_flag(
         &mut self,
         project: &str,
         mut flag: Flag,
     ) -> StoreResult<(Option<Value>, i64)> {
         let mut state = self.load_state(project, Flags::One(&flag.key)).await?;
-        if state.flags.contains_key(&flag.key) {
-            return Err(StoreError::AlreadyExists(format!(
-                "flag {:?} in project {project:?}",
-                flag.key
-            )));
-        }
+        absent::<Flag>(&state, project, &flag.key)?;
         flag.normalize(state.env_keys.iter().map(String::as_str));
         if has_prerequisites(&flag) {
             state.flags = self.flags(project, Flags::All).await?;
         }
         validate::validate_flag(&flag, &state.view())?;
-        flag.created_at = None;
-        self.store_flag(project, &mut flag, 1).await?;
-        self.bump(project, None).await?;
-        let value = to_value(&flag)?;
-        self.change(
-            Action::Create,
-            ResourceType::Flag,
-            Some(project),
-            &flag.key,
-            None,
-            Some(value.clone()),
-        );
+        let (value, flag) = self.put_document(project, flag, None).await?;
+        let version = flag.version;
         self.delta = RuleSetDelta::FlagWritten(Box::new(flag));
-        Ok((Some(value), 1))
+        Ok((Some(value), version))
     }
 
     pub(super) async fn update_flag(
@@ -130,7 +81,7 @@ impl WriteTx {
     }
 
     /// Replaces flag `key` by `build(old)`: the common path of PUT flag, PUT and PATCH config.
-    pub(super) async fn replace_flag(
+    async fn replace_flag(
         &mut self,
         project: &str,
         key: &str,
@@ -138,11 +89,7 @@ impl WriteTx {
         build: impl FnOnce(&Flag) -> StoreResult<Flag>,
     ) -> StoreResult<(Option<Value>, i64)> {
         let mut state = self.load_state(project, Flags::One(key)).await?;
-        let old =
-            state.flags.get(key).cloned().ok_or_else(|| {
-                StoreError::NotFound(format!("flag {key:?} in project {project:?}"))
-            })?;
-        check_version(expected, old.version)?;
+        let old = current::<Flag>(&state, project, key, expected)?.clone();
         let mut flag = build(&old)?;
         flag.normalize(state.env_keys.iter().map(String::as_str));
         // Other flags matter when this one names prerequisites, when it is being archived
@@ -167,22 +114,8 @@ impl WriteTx {
                 });
             }
         }
-        flag.created_at = old.created_at.clone();
-        let version = old.version + 1;
-        let old_value = to_value(&old)?;
-        self.store_flag(project, &mut flag, version).await?;
-        // Any change to a flag changes what evaluations report (at least `flagVersion`), so
-        // every environment's rule set is affected.
-        self.bump(project, None).await?;
-        let value = to_value(&flag)?;
-        self.change(
-            Action::Update,
-            ResourceType::Flag,
-            Some(project),
-            key,
-            Some(old_value),
-            Some(value.clone()),
-        );
+        let (value, flag) = self.put_document(project, flag, Some(&old)).await?;
+        let version = flag.version;
         self.delta = RuleSetDelta::FlagWritten(Box::new(flag));
         Ok((Some(value), version))
     }
@@ -193,36 +126,9 @@ impl WriteTx {
         key: &str,
         expected: Option<i64>,
     ) -> StoreResult<(Option<Value>, i64)> {
-        let state = self.load_state(project, Flags::All).await?;
-        let old = state
-            .flags
-            .get(key)
-            .ok_or_else(|| StoreError::NotFound(format!("flag {key:?} in project {project:?}")))?;
-        check_version(expected, old.version)?;
-        let dependants = validate::flag_dependants(key, &state.view());
-        if !dependants.is_empty() {
-            return Err(StoreError::Conflict {
-                message: format!("flag {key:?} is a prerequisite of other flags"),
-                dependants,
-            });
-        }
-        let (old_value, version) = (to_value(old)?, old.version);
-        sqlx::query("DELETE FROM flags WHERE project = $1 AND key = $2")
-            .bind(project)
-            .bind(key)
-            .execute(&mut *self.tx)
-            .await?;
-        self.bump(project, None).await?;
-        self.change(
-            Action::Delete,
-            ResourceType::Flag,
-            Some(project),
-            key,
-            Some(old_value),
-            None,
-        );
+        let deleted = self.delete_document::<Flag>(project, key, expected).await?;
         self.delta = RuleSetDelta::FlagDeleted(key.to_string());
-        Ok((None, version))
+        Ok(deleted)
     }
 }
 

@@ -13,6 +13,7 @@
 //! resource is in its own module (`projects`, `environments`, `flags`, `segments`, `tokens`);
 //! `state` loads what validation needs.
 
+mod document;
 mod engine;
 mod environments;
 mod flags;
