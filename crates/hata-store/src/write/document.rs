@@ -174,7 +174,7 @@ impl WriteTx {
         };
         self.store_document(project, &mut doc, version, created_at)
             .await?;
-        self.bump(project, None).await?;
+        self.bump(project).await?;
         let value = to_value(&doc)?;
         self.change(
             action,
@@ -212,7 +212,7 @@ impl WriteTx {
         .bind(key)
         .execute(&mut *self.tx)
         .await?;
-        self.bump(project, None).await?;
+        self.bump(project).await?;
         self.change(
             Action::Delete,
             D::TYPE,

@@ -89,9 +89,9 @@ pub(super) struct WriteTx {
     pub(super) tx: Transaction<'static, Any>,
     /// The write's time: `updated_at`, `revised_at` and the change's `at`.
     pub(super) now: String,
-    pub(super) revisions: Vec<EnvRevision>,
+    revisions: Vec<EnvRevision>,
     /// Parallel to `revisions`.
-    pub(super) env_ids: Vec<i64>,
+    env_ids: Vec<i64>,
     pub(super) notices: Vec<ChangeNotice>,
     changes: Vec<Change>,
     pub(super) delta: RuleSetDelta,
@@ -262,41 +262,31 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Bumps the revision of `environment` (or of every environment of the project) and queues
-    /// the notices. Row locks taken here serialize concurrent writers per environment.
-    pub(super) async fn bump(
-        &mut self,
-        project: &str,
-        environment: Option<&str>,
-    ) -> StoreResult<()> {
-        let rows = match environment {
-            Some(env) => {
-                sqlx::query("UPDATE environments SET revision = revision + 1, revised_at = $3 WHERE project = $1 AND key = $2 RETURNING id, key, revision")
-                    .bind(project)
-                    .bind(env)
-                    .bind(&self.now)
-                    .fetch_all(&mut *self.tx)
-                    .await?
-            }
-            None => {
-                sqlx::query("UPDATE environments SET revision = revision + 1, revised_at = $2 WHERE project = $1 RETURNING id, key, revision")
-                    .bind(project)
-                    .bind(&self.now)
-                    .fetch_all(&mut *self.tx)
-                    .await?
-            }
-        };
+    /// Bumps the revision of every environment of the project and queues the notices. Row
+    /// locks taken here serialize concurrent writers per environment.
+    pub(super) async fn bump(&mut self, project: &str) -> StoreResult<()> {
+        let rows = sqlx::query("UPDATE environments SET revision = revision + 1, revised_at = $2 WHERE project = $1 RETURNING id, key, revision")
+            .bind(project)
+            .bind(&self.now)
+            .fetch_all(&mut *self.tx)
+            .await?;
         for row in rows {
             let rev = EnvRevision {
                 project: project.to_string(),
                 environment: row.try_get("key")?,
                 revision: row.try_get("revision")?,
             };
-            self.notices.push(ChangeNotice::Environment(rev.clone()));
-            self.revisions.push(rev);
-            self.env_ids.push(row.try_get("id")?);
+            self.revised(rev, row.try_get("id")?);
         }
         Ok(())
+    }
+
+    /// Records that the write brought an environment (store id `env_id`) to a revision: for
+    /// the outcome's `RuleSetWrite`, and as a notice.
+    pub(super) fn revised(&mut self, rev: EnvRevision, env_id: i64) {
+        self.notices.push(ChangeNotice::Environment(rev.clone()));
+        self.revisions.push(rev);
+        self.env_ids.push(env_id);
     }
 
     /// Reads the project's version and locks its row until the transaction ends. Every

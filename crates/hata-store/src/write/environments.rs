@@ -59,9 +59,7 @@ impl WriteTx {
             environment: env.key.clone(),
             revision: 1,
         };
-        self.notices.push(ChangeNotice::Environment(rev.clone()));
-        self.revisions.push(rev);
-        self.env_ids.push(inserted.try_get("id")?);
+        self.revised(rev, inserted.try_get("id")?);
         Ok(())
     }
 
@@ -122,7 +120,7 @@ impl WriteTx {
         })
         .await?;
         // The rewrite bumped every flag's version, which evaluations report.
-        self.bump(project, None).await?;
+        self.bump(project).await?;
         let value = to_value(&self.environment(project, &env.key).await?)?;
         self.change(
             Action::Create,
@@ -200,7 +198,7 @@ impl WriteTx {
             flag.environments.remove(key);
         })
         .await?;
-        self.bump(project, None).await?;
+        self.bump(project).await?;
         self.notices.push(ChangeNotice::EnvironmentRemoved {
             project: project.to_string(),
             environment: key.to_string(),

@@ -41,10 +41,7 @@ impl WriteTx {
             state.flags = self.flags(project, Flags::All).await?;
         }
         validate::validate_flag(&flag, &state.view())?;
-        let (value, flag) = self.put_document(project, flag, None).await?;
-        let version = flag.version;
-        self.delta = RuleSetDelta::FlagWritten(Box::new(flag));
-        Ok((Some(value), version))
+        self.put_flag(project, flag, None).await
     }
 
     pub(super) async fn update_flag(
@@ -114,7 +111,17 @@ impl WriteTx {
                 });
             }
         }
-        let (value, flag) = self.put_document(project, flag, Some(&old)).await?;
+        self.put_flag(project, flag, Some(&old)).await
+    }
+
+    /// Stores a validated flag (`put_document`); the write's delta is that flag, as stored.
+    async fn put_flag(
+        &mut self,
+        project: &str,
+        flag: Flag,
+        old: Option<&Flag>,
+    ) -> StoreResult<(Option<Value>, i64)> {
+        let (value, flag) = self.put_document(project, flag, old).await?;
         let version = flag.version;
         self.delta = RuleSetDelta::FlagWritten(Box::new(flag));
         Ok((Some(value), version))
