@@ -11,6 +11,7 @@
 //!
 //! `engine` is that transaction: everything a write does whatever it changes. The SQL of each
 //! resource is in its own module (`projects`, `environments`, `flags`, `segments`, `tokens`);
+//! flags and segments, each stored as one versioned document, share the writer in `document`.
 //! `state` loads what validation needs.
 
 mod document;
