@@ -7,7 +7,8 @@ use std::process::{Command, Output, Stdio};
 
 use hata_core::model::Project;
 use hata_store::{
-    EvaluationCount, FlagEvaluated, NewToken, Store, StoreConfig, TokenKind, WriteMeta, WriteOp,
+    Actor, EvaluationCount, FlagEvaluated, NewToken, Store, StoreConfig, TokenKind, WriteMeta,
+    WriteOp,
 };
 use serde_json::json;
 use sqlx::Executor;
@@ -52,7 +53,7 @@ async fn seed(data_dir: &Path) {
     let url = format!("sqlite://{}?mode=rwc", data_dir.join("hata.db").display());
     let store = Store::open(&StoreConfig::new(url)).await.expect("open");
     let meta = WriteMeta {
-        actor: "token:admin".into(),
+        actor: Actor::token("admin", "admin"),
         request_id: "req-1".into(),
     };
     let ops = [

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use hata_store::{NewToken, Store, StoreError, TokenKind, WriteMeta, WriteOp};
+use hata_store::{Actor, NewToken, Store, StoreError, TokenKind, WriteMeta, WriteOp};
 
 use crate::auth::{hash_secret, new_secret};
 
@@ -79,7 +79,7 @@ pub async fn bootstrap_admin_token(
         secret_hash: hash,
     };
     let meta = WriteMeta {
-        actor: "system:bootstrap".into(),
+        actor: Actor::system("bootstrap"),
         request_id: String::new(),
     };
     match store.write(&meta, WriteOp::CreateToken { token }).await {

@@ -955,7 +955,7 @@ async fn change_notices_of_this_process_are_applied_in_memory() {
         .store()
         .write(
             &hata_store::WriteMeta {
-                actor: "test".into(),
+                actor: hata_store::Actor::system("test"),
                 request_id: "notice-path".into(),
             },
             hata_store::WriteOp::PatchFlagConfig {

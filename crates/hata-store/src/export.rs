@@ -40,9 +40,11 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use crate::change::{Action, Actor, ActorKind, ResourceType};
 use crate::error::{StoreError, StoreResult};
+use crate::notice::ChangeNotice;
 use crate::read::{decode_flag, decode_segment, decode_token, TOKEN_COLUMNS};
-use crate::records::{ChangeNotice, TokenKind};
+use crate::records::TokenKind;
 use crate::{Backend, Store};
 
 /// The value of `format`.
@@ -137,10 +139,11 @@ pub struct ExportToken {
 pub struct ExportChange {
     pub id: i64,
     pub at: String,
+    /// The actor's `Actor::qualified_id` (`kind:id`).
     pub actor: String,
     pub request_id: String,
-    pub action: String,
-    pub resource_type: String,
+    pub action: Action,
+    pub resource_type: ResourceType,
     pub project: Option<String>,
     pub resource_key: String,
     pub old_value: Option<Value>,
@@ -458,14 +461,20 @@ fn decode_change(r: &AnyRow) -> StoreResult<ExportChange> {
         at: r.try_get("at")?,
         actor: r.try_get("actor")?,
         request_id: r.try_get("request_id")?,
-        action: r.try_get("action")?,
-        resource_type: r.try_get("resource_type")?,
+        action: column(r, "action", Action::parse)?,
+        resource_type: column(r, "resource_type", ResourceType::parse)?,
         project: r.try_get("project")?,
         resource_key: r.try_get("resource_key")?,
         old_value: json("old_value")?,
         new_value: json("new_value")?,
         revisions: json("revisions")?.unwrap_or(Value::Null),
     })
+}
+
+/// A text column holding one of a fixed set of words.
+fn column<T>(r: &AnyRow, name: &str, parse: fn(&str) -> Option<T>) -> StoreResult<T> {
+    let text: String = r.try_get(name)?;
+    parse(&text).ok_or_else(|| StoreError::Internal(format!("unknown {name} {text:?} in changes")))
 }
 
 /// The highest id `table` has handed out (0 if none). `table` is a literal of this module
@@ -690,8 +699,8 @@ async fn write_all(
         .bind(&c.at)
         .bind(&c.actor)
         .bind(&c.request_id)
-        .bind(&c.action)
-        .bind(&c.resource_type)
+        .bind(c.action.as_str())
+        .bind(c.resource_type.as_str())
         .bind(&c.project)
         .bind(&c.resource_key)
         .bind(c.old_value.as_ref().map(Value::to_string))
@@ -915,6 +924,16 @@ fn check_document(doc: &ExportDocument) -> StoreResult<()> {
         }
         last_id = last_id.max(c.id);
         p.timestamp(&at, "at", &c.at);
+        if Actor::parse(&c.actor).is_none() {
+            p.add(
+                format!("{at}.actor"),
+                format!(
+                    "not an actor (kind:id, kind one of {}): {:?}",
+                    ActorKind::ALL.map(ActorKind::as_str).join(", "),
+                    c.actor
+                ),
+            );
+        }
     }
     if doc.sequences.changes < last_id {
         p.add(

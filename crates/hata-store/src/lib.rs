@@ -12,10 +12,12 @@
 //! `ON CONFLICT`), through sqlx's `Any` driver; what differs per backend lives in the migrations
 //! and in `Backend`.
 
+pub mod change;
 pub mod error;
 pub mod evaluations;
 pub mod export;
 mod listen;
+pub mod notice;
 pub mod read;
 pub mod records;
 pub mod write;
@@ -26,11 +28,13 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::broadcast;
 
+pub use change::{Action, Actor, ActorKind, ResourceType};
 pub use error::{StoreError, StoreResult};
 pub use evaluations::{EvaluationCount, FlagEvaluated};
 pub use export::{ExportDocument, ImportSummary};
+pub use notice::{ChangeNotice, EnvRevision, RuleSetDelta, RuleSetWrite};
 pub use records::*;
-pub use write::{NewToken, RuleSetDelta, RuleSetWrite, WriteMeta, WriteOp, WriteOutcome};
+pub use write::{NewToken, WriteMeta, WriteOp, WriteOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -8,9 +8,9 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::error::{StoreError, StoreResult};
+use crate::notice::EnvRevision;
 use crate::records::{
-    EnvRevision, EnvironmentRecord, EnvironmentState, FlagFilter, Page, ProjectRecord, TokenKind,
-    TokenRecord,
+    EnvironmentRecord, EnvironmentState, FlagFilter, Page, ProjectRecord, TokenKind, TokenRecord,
 };
 use crate::Store;
 

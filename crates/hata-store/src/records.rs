@@ -1,5 +1,6 @@
 //! What the store hands out: resources with their bookkeeping (version, timestamps), tokens
-//! without secrets, an environment's state for compiling a snapshot, change notices.
+//! without secrets, an environment's state for compiling a snapshot. Change notices are in
+//! `notice`.
 
 use hata_core::model::{Environment, Flag, Project, Segment};
 use serde::{Deserialize, Serialize};
@@ -89,39 +90,6 @@ pub struct EnvironmentState {
     pub environment: EnvironmentRecord,
     pub flags: Vec<Flag>,
     pub segments: Vec<Segment>,
-}
-
-/// An environment's revision, as a write bumped it or as the store currently has it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct EnvRevision {
-    pub project: String,
-    pub environment: String,
-    pub revision: i64,
-}
-
-/// What changed, published after a commit to everyone holding derived state (snapshots,
-/// token caches, SSE streams), in this process and — on PostgreSQL — in every replica.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ChangeNotice {
-    /// The environment's rule set changed; reload it if your revision is older.
-    Environment(EnvRevision),
-    /// What a write committed by this process did to rule sets, published just before its
-    /// `Environment` notices. A subscriber can apply it in memory, as the writer does, instead
-    /// of reading the rule sets back. It never crosses processes (other replicas hear only
-    /// the `Environment` notices).
-    #[serde(skip)]
-    RuleSets(std::sync::Arc<crate::write::RuleSetWrite>),
-    /// The environment (or its whole project) no longer exists.
-    EnvironmentRemoved {
-        project: String,
-        environment: String,
-    },
-    /// Tokens were created or deleted.
-    Tokens,
-    /// Notices may have been missed (the cross-process channel was down): reload everything
-    /// derived from the store.
-    Resync,
 }
 
 /// One page of a list: `next_cursor` is `None` on the last page.

@@ -7,14 +7,14 @@ mod support;
 use hata_core::model::{Environment, Flag, Project, Segment};
 use hata_store::export::FORMAT;
 use hata_store::{
-    EvaluationCount, ExportDocument, FlagEvaluated, NewToken, Store, StoreError, TokenKind,
-    WriteMeta, WriteOp,
+    Action, Actor, EvaluationCount, ExportDocument, FlagEvaluated, NewToken, Store, StoreError,
+    TokenKind, WriteMeta, WriteOp,
 };
 use serde_json::{json, Value};
 
 fn meta(actor: &str) -> WriteMeta {
     WriteMeta {
-        actor: actor.into(),
+        actor: Actor::token(actor, format!("{actor}'s token")),
         request_id: format!("req-{actor}"),
     }
 }
@@ -402,6 +402,10 @@ async fn export_import_export_is_byte_identical_across_backends() {
             .collect();
         assert_eq!(envs, ["development", "production", "staging"]);
         let changes = d["changes"].as_array().expect("changes");
+        // The change record keeps the words it has always had.
+        assert_eq!(changes[0]["actor"], "token:alice");
+        assert_eq!(changes[0]["action"], "create");
+        assert_eq!(changes[0]["resource_type"], "project");
         assert!(changes
             .iter()
             .any(|c| c["action"] == "update" && c["old_value"].is_object()));
@@ -448,7 +452,7 @@ async fn export_import_export_is_byte_identical_across_backends() {
         let third = target.store.export().await.expect("export");
         let last = third.changes.last().expect("a change");
         assert_eq!(last.id, sequences.changes + 1);
-        assert_eq!(last.action, "create");
+        assert_eq!(last.action, Action::Create);
         assert_eq!(last.resource_key, "qa");
         assert!(third.sequences.environments > sequences.environments);
     }
@@ -595,4 +599,8 @@ async fn import_refuses_bad_documents_naming_the_problem() {
     has(&e, "sequences.changes", "below the largest change id");
     let e = import_edited(&good, |d| d["changes"][0]["at"] = json!("yesterday")).await;
     has(&e, "changes[1].at", "RFC 3339");
+    let e = import_edited(&good, |d| d["changes"][0]["actor"] = json!("alice")).await;
+    has(&e, "changes[1].actor", "not an actor");
+    let e = import_edited(&good, |d| d["changes"][0]["action"] = json!("rename")).await;
+    has(&e, "changes[0].action", "unknown variant `rename`");
 }

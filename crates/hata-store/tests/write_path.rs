@@ -3,12 +3,12 @@
 mod support;
 
 use hata_core::model::{Environment, Flag, Project, Segment};
-use hata_store::{ChangeNotice, FlagFilter, StoreError, WriteMeta, WriteOp};
+use hata_store::{Actor, ChangeNotice, FlagFilter, StoreError, WriteMeta, WriteOp};
 use serde_json::json;
 
 fn meta() -> WriteMeta {
     WriteMeta {
-        actor: "test".into(),
+        actor: Actor::system("test"),
         request_id: "req-1".into(),
     }
 }

@@ -16,7 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use hata_store::{WriteMeta, WriteOutcome};
+use hata_store::{Actor, WriteMeta, WriteOutcome};
 use serde::Serialize;
 
 use crate::auth::Caller;
@@ -80,7 +80,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Writer {
         let actor = parts
             .extensions
             .get::<Caller>()
-            .map(|c| format!("token:{}", c.0.id))
+            .map(|c| Actor::token(&c.0.id, &c.0.name))
             .ok_or(AppError::Unauthorized)?;
         let request_id = parts
             .headers

@@ -1,0 +1,306 @@
+//! The transaction every write runs in: begin, apply the `WriteOp` (the resource modules),
+//! bump revisions, record the change, send the cross-process notices, commit, publish. Also
+//! the checks every resource shares (expected version, key in the path, unique keys).
+
+use std::sync::Arc;
+
+use hata_core::validate::{FieldError, ValidationErrors};
+use serde_json::Value;
+use sqlx::{Any, Row, Transaction};
+
+use super::flags::merge_config;
+use super::{WriteMeta, WriteOp, WriteOutcome};
+use crate::change::{Action, ResourceType};
+use crate::error::{StoreError, StoreResult};
+use crate::notice::{ChangeNotice, EnvRevision, RuleSetDelta, RuleSetWrite};
+use crate::{now_rfc3339, Store};
+
+impl Store {
+    /// Applies `op` as one transaction; see the module doc for what that includes.
+    pub async fn write(&self, meta: &WriteMeta, op: WriteOp) -> StoreResult<WriteOutcome> {
+        let tx = self.writer().begin().await?;
+        let mut w = WriteTx {
+            tx,
+            now: now_rfc3339(),
+            revisions: Vec::new(),
+            env_ids: Vec::new(),
+            notices: Vec::new(),
+            changes: Vec::new(),
+            delta: RuleSetDelta::Reload,
+        };
+        let (value, version) = w.apply(op).await?;
+        w.record_changes(meta).await?;
+        let WriteTx {
+            mut tx,
+            now,
+            revisions,
+            env_ids,
+            notices,
+            delta,
+            ..
+        } = w;
+        if self.backend() == crate::Backend::Postgres && !notices.is_empty() {
+            // NOTIFY is transactional: other replicas hear of the change exactly when (and
+            // only if) it commits. One statement for all notices: a round trip less per
+            // environment while the project's row lock is held.
+            let calls: Vec<String> = (0..notices.len())
+                .map(|i| format!("pg_notify($1, ${})", i + 2))
+                .collect();
+            let sql = format!("SELECT {}", calls.join(", "));
+            let mut query = sqlx::query(&sql).bind(crate::listen::CHANNEL);
+            for notice in &notices {
+                query = query.bind(serde_json::to_string(notice)?);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        let rule_sets = Arc::new(RuleSetWrite {
+            revisions,
+            env_ids,
+            at: now,
+            delta,
+        });
+        // The write's content first, then the plain notices: a subscriber that applies the
+        // content finds itself up to date when the plain ones arrive.
+        if !rule_sets.revisions.is_empty() {
+            self.publish(vec![ChangeNotice::RuleSets(rule_sets.clone())]);
+        }
+        self.publish(notices);
+        Ok(WriteOutcome {
+            value,
+            version,
+            rule_sets,
+        })
+    }
+}
+
+/// One entry of the change record, queued until the write is applied.
+struct Change {
+    action: Action,
+    resource_type: ResourceType,
+    project: Option<String>,
+    key: String,
+    old: Option<Value>,
+    new: Option<Value>,
+}
+
+/// An open write: the transaction and what the write has done so far.
+pub(super) struct WriteTx {
+    pub(super) tx: Transaction<'static, Any>,
+    /// The write's time: `updated_at`, `revised_at` and the change's `at`.
+    pub(super) now: String,
+    revisions: Vec<EnvRevision>,
+    /// Parallel to `revisions`.
+    env_ids: Vec<i64>,
+    pub(super) notices: Vec<ChangeNotice>,
+    changes: Vec<Change>,
+    pub(super) delta: RuleSetDelta,
+}
+
+pub(super) fn check_version(expected: Option<i64>, current: i64) -> StoreResult<()> {
+    match expected {
+        Some(expected) if expected != current => {
+            Err(StoreError::VersionMismatch { expected, current })
+        }
+        _ => Ok(()),
+    }
+}
+
+pub(super) fn key_mismatch(field: &str, path_key: &str) -> StoreError {
+    StoreError::Invalid(ValidationErrors(vec![FieldError {
+        field: field.to_string(),
+        message: format!("must equal the key in the path ({path_key:?}); keys cannot be renamed"),
+    }]))
+}
+
+pub(super) fn to_value<T: serde::Serialize>(v: &T) -> StoreResult<Value> {
+    serde_json::to_value(v).map_err(|e| StoreError::Internal(e.to_string()))
+}
+
+pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation)
+}
+
+impl WriteTx {
+    async fn apply(&mut self, op: WriteOp) -> StoreResult<(Option<Value>, i64)> {
+        match op {
+            WriteOp::CreateProject {
+                project,
+                environments,
+            } => self.create_project(project, environments).await,
+            WriteOp::UpdateProject {
+                key,
+                expected_version,
+                project,
+            } => self.update_project(&key, expected_version, project).await,
+            WriteOp::DeleteProject {
+                key,
+                expected_version,
+            } => self.delete_project(&key, expected_version).await,
+            WriteOp::CreateEnvironment {
+                project,
+                environment,
+            } => self.create_environment(&project, environment).await,
+            WriteOp::UpdateEnvironment {
+                project,
+                key,
+                expected_version,
+                environment,
+            } => {
+                self.update_environment(&project, &key, expected_version, environment)
+                    .await
+            }
+            WriteOp::DeleteEnvironment {
+                project,
+                key,
+                expected_version,
+            } => {
+                self.delete_environment(&project, &key, expected_version)
+                    .await
+            }
+            WriteOp::CreateFlag { project, flag } => self.create_flag(&project, flag).await,
+            WriteOp::UpdateFlag {
+                project,
+                key,
+                expected_version,
+                flag,
+            } => {
+                self.update_flag(&project, &key, expected_version, flag)
+                    .await
+            }
+            WriteOp::DeleteFlag {
+                project,
+                key,
+                expected_version,
+            } => self.delete_flag(&project, &key, expected_version).await,
+            WriteOp::PutFlagConfig {
+                project,
+                flag,
+                environment,
+                expected_version,
+                config,
+            } => {
+                self.replace_config(&project, &flag, &environment, expected_version, |_| {
+                    Ok(config)
+                })
+                .await
+            }
+            WriteOp::PatchFlagConfig {
+                project,
+                flag,
+                environment,
+                expected_version,
+                patch,
+            } => {
+                self.replace_config(&project, &flag, &environment, expected_version, |current| {
+                    merge_config(current, &patch)
+                })
+                .await
+            }
+            WriteOp::CreateSegment { project, segment } => {
+                self.create_segment(&project, segment).await
+            }
+            WriteOp::UpdateSegment {
+                project,
+                key,
+                expected_version,
+                segment,
+            } => {
+                self.update_segment(&project, &key, expected_version, segment)
+                    .await
+            }
+            WriteOp::DeleteSegment {
+                project,
+                key,
+                expected_version,
+            } => self.delete_segment(&project, &key, expected_version).await,
+            WriteOp::CreateToken { token } => self.create_token(token).await,
+            WriteOp::DeleteToken { id } => self.delete_token(&id).await,
+        }
+    }
+
+    pub(super) fn change(
+        &mut self,
+        action: Action,
+        resource_type: ResourceType,
+        project: Option<&str>,
+        key: &str,
+        old: Option<Value>,
+        new: Option<Value>,
+    ) {
+        self.changes.push(Change {
+            action,
+            resource_type,
+            project: project.map(str::to_string),
+            key: key.to_string(),
+            old,
+            new,
+        });
+    }
+
+    async fn record_changes(&mut self, meta: &WriteMeta) -> StoreResult<()> {
+        let revisions = to_value(&self.revisions)?.to_string();
+        let actor = meta.actor.qualified_id();
+        for c in std::mem::take(&mut self.changes) {
+            sqlx::query(
+                "INSERT INTO changes (at, actor, request_id, action, resource_type, project, resource_key, old_value, new_value, revisions)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&self.now)
+            .bind(&actor)
+            .bind(&meta.request_id)
+            .bind(c.action.as_str())
+            .bind(c.resource_type.as_str())
+            .bind(c.project)
+            .bind(c.key)
+            .bind(c.old.map(|v| v.to_string()))
+            .bind(c.new.map(|v| v.to_string()))
+            .bind(&revisions)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Bumps the revision of every environment of the project and queues the notices. Row
+    /// locks taken here serialize concurrent writers per environment.
+    pub(super) async fn bump(&mut self, project: &str) -> StoreResult<()> {
+        let rows = sqlx::query("UPDATE environments SET revision = revision + 1, revised_at = $2 WHERE project = $1 RETURNING id, key, revision")
+            .bind(project)
+            .bind(&self.now)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        for row in rows {
+            let rev = EnvRevision {
+                project: project.to_string(),
+                environment: row.try_get("key")?,
+                revision: row.try_get("revision")?,
+            };
+            self.revised(rev, row.try_get("id")?);
+        }
+        Ok(())
+    }
+
+    /// Records that the write brought an environment (store id `env_id`) to a revision: for
+    /// the outcome's `RuleSetWrite`, and as a notice.
+    pub(super) fn revised(&mut self, rev: EnvRevision, env_id: i64) {
+        self.notices.push(ChangeNotice::Environment(rev.clone()));
+        self.revisions.push(rev);
+        self.env_ids.push(env_id);
+    }
+
+    /// Reads the project's version and locks its row until the transaction ends. Every
+    /// project-scoped write starts here, so writes to one project are serialised: PostgreSQL
+    /// runs READ COMMITTED, and without the lock two writers that both checked version N would
+    /// both commit (a lost update). The no-op `UPDATE` is the portable row lock — SQLite has no
+    /// `SELECT … FOR UPDATE`, and there it also takes the database write lock up front.
+    pub(super) async fn project_version(&mut self, key: &str) -> StoreResult<i64> {
+        sqlx::query("UPDATE projects SET version = version WHERE key = $1 RETURNING version")
+            .bind(key)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .map(|r| r.try_get::<i64, _>("version"))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("project {key:?}")))
+    }
+}

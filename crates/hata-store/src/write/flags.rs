@@ -1,0 +1,187 @@
+//! Flags: create, replace (PUT of the flag, PUT and PATCH of one environment's config), delete.
+//! A flag write reports itself as the write's `RuleSetDelta`, so rule sets can be updated in
+//! memory.
+
+use hata_core::model::{Flag, FlagConfig};
+use hata_core::validate::{self, FieldError, ValidationErrors};
+use serde_json::Value;
+
+use super::document::{absent, current, impl_document};
+use super::engine::{key_mismatch, to_value, WriteTx};
+use super::state::Flags;
+use crate::change::ResourceType;
+use crate::error::{StoreError, StoreResult};
+use crate::notice::RuleSetDelta;
+
+/// Whether validating `flag` needs the project's other flags (see `Flags`).
+fn has_prerequisites(flag: &Flag) -> bool {
+    flag.environments
+        .values()
+        .any(|config| !config.prerequisites.is_empty())
+}
+
+impl_document!(Flag {
+    table: "flags",
+    resource: ResourceType::Flag,
+    in_use: "is a prerequisite of other flags",
+    loaded: flags,
+    dependants: validate::flag_dependants,
+});
+
+impl WriteTx {
+    pub(super) async fn create_flag(
+        &mut self,
+        project: &str,
+        mut flag: Flag,
+    ) -> StoreResult<(Option<Value>, i64)> {
+        let mut state = self.load_state(project, Flags::One(&flag.key)).await?;
+        absent::<Flag>(&state, project, &flag.key)?;
+        flag.normalize(state.env_keys.iter().map(String::as_str));
+        if has_prerequisites(&flag) {
+            state.flags = self.flags(project, Flags::All).await?;
+        }
+        validate::validate_flag(&flag, &state.view())?;
+        self.put_flag(project, flag, None).await
+    }
+
+    pub(super) async fn update_flag(
+        &mut self,
+        project: &str,
+        key: &str,
+        expected: Option<i64>,
+        flag: Flag,
+    ) -> StoreResult<(Option<Value>, i64)> {
+        if flag.key != key {
+            return Err(key_mismatch("key", key));
+        }
+        self.replace_flag(project, key, expected, |_| Ok(flag))
+            .await
+    }
+
+    /// Replaces the config of `environment` in flag `key` by `edit(current config)`: PUT and
+    /// PATCH of a config. The answer is the config alone, as is every error's field.
+    pub(super) async fn replace_config(
+        &mut self,
+        project: &str,
+        key: &str,
+        environment: &str,
+        expected: Option<i64>,
+        edit: impl FnOnce(&FlagConfig) -> StoreResult<FlagConfig>,
+    ) -> StoreResult<(Option<Value>, i64)> {
+        let (value, version) = self
+            .replace_flag(project, key, expected, |old| {
+                with_config(old, environment, edit)
+            })
+            .await
+            .map_err(|e| relative_to_config(e, environment))?;
+        Ok((config_of(value, environment), version))
+    }
+
+    /// Replaces flag `key` by `build(old)`: the common path of PUT flag, PUT and PATCH config.
+    async fn replace_flag(
+        &mut self,
+        project: &str,
+        key: &str,
+        expected: Option<i64>,
+        build: impl FnOnce(&Flag) -> StoreResult<Flag>,
+    ) -> StoreResult<(Option<Value>, i64)> {
+        let mut state = self.load_state(project, Flags::One(key)).await?;
+        let old = current::<Flag>(&state, project, key, expected)?.clone();
+        let mut flag = build(&old)?;
+        flag.normalize(state.env_keys.iter().map(String::as_str));
+        // Other flags matter when this one names prerequisites, when it is being archived
+        // (its dependants block that), and when it drops a variant (a dependant's
+        // prerequisite may require it).
+        let drops_variant = old
+            .variants
+            .iter()
+            .any(|v| !flag.variants.iter().any(|n| n.key == v.key));
+        if has_prerequisites(&flag) || (flag.archived && !old.archived) || drops_variant {
+            state.flags = self.flags(project, Flags::All).await?;
+        }
+        validate::validate_flag(&flag, &state.view())?;
+        if flag.archived && !old.archived {
+            let dependants = validate::flag_dependants(key, &state.view());
+            if !dependants.is_empty() {
+                return Err(StoreError::Conflict {
+                    message: format!(
+                        "flag {key:?} is a prerequisite of other flags; it cannot be archived"
+                    ),
+                    dependants,
+                });
+            }
+        }
+        self.put_flag(project, flag, Some(&old)).await
+    }
+
+    /// Stores a validated flag (`put_document`); the write's delta is that flag, as stored.
+    async fn put_flag(
+        &mut self,
+        project: &str,
+        flag: Flag,
+        old: Option<&Flag>,
+    ) -> StoreResult<(Option<Value>, i64)> {
+        let (value, flag) = self.put_document(project, flag, old).await?;
+        let version = flag.version;
+        self.delta = RuleSetDelta::FlagWritten(Box::new(flag));
+        Ok((Some(value), version))
+    }
+
+    pub(super) async fn delete_flag(
+        &mut self,
+        project: &str,
+        key: &str,
+        expected: Option<i64>,
+    ) -> StoreResult<(Option<Value>, i64)> {
+        let deleted = self.delete_document::<Flag>(project, key, expected).await?;
+        self.delta = RuleSetDelta::FlagDeleted(key.to_string());
+        Ok(deleted)
+    }
+}
+
+/// `old` with the config of `environment` replaced by `edit(current config)`.
+fn with_config(
+    old: &Flag,
+    environment: &str,
+    edit: impl FnOnce(&FlagConfig) -> StoreResult<FlagConfig>,
+) -> StoreResult<Flag> {
+    let current = old.environments.get(environment).ok_or_else(|| {
+        StoreError::NotFound(format!("environment {environment:?} of flag {:?}", old.key))
+    })?;
+    let mut flag = old.clone();
+    let config = edit(current)?;
+    flag.environments.insert(environment.to_string(), config);
+    Ok(flag)
+}
+
+/// Applies an RFC 7396 merge patch to a config; a result that is no longer a FlagConfig is a
+/// validation error at the offending field.
+pub(super) fn merge_config(current: &FlagConfig, patch: &Value) -> StoreResult<FlagConfig> {
+    let mut doc = to_value(current)?;
+    json_patch::merge(&mut doc, patch);
+    serde_path_to_error::deserialize::<_, FlagConfig>(doc).map_err(|e| {
+        let path = e.path().to_string();
+        StoreError::Invalid(ValidationErrors(vec![FieldError {
+            field: if path == "." { String::new() } else { path },
+            message: e.into_inner().to_string(),
+        }]))
+    })
+}
+
+/// A write of one config validates the whole flag; its errors must name fields of the request
+/// body, which is the config alone.
+fn relative_to_config(e: StoreError, environment: &str) -> StoreError {
+    match e {
+        StoreError::Invalid(errors) => StoreError::Invalid(errors.relative_to_config(environment)),
+        other => other,
+    }
+}
+
+/// The config of `environment` out of a flag document (the answer to PUT/PATCH of a config).
+fn config_of(flag: Option<Value>, environment: &str) -> Option<Value> {
+    flag.and_then(|mut f| {
+        f.get_mut("environments")?
+            .get_mut(environment)
+            .map(Value::take)
+    })
+}

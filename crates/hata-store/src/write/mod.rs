@@ -1,0 +1,148 @@
+//! The one write path. Every change to projects, environments, flags, segments and tokens is a
+//! `WriteOp` applied by `Store::write`, which in a single transaction:
+//! 1. loads what the change touches and checks the caller's expected version (`If-Match`),
+//! 2. validates the result against the rest of the project (`hata_core::validate`),
+//! 3. applies it,
+//! 4. bumps the revision of every environment whose evaluations it can affect,
+//! 5. records the change (old and new value, actor, request id) in `changes`,
+//!
+//! and after the commit publishes `ChangeNotice`s. The audit log, webhooks and approvals hang
+//! off this one place; nothing else in the store writes.
+//!
+//! `engine` is that transaction: everything a write does whatever it changes. The SQL of each
+//! resource is in its own module (`projects`, `environments`, `flags`, `segments`, `tokens`);
+//! flags and segments, each stored as one versioned document, share the writer in `document`.
+//! `state` loads what validation needs.
+
+mod document;
+mod engine;
+mod environments;
+mod flags;
+mod projects;
+mod segments;
+mod state;
+mod tokens;
+
+use std::sync::Arc;
+
+use hata_core::model::{Environment, Flag, FlagConfig, Project, Segment};
+use serde_json::Value;
+
+use crate::change::Actor;
+use crate::notice::RuleSetWrite;
+use crate::records::TokenKind;
+
+/// Who is writing and under which request id, for the change record.
+#[derive(Debug, Clone)]
+pub struct WriteMeta {
+    pub actor: Actor,
+    /// The request's `X-Request-Id` (empty when there is no request, e.g. at start-up).
+    pub request_id: String,
+}
+
+/// A token to create; the caller generated the secret and passes only its hash.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub id: String,
+    pub name: String,
+    pub kind: TokenKind,
+    pub project: Option<String>,
+    pub environment: Option<String>,
+    pub expires_at: Option<String>,
+    pub secret_hash: String,
+}
+
+/// Every change the store can make. `expected_version` is the `If-Match` version, if any.
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    CreateProject {
+        project: Project,
+        environments: Option<Vec<Environment>>,
+    },
+    UpdateProject {
+        key: String,
+        expected_version: Option<i64>,
+        project: Project,
+    },
+    DeleteProject {
+        key: String,
+        expected_version: Option<i64>,
+    },
+    CreateEnvironment {
+        project: String,
+        environment: Environment,
+    },
+    UpdateEnvironment {
+        project: String,
+        key: String,
+        expected_version: Option<i64>,
+        environment: Environment,
+    },
+    DeleteEnvironment {
+        project: String,
+        key: String,
+        expected_version: Option<i64>,
+    },
+    CreateFlag {
+        project: String,
+        flag: Flag,
+    },
+    UpdateFlag {
+        project: String,
+        key: String,
+        expected_version: Option<i64>,
+        flag: Flag,
+    },
+    DeleteFlag {
+        project: String,
+        key: String,
+        expected_version: Option<i64>,
+    },
+    PutFlagConfig {
+        project: String,
+        flag: String,
+        environment: String,
+        expected_version: Option<i64>,
+        config: FlagConfig,
+    },
+    /// An RFC 7396 JSON Merge Patch applied to the current config inside the transaction.
+    PatchFlagConfig {
+        project: String,
+        flag: String,
+        environment: String,
+        expected_version: Option<i64>,
+        patch: Value,
+    },
+    CreateSegment {
+        project: String,
+        segment: Segment,
+    },
+    UpdateSegment {
+        project: String,
+        key: String,
+        expected_version: Option<i64>,
+        segment: Segment,
+    },
+    DeleteSegment {
+        project: String,
+        key: String,
+        expected_version: Option<i64>,
+    },
+    CreateToken {
+        token: NewToken,
+    },
+    DeleteToken {
+        id: String,
+    },
+}
+
+/// The result of a write: the resource as now stored (`None` after a delete), its version,
+/// and what it did to rule sets.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    pub value: Option<Value>,
+    pub version: i64,
+    /// Also published in this process as `ChangeNotice::RuleSets` (when it bumped any
+    /// revision), so that the writer and the notice's subscribers apply the same change.
+    pub rule_sets: Arc<RuleSetWrite>,
+}

@@ -1,0 +1,159 @@
+//! Tokens: create (the caller brings the secret's hash), delete. Token writes bump no revision;
+//! they publish `ChangeNotice::Tokens` for the token caches.
+
+use hata_core::validate::{FieldError, ValidationErrors};
+use serde_json::Value;
+use sqlx::Row;
+
+use super::engine::{is_unique_violation, to_value, WriteTx};
+use super::NewToken;
+use crate::change::{Action, ResourceType};
+use crate::error::{StoreError, StoreResult};
+use crate::notice::ChangeNotice;
+use crate::read::decode_token;
+use crate::records::{TokenKind, TokenRecord};
+
+impl WriteTx {
+    pub(super) async fn create_token(
+        &mut self,
+        token: NewToken,
+    ) -> StoreResult<(Option<Value>, i64)> {
+        let mut errors = Vec::new();
+        let field = |f: &str, m: &str| FieldError {
+            field: f.to_string(),
+            message: m.to_string(),
+        };
+        match token.kind {
+            TokenKind::Admin => {
+                if token.project.is_some() {
+                    errors.push(field("project", "admin tokens are not bound to a project"));
+                }
+                if token.environment.is_some() {
+                    errors.push(field(
+                        "environment",
+                        "admin tokens are not bound to an environment",
+                    ));
+                }
+            }
+            TokenKind::Server | TokenKind::Client => match (&token.project, &token.environment) {
+                (Some(p), Some(e)) => {
+                    let exists = sqlx::query(
+                        "SELECT 1 AS one FROM environments WHERE project = $1 AND key = $2",
+                    )
+                    .bind(p)
+                    .bind(e)
+                    .fetch_optional(&mut *self.tx)
+                    .await?
+                    .is_some();
+                    if !exists {
+                        errors.push(field(
+                            "environment",
+                            &format!("no environment {e:?} in project {p:?}"),
+                        ));
+                    }
+                }
+                (p, e) => {
+                    if p.is_none() {
+                        errors.push(field("project", "server and client tokens need a project"));
+                    }
+                    if e.is_none() {
+                        errors.push(field(
+                            "environment",
+                            "server and client tokens need an environment",
+                        ));
+                    }
+                }
+            },
+        }
+        if !errors.is_empty() {
+            return Err(ValidationErrors(errors).into());
+        }
+        sqlx::query(
+            "INSERT INTO tokens (id, name, kind, project, environment, role, secret_hash, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8)",
+        )
+        .bind(&token.id)
+        .bind(&token.name)
+        .bind(token.kind.as_str())
+        .bind(&token.project)
+        .bind(&token.environment)
+        .bind(&token.secret_hash)
+        .bind(&self.now)
+        .bind(&token.expires_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                StoreError::AlreadyExists(format!("token {:?}", token.id))
+            } else {
+                e.into()
+            }
+        })?;
+        let record = self.token(&token.id).await?;
+        let value = to_value(&record)?;
+        self.notices.push(ChangeNotice::Tokens);
+        self.change(
+            Action::Create,
+            ResourceType::Token,
+            token.project.as_deref(),
+            &token.id,
+            None,
+            Some(value.clone()),
+        );
+        Ok((Some(value), 1))
+    }
+
+    pub(super) async fn token(&mut self, id: &str) -> StoreResult<TokenRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM tokens WHERE id = $1",
+            crate::read::TOKEN_COLUMNS
+        ))
+        .bind(id)
+        .fetch_optional(&mut *self.tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("token {id:?}")))?;
+        decode_token(&row)
+    }
+
+    pub(super) async fn delete_token(&mut self, id: &str) -> StoreResult<(Option<Value>, i64)> {
+        let old = self.token(id).await?;
+        sqlx::query("DELETE FROM tokens WHERE id = $1")
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        self.notices.push(ChangeNotice::Tokens);
+        self.change(
+            Action::Delete,
+            ResourceType::Token,
+            old.project.as_deref(),
+            id,
+            Some(to_value(&old)?),
+            None,
+        );
+        Ok((None, 1))
+    }
+
+    pub(super) async fn tokens_bound_to(
+        &mut self,
+        project: &str,
+        environment: Option<&str>,
+    ) -> StoreResult<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT id, name, environment FROM tokens WHERE project = $1 ORDER BY id")
+                .bind(project)
+                .fetch_all(&mut *self.tx)
+                .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let env: Option<String> = r.try_get("environment")?;
+            if environment.is_none() || env.as_deref() == environment {
+                out.push(format!(
+                    "token {} ({})",
+                    r.try_get::<String, _>("id")?,
+                    r.try_get::<String, _>("name")?
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
