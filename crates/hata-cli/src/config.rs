@@ -31,7 +31,7 @@ pub struct StoreArgs {
     #[arg(long, env = "HATA_DB_MAX_CONNECTIONS")]
     pub db_max_connections: Option<u32>,
     /// TOML file with any of the `hata serve` settings (keys: listen, data_dir, database_url,
-    /// body_limit, db_max_connections, log_format, public_url, eval_rate_limit, header_timeout,
+    /// body_limit, db_max_connections, log_format, public_url, eval_rate_limit, trusted_proxies, header_timeout,
     /// idle_timeout, body_timeout, max_connections, max_streams, max_streams_per_token). Flags
     /// and HATA_* variables win over it.
     #[arg(long, env = "HATA_CONFIG")]
@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// 0 = unlimited [default: 0]
     #[arg(long, env = "HATA_EVAL_RATE_LIMIT")]
     pub eval_rate_limit: Option<u32>,
+    /// Comma-separated addresses and CIDR networks of reverse proxies whose X-Forwarded-For,
+    /// -Proto and -Host headers are believed; from anyone else they are ignored [default: none]
+    #[arg(long, env = "HATA_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -108,6 +112,7 @@ struct FileSettings {
     log_format: Option<String>,
     public_url: Option<String>,
     eval_rate_limit: Option<u32>,
+    trusted_proxies: Option<String>,
     header_timeout: Option<u64>,
     idle_timeout: Option<u64>,
     body_timeout: Option<u64>,
@@ -125,6 +130,7 @@ pub struct Settings {
     pub json_logs: bool,
     pub public_url: Option<String>,
     pub eval_rate_limit: u32,
+    pub trusted_proxies: hata_server::forwarded::TrustedProxies,
     pub limits: Limits,
     /// `HATA_ADMIN_TOKEN`: the admin token to create on the first start. Environment only, so
     /// the secret stays out of the process list and config files.
@@ -247,6 +253,18 @@ impl ServeArgs {
         let file = read_file(self.store.config.as_deref())?;
         let store = self.store.resolve_with(&file)?;
         let limits = self.limits.resolve_with(&file)?;
+        // Checked here, with the other settings, so that a bad one fails the start before
+        // anything is created or migrated.
+        let admin_token = std::env::var("HATA_ADMIN_TOKEN").ok();
+        if admin_token
+            .as_ref()
+            .is_some_and(|t| t.chars().count() < hata_server::bootstrap::MIN_ADMIN_SECRET_CHARS)
+        {
+            bail!(
+                "HATA_ADMIN_TOKEN must be at least {} characters",
+                hata_server::bootstrap::MIN_ADMIN_SECRET_CHARS
+            );
+        }
         let body_limit = self.body_limit.or(file.body_limit).unwrap_or(1 << 20);
         if body_limit < 1024 {
             bail!("body_limit (HATA_BODY_LIMIT) must be at least 1024 bytes, got {body_limit}");
@@ -258,6 +276,13 @@ impl ServeArgs {
                 bail!("log_format (HATA_LOG_FORMAT) must be text or json, got {other:?}")
             }
         };
+        let trusted_proxies = hata_server::forwarded::TrustedProxies::parse(
+            self.trusted_proxies
+                .as_deref()
+                .or(file.trusted_proxies.as_deref())
+                .unwrap_or(""),
+        )
+        .map_err(|e| anyhow::anyhow!("trusted_proxies (HATA_TRUSTED_PROXIES): {e}"))?;
         let public_url = self.public_url.or(file.public_url);
         if let Some(url) = &public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -268,6 +293,7 @@ impl ServeArgs {
         }
         Ok(Settings {
             limits,
+            trusted_proxies,
             public_url,
             eval_rate_limit: self.eval_rate_limit.or(file.eval_rate_limit).unwrap_or(0),
             listen: self
@@ -277,7 +303,7 @@ impl ServeArgs {
             store,
             body_limit,
             json_logs,
-            admin_token: std::env::var("HATA_ADMIN_TOKEN").ok(),
+            admin_token,
         })
     }
 }

@@ -343,6 +343,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         },
         max_streams: limits.max_streams,
         max_streams_per_token: limits.max_streams_per_token,
+        trusted_proxies: settings.trusted_proxies.clone(),
         ..ServerConfig::default()
     };
     let app = hata_server::router(state.clone(), &config);

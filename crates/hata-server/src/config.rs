@@ -20,6 +20,8 @@ pub struct ServerConfig {
     /// Open event streams (OFREP and SDK) in total, and per token.
     pub max_streams: usize,
     pub max_streams_per_token: usize,
+    /// Peers whose `X-Forwarded-*` headers are believed (see `forwarded`).
+    pub trusted_proxies: crate::forwarded::TrustedProxies,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +35,7 @@ impl Default for ServerConfig {
             connections: crate::connections::ConnectionLimits::default(),
             max_streams: 10_000,
             max_streams_per_token: 2_000,
+            trusted_proxies: crate::forwarded::TrustedProxies::default(),
         }
     }
 }

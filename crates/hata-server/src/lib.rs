@@ -12,6 +12,7 @@ pub mod connections;
 pub mod dispatch;
 pub mod error;
 pub mod extract;
+pub mod forwarded;
 pub mod openapi;
 pub mod request_id;
 pub mod router;

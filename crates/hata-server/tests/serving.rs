@@ -1212,3 +1212,63 @@ async fn an_environment_not_loaded_is_a_503_to_retry_everywhere() {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
+
+/// The OFREP event-stream URL carries a bearer ticket, so it must not point where a caller
+/// says: `X-Forwarded-*` count only from trusted proxies, and `Host` must be a host.
+#[tokio::test]
+async fn event_stream_urls_believe_forwarding_headers_only_from_trusted_proxies() {
+    let bulk = |s: &TestServer, t: &str, headers: &[(&str, &str)]| {
+        let mut r = s
+            .as_token(t, Method::POST, "/ofrep/v1/evaluate/flags")
+            .json(&json!({"context": {}}));
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        Reply::of(r)
+    };
+    let url_of = |r: &Reply| {
+        r.body["eventStreams"][0]["url"]
+            .as_str()
+            .map(|u| u.split("/ofrep/").next().unwrap_or_default().to_string())
+    };
+    let forwarded = [
+        ("host", "hata.internal:7070"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "evil.example"),
+        ("x-forwarded-for", "203.0.113.7"),
+    ];
+    // Nobody trusted (the default): the headers are ignored.
+    let s = TestServer::start().await;
+    shop(&s).await;
+    let t = token(&s, "client").await;
+    let r = bulk(&s, &t, &forwarded).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(url_of(&r).as_deref(), Some("http://hata.internal:7070"));
+    // A Host that is not a host: no URL is made from it.
+    for host in ["evil.example/x?", "a b", "evil.example:99999"] {
+        bulk(&s, &t, &[("host", host)])
+            .await
+            .problem(StatusCode::BAD_REQUEST);
+    }
+    // Behind a trusted proxy (the test client's own address), they are believed.
+    let s = TestServer::start_with(hata_server::ServerConfig {
+        trusted_proxies: hata_server::forwarded::TrustedProxies::parse("127.0.0.1")
+            .expect("valid"),
+        ..hata_server::ServerConfig::default()
+    })
+    .await;
+    shop(&s).await;
+    let t = token(&s, "client").await;
+    let r = bulk(&s, &t, &forwarded).await;
+    assert_eq!(url_of(&r).as_deref(), Some("https://evil.example"));
+    // --public-url wins over everything.
+    let s = TestServer::start_with(hata_server::ServerConfig {
+        public_url: Some("https://flags.example.com".into()),
+        ..hata_server::ServerConfig::default()
+    })
+    .await;
+    shop(&s).await;
+    let t = token(&s, "client").await;
+    let r = bulk(&s, &t, &[("host", "evil.example/x?")]).await;
+    assert_eq!(url_of(&r).as_deref(), Some("https://flags.example.com"));
+}

@@ -12,7 +12,9 @@
 mod timeouts;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -62,7 +64,7 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = accept(&listener, &slots) => accepted,
         };
-        let Some((stream, slot)) = accepted else {
+        let Some((stream, peer, slot)) = accepted else {
             continue;
         };
         // No Nagle delay: every response is written whole, and a client waiting for a small
@@ -91,7 +93,7 @@ pub async fn serve(
                 })
                 .header_read_timeout(limits.header_timeout);
             let io = TokioIo::new(Watched::new(stream, reads));
-            let service = TowerToHyperService::new(app);
+            let service = TowerToHyperService::new(WithPeer { app, peer });
             let connection = builder.serve_connection_with_upgrades(io, service);
             if let Err(e) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -111,19 +113,51 @@ pub async fn serve(
     }
 }
 
-/// The next connection, once a slot is free; `None` after a failed accept.
+/// The next connection and its peer's address, once a slot is free; `None` after a failed
+/// accept.
 async fn accept(
     listener: &TcpListener,
     slots: &Arc<Semaphore>,
-) -> Option<(tokio::net::TcpStream, tokio::sync::OwnedSemaphorePermit)> {
+) -> Option<(
+    tokio::net::TcpStream,
+    SocketAddr,
+    tokio::sync::OwnedSemaphorePermit,
+)> {
     // The semaphore is never closed.
     let slot = slots.clone().acquire_owned().await.ok()?;
     match listener.accept().await {
-        Ok((stream, _)) => Some((stream, slot)),
+        Ok((stream, peer)) => Some((stream, peer, slot)),
         Err(e) => {
             tracing::warn!(error = %e, "accept failed; retrying");
             tokio::time::sleep(ACCEPT_RETRY).await;
             None
         }
+    }
+}
+
+/// The app for one connection: every request carries the peer's address
+/// (`axum::extract::ConnectInfo`, read by `forwarded::Origin`).
+#[derive(Clone)]
+struct WithPeer {
+    app: App,
+    peer: SocketAddr,
+}
+
+impl<B> tower::Service<axum::http::Request<B>> for WithPeer
+where
+    App: tower::Service<axum::http::Request<B>>,
+{
+    type Response = <App as tower::Service<axum::http::Request<B>>>::Response;
+    type Error = <App as tower::Service<axum::http::Request<B>>>::Error;
+    type Future = <App as tower::Service<axum::http::Request<B>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.app.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
+        self.app.call(req)
     }
 }

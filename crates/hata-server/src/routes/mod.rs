@@ -38,6 +38,7 @@ pub struct EvalSettings {
     pub public_url: Option<String>,
     pub heartbeat: std::time::Duration,
     pub streams: std::sync::Arc<sse::StreamSlots>,
+    pub trusted_proxies: crate::forwarded::TrustedProxies,
     limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
 }
 
@@ -50,6 +51,7 @@ impl EvalSettings {
                 .map(|u| u.trim_end_matches('/').to_string()),
             heartbeat: config.heartbeat,
             streams: sse::StreamSlots::new(config.max_streams, config.max_streams_per_token),
+            trusted_proxies: config.trusted_proxies.clone(),
             limiter: std::num::NonZeroU32::new(config.eval_rate_limit)
                 .map(|n| governor::RateLimiter::keyed(governor::Quota::per_second(n))),
         }

@@ -6,12 +6,13 @@
 //! `PREREQUISITE_FAILED` goes out as `DISABLED` with `metadata.hataReason`.
 
 use std::borrow::Cow;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,6 +29,7 @@ use super::sse;
 use super::EvalSettings;
 use crate::auth::{authenticate_evaluator, Evaluator};
 use crate::error::AppError;
+use crate::forwarded::Origin;
 use crate::AppState;
 
 /// Seconds of client inactivity after which providers close the stream (OFREP default).
@@ -221,6 +223,7 @@ async fn bulk(
     State(s): State<AppState>,
     Extension(settings): Extension<Arc<EvalSettings>>,
     query: Result<Query<BulkQuery>, QueryRejection>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -278,7 +281,11 @@ async fn bulk(
     for e in &evaluations {
         env.counters.record(e);
     }
-    let stream_url = stream_url(&s, &settings, &caller, &env, &headers, now);
+    let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
+    let stream_url = match stream_url(&s, &settings, &caller, &env, &headers, peer, now) {
+        Ok(url) => url,
+        Err(refused) => return refused.into_response(),
+    };
     // `bulkEvaluationSuccess`: {"flags": [...], "eventStreams": [...], "metadata": {...}}
     let mut out = Vec::with_capacity(512 + 160 * evaluations.len());
     out.extend_from_slice(b"{\"flags\":[");
@@ -334,8 +341,9 @@ fn stream_url(
     caller: &Evaluator,
     env: &EnvServing,
     headers: &HeaderMap,
+    peer: Option<SocketAddr>,
     now: i64,
-) -> String {
+) -> Result<String, AppError> {
     let (_, period_end) = ticket_period(now);
     let token_expiry = caller.token.expires_at.as_deref().and_then(|e| {
         time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339)
@@ -353,19 +361,18 @@ fn stream_url(
     let base = match &settings.public_url {
         Some(url) => url.clone(),
         None => {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("localhost");
-            let scheme = headers
-                .get("x-forwarded-proto")
-                .and_then(|h| h.to_str().ok())
-                .filter(|p| *p == "https")
-                .unwrap_or("http");
-            format!("{scheme}://{host}")
+            let origin = Origin::of(peer, headers, &settings.trusted_proxies);
+            let host = origin.host.ok_or_else(|| {
+                AppError::BadRequest(
+                    "the Host header is missing or not a valid host[:port], so no event-stream \
+                     URL can be made (the server's public_url setting avoids this)"
+                        .into(),
+                )
+            })?;
+            format!("{}://{host}", origin.scheme)
         }
     };
-    format!("{base}/ofrep/v1/events?ticket={ticket}")
+    Ok(format!("{base}/ofrep/v1/events?ticket={ticket}"))
 }
 
 /// The request's `context`, as its members in document order: `PARSE_ERROR` for a body that
