@@ -15,6 +15,8 @@ pub enum AppError {
     TooLarge,
     #[error("the request body stopped arriving for longer than the body timeout")]
     BodyTimeout,
+    #[error("the request target is longer than {0} bytes")]
+    UriTooLong(usize),
     #[error("{}", ValidationErrors(.0.clone()))]
     Invalid(Vec<FieldError>),
     #[error("missing or invalid credentials")]
@@ -76,6 +78,12 @@ impl IntoResponse for AppError {
             AppError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Request body too large",
+                None,
+                None,
+            ),
+            AppError::UriTooLong(_) => (
+                StatusCode::URI_TOO_LONG,
+                "Request target too long",
                 None,
                 None,
             ),

@@ -799,3 +799,64 @@ async fn storage_unavailable_is_503() {
     assert_eq!(live.status, StatusCode::OK);
     s.stop().await;
 }
+
+/// Requests malformed in their target (query, path, length) get the API's error shapes, never
+/// a bare `text/plain` or empty answer: problem+json, and OFREP's shape on OFREP evaluations.
+#[tokio::test]
+async fn malformed_targets_get_problem_json_or_ofrep_shapes() {
+    let s = TestServer::start().await;
+    s.project("shop").await;
+    s.post(&format!("{P}/flags"), &boolean_flag("dark-mode"))
+        .await
+        .expect(StatusCode::CREATED);
+    let insights = format!("{P}/flags/dark-mode/insights");
+    for query in [
+        "?env=production&env=development",
+        "?env=production&from=yesterday",
+        "?env=production&from=%FF",
+    ] {
+        let r = Reply::of(s.admin(Method::GET, &format!("{insights}{query}"))).await;
+        assert!(r.status.is_client_error(), "{query}: {}", r.status);
+        let status = r.status;
+        r.problem(status);
+    }
+    // A path key that does not decode to UTF-8.
+    Reply::of(s.admin(Method::GET, &format!("{P}/flags/dark%FF")))
+        .await
+        .problem(StatusCode::BAD_REQUEST);
+    // The event stream's query.
+    for query in ["?ticket=a&ticket=b", "?ticket=%FF"] {
+        let r = Reply::of(s.client.get(s.url(&format!("/ofrep/v1/events{query}")))).await;
+        assert!(r.status.is_client_error(), "{query}: {}", r.status);
+        let status = r.status;
+        r.problem(status);
+    }
+    // An over-long target, on any path.
+    let long = "x".repeat(10_000);
+    for path in [
+        format!("/ofrep/v1/events?ticket={long}"),
+        format!("/ofrep/v1/evaluate/flags/{long}"),
+        format!("{P}/flags/{long}"),
+    ] {
+        Reply::of(s.admin(Method::POST, &path).json(&json!({"context": {}})))
+            .await
+            .problem(StatusCode::URI_TOO_LONG);
+    }
+    // OFREP: a key that is not UTF-8 is an OFREP failure, not a problem.
+    let r = s
+        .post(
+            "/api/v1/tokens",
+            &json!({"name": "web", "kind": "client", "project": "shop", "environment": "development"}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let client = r.body["secret"].as_str().expect("secret").to_string();
+    let r = Reply::of(
+        s.as_token(&client, Method::POST, "/ofrep/v1/evaluate/flags/dark%FF")
+            .json(&json!({"context": {}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.body["errorCode"], "PARSE_ERROR");
+}

@@ -1252,8 +1252,7 @@ async fn event_stream_urls_believe_forwarding_headers_only_from_trusted_proxies(
     }
     // Behind a trusted proxy (the test client's own address), they are believed.
     let s = TestServer::start_with(hata_server::ServerConfig {
-        trusted_proxies: hata_server::forwarded::TrustedProxies::parse("127.0.0.1")
-            .expect("valid"),
+        trusted_proxies: hata_server::forwarded::TrustedProxies::parse("127.0.0.1").expect("valid"),
         ..hata_server::ServerConfig::default()
     })
     .await;

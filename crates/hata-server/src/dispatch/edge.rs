@@ -13,7 +13,13 @@ use tower_http::timeout::TimeoutBody;
 use tracing::Instrument;
 
 use super::cors;
+use crate::error::AppError;
 use crate::request_id::{RequestIds, REQUEST_ID};
+
+/// The longest request target (path and query) served. No path or query of hata's comes
+/// near it; longer ones get a problem+json 414 here rather than reaching a handler. (hyper
+/// itself answers a bare 414 above 64 KiB, before any of this code runs.)
+pub const MAX_URI_BYTES: usize = 8 * 1024;
 
 /// Security headers on every answer (a handler that sets one itself keeps its own value).
 /// Answers are JSON or event streams, never pages to frame or sniff; and no URL of hata's,
@@ -64,7 +70,10 @@ impl Edge {
         let cross_origin = cors::applies(req.uri().path());
         let span = request_span(&req, &id);
         let method = req.method().clone();
-        let mut response = if cross_origin && cors::is_preflight(&req) {
+        let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+        let mut response = if uri_len > MAX_URI_BYTES {
+            axum::response::IntoResponse::into_response(AppError::UriTooLong(MAX_URI_BYTES))
+        } else if cross_origin && cors::is_preflight(&req) {
             cors::preflight()
         } else {
             let req = req.map(|body| {

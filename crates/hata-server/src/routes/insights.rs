@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use hata_core::validate::FieldError;
@@ -13,6 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{AppError, AppResult};
+use crate::extract::{Path, Query};
 use crate::AppState;
 
 /// Without `from`, insights cover the last 7 days.

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -108,10 +109,18 @@ fn admit(
 async fn single(
     State(s): State<AppState>,
     Extension(settings): Extension<Arc<EvalSettings>>,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let Ok(Path(key)) = key else {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            None,
+            ErrorCode::ParseError,
+            "the flag key in the path does not decode to UTF-8",
+        );
+    };
     evaluate_single(&s, &settings, &key, &headers, body.map_err(body_rejection))
 }
 

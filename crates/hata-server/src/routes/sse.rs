@@ -13,7 +13,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
@@ -25,6 +25,7 @@ use tokio::time::{Instant, Interval};
 use super::EvalSettings;
 use crate::auth::{authenticate_evaluator, TokenCache};
 use crate::error::AppError;
+use crate::extract::Query;
 use crate::AppState;
 use hata_serving::{EnvServing, RuleSetId, Serving};
 
