@@ -848,6 +848,18 @@ async fn tokens() {
     )
     .await
     .invalid_at("expires_at", "RFC 3339");
+    // Past, and too far in the future to write down (it used to be stored as no expiry).
+    for (expiry, message) in [
+        ("2020-01-01T00:00:00Z", "future"),
+        ("9999-12-31T23:59:59-23:59", "10000"),
+    ] {
+        s.post(
+            "/api/v1/tokens",
+            &json!({"kind": "admin", "expires_at": expiry}),
+        )
+        .await
+        .invalid_at("expires_at", message);
+    }
     s.post("/api/v1/tokens", &json!({"name": "x"}))
         .await
         .invalid_at("", "kind");

@@ -108,14 +108,19 @@ async fn malformed_json_is_400_and_wrong_shapes_are_422() {
 #[tokio::test]
 async fn missing_or_bad_credentials_are_401() {
     let s = TestServer::start().await;
+    // A past expiry is refused at creation, so this one expires a moment after it.
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::milliseconds(500))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
     let expired = s
         .post(
             "/api/v1/tokens",
-            &json!({"name": "old", "kind": "admin", "expires_at": "2020-01-01T00:00:00Z"}),
+            &json!({"name": "old", "kind": "admin", "expires_at": soon}),
         )
         .await
         .expect(StatusCode::CREATED);
     let expired = expired.body["secret"].as_str().expect("secret").to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     let fresh = s
         .post(
             "/api/v1/tokens",

@@ -87,24 +87,16 @@ async fn create(
             message: "must be at most 200 characters".into(),
         });
     }
-    let expires_at = match &req.expires_at {
+    let expires_at = match req.expires_at.as_deref().map(token_expiry) {
         None => None,
-        Some(t) => match hata_core::operand::parse_rfc3339(t) {
-            // Normalise to the store's UTC form so the expiry compares as text.
-            Some(nanos) => time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-                .ok()
-                .and_then(|t| {
-                    t.format(&time::format_description::well_known::Rfc3339)
-                        .ok()
-                }),
-            None => {
-                errors.push(FieldError {
-                    field: "expires_at".into(),
-                    message: "must be an RFC 3339 date-time with an offset".into(),
-                });
-                None
-            }
-        },
+        Some(Ok(at)) => Some(at),
+        Some(Err(message)) => {
+            errors.push(FieldError {
+                field: "expires_at".into(),
+                message: message.into(),
+            });
+            None
+        }
     };
     let Some(kind) = kind.filter(|_| errors.is_empty()) else {
         return Err(AppError::Invalid(errors));
@@ -137,4 +129,21 @@ async fn remove(
     s.write(&w, WriteOp::DeleteToken { id }).await?;
     s.tokens.reload(&s.store).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A token's expiry as the store keeps it (UTC, so it compares as text): a future RFC 3339
+/// date-time before the year 10000. A past one would make a token dead on arrival; one that
+/// cannot be written back in four digits used to be stored as no expiry at all.
+fn token_expiry(given: &str) -> Result<String, &'static str> {
+    let nanos = hata_core::operand::parse_rfc3339(given)
+        .ok_or("must be an RFC 3339 date-time with an offset")?;
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .filter(|t| t.year() <= 9999)
+        .ok_or("must be before the year 10000 (in UTC)")?;
+    if at <= time::OffsetDateTime::now_utc() {
+        return Err("must be in the future");
+    }
+    at.format(&time::format_description::well_known::Rfc3339)
+        .map_err(|_| "must be before the year 10000 (in UTC)")
 }
