@@ -48,14 +48,7 @@ async fn client_token(s: &TestServer) -> String {
                "environments": {"development": {"enabled": true, "default": {"variant": "on"}}}}),
     )
     .await;
-    let r = s
-        .post(
-            "/api/v1/tokens",
-            &json!({"name": "web", "kind": "client", "project": "shop", "environment": "development"}),
-        )
-        .await
-        .expect(StatusCode::CREATED);
-    r.body["secret"].as_str().expect("secret").to_string()
+    s.evaluation_token("client", "shop").await
 }
 
 #[tokio::test]
@@ -184,19 +177,8 @@ async fn event_streams_are_capped_per_token_and_in_total() {
     })
     .await;
     client_token(&s).await;
-    let server_token = |name: &str| {
-        let body = json!({"name": name, "kind": "server", "project": "shop", "environment": "development"});
-        let s = &s;
-        async move {
-            let r = s
-                .post("/api/v1/tokens", &body)
-                .await
-                .expect(StatusCode::CREATED);
-            r.body["secret"].as_str().expect("secret").to_string()
-        }
-    };
-    let a = server_token("a").await;
-    let b = server_token("b").await;
+    let a = s.evaluation_token("server", "shop").await;
+    let b = s.evaluation_token("server", "shop").await;
     let open = |token: &str| s.as_token(token, Method::GET, "/api/v1/sdk/stream").send();
     let a1 = open(&a).await.expect("stream");
     let a2 = open(&a).await.expect("stream");

@@ -848,14 +848,7 @@ async fn malformed_targets_get_problem_json_or_ofrep_shapes() {
             .problem(StatusCode::URI_TOO_LONG);
     }
     // OFREP: a key that is not UTF-8 is an OFREP failure, not a problem.
-    let r = s
-        .post(
-            "/api/v1/tokens",
-            &json!({"name": "web", "kind": "client", "project": "shop", "environment": "development"}),
-        )
-        .await
-        .expect(StatusCode::CREATED);
-    let client = r.body["secret"].as_str().expect("secret").to_string();
+    let client = s.evaluation_token("client", "shop").await;
     let r = Reply::of(
         s.as_token(&client, Method::POST, "/ofrep/v1/evaluate/flags/dark%FF")
             .json(&json!({"context": {}})),

@@ -74,14 +74,7 @@ async fn shop(s: &TestServer) {
 
 /// Creates a token of `kind` for shop/development and returns its secret.
 async fn token(s: &TestServer, kind: &str) -> String {
-    let r = s
-        .post(
-            "/api/v1/tokens",
-            &json!({"name": kind, "kind": kind, "project": "shop", "environment": "development"}),
-        )
-        .await
-        .expect(StatusCode::CREATED);
-    r.body["secret"].as_str().expect("secret").to_string()
+    s.evaluation_token(kind, "shop").await
 }
 
 async fn ofrep(s: &TestServer, token: &str, key: &str, context: Value) -> Reply {

@@ -248,6 +248,20 @@ impl TestServer {
             .body
     }
 
+    /// Creates an evaluation token (`server` or `client`) for `project`'s `development`
+    /// environment (201 asserted) and returns its secret.
+    pub async fn evaluation_token(&self, kind: &str, project: &str) -> String {
+        let r = self
+            .post(
+                "/api/v1/tokens",
+                &serde_json::json!({"name": kind, "kind": kind, "project": project,
+                                    "environment": "development"}),
+            )
+            .await
+            .expect(StatusCode::CREATED);
+        r.body["secret"].as_str().expect("secret").to_string()
+    }
+
     /// The current revision of an environment, as `GET …/environments/{env}` reports it.
     pub async fn revision(&self, project: &str, env: &str) -> i64 {
         let r = self
