@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::evaluate::{Context, Reason};
+use crate::context::Context;
+use crate::evaluate::Reason;
 use crate::model::{Flag, Segment};
 use crate::snapshot::Snapshot;
 use crate::validate::{validate_flag, ProjectView};

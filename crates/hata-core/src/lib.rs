@@ -4,6 +4,7 @@
 //! Rust SDK, so everything here must be deterministic and panic-free on any input.
 
 pub mod bucketing;
+pub mod context;
 pub mod evaluate;
 pub mod key;
 pub mod model;

@@ -20,7 +20,7 @@ use semver::Version;
 use serde_json::Value;
 
 use crate::bucketing::{PrefixHash, BUCKETS};
-use crate::evaluate::Members;
+use crate::context::{member, Members};
 use crate::model::{Condition, Flag, FlagConfig, FlagType, Operator, Segment, Serve};
 use crate::operand::{parse_semver, parse_timestamp, TimestampNanos};
 
@@ -177,17 +177,6 @@ impl AttributePath {
             v = member(v.as_object()?, part)?;
         }
         Some(v)
-    }
-}
-
-/// `map.get(name)`, but a linear scan for the small objects contexts usually are: comparing a
-/// few lengths is cheaper than hashing the name with the map's SipHash.
-#[inline]
-pub(crate) fn member<'c>(map: &'c serde_json::Map<String, Value>, name: &str) -> Option<&'c Value> {
-    if map.len() <= 12 {
-        map.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| v)
-    } else {
-        map.get(name)
     }
 }
 
