@@ -2,6 +2,7 @@
 //!
 //! `cargo bench -p hata-core --bench evaluate -- --warm-up-time 1 --measurement-time 3`
 
+use std::borrow::Cow;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -111,6 +112,58 @@ fn context() -> Map<String, Value> {
     }
 }
 
+/// The bench context as the server reads it off the wire (member pairs in document order), with
+/// `extra` more members after it: a lookup that scans from the last member passes them all.
+fn context_pairs(extra: usize) -> Vec<(Cow<'static, str>, Value)> {
+    let mut pairs: Vec<(Cow<'static, str>, Value)> = context()
+        .into_iter()
+        .map(|(k, v)| (Cow::Owned(k), v))
+        .collect();
+    pairs.extend((0..extra).map(|i| (Cow::Owned(format!("attr-{i}")), Value::from(i))));
+    pairs
+}
+
+/// Contexts as member pairs, built inside the timed loop as the server builds one per request.
+/// `width`: from the usual six members up, where indexing the members starts to pay.
+/// `wide`: a client sending 90,000 members to a bulk evaluation of 300 flags (issue 27).
+fn context_width(c: &mut Criterion, snap: &Snapshot, segments: &[Segment]) {
+    let mut group = c.benchmark_group("width");
+    for extra in [0, 10, 26, 58, 122] {
+        let pairs = context_pairs(extra);
+        let n = pairs.len();
+        group.bench_function(format!("5 rules, {n} members"), |b| {
+            b.iter(|| {
+                let ctx = Context::from_pairs(black_box(&pairs));
+                black_box(snap.evaluate(black_box("five-rules"), &ctx));
+            })
+        });
+        group.bench_function(format!("all 100 flags, {n} members"), |b| {
+            b.iter(|| {
+                let ctx = Context::from_pairs(black_box(&pairs));
+                for e in snap.evaluate_all(&ctx) {
+                    black_box(e);
+                }
+            })
+        });
+    }
+    group.finish();
+
+    let flags = project(300);
+    let snap = Snapshot::compile("production", &flags, segments).expect("compiles");
+    let pairs = context_pairs(90_000);
+    let mut group = c.benchmark_group("wide");
+    group.sample_size(10);
+    group.bench_function("90,000 members, all 300 flags", |b| {
+        b.iter(|| {
+            let ctx = Context::from_pairs(black_box(&pairs));
+            for e in snap.evaluate_all(&ctx) {
+                black_box(e);
+            }
+        })
+    });
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let segments = segments();
     let mut flags = project(98);
@@ -140,6 +193,8 @@ fn benches(c: &mut Criterion) {
     c.bench_function("Context::new", |b| {
         b.iter(|| black_box(Context::new(black_box(&attrs))))
     });
+
+    context_width(c, &snap, &segments);
 
     let big = project(10_000);
     let mut group = c.benchmark_group("compile");

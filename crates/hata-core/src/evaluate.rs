@@ -200,14 +200,13 @@ impl Snapshot {
         }
     }
 
-    /// Evaluates every live flag for `ctx`, in ascending key order. The results borrow only
-    /// the snapshot, not `ctx`.
-    pub fn evaluate_all<'a, 'c>(
+    /// Evaluates every live flag for `ctx`, in ascending key order. The iterator borrows
+    /// `ctx`; the results borrow only the snapshot.
+    pub fn evaluate_all<'a, 'x, 'c>(
         &'a self,
-        ctx: &Context<'c>,
-    ) -> impl ExactSizeIterator<Item = Evaluation<'a>> + use<'a, 'c> {
-        let ctx = *ctx;
-        (0..self.flags.len()).map(move |i| self.evaluate_index(i, &ctx))
+        ctx: &'x Context<'c>,
+    ) -> impl ExactSizeIterator<Item = Evaluation<'a>> + use<'a, 'x, 'c> {
+        (0..self.flags.len()).map(move |i| self.evaluate_index(i, ctx))
     }
 
     /// Evaluates a boolean flag; `TYPE_MISMATCH` if the flag is of another type.

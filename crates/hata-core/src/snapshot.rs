@@ -167,7 +167,7 @@ impl AttributePath {
     /// The attribute's value in `attrs`: an exact top-level member first (even a `null` one),
     /// else the dotted path through nested objects.
     #[inline]
-    pub fn lookup<'c>(&self, members: Members<'c>) -> Option<&'c Value> {
+    pub fn lookup<'c>(&self, members: &Members<'c>) -> Option<&'c Value> {
         if let Some(v) = members.get(&self.name) {
             return Some(v);
         }

@@ -1,6 +1,9 @@
 //! Table-driven tests of the evaluation contract (`shared/spec/evaluation.md`), one table per
 //! area: operators, attribute lookup, segments, targets, prerequisites, reasons, accessors.
 
+use std::borrow::Cow;
+
+use hata_core::context::{ContextError, MAX_MEMBERS};
 use hata_core::evaluate::{Context, ErrorCode, Reason};
 use hata_core::model::{Flag, Segment};
 use hata_core::snapshot::{CompileError, Snapshot};
@@ -1540,9 +1543,6 @@ fn contexts_read_as_pairs_evaluate_like_the_parsed_object() {
         })],
         &[],
     );
-    // Owned names, as the server has for names with escapes; borrowed ones are the fuzz
-    // target's case.
-    let pair = |k: &str, v: Value| (std::borrow::Cow::<str>::Owned(k.to_string()), v);
     let cases = [
         // Duplicate names: the last one counts, as when the object is parsed into a map.
         vec![
@@ -1580,14 +1580,155 @@ fn contexts_read_as_pairs_evaluate_like_the_parsed_object() {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
+        // The same members after a hundred others: wide enough to be indexed by name.
+        let wide: Vec<_> = (0..100)
+            .map(|i| pair(&format!("pad-{i}"), json!(i)))
+            .chain(pairs.iter().cloned())
+            .collect();
         let from_pairs = snap.evaluate("f", &Context::from_pairs(pairs));
         assert_eq!(
             from_pairs,
             snap.evaluate("f", &Context::new(&map)),
             "{pairs:?}"
         );
+        assert_eq!(
+            from_pairs,
+            snap.evaluate("f", &Context::from_pairs(&wide)),
+            "wide {pairs:?}"
+        );
         served.push(from_pairs.variant.to_string());
     }
     // And the cases do tell the variants apart.
     assert_eq!(served, ["on", "off", "on", "off", "on", "off"]);
+}
+
+/// A member pair with an owned name, as the server has for names with escapes; borrowed ones
+/// are the fuzz target's case.
+fn pair(name: &str, value: Value) -> (Cow<'static, str>, Value) {
+    (Cow::Owned(name.to_string()), value)
+}
+
+/// However wide a context is (a wide one is indexed by name when it is built), a lookup finds
+/// what a scan of its members from the last one finds: of duplicate names the last.
+#[test]
+fn wide_contexts_find_the_members_a_scan_finds() {
+    let mut pairs = vec![
+        pair("targetingKey", json!("first")),
+        pair("plan", json!("free")),
+        pair("org", json!({"tier": "gold"})),
+    ];
+    pairs.extend((0..2_000).map(|i| pair(&format!("m{i}"), json!(i))));
+    pairs.extend([
+        pair("plan", json!("pro")),
+        pair("m7", json!("seven")),
+        pair("org.tier", json!("lead")),
+        pair("targetingKey", json!("last")),
+    ]);
+    let names = [
+        "targetingKey",
+        "plan",
+        "org",
+        "org.tier",
+        "m0",
+        "m7",
+        "m1999",
+        "missing",
+        "",
+    ];
+    for width in [0, 1, 3, 31, 32, 33, 100, 2_003, pairs.len()] {
+        let members = &pairs[..width];
+        let scan = |name: &str| {
+            members
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v)
+        };
+        let map: Map<String, Value> = members
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let ctx = Context::from_pairs(members);
+        for name in names {
+            assert_eq!(ctx.attribute(name), scan(name), "{name} of {width}");
+            assert_eq!(
+                Context::new(&map).attribute(name),
+                scan(name),
+                "{name} of {width}"
+            );
+        }
+        assert_eq!(
+            ctx.targeting_key(),
+            scan("targetingKey").and_then(Value::as_str),
+            "{width}"
+        );
+    }
+    // The exact dotted member wins over the path once it is there, in a wide context too.
+    let snap = snapshot(
+        &[one_rule(
+            json!({"attribute": "org.tier", "operator": "in", "values": ["gold"]}),
+        )],
+        &[],
+    );
+    let served = |width: usize| {
+        snap.evaluate("f", &Context::from_pairs(&pairs[..width]))
+            .variant
+    };
+    assert_eq!(served(2_003), "on");
+    assert_eq!(served(pairs.len()), "off");
+}
+
+/// `try_from_pairs` and `try_new` refuse contexts with more members than the caller allows;
+/// duplicate names count every time they were sent.
+#[test]
+fn contexts_wider_than_the_limit_are_refused() {
+    let pairs: Vec<_> = (0..=MAX_MEMBERS)
+        .map(|i| pair(if i % 2 == 0 { "same" } else { "other" }, json!(i)))
+        .collect();
+    let too_many = |limit, got| Some(ContextError::TooManyMembers { limit, got });
+    let map: Map<String, Value> = (0..=MAX_MEMBERS)
+        .map(|i| (format!("m{i}"), json!(i)))
+        .collect();
+    // (members, limit, refused with)
+    let cases: [(usize, usize, Option<ContextError>); 5] = [
+        (0, 0, None),
+        (MAX_MEMBERS, MAX_MEMBERS, None),
+        (
+            MAX_MEMBERS + 1,
+            MAX_MEMBERS,
+            too_many(MAX_MEMBERS, MAX_MEMBERS + 1),
+        ),
+        (3, 2, too_many(2, 3)),
+        (1, 0, too_many(0, 1)),
+    ];
+    for (width, limit, refused) in cases {
+        let from_pairs = Context::try_from_pairs(&pairs[..width], limit);
+        assert_eq!(
+            from_pairs.as_ref().err(),
+            refused.as_ref(),
+            "{width} > {limit}"
+        );
+        let submap: Map<String, Value> = map
+            .iter()
+            .take(width)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let new = Context::try_new(&submap, limit);
+        assert_eq!(new.as_ref().err(), refused.as_ref(), "{width} > {limit}");
+        if refused.is_none() {
+            let last = pairs[..width].iter().rev().find(|(k, _)| k == "same");
+            assert_eq!(
+                from_pairs.expect("accepted").attribute("same"),
+                last.map(|(_, v)| v)
+            );
+        }
+    }
+    assert_eq!(
+        ContextError::TooManyMembers {
+            limit: 1_000,
+            got: 90_000
+        }
+        .to_string(),
+        "the context has 90000 members; at most 1000 are allowed"
+    );
 }
