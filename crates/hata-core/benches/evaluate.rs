@@ -9,6 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use hata_core::evaluate::{Context, Reason};
 use hata_core::model::{Flag, Segment};
 use hata_core::snapshot::Snapshot;
+use hata_core::validate::{validate_flag, ProjectView};
 use serde_json::{json, Map, Value};
 
 fn flag(v: Value) -> Flag {
@@ -202,6 +203,33 @@ fn benches(c: &mut Criterion) {
     group.bench_function("10,000 flags", |b| {
         b.iter(|| black_box(Snapshot::compile("production", black_box(&big), &segments)))
     });
+    group.finish();
+
+    // A write that adds a pattern checks the environment's total: the project's 500 other
+    // patterns are compiled (each distinct one once) to be measured. A write that adds no
+    // pattern bytes to the stored flag skips that.
+    let environments = ["production".to_string()];
+    let flags = big.iter().map(|f| (f.key.clone(), f.clone())).collect();
+    let segment_map = segments
+        .iter()
+        .map(|s| (s.key.clone(), s.clone()))
+        .collect();
+    let view = ProjectView {
+        environments: &environments,
+        segments: &segment_map,
+        flags: &flags,
+    };
+    let changed = &big[6];
+    let mut created = changed.clone();
+    created.key = "created".into();
+    let mut group = c.benchmark_group("validate");
+    group.sample_size(10);
+    for (what, flag) in [("created", &created), ("changed", changed)] {
+        assert!(validate_flag(flag, &view).is_ok());
+        group.bench_function(format!("a flag with a pattern among 10,000, {what}"), |b| {
+            b.iter(|| black_box(validate_flag(black_box(flag), &view)))
+        });
+    }
     group.finish();
 }
 

@@ -421,9 +421,9 @@ fn apply(test: &Test, v: &Value) -> Option<bool> {
             let s = v.as_str()?;
             list.iter().any(|x| s.ends_with(&**x))
         }
-        Test::Matches(regexes) => {
+        Test::Matches(patterns) => {
             let s = v.as_str()?;
-            regexes.iter().any(|re| re.is_match(s))
+            patterns.iter().any(|p| p.is_match(s))
         }
         Test::Lt(x) => number(v)? < *x,
         Test::Lte(x) => number(v)? <= *x,

@@ -9,6 +9,7 @@ pub mod evaluate;
 pub mod key;
 pub mod model;
 pub mod operand;
+pub mod pattern;
 pub mod snapshot;
 pub mod validate;
 

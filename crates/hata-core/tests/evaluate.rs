@@ -1074,7 +1074,7 @@ fn compile_rejects_invalid_input() {
                 json!({"attribute": "a", "operator": "matches", "values": ["("]}),
             )],
             vec![],
-            "bad regex",
+            "invalid regex",
         ),
         (
             vec![with_rule(
@@ -1252,6 +1252,46 @@ fn compile_rejects_invalid_input() {
             "segment `s`",
         ),
     ];
+    // The limits on `matches` patterns, as validation applies them (`tests/validate.rs`).
+    let patterns = |key: &str, patterns: &[&str]| {
+        let mut flag =
+            one_rule(json!({"attribute": "a", "operator": "matches", "values": patterns}));
+        flag["key"] = json!(key);
+        flag
+    };
+    let small: Vec<String> = (0..51).map(|i| format!("^user-{i}$")).collect();
+    let small: Vec<&str> = small.iter().map(String::as_str).collect();
+    let full_environment = (0..19)
+        .map(|i| patterns(&format!("full-{i}"), &[BIG, BIG, BIG]))
+        .chain([patterns("f", &[MEDIUM, BIG, BIG, BIG])])
+        .collect();
+    let cases = cases.into_iter().chain([
+        (
+            vec![patterns("f", &[r"\w{100}"])],
+            vec![],
+            "flag `f` in `prod`, rule `r`, condition 1: regex too large",
+        ),
+        (
+            vec![patterns("f", &small)],
+            vec![],
+            "condition 1: more than 50 `matches` patterns; at most 50 are allowed per flag and environment",
+        ),
+        (
+            vec![patterns("f", &[BIG, BIG, BIG, BIG])],
+            vec![],
+            "compile to 4.3 MiB; at most 4 MiB is allowed per flag and environment",
+        ),
+        (
+            vec![],
+            vec![json!({"key": "s", "rules": [[{"attribute": "a", "operator": "matches", "values": small}]]})],
+            "segment `s`, rule 1, condition 1: more than 50 `matches` patterns; at most 50 are allowed per segment",
+        ),
+        (
+            full_environment,
+            vec![],
+            "the `matches` patterns of environment `prod` compile to 67828184 bytes, more than 67108864",
+        ),
+    ]);
     for (flags, segments, fragment) in cases {
         let err = compile(&flags, &segments).expect_err("must not compile");
         assert!(
@@ -1259,6 +1299,44 @@ fn compile_rejects_invalid_input() {
             "{err} (wanted {fragment:?}) for {flags:?} {segments:?}"
         );
     }
+}
+
+/// Automata of 1.07 MiB and 0.54 MiB (regex-automata 0.4.19); see `tests/validate.rs`.
+const BIG: &str = r"\w{20}";
+const MEDIUM: &str = r"\w{5,10}";
+
+/// A write of one flag in memory keeps the environment's patterns within their limit, as a
+/// full compile does: 19 flags of three `BIG`s fill 60.9 MiB of 64.
+#[test]
+fn flags_written_in_memory_keep_the_environments_patterns_within_the_limit() {
+    let matching = |key: &str, patterns: &[&str]| {
+        let mut flag =
+            one_rule(json!({"attribute": "a", "operator": "matches", "values": patterns}));
+        flag["key"] = json!(key);
+        flag
+    };
+    let flags: Vec<Value> = (0..19)
+        .map(|i| matching(&format!("full-{i}"), &[BIG, BIG, BIG]))
+        .collect();
+    let snap = snapshot(&flags, &[]);
+    let over = flag(matching("f", &[MEDIUM, BIG, BIG, BIG]));
+    let err = snap
+        .with_flag(&over)
+        .expect("in memory")
+        .expect_err("over the limit");
+    assert!(
+        matches!(err, CompileError::PatternsTooLarge { ref env, bytes } if env == ENV && bytes > 64 << 20),
+        "{err}"
+    );
+    // In place of a full flag, or with a full flag deleted, the same patterns fit.
+    let replacing = flag(matching("full-0", &[MEDIUM, BIG, BIG, BIG]));
+    assert!(snap.with_flag(&replacing).expect("in memory").is_ok());
+    let (fewer, _) = snap.without_flag("full-1").expect("in memory");
+    let (more, _) = fewer.with_flag(&over).expect("in memory").expect("fits");
+    let err = more
+        .with_flag(&flag(matching("full-1", &[BIG, BIG, BIG])))
+        .expect("in memory");
+    assert!(matches!(err, Err(CompileError::PatternsTooLarge { .. })));
 }
 
 #[test]
