@@ -2,8 +2,10 @@
 //! dir into a fresh PostgreSQL database and back, and every export is the same bytes. Without
 //! PostgreSQL the PostgreSQL leg is skipped, except under `CI=true`, where it fails.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use hata_core::model::Project;
 use hata_store::{
@@ -11,18 +13,11 @@ use hata_store::{
     WriteOp,
 };
 use serde_json::json;
-use sqlx::Executor;
+use support::PgDatabase;
 
 /// `hata <args>` with no `HATA_*` variables but `env`, run to completion; `stdin` is a file.
 fn hata(args: &[&str], env: &[(&str, &str)], stdin: Option<&Path>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hata"));
-    cmd.args(args);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("HATA_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd.envs(env.iter().copied());
+    let mut cmd = support::hata(args, env);
     cmd.stdin(match stdin {
         Some(path) => Stdio::from(std::fs::File::open(path).expect("stdin file")),
         None => Stdio::null(),
@@ -121,76 +116,6 @@ async fn seed(data_dir: &Path) {
     store.close().await;
 }
 
-/// A fresh PostgreSQL database, dropped when this is dropped (also when the test panics).
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    /// `None` when PostgreSQL is unreachable and not under `CI=true`.
-    async fn create() -> Option<PgDatabase> {
-        let admin_url = std::env::var("HATA_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let admin = match sqlx::PgPool::connect(&admin_url).await {
-            Ok(pool) => pool,
-            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("PostgreSQL at {admin_url} is required under CI=true: {e}")
-            }
-            Err(e) => {
-                eprintln!("skipping the PostgreSQL leg: {e}");
-                return None;
-            }
-        };
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let name = format!("hata_cli_{}_{nanos}", std::process::id());
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create database");
-        admin.close().await;
-        let base = admin_url
-            .rsplit_once('/')
-            .map(|(b, _)| b.to_string())
-            .expect("database url has a path");
-        Some(PgDatabase {
-            url: format!("{base}/{name}"),
-            admin_url,
-            name,
-        })
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        // Drop runs inside the test's runtime, which cannot be blocked on; a thread with its
-        // own runtime can.
-        let (url, name) = (self.admin_url.clone(), self.name.clone());
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                let admin = sqlx::PgPool::connect(&url).await?;
-                admin
-                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                    .await?;
-                admin.close().await;
-                Ok::<_, sqlx::Error>(())
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}: {dropped:?}", self.name);
-        }
-    }
-}
-
 #[tokio::test]
 async fn sqlite_to_postgres_to_sqlite_keeps_every_byte() {
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -214,7 +139,8 @@ async fn sqlite_to_postgres_to_sqlite_keeps_every_byte() {
 
     if let Some(pg) = PgDatabase::create().await {
         // Into PostgreSQL, chosen by the environment variable as in production.
-        let env = [("HATA_DATABASE_URL", pg.url.as_str())];
+        let url = pg.url();
+        let env = [("HATA_DATABASE_URL", url.as_str())];
         let said = ok(
             hata(&["import", file_arg], &env, None),
             "import into PostgreSQL",

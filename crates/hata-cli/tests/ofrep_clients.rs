@@ -8,11 +8,14 @@
 //! Each test starts its own `hata serve` on a temporary data dir and a free port, makes a project
 //! and tokens through the admin API, runs one client script and wants it to exit 0.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::free_port;
 use tokio::process::{Child, Command};
 
 const ADMIN_TOKEN: &str = "ofrep-clients-admin-token-0123456789";
@@ -110,26 +113,30 @@ impl Server {
         // A free port can be taken between asking for it and binding it: try a few.
         for _ in 0..3 {
             let dir = tempfile::tempdir().expect("temp dir");
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
+            let port = free_port();
             let log = dir.path().join("server.log");
             let log_file = std::fs::File::create(&log).expect("server log");
-            let child = Command::new(env!("CARGO_BIN_EXE_hata"))
-                .arg("serve")
-                .arg("--data-dir")
-                .arg(dir.path().join("data"))
-                .arg("--listen")
-                .arg(format!("127.0.0.1:{port}"))
-                .env("HATA_ADMIN_TOKEN", ADMIN_TOKEN)
-                .env("RUST_LOG", "info,sqlx=warn")
-                .stdin(Stdio::null())
-                .stdout(log_file.try_clone().expect("log"))
-                .stderr(log_file)
-                .kill_on_drop(true)
-                .spawn()
-                .expect("start hata serve");
+            let data = dir.path().join("data");
+            let listen = format!("127.0.0.1:{port}");
+            let child = Command::from(support::hata(
+                &[
+                    "serve",
+                    "--data-dir",
+                    data.to_str().expect("utf-8 temp path"),
+                    "--listen",
+                    &listen,
+                ],
+                &[
+                    ("HATA_ADMIN_TOKEN", ADMIN_TOKEN),
+                    ("RUST_LOG", "info,sqlx=warn"),
+                ],
+            ))
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start hata serve");
             let mut server = Server {
                 child,
                 url: format!("http://127.0.0.1:{port}"),

@@ -1,12 +1,14 @@
 //! `hata serve` as a user runs it: the real binary, a data dir, SIGTERM, a restart on the same
 //! dir, the admin token from a file or from `HATA_ADMIN_TOKEN`, and `--help`.
 
+mod support;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-const DEADLINE: Duration = Duration::from_secs(20);
+use support::{free_port, DEADLINE};
 
 /// A running `hata serve`; killed if the test ends without stopping it.
 struct Hata {
@@ -27,13 +29,6 @@ impl Drop for Hata {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// `hata <args>` with no `HATA_*` variables but `env`; output goes to files in `logs`.
 fn hata(
     args: &[&str],
@@ -41,14 +36,7 @@ fn hata(
     logs: &Path,
     run: &str,
 ) -> (Command, PathBuf, PathBuf) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hata"));
-    cmd.args(args);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("HATA_") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd.envs(env.iter().copied());
+    let mut cmd = support::hata(args, env);
     let stdout = logs.join(format!("{run}.stdout"));
     let stderr = logs.join(format!("{run}.stderr"));
     cmd.stdin(Stdio::null())

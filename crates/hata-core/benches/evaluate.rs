@@ -2,12 +2,14 @@
 //!
 //! `cargo bench -p hata-core --bench evaluate -- --warm-up-time 1 --measurement-time 3`
 
+use std::borrow::Cow;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use hata_core::evaluate::{Context, Reason};
 use hata_core::model::{Flag, Segment};
 use hata_core::snapshot::Snapshot;
+use hata_core::validate::{validate_flag, ProjectView};
 use serde_json::{json, Map, Value};
 
 fn flag(v: Value) -> Flag {
@@ -111,6 +113,58 @@ fn context() -> Map<String, Value> {
     }
 }
 
+/// The bench context as the server reads it off the wire (member pairs in document order), with
+/// `extra` more members after it: a lookup that scans from the last member passes them all.
+fn context_pairs(extra: usize) -> Vec<(Cow<'static, str>, Value)> {
+    let mut pairs: Vec<(Cow<'static, str>, Value)> = context()
+        .into_iter()
+        .map(|(k, v)| (Cow::Owned(k), v))
+        .collect();
+    pairs.extend((0..extra).map(|i| (Cow::Owned(format!("attr-{i}")), Value::from(i))));
+    pairs
+}
+
+/// Contexts as member pairs, built inside the timed loop as the server builds one per request.
+/// `width`: from the usual six members up, where indexing the members starts to pay.
+/// `wide`: a client sending 90,000 members to a bulk evaluation of 300 flags (issue 27).
+fn context_width(c: &mut Criterion, snap: &Snapshot, segments: &[Segment]) {
+    let mut group = c.benchmark_group("width");
+    for extra in [0, 10, 26, 58, 122] {
+        let pairs = context_pairs(extra);
+        let n = pairs.len();
+        group.bench_function(format!("5 rules, {n} members"), |b| {
+            b.iter(|| {
+                let ctx = Context::from_pairs(black_box(&pairs));
+                black_box(snap.evaluate(black_box("five-rules"), &ctx));
+            })
+        });
+        group.bench_function(format!("all 100 flags, {n} members"), |b| {
+            b.iter(|| {
+                let ctx = Context::from_pairs(black_box(&pairs));
+                for e in snap.evaluate_all(&ctx) {
+                    black_box(e);
+                }
+            })
+        });
+    }
+    group.finish();
+
+    let flags = project(300);
+    let snap = Snapshot::compile("production", &flags, segments).expect("compiles");
+    let pairs = context_pairs(90_000);
+    let mut group = c.benchmark_group("wide");
+    group.sample_size(10);
+    group.bench_function("90,000 members, all 300 flags", |b| {
+        b.iter(|| {
+            let ctx = Context::from_pairs(black_box(&pairs));
+            for e in snap.evaluate_all(&ctx) {
+                black_box(e);
+            }
+        })
+    });
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let segments = segments();
     let mut flags = project(98);
@@ -141,12 +195,41 @@ fn benches(c: &mut Criterion) {
         b.iter(|| black_box(Context::new(black_box(&attrs))))
     });
 
+    context_width(c, &snap, &segments);
+
     let big = project(10_000);
     let mut group = c.benchmark_group("compile");
     group.sample_size(10);
     group.bench_function("10,000 flags", |b| {
         b.iter(|| black_box(Snapshot::compile("production", black_box(&big), &segments)))
     });
+    group.finish();
+
+    // A write that adds a pattern checks the environment's total: the project's 500 other
+    // patterns are compiled (each distinct one once) to be measured. A write that adds no
+    // pattern bytes to the stored flag skips that.
+    let environments = ["production".to_string()];
+    let flags = big.iter().map(|f| (f.key.clone(), f.clone())).collect();
+    let segment_map = segments
+        .iter()
+        .map(|s| (s.key.clone(), s.clone()))
+        .collect();
+    let view = ProjectView {
+        environments: &environments,
+        segments: &segment_map,
+        flags: &flags,
+    };
+    let changed = &big[6];
+    let mut created = changed.clone();
+    created.key = "created".into();
+    let mut group = c.benchmark_group("validate");
+    group.sample_size(10);
+    for (what, flag) in [("created", &created), ("changed", changed)] {
+        assert!(validate_flag(flag, &view).is_ok());
+        group.bench_function(format!("a flag with a pattern among 10,000, {what}"), |b| {
+            b.iter(|| black_box(validate_flag(black_box(flag), &view)))
+        });
+    }
     group.finish();
 }
 

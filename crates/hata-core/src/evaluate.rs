@@ -4,97 +4,23 @@
 //! Evaluation never fails for bad data (compilation already rejected it) and never panics; the
 //! only errors it reports are `FLAG_NOT_FOUND` and, from the typed accessors, `TYPE_MISMATCH`.
 //! An [`Evaluation`] borrows the served value from the [`Snapshot`], so evaluating a flag
-//! without rollouts allocates nothing. Not here: compilation (`snapshot`), hashing (`bucketing`)
-//! and the OFREP wire mapping (the server's job; see `docs/evaluation.md`).
+//! without rollouts allocates nothing. Not here: reading the context (`context`), compilation
+//! (`snapshot`), hashing (`bucketing`) and the OFREP wire mapping (the server's job; see
+//! `docs/evaluation.md`).
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::bucketing::bucket_value;
+/// Re-exported: the context was defined here before it got a module of its own.
+pub use crate::context::Context;
 use crate::model::FlagType;
 use crate::operand::{parse_semver, parse_timestamp};
 use crate::snapshot::{
-    member, number_key, number_value, CompiledCondition, CompiledFlag, CompiledServe, Snapshot,
-    Test,
+    number_key, number_value, CompiledCondition, CompiledFlag, CompiledServe, Snapshot, Test,
 };
-
-/// An evaluation context: a JSON object whose `targetingKey` (a string) names the subject and
-/// whose other members are attributes. Borrowed, `Copy` and cheap to build (one member lookup).
-#[derive(Debug, Clone, Copy)]
-pub struct Context<'c> {
-    members: Members<'c>,
-    targeting_key: Option<&'c str>,
-}
-
-/// The top-level members of a context object.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Members<'c> {
-    Map(&'c Map<String, Value>),
-    /// In document order, as a server reads them off the wire: building a JSON map would
-    /// hash every name (SipHash) for lookups that scan a handful of members anyway. Names
-    /// may borrow the request body: most have no escapes, and copying each was an allocation.
-    Pairs(&'c [(Cow<'c, str>, Value)]),
-}
-
-impl<'c> Members<'c> {
-    /// The member called `name`; of duplicates the last, as a JSON map keeps it.
-    #[inline]
-    pub(crate) fn get(self, name: &str) -> Option<&'c Value> {
-        match self {
-            Members::Map(map) => member(map, name),
-            Members::Pairs(pairs) => pairs
-                .iter()
-                .rev()
-                .find(|(k, _)| k.as_ref() == name)
-                .map(|(_, v)| v),
-        }
-    }
-}
-
-static EMPTY: LazyLock<Map<String, Value>> = LazyLock::new(Map::new);
-
-impl<'c> Context<'c> {
-    pub fn new(attrs: &'c Map<String, Value>) -> Context<'c> {
-        Context::of(Members::Map(attrs))
-    }
-
-    /// A context from an object's members as `(name, value)` pairs, in document order. A
-    /// name given twice means its last value, as in [`Context::new`] on the parsed object.
-    pub fn from_pairs(pairs: &'c [(Cow<'c, str>, Value)]) -> Context<'c> {
-        Context::of(Members::Pairs(pairs))
-    }
-
-    fn of(members: Members<'c>) -> Context<'c> {
-        Context {
-            members,
-            targeting_key: members.get("targetingKey").and_then(Value::as_str),
-        }
-    }
-
-    /// A context from any JSON value; `None` unless it is an object.
-    pub fn from_value(value: &'c Value) -> Option<Context<'c>> {
-        value.as_object().map(Context::new)
-    }
-
-    /// The context with no targetingKey and no attributes.
-    pub fn empty() -> Context<'c> {
-        Context::new(&EMPTY)
-    }
-
-    /// The `targetingKey` member if it is a string. A non-string one matches no target or
-    /// segment list (it can still be bucketed by, like any attribute).
-    pub fn targeting_key(&self) -> Option<&'c str> {
-        self.targeting_key
-    }
-
-    /// The top-level member called `name`.
-    pub fn attribute(&self, name: &str) -> Option<&'c Value> {
-        self.members.get(name)
-    }
-}
 
 /// Why a flag served what it served.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -274,14 +200,13 @@ impl Snapshot {
         }
     }
 
-    /// Evaluates every live flag for `ctx`, in ascending key order. The results borrow only
-    /// the snapshot, not `ctx`.
-    pub fn evaluate_all<'a, 'c>(
+    /// Evaluates every live flag for `ctx`, in ascending key order. The iterator borrows
+    /// `ctx`; the results borrow only the snapshot.
+    pub fn evaluate_all<'a, 'x, 'c>(
         &'a self,
-        ctx: &Context<'c>,
-    ) -> impl ExactSizeIterator<Item = Evaluation<'a>> + use<'a, 'c> {
-        let ctx = *ctx;
-        (0..self.flags.len()).map(move |i| self.evaluate_index(i, &ctx))
+        ctx: &'x Context<'c>,
+    ) -> impl ExactSizeIterator<Item = Evaluation<'a>> + use<'a, 'x, 'c> {
+        (0..self.flags.len()).map(move |i| self.evaluate_index(i, ctx))
     }
 
     /// Evaluates a boolean flag; `TYPE_MISMATCH` if the flag is of another type.
@@ -391,7 +316,7 @@ impl Snapshot {
             }
         }
         if !flag.targets.is_empty() {
-            if let Some(&v) = ctx.targeting_key.and_then(|k| flag.targets.get(k)) {
+            if let Some(&v) = ctx.targeting_key().and_then(|k| flag.targets.get(k)) {
                 return Outcome::plain(v, Reason::TargetingMatch);
             }
         }
@@ -411,7 +336,7 @@ impl Snapshot {
                 test,
                 negate,
             } => {
-                let value = attribute.lookup(ctx.members);
+                let value = attribute.lookup(ctx.members());
                 if let Test::Exists = test {
                     return value.is_some_and(|v| !v.is_null()) != *negate;
                 }
@@ -426,7 +351,7 @@ impl Snapshot {
 
     fn in_segment(&self, index: usize, ctx: &Context<'_>) -> bool {
         let segment = &self.segments[index];
-        if let Some(key) = ctx.targeting_key {
+        if let Some(key) = ctx.targeting_key() {
             if segment.included.contains(key) {
                 return true;
             }
@@ -454,7 +379,7 @@ fn serve(serve: &CompiledServe, ctx: &Context<'_>, reason: Reason, rule: Option<
         CompiledServe::Rollout(r) => {
             let bucket = r
                 .bucket_by
-                .lookup(ctx.members)
+                .lookup(ctx.members())
                 .and_then(|v| bucket_value(r.prefix, v));
             match bucket {
                 Some(b) => Outcome {
@@ -496,9 +421,9 @@ fn apply(test: &Test, v: &Value) -> Option<bool> {
             let s = v.as_str()?;
             list.iter().any(|x| s.ends_with(&**x))
         }
-        Test::Matches(regexes) => {
+        Test::Matches(patterns) => {
             let s = v.as_str()?;
-            regexes.iter().any(|re| re.is_match(s))
+            patterns.iter().any(|p| p.is_match(s))
         }
         Test::Lt(x) => number(v)? < *x,
         Test::Lte(x) => number(v)? <= *x,

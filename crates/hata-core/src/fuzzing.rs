@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::evaluate::{Context, Reason};
+use crate::context::Context;
+use crate::evaluate::Reason;
 use crate::model::{Flag, Segment};
 use crate::snapshot::Snapshot;
 use crate::validate::{validate_flag, ProjectView};
@@ -130,10 +131,26 @@ pub fn flag_eval(data: &[u8]) {
                 .map(|(k, v)| (Cow::Borrowed(k.as_str()), v.clone()))
                 .collect();
             let from_pairs = Context::from_pairs(&pairs);
+            let expected: Vec<_> = snapshot.evaluate_all(&ctx).collect();
             assert_eq!(
                 snapshot.evaluate_all(&from_pairs).collect::<Vec<_>>(),
-                snapshot.evaluate_all(&ctx).collect::<Vec<_>>(),
+                expected,
                 "a context as pairs evaluates differently from the same map"
+            );
+            // The members sent again and again, until the context is wide enough to be
+            // indexed: the last of each name counts, so nothing changes.
+            let wide: Vec<_> = pairs
+                .iter()
+                .cycle()
+                .take(pairs.len() * (64 / pairs.len().max(1) + 1))
+                .cloned()
+                .collect();
+            assert_eq!(
+                snapshot
+                    .evaluate_all(&Context::from_pairs(&wide))
+                    .collect::<Vec<_>>(),
+                expected,
+                "a wide context evaluates differently from the same members once"
             );
         }
     }

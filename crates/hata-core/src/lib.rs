@@ -4,10 +4,12 @@
 //! Rust SDK, so everything here must be deterministic and panic-free on any input.
 
 pub mod bucketing;
+pub mod context;
 pub mod evaluate;
 pub mod key;
 pub mod model;
 pub mod operand;
+pub mod pattern;
 pub mod snapshot;
 pub mod validate;
 

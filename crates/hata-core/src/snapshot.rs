@@ -8,21 +8,22 @@
 //! Compilation is the last line of defence against bad input: the model normally went through
 //! `validate` first, but anything that would make evaluation ambiguous, unbounded or panicky
 //! (unknown references, cycles, weights not summing to 100000, unparseable operands) is a
-//! [`CompileError`] here. Not here: the wire format (`model`) and the user-facing messages of
-//! write-time validation (`validate`).
+//! [`CompileError`] here, and so are `matches` patterns over the limits of `pattern` (a stored
+//! rule set is compiled at every start). Not here: the wire format (`model`) and the
+//! user-facing messages of write-time validation (`validate`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use regex::Regex;
 use rustc_hash::{FxHashMap, FxHashSet};
 use semver::Version;
 use serde_json::Value;
 
 use crate::bucketing::{PrefixHash, BUCKETS};
-use crate::evaluate::Members;
+use crate::context::{member, Members};
 use crate::model::{Condition, Flag, FlagConfig, FlagType, Operator, Segment, Serve};
 use crate::operand::{parse_semver, parse_timestamp, TimestampNanos};
+use crate::pattern::{Pattern, PatternTally, Scope, MAX_ENVIRONMENT_PATTERN_BYTES};
 
 /// How deep prerequisite chains and segment-in-segment references may nest. Evaluation
 /// recurses along both, so the bound keeps its stack use small and fixed (a few tens of KiB
@@ -46,6 +47,12 @@ pub enum CompileError {
     PrerequisiteCycle(String),
     #[error("{what} `{key}` nests more than {MAX_NESTING} levels deep")]
     TooDeep { what: &'static str, key: String },
+    /// The `matches` patterns of the environment's live flags and of all segments together
+    /// compile to more than [`MAX_ENVIRONMENT_PATTERN_BYTES`].
+    #[error(
+        "the `matches` patterns of environment `{env}` compile to {bytes} bytes, more than {MAX_ENVIRONMENT_PATTERN_BYTES}"
+    )]
+    PatternsTooLarge { env: String, bytes: usize },
 }
 
 /// One environment's flags, compiled for evaluation. Immutable, `Send + Sync`; share it with
@@ -62,6 +69,9 @@ pub struct Snapshot {
     /// allocations per write fragmented the heap of a server with many flags).
     pub(crate) by_key: Arc<FxHashMap<Arc<str>, usize>>,
     pub(crate) segments: Arc<Vec<CompiledSegment>>,
+    /// The compiled size of every `matches` pattern in `flags` and `segments`, each time it
+    /// appears (`pattern::MAX_ENVIRONMENT_PATTERN_BYTES`).
+    pub(crate) pattern_bytes: usize,
 }
 
 /// Where a written flag left and joined the live order ([`Snapshot::with_flag`]): indices
@@ -96,6 +106,8 @@ pub(crate) struct CompiledFlag {
     pub targets: FxHashMap<Box<str>, usize>,
     pub rules: Vec<CompiledRule>,
     pub default: CompiledServe,
+    /// The compiled size of its `matches` patterns.
+    pub pattern_bytes: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -167,7 +179,7 @@ impl AttributePath {
     /// The attribute's value in `attrs`: an exact top-level member first (even a `null` one),
     /// else the dotted path through nested objects.
     #[inline]
-    pub fn lookup<'c>(&self, members: Members<'c>) -> Option<&'c Value> {
+    pub fn lookup<'c>(&self, members: &Members<'c>) -> Option<&'c Value> {
         if let Some(v) = members.get(&self.name) {
             return Some(v);
         }
@@ -177,17 +189,6 @@ impl AttributePath {
             v = member(v.as_object()?, part)?;
         }
         Some(v)
-    }
-}
-
-/// `map.get(name)`, but a linear scan for the small objects contexts usually are: comparing a
-/// few lengths is cheaper than hashing the name with the map's SipHash.
-#[inline]
-pub(crate) fn member<'c>(map: &'c serde_json::Map<String, Value>, name: &str) -> Option<&'c Value> {
-    if map.len() <= 12 {
-        map.iter().find(|(k, _)| k.as_str() == name).map(|(_, v)| v)
-    } else {
-        map.get(name)
     }
 }
 
@@ -210,7 +211,7 @@ pub(crate) enum Test {
     Contains(Box<[Box<str>]>),
     StartsWith(Box<[Box<str>]>),
     EndsWith(Box<[Box<str>]>),
-    Matches(Box<[Regex]>),
+    Matches(Box<[Pattern]>),
     Lt(f64),
     Lte(f64),
     Gt(f64),
@@ -255,13 +256,27 @@ pub(crate) struct CompiledSegment {
     pub included: FxHashSet<Box<str>>,
     pub excluded: FxHashSet<Box<str>>,
     pub rules: Vec<Vec<CompiledCondition>>,
+    /// The compiled size of its `matches` patterns.
+    pub pattern_bytes: usize,
 }
 
-/// Shared state while compiling: segment indices and the regex cache (the same patterns
-/// recur across flags, and compiling a regex is the most expensive step).
+/// Shared state while compiling: segment indices, the regex cache (the same patterns recur
+/// across flags, and compiling a regex is the most expensive step) and the patterns of the
+/// flag or segment being compiled.
 struct Compiler<'i> {
     segment_index: FxHashMap<&'i str, usize>,
-    regexes: HashMap<String, Regex>,
+    regexes: HashMap<String, Pattern>,
+    tally: PatternTally,
+}
+
+impl<'i> Compiler<'i> {
+    fn new(segment_index: FxHashMap<&'i str, usize>) -> Compiler<'i> {
+        Compiler {
+            segment_index,
+            regexes: HashMap::new(),
+            tally: PatternTally::new(Scope::Flag),
+        }
+    }
 }
 
 impl Snapshot {
@@ -273,18 +288,18 @@ impl Snapshot {
         flags: &[Flag],
         segments: &[Segment],
     ) -> Result<Snapshot, CompileError> {
-        let mut compiler = Compiler {
-            segment_index: FxHashMap::default(),
-            regexes: HashMap::new(),
-        };
+        let mut compiler = Compiler::new(FxHashMap::default());
         for (i, s) in segments.iter().enumerate() {
             if compiler.segment_index.insert(&s.key, i).is_some() {
                 return Err(CompileError::DuplicateSegment(s.key.clone()));
             }
         }
         let mut compiled_segments = Vec::with_capacity(segments.len());
+        let mut pattern_bytes = 0usize;
         for s in segments {
-            compiled_segments.push(compiler.segment(s)?);
+            let compiled = compiler.segment(s)?;
+            pattern_bytes = environment_patterns(env, pattern_bytes, compiled.pattern_bytes)?;
+            compiled_segments.push(compiled);
         }
         check_nesting(
             compiled_segments.len(),
@@ -321,6 +336,7 @@ impl Snapshot {
             let c = compiler
                 .flag(flag, config, &variants_of, &by_key)
                 .map_err(|e| e.within(&format!("flag `{}` in `{env}`", flag.key)))?;
+            pattern_bytes = environment_patterns(env, pattern_bytes, c.pattern_bytes)?;
             compiled.push(Arc::new(c));
         }
         check_flag_nesting(&compiled)?;
@@ -330,6 +346,7 @@ impl Snapshot {
             flags: compiled,
             by_key: Arc::new(by_key),
             segments: Arc::new(compiled_segments),
+            pattern_bytes,
         })
     }
 
@@ -409,15 +426,13 @@ impl Snapshot {
             };
             Some(Variants::Compiled(&others[at].variants))
         };
-        let mut compiler = Compiler {
-            segment_index: self
-                .segments
+        let mut compiler = Compiler::new(
+            self.segments
                 .iter()
                 .enumerate()
                 .map(|(i, s)| (s.key.as_str(), i))
                 .collect(),
-            regexes: HashMap::new(),
-        };
+        );
         let compiled = match compiler.flag(flag, config, &variants_of, &by_key) {
             Ok(c) => c,
             Err(e) => {
@@ -426,6 +441,15 @@ impl Snapshot {
                 ))
             }
         };
+        let without_old = match old {
+            Some(old) => self.pattern_bytes - self.flags[old].pattern_bytes,
+            None => self.pattern_bytes,
+        };
+        let pattern_bytes =
+            match environment_patterns(&self.env, without_old, compiled.pattern_bytes) {
+                Ok(bytes) => bytes,
+                Err(e) => return Some(Err(e)),
+            };
         let mut flags = others;
         match old {
             Some(_) => flags[index] = Arc::new(compiled),
@@ -445,6 +469,7 @@ impl Snapshot {
                 flags,
                 by_key,
                 segments: Arc::clone(&self.segments),
+                pattern_bytes,
             },
             spliced,
         )))
@@ -481,6 +506,7 @@ impl Snapshot {
                 flags,
                 by_key: Arc::new(by_key),
                 segments: Arc::clone(&self.segments),
+                pattern_bytes: self.pattern_bytes - self.flags[index].pattern_bytes,
             },
             Spliced {
                 removed: Some(index),
@@ -533,6 +559,7 @@ impl Snapshot {
             flags: self.flags.clone(),
             by_key: Arc::clone(&self.by_key),
             segments: Arc::clone(&self.segments),
+            pattern_bytes: self.pattern_bytes,
         }
     }
 
@@ -617,6 +644,19 @@ fn segment_children(s: &CompiledSegment) -> Vec<usize> {
             CompiledCondition::Attribute { .. } => None,
         })
         .collect()
+}
+
+/// `total` plus the compiled size of one more flag's or segment's patterns, unless the sum
+/// exceeds `MAX_ENVIRONMENT_PATTERN_BYTES`.
+fn environment_patterns(env: &str, total: usize, more: usize) -> Result<usize, CompileError> {
+    let bytes = total.saturating_add(more);
+    if bytes > MAX_ENVIRONMENT_PATTERN_BYTES {
+        return Err(CompileError::PatternsTooLarge {
+            env: env.to_string(),
+            bytes,
+        });
+    }
+    Ok(bytes)
 }
 
 /// Rejects cycles and nesting deeper than `MAX_NESTING` in a graph of `n` nodes. The DFS
@@ -742,6 +782,7 @@ impl Problem {
 
 impl<'i> Compiler<'i> {
     fn segment(&mut self, s: &Segment) -> Result<CompiledSegment, CompileError> {
+        self.tally = PatternTally::new(Scope::Segment);
         let mut rules = Vec::with_capacity(s.rules.len());
         for (r, conditions) in s.rules.iter().enumerate() {
             let mut compiled = Vec::with_capacity(conditions.len());
@@ -759,6 +800,7 @@ impl<'i> Compiler<'i> {
             included: s.included.iter().map(|k| k.as_str().into()).collect(),
             excluded: s.excluded.iter().map(|k| k.as_str().into()).collect(),
             rules,
+            pattern_bytes: self.tally.bytes,
         })
     }
 
@@ -771,6 +813,7 @@ impl<'i> Compiler<'i> {
         variants_of: &dyn Fn(&str) -> Option<Variants<'v>>,
         live: &FxHashMap<Arc<str>, usize>,
     ) -> Result<CompiledFlag, Problem> {
+        self.tally = PatternTally::new(Scope::Flag);
         if flag.variants.is_empty() {
             return Err(Problem::new("a flag needs at least one variant"));
         }
@@ -867,6 +910,7 @@ impl<'i> Compiler<'i> {
             targets,
             rules,
             default,
+            pattern_bytes: self.tally.bytes,
         })
     }
 
@@ -964,7 +1008,10 @@ impl<'i> Compiler<'i> {
             Operator::Matches => {
                 let mut regexes = Vec::with_capacity(values.len());
                 for pattern in strings()?.iter() {
-                    regexes.push(self.regex(pattern)?);
+                    self.tally.admit().map_err(Problem::new)?;
+                    let compiled = self.regex(pattern)?;
+                    self.tally.add(compiled.size()).map_err(Problem::new)?;
+                    regexes.push(compiled);
                 }
                 Test::Matches(regexes.into())
             }
@@ -981,12 +1028,12 @@ impl<'i> Compiler<'i> {
         })
     }
 
-    fn regex(&mut self, pattern: &str) -> Result<Regex, Problem> {
+    fn regex(&mut self, pattern: &str) -> Result<Pattern, Problem> {
         if let Some(re) = self.regexes.get(pattern) {
             // A clone shares the compiled program.
             return Ok(re.clone());
         }
-        let re = Regex::new(pattern).map_err(|e| Problem::new(format!("bad regex: {e}")))?;
+        let re = Pattern::new(pattern).map_err(|e| Problem::new(e.to_string()))?;
         self.regexes.insert(pattern.to_string(), re.clone());
         Ok(re)
     }

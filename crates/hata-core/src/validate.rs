@@ -12,6 +12,12 @@
 //! path stays unambiguous. At most [`MAX_ERRORS`] errors are reported, then one more saying the
 //! list was cut.
 //!
+//! `matches` patterns are compiled through `pattern`, as `Snapshot::compile` compiles them, and
+//! counted against its limits. One of those is per environment: a write that adds pattern bytes
+//! to a flag or segment measures the project's other stored patterns too (each distinct one
+//! compiled once; about as long as compiling the environment), while a write that adds none
+//! does not.
+//!
 //! This module does not normalize (see `Flag::normalize`), does no I/O, and never panics on any
 //! input. It also answers the reverse question, what depends on a flag or segment
 //! ([`flag_dependants`], [`segment_dependants`]), so that the store can refuse a delete that
@@ -28,6 +34,12 @@ use crate::model::{
     TOTAL_WEIGHT,
 };
 use crate::operand::{parse_semver, parse_timestamp};
+use crate::pattern::{check_environment, Pattern, PatternTally, Scope};
+/// Re-exported: the limits of `matches` patterns live with their compilation, in `pattern`.
+pub use crate::pattern::{
+    MAX_ENVIRONMENT_PATTERN_BYTES, MAX_PATTERNS, MAX_PATTERN_BYTES, REGEX_DFA_SIZE_LIMIT,
+    REGEX_SIZE_LIMIT,
+};
 
 /// Longest `name` (and `owner`), in characters.
 pub const MAX_NAME_CHARS: usize = 200;
@@ -57,8 +69,6 @@ pub const MAX_WEIGHTS: usize = 100;
 pub const MAX_SALT_CHARS: usize = 200;
 /// Most `included` plus `excluded` keys of a segment.
 pub const MAX_SEGMENT_KEYS: usize = 100_000;
-/// Compiled-size limit of a `matches` regex, in bytes.
-pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Most errors reported for one object; the rest are summarized in one final error.
 pub const MAX_ERRORS: usize = 200;
 
@@ -167,6 +177,7 @@ pub fn validate_flag(flag: &Flag, view: &ProjectView) -> Result<(), ValidationEr
     });
 
     let segments = SegmentRefs::for_flag(view.segments);
+    let mut stored = StoredPatterns::default();
     c.at("environments", |c| {
         for (env, config) in &flag.environments {
             if !view.environments.iter().any(|e| e == env) {
@@ -179,9 +190,27 @@ pub fn validate_flag(flag: &Flag, view: &ProjectView) -> Result<(), ValidationEr
                 );
                 continue;
             }
+            c.patterns = PatternWalk::new(Scope::Flag);
             c.at(env.as_str(), |c| {
                 c.flag_config(flag, env, config, view, &segments)
             });
+            // An archived flag is compiled into no environment. A write that adds no pattern
+            // bytes to the stored flag cannot take the environment over its limit, and saves
+            // compiling the project's other patterns to measure them.
+            if !flag.archived && c.patterns.adds_to_environment() {
+                let before = view
+                    .flags
+                    .get(&flag.key)
+                    .filter(|stored| !stored.archived)
+                    .and_then(|stored| stored.environments.get(env))
+                    .map_or(0, |config| {
+                        stored.conditions(config.rules.iter().flat_map(|rule| &rule.conditions))
+                    });
+                if c.patterns.tally.bytes > before {
+                    let others = stored.environment(view, env, Some(&flag.key), None);
+                    c.environment_patterns(env, others);
+                }
+            }
         }
         for env in view.environments {
             if !flag.environments.contains_key(env) {
@@ -231,6 +260,7 @@ pub fn validate_segment(segment: &Segment, view: &ProjectView) -> Result<(), Val
     }
 
     let segments = SegmentRefs::for_segment(segment, view.segments);
+    c.patterns = PatternWalk::new(Scope::Segment);
     c.at("rules", |c| {
         if segment.rules.len() > MAX_RULES {
             c.error(format!(
@@ -242,6 +272,22 @@ pub fn validate_segment(segment: &Segment, view: &ProjectView) -> Result<(), Val
             c.at(i, |c| c.conditions(rule, &segments));
         }
     });
+    // A segment is compiled into every environment: check the one with most patterns (unless
+    // the write adds no pattern bytes to the stored segment, as for a flag).
+    let before = view.segments.get(&segment.key).map_or(0, |stored| {
+        StoredPatterns::default().conditions(stored.rules.iter().flatten())
+    });
+    if c.patterns.adds_to_environment() && c.patterns.tally.bytes > before {
+        let mut stored = StoredPatterns::default();
+        let fullest = view
+            .environments
+            .iter()
+            .map(|env| (stored.environment(view, env, None, Some(&segment.key)), env))
+            .max();
+        if let Some((others, env)) = fullest {
+            c.environment_patterns(env, others);
+        }
+    }
     c.finish()
 }
 
@@ -340,6 +386,8 @@ struct Checker {
     errors: Vec<FieldError>,
     /// Errors not recorded because `MAX_ERRORS` was reached.
     dropped: usize,
+    /// The `matches` patterns of the flag configuration or segment being checked.
+    patterns: PatternWalk,
 }
 
 impl Checker {
@@ -353,16 +401,21 @@ impl Checker {
 
     /// Records an error at the current path.
     fn error(&mut self, message: impl Into<String>) {
-        if self.errors.len() >= MAX_ERRORS {
-            self.dropped = self.dropped.saturating_add(1);
-            return;
-        }
         let field = self.field();
-        self.errors.push(FieldError::new(field, message));
+        self.error_at_field(field, message);
     }
 
     fn error_at(&mut self, step: impl Into<Step>, message: impl Into<String>) {
         self.at(step, |c| c.error(message));
+    }
+
+    /// Records an error at `field`, a path made by `field()`.
+    fn error_at_field(&mut self, field: String, message: impl Into<String>) {
+        if self.errors.len() >= MAX_ERRORS {
+            self.dropped = self.dropped.saturating_add(1);
+            return;
+        }
+        self.errors.push(FieldError::new(field, message));
     }
 
     fn field(&self) -> String {
@@ -826,10 +879,138 @@ impl Checker {
             ));
         }
         for (i, value) in values.iter().enumerate().take(MAX_CONDITION_VALUES) {
-            if let Some(message) = operand_error(operator, value) {
+            if operator == Operator::Matches {
+                self.at(i, |c| c.pattern(value));
+            } else if let Some(message) = operand_error(operator, value) {
                 self.error_at(i, message);
             }
         }
+    }
+
+    /// At `…values[i]` of a `matches` condition: compiles the pattern, counting it against
+    /// the limits of its flag configuration or segment. Once a limit is reported, later
+    /// patterns are not compiled (a write of 800 patterns compiles 51).
+    fn pattern(&mut self, value: &Value) {
+        let Some(pattern) = value.as_str() else {
+            return self.error("must be a string (a regex)");
+        };
+        if self.patterns.over {
+            return;
+        }
+        if let Err(message) = self.patterns.tally.admit() {
+            self.patterns.over = true;
+            return self.error(message);
+        }
+        match Pattern::new(pattern) {
+            Err(e) => self.error(e.to_string()),
+            Ok(compiled) => {
+                if let Err(message) = self.patterns.tally.add(compiled.size()) {
+                    self.patterns.over = true;
+                    return self.error(message);
+                }
+                let field = self.field();
+                self.patterns.sizes.push((field, compiled.size()));
+            }
+        }
+    }
+
+    /// Reports the pattern of the flag configuration or segment just checked that takes the
+    /// patterns of `env` past `MAX_ENVIRONMENT_PATTERN_BYTES`, `others` being what the rest of
+    /// the environment holds.
+    fn environment_patterns(&mut self, env: &str, others: usize) {
+        let mut total = others;
+        let sizes = std::mem::take(&mut self.patterns.sizes);
+        for (field, size) in sizes {
+            total = total.saturating_add(size);
+            if let Err(message) = check_environment(env, total) {
+                self.error_at_field(field, message);
+                return;
+            }
+        }
+    }
+}
+
+/// The `matches` patterns of the flag configuration or segment being checked.
+struct PatternWalk {
+    tally: PatternTally,
+    /// Each compiled pattern's field and size, in order, for the environment's limit.
+    sizes: Vec<(String, usize)>,
+    /// A limit was reported: later patterns are not compiled.
+    over: bool,
+}
+
+impl PatternWalk {
+    fn new(scope: Scope) -> PatternWalk {
+        PatternWalk {
+            tally: PatternTally::new(scope),
+            sizes: Vec::new(),
+            over: false,
+        }
+    }
+
+    /// Whether its patterns are within their own limits and add to their environment's.
+    fn adds_to_environment(&self) -> bool {
+        !self.over && !self.sizes.is_empty()
+    }
+}
+
+impl Default for PatternWalk {
+    fn default() -> PatternWalk {
+        PatternWalk::new(Scope::Flag)
+    }
+}
+
+/// The compiled sizes of the stored patterns of a project, each distinct pattern compiled once
+/// per validation. Patterns that do not compile count nothing (stored data was validated).
+#[derive(Default)]
+struct StoredPatterns<'a> {
+    sizes: HashMap<&'a str, usize>,
+}
+
+impl<'a> StoredPatterns<'a> {
+    /// What the patterns of environment `env` compile to as stored, every live flag and every
+    /// segment, but flag `skip_flag` and segment `skip_segment` (being replaced), each pattern
+    /// counted every time it appears, as `Snapshot::compile` counts them.
+    fn environment(
+        &mut self,
+        view: &ProjectView<'a>,
+        env: &str,
+        skip_flag: Option<&str>,
+        skip_segment: Option<&str>,
+    ) -> usize {
+        let flags = view
+            .flags
+            .iter()
+            .filter(|(key, flag)| Some(key.as_str()) != skip_flag && !flag.archived)
+            .filter_map(|(_, flag)| flag.environments.get(env))
+            .flat_map(|config| config.rules.iter().flat_map(|rule| &rule.conditions));
+        let segments = view
+            .segments
+            .iter()
+            .filter(|(key, _)| Some(key.as_str()) != skip_segment)
+            .flat_map(|(_, segment)| segment.rules.iter().flatten());
+        self.conditions(flags.chain(segments))
+    }
+
+    /// What the patterns of `conditions` compile to, each counted every time it appears.
+    fn conditions(&mut self, conditions: impl Iterator<Item = &'a Condition>) -> usize {
+        let mut total = 0usize;
+        for condition in conditions {
+            if let Condition::Attribute {
+                operator: Operator::Matches,
+                values,
+                ..
+            } = condition
+            {
+                for pattern in values.iter().filter_map(Value::as_str) {
+                    let size = *self.sizes.entry(pattern).or_insert_with(|| {
+                        Pattern::new(pattern).map_or(0, |compiled| compiled.size())
+                    });
+                    total = total.saturating_add(size);
+                }
+            }
+        }
+        total
     }
 }
 
@@ -841,14 +1022,8 @@ fn operand_error(operator: Operator, value: &Value) -> Option<String> {
         Operator::Contains | Operator::StartsWith | Operator::EndsWith => {
             (!value.is_string()).then(|| "must be a string".to_string())
         }
-        Operator::Matches => match value.as_str() {
-            None => Some("must be a string (a regex)".to_string()),
-            Some(pattern) => regex::RegexBuilder::new(pattern)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .build()
-                .err()
-                .map(|e| format!("invalid regex: {}", regex_reason(&e))),
-        },
+        // Checked with the pattern limits, by `Checker::pattern`.
+        Operator::Matches => None,
         Operator::Lt | Operator::Lte | Operator::Gt | Operator::Gte => {
             (!value.is_number()).then(|| "must be a number".to_string())
         }
@@ -874,18 +1049,6 @@ fn operand_error(operator: Operator, value: &Value) -> Option<String> {
         }
         Operator::Exists => None,
     }
-}
-
-/// The one line of a regex compile error that says what is wrong. A syntax error's message
-/// spans several lines (a header, the pattern, a caret) with the reason on an `error:` line.
-fn regex_reason(e: &regex::Error) -> String {
-    let text = e.to_string();
-    let reason = text
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("error: "))
-        .or_else(|| text.lines().map(str::trim).find(|line| !line.is_empty()))
-        .unwrap_or("does not compile");
-    reason.to_lowercase()
 }
 
 fn wrong_variant_type(flag_type: FlagType) -> String {

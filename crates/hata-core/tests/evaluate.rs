@@ -1,6 +1,9 @@
 //! Table-driven tests of the evaluation contract (`shared/spec/evaluation.md`), one table per
 //! area: operators, attribute lookup, segments, targets, prerequisites, reasons, accessors.
 
+use std::borrow::Cow;
+
+use hata_core::context::{ContextError, MAX_MEMBERS};
 use hata_core::evaluate::{Context, ErrorCode, Reason};
 use hata_core::model::{Flag, Segment};
 use hata_core::snapshot::{CompileError, Snapshot};
@@ -1071,7 +1074,7 @@ fn compile_rejects_invalid_input() {
                 json!({"attribute": "a", "operator": "matches", "values": ["("]}),
             )],
             vec![],
-            "bad regex",
+            "invalid regex",
         ),
         (
             vec![with_rule(
@@ -1249,6 +1252,46 @@ fn compile_rejects_invalid_input() {
             "segment `s`",
         ),
     ];
+    // The limits on `matches` patterns, as validation applies them (`tests/validate.rs`).
+    let patterns = |key: &str, patterns: &[&str]| {
+        let mut flag =
+            one_rule(json!({"attribute": "a", "operator": "matches", "values": patterns}));
+        flag["key"] = json!(key);
+        flag
+    };
+    let small: Vec<String> = (0..51).map(|i| format!("^user-{i}$")).collect();
+    let small: Vec<&str> = small.iter().map(String::as_str).collect();
+    let full_environment = (0..19)
+        .map(|i| patterns(&format!("full-{i}"), &[BIG, BIG, BIG]))
+        .chain([patterns("f", &[MEDIUM, BIG, BIG, BIG])])
+        .collect();
+    let cases = cases.into_iter().chain([
+        (
+            vec![patterns("f", &[r"\w{100}"])],
+            vec![],
+            "flag `f` in `prod`, rule `r`, condition 1: regex too large",
+        ),
+        (
+            vec![patterns("f", &small)],
+            vec![],
+            "condition 1: more than 50 `matches` patterns; at most 50 are allowed per flag and environment",
+        ),
+        (
+            vec![patterns("f", &[BIG, BIG, BIG, BIG])],
+            vec![],
+            "compile to 4.3 MiB; at most 4 MiB is allowed per flag and environment",
+        ),
+        (
+            vec![],
+            vec![json!({"key": "s", "rules": [[{"attribute": "a", "operator": "matches", "values": small}]]})],
+            "segment `s`, rule 1, condition 1: more than 50 `matches` patterns; at most 50 are allowed per segment",
+        ),
+        (
+            full_environment,
+            vec![],
+            "the `matches` patterns of environment `prod` compile to 67828184 bytes, more than 67108864",
+        ),
+    ]);
     for (flags, segments, fragment) in cases {
         let err = compile(&flags, &segments).expect_err("must not compile");
         assert!(
@@ -1256,6 +1299,44 @@ fn compile_rejects_invalid_input() {
             "{err} (wanted {fragment:?}) for {flags:?} {segments:?}"
         );
     }
+}
+
+/// Automata of 1.07 MiB and 0.54 MiB (regex-automata 0.4.19); see `tests/validate.rs`.
+const BIG: &str = r"\w{20}";
+const MEDIUM: &str = r"\w{5,10}";
+
+/// A write of one flag in memory keeps the environment's patterns within their limit, as a
+/// full compile does: 19 flags of three `BIG`s fill 60.9 MiB of 64.
+#[test]
+fn flags_written_in_memory_keep_the_environments_patterns_within_the_limit() {
+    let matching = |key: &str, patterns: &[&str]| {
+        let mut flag =
+            one_rule(json!({"attribute": "a", "operator": "matches", "values": patterns}));
+        flag["key"] = json!(key);
+        flag
+    };
+    let flags: Vec<Value> = (0..19)
+        .map(|i| matching(&format!("full-{i}"), &[BIG, BIG, BIG]))
+        .collect();
+    let snap = snapshot(&flags, &[]);
+    let over = flag(matching("f", &[MEDIUM, BIG, BIG, BIG]));
+    let err = snap
+        .with_flag(&over)
+        .expect("in memory")
+        .expect_err("over the limit");
+    assert!(
+        matches!(err, CompileError::PatternsTooLarge { ref env, bytes } if env == ENV && bytes > 64 << 20),
+        "{err}"
+    );
+    // In place of a full flag, or with a full flag deleted, the same patterns fit.
+    let replacing = flag(matching("full-0", &[MEDIUM, BIG, BIG, BIG]));
+    assert!(snap.with_flag(&replacing).expect("in memory").is_ok());
+    let (fewer, _) = snap.without_flag("full-1").expect("in memory");
+    let (more, _) = fewer.with_flag(&over).expect("in memory").expect("fits");
+    let err = more
+        .with_flag(&flag(matching("full-1", &[BIG, BIG, BIG])))
+        .expect("in memory");
+    assert!(matches!(err, Err(CompileError::PatternsTooLarge { .. })));
 }
 
 #[test]
@@ -1540,9 +1621,6 @@ fn contexts_read_as_pairs_evaluate_like_the_parsed_object() {
         })],
         &[],
     );
-    // Owned names, as the server has for names with escapes; borrowed ones are the fuzz
-    // target's case.
-    let pair = |k: &str, v: Value| (std::borrow::Cow::<str>::Owned(k.to_string()), v);
     let cases = [
         // Duplicate names: the last one counts, as when the object is parsed into a map.
         vec![
@@ -1580,14 +1658,155 @@ fn contexts_read_as_pairs_evaluate_like_the_parsed_object() {
             .iter()
             .map(|(k, v)| (k.to_string(), v.clone()))
             .collect();
+        // The same members after a hundred others: wide enough to be indexed by name.
+        let wide: Vec<_> = (0..100)
+            .map(|i| pair(&format!("pad-{i}"), json!(i)))
+            .chain(pairs.iter().cloned())
+            .collect();
         let from_pairs = snap.evaluate("f", &Context::from_pairs(pairs));
         assert_eq!(
             from_pairs,
             snap.evaluate("f", &Context::new(&map)),
             "{pairs:?}"
         );
+        assert_eq!(
+            from_pairs,
+            snap.evaluate("f", &Context::from_pairs(&wide)),
+            "wide {pairs:?}"
+        );
         served.push(from_pairs.variant.to_string());
     }
     // And the cases do tell the variants apart.
     assert_eq!(served, ["on", "off", "on", "off", "on", "off"]);
+}
+
+/// A member pair with an owned name, as the server has for names with escapes; borrowed ones
+/// are the fuzz target's case.
+fn pair(name: &str, value: Value) -> (Cow<'static, str>, Value) {
+    (Cow::Owned(name.to_string()), value)
+}
+
+/// However wide a context is (a wide one is indexed by name when it is built), a lookup finds
+/// what a scan of its members from the last one finds: of duplicate names the last.
+#[test]
+fn wide_contexts_find_the_members_a_scan_finds() {
+    let mut pairs = vec![
+        pair("targetingKey", json!("first")),
+        pair("plan", json!("free")),
+        pair("org", json!({"tier": "gold"})),
+    ];
+    pairs.extend((0..2_000).map(|i| pair(&format!("m{i}"), json!(i))));
+    pairs.extend([
+        pair("plan", json!("pro")),
+        pair("m7", json!("seven")),
+        pair("org.tier", json!("lead")),
+        pair("targetingKey", json!("last")),
+    ]);
+    let names = [
+        "targetingKey",
+        "plan",
+        "org",
+        "org.tier",
+        "m0",
+        "m7",
+        "m1999",
+        "missing",
+        "",
+    ];
+    for width in [0, 1, 3, 31, 32, 33, 100, 2_003, pairs.len()] {
+        let members = &pairs[..width];
+        let scan = |name: &str| {
+            members
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v)
+        };
+        let map: Map<String, Value> = members
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        let ctx = Context::from_pairs(members);
+        for name in names {
+            assert_eq!(ctx.attribute(name), scan(name), "{name} of {width}");
+            assert_eq!(
+                Context::new(&map).attribute(name),
+                scan(name),
+                "{name} of {width}"
+            );
+        }
+        assert_eq!(
+            ctx.targeting_key(),
+            scan("targetingKey").and_then(Value::as_str),
+            "{width}"
+        );
+    }
+    // The exact dotted member wins over the path once it is there, in a wide context too.
+    let snap = snapshot(
+        &[one_rule(
+            json!({"attribute": "org.tier", "operator": "in", "values": ["gold"]}),
+        )],
+        &[],
+    );
+    let served = |width: usize| {
+        snap.evaluate("f", &Context::from_pairs(&pairs[..width]))
+            .variant
+    };
+    assert_eq!(served(2_003), "on");
+    assert_eq!(served(pairs.len()), "off");
+}
+
+/// `try_from_pairs` and `try_new` refuse contexts with more members than the caller allows;
+/// duplicate names count every time they were sent.
+#[test]
+fn contexts_wider_than_the_limit_are_refused() {
+    let pairs: Vec<_> = (0..=MAX_MEMBERS)
+        .map(|i| pair(if i % 2 == 0 { "same" } else { "other" }, json!(i)))
+        .collect();
+    let too_many = |limit, got| Some(ContextError::TooManyMembers { limit, got });
+    let map: Map<String, Value> = (0..=MAX_MEMBERS)
+        .map(|i| (format!("m{i}"), json!(i)))
+        .collect();
+    // (members, limit, refused with)
+    let cases: [(usize, usize, Option<ContextError>); 5] = [
+        (0, 0, None),
+        (MAX_MEMBERS, MAX_MEMBERS, None),
+        (
+            MAX_MEMBERS + 1,
+            MAX_MEMBERS,
+            too_many(MAX_MEMBERS, MAX_MEMBERS + 1),
+        ),
+        (3, 2, too_many(2, 3)),
+        (1, 0, too_many(0, 1)),
+    ];
+    for (width, limit, refused) in cases {
+        let from_pairs = Context::try_from_pairs(&pairs[..width], limit);
+        assert_eq!(
+            from_pairs.as_ref().err(),
+            refused.as_ref(),
+            "{width} > {limit}"
+        );
+        let submap: Map<String, Value> = map
+            .iter()
+            .take(width)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let new = Context::try_new(&submap, limit);
+        assert_eq!(new.as_ref().err(), refused.as_ref(), "{width} > {limit}");
+        if refused.is_none() {
+            let last = pairs[..width].iter().rev().find(|(k, _)| k == "same");
+            assert_eq!(
+                from_pairs.expect("accepted").attribute("same"),
+                last.map(|(_, v)| v)
+            );
+        }
+    }
+    assert_eq!(
+        ContextError::TooManyMembers {
+            limit: 1_000,
+            got: 90_000
+        }
+        .to_string(),
+        "the context has 90000 members; at most 1000 are allowed"
+    );
 }

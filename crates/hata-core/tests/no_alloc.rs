@@ -2,6 +2,7 @@
 //! (its own test binary, because the global allocator is per binary).
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hata_core::evaluate::{Context, Reason};
@@ -55,18 +56,30 @@ fn evaluation_does_not_allocate() {
         unreachable!()
     };
 
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    let ctx = Context::new(&attrs);
-    let a = snap.evaluate("static", &ctx);
-    let b = snap.evaluate("killed", &ctx);
-    let c = snap.evaluate("ruled", &ctx);
-    let d = snap.evaluate_bool("static", &ctx);
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    // As the server reads a context: member pairs, too few to be indexed.
+    let pairs: Vec<(Cow<str>, Value)> = attrs
+        .iter()
+        .map(|(k, v)| (Cow::Borrowed(k.as_str()), v.clone()))
+        .collect();
 
-    assert_eq!(
-        (a.reason, b.reason, c.reason),
-        (Reason::Static, Reason::Disabled, Reason::Split)
-    );
-    assert!(d.is_ok());
-    assert_eq!(after - before, 0, "evaluation allocated");
+    for (what, attrs) in [("map", Some(&attrs)), ("pairs", None)] {
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        let ctx = match attrs {
+            Some(attrs) => Context::new(attrs),
+            None => Context::from_pairs(&pairs),
+        };
+        let a = snap.evaluate("static", &ctx);
+        let b = snap.evaluate("killed", &ctx);
+        let c = snap.evaluate("ruled", &ctx);
+        let d = snap.evaluate_bool("static", &ctx);
+        let after = ALLOCATIONS.load(Ordering::Relaxed);
+
+        assert_eq!(
+            (a.reason, b.reason, c.reason),
+            (Reason::Static, Reason::Disabled, Reason::Split),
+            "{what}"
+        );
+        assert!(d.is_ok(), "{what}");
+        assert_eq!(after - before, 0, "evaluation from {what} allocated");
+    }
 }

@@ -250,7 +250,7 @@ fn operand_messages_say_why() {
         ),
         (
             json!({"attribute": "a", "operator": "matches", "values": ["(a{1000}){1000}"]}),
-            "invalid regex: ",
+            "regex too large: it compiles to more than 1 MiB (the limit of one pattern)",
         ),
         (
             json!({"attribute": "a", "operator": "lt", "values": [1, 2]}),
@@ -919,6 +919,187 @@ fn names_descriptions_and_tags() {
     )
     .unwrap();
     assert_eq!(validate_environment(&environment), Ok(()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits of `matches` patterns
+
+/// A pattern whose automata take 1.07 MiB (regex-automata 0.4.19): three fit the 4 MiB of a
+/// flag in one environment, four do not.
+const BIG: &str = r"\w{20}";
+/// 0.54 MiB: with three `BIG`s still within a flag's 4 MiB.
+const MEDIUM: &str = r"\w{5,10}";
+
+fn matches(patterns: &[&str]) -> Value {
+    json!({"attribute": "email", "operator": "matches", "values": patterns})
+}
+
+/// `n` small distinct patterns (a few KiB each).
+fn small(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("^user-{i}$")).collect()
+}
+
+/// The same rules (each a list of conditions) as a flag's production config and as a segment:
+/// the limits per flag and environment and per segment are the same, and so are their reports.
+#[test]
+fn matches_patterns_are_limited_per_flag_and_segment() {
+    let fixture = Fixture::new();
+    let small = |n| small(n).into_iter().map(Value::from).collect::<Vec<_>>();
+    let many = |n: usize, pattern: &str| vec![Value::from(pattern); n];
+    // Rules (conditions each), then the reported (rule, condition, value) and message.
+    type Case = (
+        Vec<Vec<Value>>,
+        Option<((usize, usize, usize), &'static str)>,
+    );
+    let cases: Vec<Case> = vec![
+        (vec![vec![small(50).into()]], None),
+        (
+            vec![vec![small(51).into()]],
+            Some((
+                (0, 0, 50),
+                "more than 50 `matches` patterns; at most 50 are allowed",
+            )),
+        ),
+        // Counted over all rules and conditions; only the first pattern over is reported.
+        (
+            vec![vec![small(30).into()], vec![json!(null), small(30).into()]],
+            Some(((1, 1, 20), "more than 50 `matches` patterns")),
+        ),
+        (vec![vec![many(3, BIG).into()]], None),
+        (vec![vec![vec![MEDIUM, BIG, BIG, BIG].into()]], None),
+        (
+            vec![vec![many(3, BIG).into()], vec![many(1, BIG).into()]],
+            Some((
+                (1, 0, 0),
+                "the `matches` patterns up to here compile to 4.3 MiB; at most 4 MiB is allowed",
+            )),
+        ),
+        // The write of issue 27: 800 patterns. Four are compiled, one error reported.
+        (
+            vec![vec![many(800, BIG).into()]],
+            Some(((0, 0, 3), "compile to 4.3 MiB; at most 4 MiB")),
+        ),
+        (
+            vec![vec![many(1, r"\w{100}").into()]],
+            Some(((0, 0, 0), "regex too large: it compiles to more than 1 MiB")),
+        ),
+    ];
+    for (rules, expected) in cases {
+        // An array of patterns is a `matches` condition, `null` another kind.
+        let conditions = |rule: &Vec<Value>| -> Vec<Value> {
+            rule.iter()
+                .map(|patterns| match patterns {
+                    Value::Null => json!({"attribute": "plan", "operator": "exists"}),
+                    _ => json!({"attribute": "email", "operator": "matches", "values": patterns}),
+                })
+                .collect()
+        };
+        let flag_rules: Vec<Value> = rules
+            .iter()
+            .map(|rule| json!({"conditions": conditions(rule), "serve": {"variant": "on"}}))
+            .collect();
+        let segment_rules: Vec<Value> = rules.iter().map(|rule| conditions(rule).into()).collect();
+        let flag_errors = fixture.flag_errors(flag_with_config(
+            json!({"enabled": true, "rules": flag_rules}),
+        ));
+        let segment_errors = fixture.segment_errors(json!({"key": "s", "rules": segment_rules}));
+        match expected {
+            None => {
+                assert_fields(flag_errors, &[]);
+                assert_fields(segment_errors, &[]);
+            }
+            Some(((r, c, v), needle)) => {
+                let in_flag = format!("{PROD}.rules[{r}].conditions[{c}].values[{v}]");
+                assert_error(flag_errors.clone(), &in_flag, needle);
+                assert_error(
+                    segment_errors.clone(),
+                    &format!("rules[{r}][{c}].values[{v}]"),
+                    needle,
+                );
+                // The limits of many patterns say whose patterns they count.
+                if needle.contains("allowed") {
+                    assert!(flag_errors[0].message.ends_with("per flag and environment"));
+                    assert!(segment_errors[0].message.ends_with("per segment"));
+                }
+            }
+        }
+    }
+}
+
+/// An environment holds at most 64 MiB of compiled patterns: its live flags' and every
+/// segment's. Here the stored flags fill 60.9 MiB of production (19 flags of three `BIG`s), so
+/// `MEDIUM` and two `BIG`s more fit, and a third does not.
+#[test]
+fn matches_patterns_are_limited_per_environment() {
+    let mut fixture = Fixture::new();
+    for i in 0..19 {
+        fixture = fixture.with_flag(flag_in_production(&format!("full-{i}"), &[BIG, BIG, BIG]));
+    }
+    let fits = [MEDIUM, BIG, BIG];
+    let over = [MEDIUM, BIG, BIG, BIG];
+    let message = "the `matches` patterns of environment \"production\" (its flags' and all \
+                   segments') would compile to 64.7 MiB; at most 64 MiB is allowed";
+    let in_flag = format!("{PROD}.rules[0].conditions[0].values[3]");
+    assert_fields(fixture.flag_errors(flag_in_production("f", &fits)), &[]);
+    assert_error(
+        fixture.flag_errors(flag_in_production("f", &over)),
+        &in_flag,
+        message,
+    );
+    // Development holds nothing: the same patterns fit there.
+    let in_development = json!({
+        "key": "f", "type": "boolean",
+        "environments": {"development": {"enabled": true, "rules": [
+            {"conditions": [matches(&over)], "serve": {"variant": "on"}}]}}
+    });
+    assert_fields(fixture.flag_errors(in_development), &[]);
+    // A flag replacing a stored one does not count twice; an archived one counts nothing.
+    assert_fields(
+        fixture.flag_errors(flag_in_production("full-0", &over)),
+        &[],
+    );
+    let mut archived = flag_in_production("f", &over);
+    archived["archived"] = json!(true);
+    assert_fields(fixture.flag_errors(archived), &[]);
+    // A segment is in every environment, and counts in the fullest.
+    assert_fields(
+        fixture.segment_errors(json!({"key": "s", "rules": [[matches(&fits)]]})),
+        &[],
+    );
+    assert_error(
+        fixture.segment_errors(json!({"key": "s", "rules": [[matches(&over)]]})),
+        "rules[0][0].values[3]",
+        message,
+    );
+    // A stored segment's patterns count for flags.
+    let fixture = fixture.with_segment(json!({"key": "patterns", "rules": [[matches(&[BIG])]]}));
+    let third = format!("{PROD}.rules[0].conditions[0].values[2]");
+    assert_error(
+        fixture.flag_errors(flag_in_production("f", &fits)),
+        &third,
+        "would compile to 64.7 MiB",
+    );
+    // Stored patterns over the limit (written before there was one) block no write that adds
+    // no pattern bytes to what it replaces; a write that adds some is refused.
+    let fixture = fixture.with_flag(flag_in_production("full-19", &[BIG, BIG, BIG]));
+    assert_fields(
+        fixture.flag_errors(flag_in_production("full-0", &[BIG, BIG, BIG])),
+        &[],
+    );
+    assert_error(
+        fixture.flag_errors(flag_in_production("full-0", &over)),
+        &third,
+        "would compile to 64.7 MiB",
+    );
+}
+
+/// A boolean flag `key` whose production config has one rule matching `patterns`.
+fn flag_in_production(key: &str, patterns: &[&str]) -> Value {
+    json!({
+        "key": key, "type": "boolean",
+        "environments": {"production": {"enabled": true, "rules": [
+            {"conditions": [matches(patterns)], "serve": {"variant": "on"}}]}}
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
-//! Test support for several `hata serve` replicas on one PostgreSQL.
+//! Test support for the CLI's integration tests, which run the real binary.
 //!
+//! - [`hata`]: the binary (`CARGO_BIN_EXE_hata`) as a command, without the test's own `HATA_*`
+//!   variables.
 //! - [`PgDatabase`]: a fresh database per test on the local PostgreSQL
 //!   (`HATA_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`), dropped at
 //!   the end. Without PostgreSQL the test is skipped, except under `CI=true`, where it fails.
@@ -8,7 +10,8 @@
 //!   is the same outage as far as hata can tell: every open connection is cut, and new ones
 //!   are accepted but never answered (a black hole, the harder case: a refused connection
 //!   fails at once, an unanswered one only on a deadline).
-//! - [`Replica`]: the real binary (`CARGO_BIN_EXE_hata`) on a free port, with its log in a file.
+//! - [`Replica`]: `hata serve` on a free port, with its log in a file; several of them on one
+//!   PostgreSQL are a cluster.
 //! - [`EventReader`]: a Server-Sent Events reader over a streaming response.
 
 #![allow(dead_code)]
@@ -31,6 +34,29 @@ pub const ADMIN_TOKEN: &str = "replicas-admin-token-0123456789";
 
 /// How long starting a replica or reaching a state may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
+
+// --- the binary ------------------------------------------------------------------------------
+
+/// `hata <args>` with `env` and none of the test's own `HATA_*` variables (a developer's shell
+/// may set some), so that a test runs with exactly the settings it gives.
+pub fn hata(args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hata"));
+    cmd.args(args);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("HATA_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    cmd
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
 
 // --- the database ----------------------------------------------------------------------------
 
@@ -230,13 +256,6 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, up: Arc<watch:
 
 // --- a replica -------------------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// A running `hata serve`; killed when dropped.
 pub struct Replica {
     pub name: String,
@@ -259,20 +278,18 @@ impl Replica {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join(format!("{name}.log"));
         let listen = format!("127.0.0.1:{}", free_port());
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hata"));
-        cmd.args(["serve", "--listen", &listen]);
-        for (var, _) in std::env::vars() {
-            if var.starts_with("HATA_") {
-                cmd.env_remove(var);
-            }
-        }
         let data = dir.path().join("data");
+        let mut cmd = Command::from(hata(
+            &["serve", "--listen", &listen],
+            &[
+                ("HATA_DATABASE_URL", database_url),
+                ("HATA_ADMIN_TOKEN", ADMIN_TOKEN),
+                // The suite shares one PostgreSQL (100 connections): keep each replica small.
+                ("HATA_DB_MAX_CONNECTIONS", "3"),
+                ("RUST_LOG", "info,hata_store=debug,sqlx=warn"),
+            ],
+        ));
         cmd.env("HATA_DATA_DIR", &data)
-            .env("HATA_DATABASE_URL", database_url)
-            .env("HATA_ADMIN_TOKEN", ADMIN_TOKEN)
-            // The suite shares one PostgreSQL (100 connections): keep each replica small.
-            .env("HATA_DB_MAX_CONNECTIONS", "3")
-            .env("RUST_LOG", "info,hata_store=debug,sqlx=warn")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).expect("log file"))
             .stderr(
