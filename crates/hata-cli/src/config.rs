@@ -31,9 +31,10 @@ pub struct StoreArgs {
     #[arg(long, env = "HATA_DB_MAX_CONNECTIONS")]
     pub db_max_connections: Option<u32>,
     /// TOML file with any of the `hata serve` settings (keys: listen, data_dir, database_url,
-    /// body_limit, db_max_connections, log_format, public_url, eval_rate_limit, trusted_proxies, header_timeout,
-    /// idle_timeout, body_timeout, max_connections, max_streams, max_streams_per_token). Flags
-    /// and HATA_* variables win over it.
+    /// body_limit, db_max_connections, log_format, public_url, eval_rate_limit,
+    /// trusted_proxies, header_timeout, idle_timeout, body_timeout, max_connections,
+    /// max_streams, max_streams_per_token, max_context_members). Flags and HATA_* variables
+    /// win over it.
     #[arg(long, env = "HATA_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -99,6 +100,9 @@ pub struct LimitArgs {
     /// app: size it for them); more get 429 [default: 2000]
     #[arg(long, env = "HATA_MAX_STREAMS_PER_TOKEN")]
     pub max_streams_per_token: Option<usize>,
+    /// Members an evaluation context may have; more get OFREP INVALID_CONTEXT [default: 1000]
+    #[arg(long, env = "HATA_MAX_CONTEXT_MEMBERS")]
+    pub max_context_members: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,6 +123,7 @@ struct FileSettings {
     max_connections: Option<usize>,
     max_streams: Option<usize>,
     max_streams_per_token: Option<usize>,
+    max_context_members: Option<usize>,
 }
 
 /// The resolved settings.
@@ -146,6 +151,7 @@ pub struct Limits {
     pub max_connections: usize,
     pub max_streams: usize,
     pub max_streams_per_token: usize,
+    pub max_context_members: usize,
 }
 
 impl LimitArgs {
@@ -200,6 +206,12 @@ impl LimitArgs {
                 "HATA_MAX_STREAMS_PER_TOKEN",
                 self.max_streams_per_token.or(file.max_streams_per_token),
                 2_000,
+            )?,
+            max_context_members: count(
+                "max_context_members",
+                "HATA_MAX_CONTEXT_MEMBERS",
+                self.max_context_members.or(file.max_context_members),
+                hata_core::context::MAX_MEMBERS,
             )?,
         })
     }

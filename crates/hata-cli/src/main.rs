@@ -344,6 +344,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         max_streams: limits.max_streams,
         max_streams_per_token: limits.max_streams_per_token,
         trusted_proxies: settings.trusted_proxies.clone(),
+        max_context_members: limits.max_context_members,
         ..ServerConfig::default()
     };
     let app = hata_server::router(state.clone(), &config);

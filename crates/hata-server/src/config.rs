@@ -22,6 +22,9 @@ pub struct ServerConfig {
     pub max_streams_per_token: usize,
     /// Peers whose `X-Forwarded-*` headers are believed (see `forwarded`).
     pub trusted_proxies: crate::forwarded::TrustedProxies,
+    /// The most members an evaluation context may have; lookups cost the same whatever the
+    /// width, but reading and indexing a context does not.
+    pub max_context_members: usize,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +39,7 @@ impl Default for ServerConfig {
             max_streams: 10_000,
             max_streams_per_token: 2_000,
             trusted_proxies: crate::forwarded::TrustedProxies::default(),
+            max_context_members: hata_core::context::MAX_MEMBERS,
         }
     }
 }

@@ -1264,3 +1264,38 @@ async fn event_stream_urls_believe_forwarding_headers_only_from_trusted_proxies(
     let r = bulk(&s, &t, &[("host", "evil.example/x?")]).await;
     assert_eq!(url_of(&r).as_deref(), Some("https://flags.example.com"));
 }
+
+/// A context wider than `max_context_members` is OFREP `INVALID_CONTEXT`, single and bulk.
+#[tokio::test]
+async fn contexts_wider_than_the_limit_are_invalid() {
+    let s = TestServer::start_with(hata_server::ServerConfig {
+        max_context_members: 100,
+        ..hata_server::ServerConfig::default()
+    })
+    .await;
+    shop(&s).await;
+    let t = token(&s, "client").await;
+    let wide = |n: usize| {
+        let members: serde_json::Map<String, Value> =
+            (0..n).map(|i| (format!("a{i}"), json!(i))).collect();
+        json!({ "context": members })
+    };
+    for path in [
+        "/ofrep/v1/evaluate/flags/banner",
+        "/ofrep/v1/evaluate/flags/ban%6Eer",
+        "/ofrep/v1/evaluate/flags",
+    ] {
+        let ok = Reply::of(s.as_token(&t, Method::POST, path).json(&wide(100))).await;
+        assert_eq!(ok.status, StatusCode::OK, "{path}: {}", ok.body);
+        let r = Reply::of(s.as_token(&t, Method::POST, path).json(&wide(5_000))).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(r.body["errorCode"], "INVALID_CONTEXT", "{path}");
+        assert!(
+            r.body["errorDetails"]
+                .as_str()
+                .is_some_and(|d| d.contains("5000 members")),
+            "{path}: {}",
+            r.body
+        );
+    }
+}

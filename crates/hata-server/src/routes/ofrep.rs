@@ -18,6 +18,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use hata_core::context::ContextError;
 use hata_core::evaluate::{Context, ErrorCode, Evaluation};
 use hata_serving::ticket::{ticket_period, Ticket};
 use hata_serving::{EnvServing, RuleSetId};
@@ -169,18 +170,23 @@ fn evaluate_single(
     body: Result<Bytes, Response>,
 ) -> Response {
     match admit(s, settings, headers) {
-        Ok((_, env)) => evaluate_admitted(&env, key, body),
+        Ok((_, env)) => evaluate_admitted(&env, key, body, settings.max_context_members),
         Err(refused) => refused.into_response(),
     }
 }
 
 /// A single-flag evaluation, once the caller is admitted to `env`.
-fn evaluate_admitted(env: &EnvServing, key: &str, body: Result<Bytes, Response>) -> Response {
+fn evaluate_admitted(
+    env: &EnvServing,
+    key: &str,
+    body: Result<Bytes, Response>,
+    max_members: usize,
+) -> Response {
     let body = match body {
         Ok(body) => body,
         Err(rejected) => return rejected,
     };
-    let attrs = match parse_context(&body) {
+    let attrs = match parse_context(&body, max_members) {
         Ok(attrs) => attrs,
         Err((code, details)) => return failure(StatusCode::BAD_REQUEST, Some(key), code, &details),
     };
@@ -244,7 +250,7 @@ async fn bulk(
         Ok(body) => body,
         Err(e) => return body_rejection(e),
     };
-    let attrs = match parse_context(&body) {
+    let attrs = match parse_context(&body, settings.max_context_members) {
         Ok(attrs) => attrs,
         Err((code, details)) => return failure(StatusCode::BAD_REQUEST, None, code, &details),
     };
@@ -392,7 +398,10 @@ fn stream_url(
 /// Read straight into pairs, not into a `serde_json` map: a map would hash every member name
 /// for the few lookups an evaluation makes, and this is on every request. Names without
 /// escapes borrow the body.
-fn parse_context(body: &[u8]) -> Result<ContextPairs<'_>, (ErrorCode, String)> {
+///
+/// A context with more than `max_members` members is `INVALID_CONTEXT`; the members past the
+/// limit are skipped while reading, never collected.
+fn parse_context(body: &[u8], max_members: usize) -> Result<ContextPairs<'_>, (ErrorCode, String)> {
     // UTF-8 checked once for the whole body: `from_slice` checks every string on its own,
     // which cost more than the rest of reading a typical context's strings.
     let text = std::str::from_utf8(body).map_err(|e| {
@@ -401,24 +410,40 @@ fn parse_context(body: &[u8]) -> Result<ContextPairs<'_>, (ErrorCode, String)> {
             format!("request body is not valid JSON: it is not UTF-8 ({e})"),
         )
     })?;
-    let request: RequestBody = serde_json::from_str(text).map_err(|e| {
-        let details = if e.classify() == serde_json::error::Category::Data {
-            "request body must be a JSON object with a `context`".to_string()
-        } else {
-            format!("request body is not valid JSON: {e}")
-        };
-        (ErrorCode::ParseError, details)
-    })?;
+    let mut reader = serde_json::Deserializer::from_str(text);
+    let request = serde::de::DeserializeSeed::deserialize(BodySeed { max_members }, &mut reader)
+        .and_then(|request| reader.end().map(|()| request))
+        .map_err(|e| {
+            let details = if e.classify() == serde_json::error::Category::Data {
+                "request body must be a JSON object with a `context`".to_string()
+            } else {
+                format!("request body is not valid JSON: {e}")
+            };
+            (ErrorCode::ParseError, details)
+        })?;
     match request.context {
         ContextMember::Object(members) => {
-            match Context::from_pairs(&members).attribute("targetingKey") {
-                None | Some(Value::String(_)) => Ok(members),
+            // The last `targetingKey` counts, as in a JSON map (and in `Context`).
+            match members
+                .iter()
+                .rev()
+                .find(|(name, _)| name == "targetingKey")
+            {
+                None | Some((_, Value::String(_))) => Ok(members),
                 Some(_) => Err((
                     ErrorCode::InvalidContext,
                     "context.targetingKey must be a string".into(),
                 )),
             }
         }
+        ContextMember::TooMany { got } => Err((
+            ErrorCode::InvalidContext,
+            ContextError::TooManyMembers {
+                limit: max_members,
+                got,
+            }
+            .to_string(),
+        )),
         ContextMember::Missing | ContextMember::Null => Err((
             ErrorCode::InvalidContext,
             "`context` is required (an object; it may be empty)".into(),
@@ -443,6 +468,10 @@ enum ContextMember<'de> {
     Missing,
     Null,
     Object(ContextPairs<'de>),
+    /// An object with more members than allowed (`got` of them).
+    TooMany {
+        got: usize,
+    },
     /// Any other JSON value: an array, string, number or boolean.
     Other,
 }
@@ -473,11 +502,20 @@ impl<'de> Deserialize<'de> for Name<'de> {
     }
 }
 
-impl<'de> Deserialize<'de> for RequestBody<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+/// Reads a `RequestBody`, with at most `max_members` context members.
+struct BodySeed {
+    max_members: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for BodySeed {
+    type Value = RequestBody<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<RequestBody<'de>, D::Error> {
         use serde::de::{IgnoredAny, MapAccess, Visitor};
 
-        struct Body;
+        struct Body {
+            max_members: usize,
+        }
         impl<'de> Visitor<'de> for Body {
             type Value = RequestBody<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -490,7 +528,9 @@ impl<'de> Deserialize<'de> for RequestBody<'de> {
                 let mut context = ContextMember::Missing;
                 while let Some(Name(name)) = map.next_key()? {
                     if name == "context" {
-                        context = map.next_value()?;
+                        context = map.next_value_seed(MemberSeed {
+                            max_members: self.max_members,
+                        })?;
                     } else {
                         map.next_value::<IgnoredAny>()?;
                     }
@@ -498,15 +538,29 @@ impl<'de> Deserialize<'de> for RequestBody<'de> {
                 Ok(RequestBody { context })
             }
         }
-        d.deserialize_map(Body)
+        d.deserialize_map(Body {
+            max_members: self.max_members,
+        })
     }
 }
 
-impl<'de> Deserialize<'de> for ContextMember<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+/// Reads the body's `context` member, with at most `max_members` members.
+struct MemberSeed {
+    max_members: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for MemberSeed {
+    type Value = ContextMember<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> Result<ContextMember<'de>, D::Error> {
         use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-        struct Member;
+        struct Member {
+            max_members: usize,
+        }
         impl<'de> Visitor<'de> for Member {
             type Value = ContextMember<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -516,8 +570,17 @@ impl<'de> Deserialize<'de> for ContextMember<'de> {
                 self,
                 mut map: A,
             ) -> Result<ContextMember<'de>, A::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                let hint = map.size_hint().unwrap_or(8).min(self.max_members);
+                let mut members = Vec::with_capacity(hint);
                 while let Some((Name(name), value)) = map.next_entry::<Name, Value>()? {
+                    if members.len() == self.max_members {
+                        // Past the limit: count the rest without keeping it.
+                        let mut got = members.len() + 1;
+                        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+                            got += 1;
+                        }
+                        return Ok(ContextMember::TooMany { got });
+                    }
                     members.push((name, value));
                 }
                 Ok(ContextMember::Object(members))
@@ -551,7 +614,9 @@ impl<'de> Deserialize<'de> for ContextMember<'de> {
                 Ok(ContextMember::Other)
             }
         }
-        d.deserialize_any(Member)
+        d.deserialize_any(Member {
+            max_members: self.max_members,
+        })
     }
 }
 
@@ -644,22 +709,41 @@ fn set_etag(response: &mut Response, etag: &str) {
 mod tests {
     use super::*;
 
+    fn parse_context_(body: &[u8]) -> Result<ContextPairs<'_>, (ErrorCode, String)> {
+        parse_context(body, hata_core::context::MAX_MEMBERS)
+    }
+
+    #[test]
+    fn contexts_wider_than_the_limit_are_invalid_and_not_collected() {
+        let body = |n: usize| {
+            let members: Vec<String> = (0..n).map(|i| format!("\"a{i}\":{i}")).collect();
+            format!(r#"{{"context":{{{}}},"x":1}}"#, members.join(","))
+        };
+        assert_eq!(parse_context(body(3).as_bytes(), 3).map(|m| m.len()), Ok(3));
+        let (code, details) = parse_context(body(5).as_bytes(), 3).unwrap_err();
+        assert_eq!(code, ErrorCode::InvalidContext);
+        assert_eq!(details, "the context has 5 members; at most 3 are allowed");
+        // Past the limit the body must still be JSON.
+        let (code, _) = parse_context(br#"{"context":{"a":1,"b":2,"c":"#, 1).unwrap_err();
+        assert_eq!(code, ErrorCode::ParseError);
+    }
+
     #[test]
     fn contexts_are_checked_as_ofrep_asks() {
-        assert!(parse_context(br#"{"context":{}}"#).is_ok());
-        assert!(parse_context(br#"{"context":{"targetingKey":"u","plan":"pro"}}"#).is_ok());
-        assert_eq!(parse_context(b"{").unwrap_err().0, ErrorCode::ParseError);
-        assert_eq!(parse_context(b"[]").unwrap_err().0, ErrorCode::ParseError);
+        assert!(parse_context_(br#"{"context":{}}"#).is_ok());
+        assert!(parse_context_(br#"{"context":{"targetingKey":"u","plan":"pro"}}"#).is_ok());
+        assert_eq!(parse_context_(b"{").unwrap_err().0, ErrorCode::ParseError);
+        assert_eq!(parse_context_(b"[]").unwrap_err().0, ErrorCode::ParseError);
         assert_eq!(
-            parse_context(b"{}").unwrap_err().0,
+            parse_context_(b"{}").unwrap_err().0,
             ErrorCode::InvalidContext
         );
         assert_eq!(
-            parse_context(br#"{"context":[1]}"#).unwrap_err().0,
+            parse_context_(br#"{"context":[1]}"#).unwrap_err().0,
             ErrorCode::InvalidContext
         );
         assert_eq!(
-            parse_context(br#"{"context":{"targetingKey":7}}"#)
+            parse_context_(br#"{"context":{"targetingKey":7}}"#)
                 .unwrap_err()
                 .0,
             ErrorCode::InvalidContext
@@ -667,7 +751,7 @@ mod tests {
         for other in ["\"x\"", "1", "1.5", "-1", "true", "[{\"a\":1}]"] {
             let body = format!(r#"{{"context":{other}}}"#);
             assert_eq!(
-                parse_context(body.as_bytes()).unwrap_err(),
+                parse_context_(body.as_bytes()).unwrap_err(),
                 (
                     ErrorCode::InvalidContext,
                     "`context` must be a JSON object".into()
@@ -676,20 +760,20 @@ mod tests {
             );
         }
         assert_eq!(
-            parse_context(br#"{"context":null}"#).unwrap_err().0,
+            parse_context_(br#"{"context":null}"#).unwrap_err().0,
             ErrorCode::InvalidContext
         );
         // Trailing garbage and a truncated context are not JSON.
         assert_eq!(
-            parse_context(br#"{"context":{}} x"#).unwrap_err().0,
+            parse_context_(br#"{"context":{}} x"#).unwrap_err().0,
             ErrorCode::ParseError
         );
         assert_eq!(
-            parse_context(br#"{"context":{"a":"#).unwrap_err().0,
+            parse_context_(br#"{"context":{"a":"#).unwrap_err().0,
             ErrorCode::ParseError
         );
         assert_eq!(
-            parse_context(b"\"context\"").unwrap_err().0,
+            parse_context_(b"\"context\"").unwrap_err().0,
             ErrorCode::ParseError
         );
         // JSON is UTF-8: a byte that is not, inside a string or outside one, is a parse error.
@@ -697,7 +781,7 @@ mod tests {
             &b"{\"context\":{\"a\":\"\xff\"}}"[..],
             b"{\"context\":{}}\xff",
         ] {
-            let (code, details) = parse_context(body).unwrap_err();
+            let (code, details) = parse_context_(body).unwrap_err();
             assert_eq!(code, ErrorCode::ParseError);
             assert!(details.contains("not UTF-8"), "{details}");
         }
@@ -705,7 +789,7 @@ mod tests {
 
     #[test]
     fn contexts_are_read_in_document_order_with_other_members_skipped() {
-        let members = parse_context(
+        let members = parse_context_(
             br#"{"flags":["a"],"context":{"x":1},"context":{"targetingKey":"u","a":{"b":[1]},"a":2,"pl\u0061n":"pro"},"z":{}}"#,
         )
         .expect("valid");
