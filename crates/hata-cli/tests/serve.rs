@@ -320,3 +320,38 @@ fn serve_help_mentions_every_setting() {
         );
     }
 }
+
+/// A start that cannot serve (port in use, a bad HATA_ADMIN_TOKEN) fails before it creates,
+/// migrates or bootstraps anything: the data directory is not even made.
+#[test]
+fn a_failed_start_touches_nothing() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("address").port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().expect("utf-8 temp path");
+    let listen = format!("127.0.0.1:{port}");
+    let cases: [(&[&str], &[(&str, &str)], &str); 2] = [
+        (
+            &["serve", "--data-dir", data_arg, "--listen", &listen],
+            &[],
+            "listen",
+        ),
+        (
+            &["serve", "--data-dir", data_arg, "--listen", "127.0.0.1:0"],
+            &[("HATA_ADMIN_TOKEN", "short")],
+            "HATA_ADMIN_TOKEN",
+        ),
+    ];
+    for (args, env, names) in cases {
+        let out = support::hata(args, env)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run hata serve");
+        assert!(!out.status.success(), "{names}: started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(names), "{names}: {stderr}");
+        assert!(!data.exists(), "{names}: the data directory was created");
+    }
+    drop(taken);
+}
