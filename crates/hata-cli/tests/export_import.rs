@@ -9,8 +9,8 @@ use std::process::{Output, Stdio};
 
 use hata_core::model::Project;
 use hata_store::{
-    Actor, EvaluationCount, FlagEvaluated, NewToken, Store, StoreConfig, TokenKind, WriteMeta,
-    WriteOp,
+    Actor, EvaluationCount, Expected, FlagEvaluated, NewToken, Store, StoreConfig, TokenKind,
+    WriteMeta, WriteOp,
 };
 use serde_json::json;
 use support::PgDatabase;
@@ -69,7 +69,7 @@ async fn seed(data_dir: &Path) {
             project: "shop".into(),
             flag: "dark-mode".into(),
             environment: "production".into(),
-            expected_version: Some(1),
+            expected_version: Expected::version(1),
             // A merge patch: `variant: null` removes the default's variant.
             patch: json!({"enabled": true, "default": {"variant": null, "rollout": {"weights": [
                 {"variant": "on", "weight": 50000}, {"variant": "off", "weight": 50000}]}}}),

@@ -7,6 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use hata_core::validate::FieldError;
+use hata_store::Expected;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -44,32 +45,58 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     })
 }
 
-/// The version named by `If-Match: "<version>"`, if the header is present (`*` means any).
-pub struct IfMatch(pub Option<i64>);
+/// `If-Match` (RFC 9110 §13.1.1): `*`, or a list of entity tags. Comparison is strong, so weak
+/// tags (`W/"3"`) never match: a list of weak tags only admits no version (412). A strong tag
+/// must be one this server issues (`"<version>"`), else 400. No header is `Expected::Any`.
+pub struct IfMatch(pub Expected);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let Some(raw) = parts.headers.get(header::IF_MATCH) else {
-            return Ok(IfMatch(None));
-        };
-        let raw = raw
-            .to_str()
-            .map_err(|_| AppError::BadRequest("If-Match is not ASCII".into()))?
-            .trim();
-        if raw == "*" {
-            return Ok(IfMatch(None));
+        let mut values = parts.headers.get_all(header::IF_MATCH).iter().peekable();
+        if values.peek().is_none() {
+            return Ok(IfMatch(Expected::Any));
         }
-        let unquoted = raw.trim_start_matches("W/").trim_matches('"');
-        unquoted
-            .parse::<i64>()
-            .map(|v| IfMatch(Some(v)))
-            .map_err(|_| {
-                AppError::BadRequest(format!(
-                    "If-Match must be an ETag this server issued, like \"3\"; got {raw}"
-                ))
-            })
+        let mut versions = Vec::new();
+        for value in values {
+            let raw = value
+                .to_str()
+                .map_err(|_| AppError::BadRequest("If-Match is not ASCII".into()))?;
+            if raw.trim() == "*" {
+                return Ok(IfMatch(Expected::Any));
+            }
+            parse_etags(raw, &mut versions)?;
+        }
+        Ok(IfMatch(Expected::OneOf(versions)))
+    }
+}
+
+/// Adds the versions of the strong tags in one `If-Match` value (`"1", W/"2", "3"`) to
+/// `versions`; weak tags add nothing.
+fn parse_etags(raw: &str, versions: &mut Vec<i64>) -> Result<(), AppError> {
+    let bad = || {
+        AppError::BadRequest(format!(
+            "If-Match must be `*` or a list of ETags this server issued, like \"3\"; got {raw}"
+        ))
+    };
+    let mut rest = raw.trim();
+    loop {
+        let (weak, tagged) = match rest.strip_prefix("W/") {
+            Some(after) => (true, after),
+            None => (false, rest),
+        };
+        let quoted = tagged.strip_prefix('"').ok_or_else(bad)?;
+        let end = quoted.find('"').ok_or_else(bad)?;
+        let tag = &quoted[..end];
+        if !weak {
+            versions.push(tag.parse::<i64>().map_err(|_| bad())?);
+        }
+        rest = quoted[end + 1..].trim_start();
+        if rest.is_empty() {
+            return Ok(());
+        }
+        rest = rest.strip_prefix(',').ok_or_else(bad)?.trim_start();
     }
 }
 

@@ -146,16 +146,34 @@ fn evaluate_response(s: &mut Schemas) -> RefOr<Schema> {
     })
 }
 
-fn merge_patch(s: &mut Schemas) -> RefOr<Schema> {
-    s.named("FlagConfigMergePatch", |s| {
-        s.add::<FlagConfig>();
-        ObjectBuilder::new()
-            .description(Some(
-                "An RFC 7396 JSON Merge Patch of a FlagConfig: members replace, `null` removes \
-                 (back to the default). The kill switch is `{\"enabled\": false}`.",
-            ))
-            .into()
+/// A JSON Merge Patch of `T`, registered as `name`.
+fn merge_patch_of<T: ToSchema>(s: &mut Schemas, name: &str, description: &str) -> RefOr<Schema> {
+    s.named(name, |s| {
+        s.add::<T>();
+        ObjectBuilder::new().description(Some(description)).into()
     })
+}
+
+fn config_merge_patch(s: &mut Schemas) -> RefOr<Schema> {
+    merge_patch_of::<FlagConfig>(
+        s,
+        "FlagConfigMergePatch",
+        "An RFC 7396 JSON Merge Patch of a FlagConfig: members replace, `null` removes \
+         (back to the default). The kill switch is `{\"enabled\": false}`. A patch that \
+         changes nothing writes nothing: same version, same ETag.",
+    )
+}
+
+fn flag_merge_patch(s: &mut Schemas) -> RefOr<Schema> {
+    merge_patch_of::<Flag>(
+        s,
+        "FlagMergePatch",
+        "An RFC 7396 JSON Merge Patch of a Flag's flag-level fields (name, description, owner, \
+         tags, temporary, archived, variants), e.g. `{\"archived\": true}`. `key` and `type` \
+         cannot change (422), and `environments` are patched one at a time through \
+         `…/environments/{env}` (422 here). A patch that changes nothing writes nothing: same \
+         version, same ETag.",
+    )
 }
 
 fn health(s: &mut Schemas) -> RefOr<Schema> {
@@ -447,11 +465,25 @@ pub const ROUTES: &[Route] = &[
         "put",
         "/api/v1/projects/{project}/flags/{flag}",
         "flags",
-        "Replace a flag",
+        "Replace a flag; environments the body does not name keep their config",
     )
     .takes(of::<Flag>)
     .gives(of::<Flag>)
     .guarded(),
+    Route {
+        request: Some(Body {
+            content_type: "application/merge-patch+json",
+            schema: flag_merge_patch,
+        }),
+        ..route(
+            "patch",
+            "/api/v1/projects/{project}/flags/{flag}",
+            "flags",
+            "JSON Merge Patch a flag's flag-level fields (archive: {\"archived\": true})",
+        )
+        .gives(of::<Flag>)
+        .guarded()
+    },
     route(
         "delete",
         "/api/v1/projects/{project}/flags/{flag}",
@@ -480,7 +512,7 @@ pub const ROUTES: &[Route] = &[
     Route {
         request: Some(Body {
             content_type: "application/merge-patch+json",
-            schema: merge_patch,
+            schema: config_merge_patch,
         }),
         ..route(
             "patch",

@@ -532,6 +532,169 @@ async fn flag_config_get_put_patch_and_the_kill_switch() {
 }
 
 #[tokio::test]
+async fn flag_put_keeps_configs_and_patch_edits_flag_level_fields() {
+    let s = TestServer::start().await;
+    s.project("shop").await;
+    let prod = json!({"enabled": true, "off_variant": "off",
+        "rules": [{"id": "beta", "conditions": [{"attribute": "plan", "operator": "in", "values": ["beta"]}],
+                   "serve": {"variant": "on"}}],
+        "default": {"variant": "off"}});
+    let created = s
+        .flag(
+            "shop",
+            json!({"key": "checkout", "type": "boolean", "environments": {"production": prod}}),
+        )
+        .await;
+    let prod = created["environments"]["production"].clone();
+    assert_eq!(prod["rules"][0]["id"], "beta");
+    let path = format!("{P}/flags/checkout");
+
+    // PUT without `environments` (or naming only some) keeps the configs it does not name.
+    let put = s
+        .put_if(
+            &path,
+            1,
+            &json!({"key": "checkout", "type": "boolean", "name": "Checkout"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(put.etag(), 2);
+    assert_eq!(put.body["name"], "Checkout");
+    assert_eq!(put.body["environments"]["production"], prod);
+    let dev = json!({"enabled": true, "off_variant": "off", "default": {"variant": "on"}});
+    let put = s
+        .put(
+            &path,
+            &json!({"key": "checkout", "type": "boolean", "environments": {"development": dev}}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(put.body["environments"]["production"], prod);
+    assert_eq!(put.body["environments"]["development"]["enabled"], true);
+    assert_eq!(put.body["name"], "", "flag-level fields are replaced");
+
+    // PATCH: a merge patch of the flag-level fields; configs untouched.
+    let patched = s
+        .patch(
+            &path,
+            &json!({"name": "Checkout", "owner": "payments", "tags": ["q3"], "description": "new flow"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(patched.etag(), 4);
+    assert_eq!(patched.body["owner"], "payments");
+    assert_eq!(patched.body["tags"], json!(["q3"]));
+    assert_eq!(patched.body["environments"], put.body["environments"]);
+    assert_eq!(s.get(&path).await.body, patched.body);
+    // `null` removes (back to the default); If-Match is honoured.
+    s.patch_if(&path, 3, &json!({"archived": true}))
+        .await
+        .problem(StatusCode::PRECONDITION_FAILED);
+    let archived = s
+        .patch_if(&path, 4, &json!({"archived": true, "tags": null}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(archived.etag(), 5);
+    assert_eq!(archived.body["archived"], true);
+    assert_eq!(archived.body["tags"], json!([]));
+
+    // The key and type do not change through it, nor do configs; nor does anything unknown.
+    s.patch(&path, &json!({"key": "other"}))
+        .await
+        .invalid_at("key", "renamed");
+    s.patch(&path, &json!({"type": "string"}))
+        .await
+        .invalid_at("type", "type");
+    s.patch(
+        &path,
+        &json!({"environments": {"production": {"enabled": false}}}),
+    )
+    .await
+    .invalid_at("environments", "one environment at a time");
+    s.patch(&path, &json!({"colour": "red"}))
+        .await
+        .invalid_at("colour", "unknown field");
+    s.patch(&path, &json!({"variants": [{"key": "on", "value": true}]}))
+        .await
+        .invalid_at("environments.production.off_variant", "off");
+    s.patch(&path, &json!([])).await.invalid_at("", "object");
+    assert_eq!(
+        s.get(&path).await.etag(),
+        5,
+        "failed patches change nothing"
+    );
+}
+
+/// A merge patch that changes nothing (`{}`, or values already there) writes nothing: the
+/// version, the ETag, the environments' revisions and the change record stay as they were.
+#[tokio::test]
+async fn merge_patches_that_change_nothing_write_nothing() {
+    let s = TestServer::start().await;
+    s.project("shop").await;
+    s.flag(
+        "shop",
+        json!({"key": "checkout", "type": "boolean", "owner": "payments", "tags": ["a"]}),
+    )
+    .await;
+    let flag = format!("{P}/flags/checkout");
+    let config = format!("{flag}/environments/production");
+    let revisions = || async {
+        (
+            s.revision("shop", "production").await,
+            s.revision("shop", "development").await,
+        )
+    };
+    let changes = || async { s.store.export().await.expect("export").changes.len() };
+    let (before, changes_before) = (revisions().await, changes().await);
+    for (path, patch) in [
+        (&flag, json!({})),
+        (
+            &flag,
+            json!({"owner": "payments", "tags": ["a"], "key": "checkout", "type": "boolean"}),
+        ),
+        (
+            &flag,
+            json!({"version": 7, "updated_at": "2020-01-01T00:00:00Z"}),
+        ),
+        (&config, json!({})),
+        (&config, json!({"enabled": false, "off_variant": "off"})),
+        (&config, json!({"default": {"variant": "off"}})),
+    ] {
+        let r = s.patch(path, &patch).await.expect(StatusCode::OK);
+        assert_eq!(r.etag(), 1, "{path} {patch}");
+        let current = s.get(path).await;
+        assert_eq!(
+            r.body, current.body,
+            "{path} {patch}: answers the current resource"
+        );
+        assert_eq!(
+            revisions().await,
+            before,
+            "{path} {patch}: no revision bump"
+        );
+        assert_eq!(
+            changes().await,
+            changes_before,
+            "{path} {patch}: no change record"
+        );
+    }
+    // With If-Match: a current version is fine, a stale one is still 412.
+    s.patch_if(&config, 1, &json!({}))
+        .await
+        .expect(StatusCode::OK);
+    s.patch_if(&flag, 0, &json!({}))
+        .await
+        .problem(StatusCode::PRECONDITION_FAILED);
+    // A patch that does change something is written as before.
+    let r = s
+        .patch(&config, &json!({"enabled": true}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.etag(), 2);
+    assert_eq!(changes().await, changes_before + 1);
+}
+
+#[tokio::test]
 async fn revisions_increase_on_every_change_that_affects_an_environment() {
     let s = TestServer::start().await;
     s.project("shop").await;

@@ -79,7 +79,8 @@ async fn concurrent_patches_without_if_match_are_all_applied_in_turn() {
         .map(|i| {
             let (s, barrier) = (s.clone(), barrier.clone());
             tokio::spawn(async move {
-                // Each writer patches a different environment's config… of the same flag.
+                // Each writer patches a different environment's config… of the same flag, and
+                // each to a state of its own (a patch that changes nothing writes nothing).
                 let env = if i % 2 == 0 {
                     "production"
                 } else {
@@ -90,7 +91,8 @@ async fn concurrent_patches_without_if_match_are_all_applied_in_turn() {
                         Method::PATCH,
                         &format!("{P}/flags/checkout/environments/{env}"),
                     )
-                    .json(&json!({"enabled": i % 3 == 0}));
+                    .json(&json!({"enabled": i % 3 == 0,
+                        "targets": [{"variant": "on", "values": [format!("user-{i}")]}]}));
                 barrier.wait().await;
                 Reply::of(request).await.expect(StatusCode::OK).etag()
             })

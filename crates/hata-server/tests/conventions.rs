@@ -580,6 +580,57 @@ async fn stale_if_match_is_412_and_changes_nothing() {
     assert_eq!(flag.body["environments"]["production"]["enabled"], false);
 }
 
+/// RFC 9110 §13.1.1: `If-Match` compares strongly (a weak tag never matches) and may list
+/// several tags (the write applies if any is current).
+#[tokio::test]
+async fn if_match_compares_strongly_and_takes_lists() {
+    let s = TestServer::start().await;
+    s.project("shop").await;
+    s.flag("shop", boolean_flag("dark-mode")).await;
+    let flag_path = format!("{P}/flags/dark-mode");
+    let config_path = format!("{flag_path}/environments/production");
+    let patch = |if_match: &[&str], enabled: bool| {
+        let mut r = s
+            .admin(Method::PATCH, &config_path)
+            .header("content-type", "application/merge-patch+json")
+            .body(json!({"enabled": enabled}).to_string());
+        for value in if_match {
+            r = r.header("if-match", *value);
+        }
+        Reply::of(r)
+    };
+    let version = || async { s.get(&flag_path).await.expect(StatusCode::OK).etag() };
+
+    // A weak tag never matches, even the current version's.
+    for weak in [r#"W/"1""#, r#"W/"1", W/"2""#] {
+        patch(&[weak], true)
+            .await
+            .problem(StatusCode::PRECONDITION_FAILED);
+        assert_eq!(version().await, 1, "{weak} changed the flag");
+    }
+    // A list matches when any strong tag is current.
+    let r = patch(&[r#""999", "1""#], true).await.expect(StatusCode::OK);
+    assert_eq!(r.etag(), 2);
+    let r = patch(&[r#"W/"2", "2""#], false)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.etag(), 3);
+    // … also when the list is split over several header lines.
+    let r = patch(&[r#""999""#, r#""3""#], true)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.etag(), 4);
+    // No strong tag current: 412.
+    patch(&[r#""999", "20", W/"4""#], false)
+        .await
+        .problem(StatusCode::PRECONDITION_FAILED);
+    // Not a list of entity tags: 400.
+    for bad in [r#""4" "5""#, r#"4"#, r#""4", *"#, r#""4"#, r#"W/4"#] {
+        patch(&[bad], false).await.problem(StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(version().await, 4, "nothing changed since");
+}
+
 #[tokio::test]
 async fn bodies_over_the_limit_are_413() {
     let s = TestServer::start_with(ServerConfig {

@@ -955,7 +955,7 @@ async fn change_notices_of_this_process_are_applied_in_memory() {
                 project: "shop".into(),
                 flag: "banner".into(),
                 environment: "development".into(),
-                expected_version: None,
+                expected_version: hata_store::Expected::Any,
                 patch: json!({"enabled": false}),
             },
         )

@@ -16,9 +16,12 @@ pub enum StoreError {
         message: String,
         dependants: Vec<String>,
     },
-    /// `If-Match` named a version that is no longer current; nothing was changed.
-    #[error("version mismatch: expected {expected}, current is {current}")]
-    VersionMismatch { expected: i64, current: i64 },
+    /// `If-Match` named no version that is current; nothing was changed.
+    #[error("version mismatch: If-Match is {expected}, the current version is \"{current}\"")]
+    VersionMismatch {
+        expected: crate::write::Expected,
+        current: i64,
+    },
     /// The new content is invalid; nothing was changed.
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),

@@ -34,7 +34,7 @@ pub use evaluations::{EvaluationCount, FlagEvaluated};
 pub use export::{ExportDocument, ImportSummary};
 pub use notice::{ChangeNotice, EnvRevision, RuleSetDelta, RuleSetWrite};
 pub use records::*;
-pub use write::{NewToken, WriteMeta, WriteOp, WriteOutcome};
+pub use write::{Expected, NewToken, WriteMeta, WriteOp, WriteOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

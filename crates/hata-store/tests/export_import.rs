@@ -7,8 +7,8 @@ mod support;
 use hata_core::model::{Environment, Flag, Project, Segment};
 use hata_store::export::FORMAT;
 use hata_store::{
-    Action, Actor, EvaluationCount, ExportDocument, FlagEvaluated, NewToken, Store, StoreError,
-    TokenKind, WriteMeta, WriteOp,
+    Action, Actor, EvaluationCount, Expected, ExportDocument, FlagEvaluated, NewToken, Store,
+    StoreError, TokenKind, WriteMeta, WriteOp,
 };
 use serde_json::{json, Value};
 
@@ -107,7 +107,7 @@ async fn build_state(s: &Store) {
         WriteOp::DeleteEnvironment {
             project: "shop".into(),
             key: "qa".into(),
-            expected_version: None,
+            expected_version: Expected::Any,
         },
     )
     .await;
@@ -115,7 +115,7 @@ async fn build_state(s: &Store) {
         s,
         WriteOp::DeleteProject {
             key: "tmp".into(),
-            expected_version: None,
+            expected_version: Expected::Any,
         },
     )
     .await;
@@ -123,7 +123,7 @@ async fn build_state(s: &Store) {
         s,
         WriteOp::UpdateProject {
             key: "shop".into(),
-            expected_version: Some(1),
+            expected_version: Expected::version(1),
             project: project("shop", "the web shop, renamed"),
         },
     )
@@ -157,7 +157,7 @@ async fn build_state(s: &Store) {
         WriteOp::UpdateSegment {
             project: "shop".into(),
             key: "beta".into(),
-            expected_version: Some(1),
+            expected_version: Expected::version(1),
             segment: segment(json!({
                 "key": "beta", "name": "Beta testers", "included": ["user-1", "user-2", "user-3"],
                 "rules": [[{"attribute": "email", "operator": "ends_with", "values": ["@example.com"]}]]
@@ -193,7 +193,7 @@ async fn build_state(s: &Store) {
             project: "shop".into(),
             flag: "dark-mode".into(),
             environment: "production".into(),
-            expected_version: None,
+            expected_version: Expected::Any,
             config: serde_json::from_value(json!({
                 "enabled": true,
                 "targets": [{"variant": "on", "values": ["user-1"]}],
@@ -215,7 +215,7 @@ async fn build_state(s: &Store) {
             project: "shop".into(),
             flag: "banner".into(),
             environment: "staging".into(),
-            expected_version: None,
+            expected_version: Expected::Any,
             patch: json!({"enabled": true, "prerequisites": [{"flag": "dark-mode", "variants": ["on"]}],
                           "rules": [{"conditions": [{"attribute": "country", "operator": "in", "values": ["JP"]}], "serve": {"variant": "b"}}],
                           "default": {"variant": "a"}}),
@@ -227,7 +227,7 @@ async fn build_state(s: &Store) {
         WriteOp::UpdateFlag {
             project: "shop".into(),
             key: "limit".into(),
-            expected_version: None,
+            expected_version: Expected::Any,
             flag: flag(json!({"key": "limit", "type": "number", "description": "request limit",
                 "variants": [{"key": "low", "value": 10}, {"key": "high", "value": 2.5e3}, {"key": "max", "value": 1e9}]})),
         },
@@ -238,7 +238,7 @@ async fn build_state(s: &Store) {
         WriteOp::DeleteFlag {
             project: "shop".into(),
             key: "old".into(),
-            expected_version: None,
+            expected_version: Expected::Any,
         },
     )
     .await;
@@ -260,7 +260,7 @@ async fn build_state(s: &Store) {
         WriteOp::UpdateFlag {
             project: "shop".into(),
             key: "legacy".into(),
-            expected_version: None,
+            expected_version: Expected::Any,
             flag: legacy,
         },
     )
@@ -270,7 +270,7 @@ async fn build_state(s: &Store) {
         WriteOp::DeleteFlag {
             project: "shop".into(),
             key: "gone".into(),
-            expected_version: None,
+            expected_version: Expected::Any,
         },
     )
     .await;

@@ -3,7 +3,7 @@
 mod support;
 
 use hata_core::model::{Environment, Flag, Project, Segment};
-use hata_store::{Actor, ChangeNotice, FlagFilter, StoreError, WriteMeta, WriteOp};
+use hata_store::{Actor, ChangeNotice, Expected, FlagFilter, StoreError, WriteMeta, WriteOp};
 use serde_json::json;
 
 fn meta() -> WriteMeta {
@@ -108,7 +108,7 @@ async fn versions_are_checked_and_revisions_bumped() {
             project: "p".into(),
             flag: "f".into(),
             environment: "production".into(),
-            expected_version: Some(1),
+            expected_version: Expected::version(1),
             patch: json!({"enabled": true}),
         };
         let out = s.write(&meta(), patch.clone()).await.unwrap();
@@ -120,9 +120,9 @@ async fn versions_are_checked_and_revisions_bumped() {
         // The same If-Match again is stale: 412, nothing changed.
         match s.write(&meta(), patch).await {
             Err(StoreError::VersionMismatch {
-                expected: 1,
+                expected,
                 current: 2,
-            }) => {}
+            }) if expected == Expected::version(1) => {}
             other => panic!("{}: {other:?}", t.name),
         }
         assert_eq!(s.get_flag("p", "f").await.unwrap().version, 2);
@@ -237,8 +237,10 @@ async fn concurrent_writers_with_the_same_version_one_wins() {
                         project: "p".into(),
                         flag: "f".into(),
                         environment: "development".into(),
-                        expected_version: Some(1),
-                        patch: json!({"enabled": i % 2 == 0}),
+                        expected_version: Expected::version(1),
+                        // Each a change of its own: a patch that changes nothing writes
+                        // nothing, and would succeed beside the winner.
+                        patch: json!({"targets": [{"variant": "on", "values": [format!("u{i}")]}]}),
                     },
                 )
                 .await
@@ -365,7 +367,7 @@ async fn a_variant_another_flag_requires_cannot_be_dropped() {
                 WriteOp::UpdateFlag {
                     project: "shop".into(),
                     key: "theme".into(),
-                    expected_version: None,
+                    expected_version: Expected::Any,
                     flag: flag(theme(json!([{"key": "light", "value": "l"}]))),
                 },
             )

@@ -1,5 +1,6 @@
-//! `/projects/{project}/flags`: list with filters, create, get, replace, delete; and one
-//! environment's `FlagConfig`: get, replace, JSON Merge Patch (the kill switch).
+//! `/projects/{project}/flags`: list with filters, create, get, replace, JSON Merge Patch of
+//! the flag-level fields, delete; and one environment's `FlagConfig`: get, replace, JSON Merge
+//! Patch (the kill switch).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -21,7 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{project}/flags", get(list).post(create))
         .route(
             "/projects/{project}/flags/{flag}",
-            get(show).put(replace).delete(remove),
+            get(show).put(replace).patch(patch_flag).delete(remove),
         )
         .route(
             "/projects/{project}/flags/{flag}/environments/{env}",
@@ -110,6 +111,29 @@ async fn replace(
     Ok(written(StatusCode::OK, out))
 }
 
+/// `PATCH /projects/{project}/flags/{flag}`: a JSON Merge Patch of the flag-level fields
+/// (name, description, owner, tags, temporary, archived, variants).
+async fn patch_flag(
+    State(s): State<AppState>,
+    Path((project, key)): Path<(String, String)>,
+    IfMatch(expected_version): IfMatch,
+    Writer(w): Writer,
+    JsonBody(patch): JsonBody<Value>,
+) -> AppResult<Response> {
+    let out = s
+        .write(
+            &w,
+            WriteOp::PatchFlag {
+                project,
+                key,
+                expected_version,
+                patch,
+            },
+        )
+        .await?;
+    Ok(written(StatusCode::OK, out))
+}
+
 async fn remove(
     State(s): State<AppState>,
     Path((project, key)): Path<(String, String)>,
@@ -170,12 +194,6 @@ async fn patch_config(
     Writer(w): Writer,
     JsonBody(patch): JsonBody<Value>,
 ) -> AppResult<Response> {
-    if !patch.is_object() {
-        return Err(AppError::Invalid(vec![hata_core::validate::FieldError {
-            field: String::new(),
-            message: "a merge patch of a flag config must be a JSON object".into(),
-        }]));
-    }
     let out = s
         .write(
             &w,

@@ -225,6 +225,17 @@ impl TestServer {
         .await
     }
 
+    /// A merge patch with `If-Match: "<version>"`.
+    pub async fn patch_if(&self, path: &str, version: i64, body: &Value) -> Reply {
+        Reply::of(
+            self.admin(Method::PATCH, path)
+                .header("if-match", format!("\"{version}\""))
+                .header("content-type", "application/merge-patch+json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
     pub async fn delete(&self, path: &str) -> Reply {
         Reply::of(self.admin(Method::DELETE, path)).await
     }

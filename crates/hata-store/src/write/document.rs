@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::engine::{check_version, is_unique_violation, to_value, WriteTx};
 use super::state::{Flags, ProjectState};
+use super::Expected;
 use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 
@@ -102,7 +103,7 @@ pub(super) fn current<'s, D: Document>(
     state: &'s ProjectState,
     project: &str,
     key: &str,
-    expected: Option<i64>,
+    expected: &Expected,
 ) -> StoreResult<&'s D> {
     let old = D::loaded(state)
         .get(key)
@@ -192,7 +193,7 @@ impl WriteTx {
         &mut self,
         project: &str,
         key: &str,
-        expected: Option<i64>,
+        expected: &Expected,
     ) -> StoreResult<(Option<Value>, i64)> {
         let state = self.load_state(project, Flags::All).await?;
         let old = current::<D>(&state, project, key, expected)?;

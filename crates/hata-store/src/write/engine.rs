@@ -8,8 +8,8 @@ use hata_core::validate::{FieldError, ValidationErrors};
 use serde_json::Value;
 use sqlx::{Any, Row, Transaction};
 
-use super::flags::merge_config;
-use super::{WriteMeta, WriteOp, WriteOutcome};
+use super::flags::{merge_patch, Unchanged};
+use super::{Expected, WriteMeta, WriteOp, WriteOutcome};
 use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 use crate::notice::{ChangeNotice, EnvRevision, RuleSetDelta, RuleSetWrite};
@@ -97,13 +97,14 @@ pub(super) struct WriteTx {
     pub(super) delta: RuleSetDelta,
 }
 
-pub(super) fn check_version(expected: Option<i64>, current: i64) -> StoreResult<()> {
-    match expected {
-        Some(expected) if expected != current => {
-            Err(StoreError::VersionMismatch { expected, current })
-        }
-        _ => Ok(()),
+pub(super) fn check_version(expected: &Expected, current: i64) -> StoreResult<()> {
+    if expected.admits(current) {
+        return Ok(());
     }
+    Err(StoreError::VersionMismatch {
+        expected: expected.clone(),
+        current,
+    })
 }
 
 pub(super) fn key_mismatch(field: &str, path_key: &str) -> StoreError {
@@ -132,11 +133,11 @@ impl WriteTx {
                 key,
                 expected_version,
                 project,
-            } => self.update_project(&key, expected_version, project).await,
+            } => self.update_project(&key, &expected_version, project).await,
             WriteOp::DeleteProject {
                 key,
                 expected_version,
-            } => self.delete_project(&key, expected_version).await,
+            } => self.delete_project(&key, &expected_version).await,
             WriteOp::CreateEnvironment {
                 project,
                 environment,
@@ -147,7 +148,7 @@ impl WriteTx {
                 expected_version,
                 environment,
             } => {
-                self.update_environment(&project, &key, expected_version, environment)
+                self.update_environment(&project, &key, &expected_version, environment)
                     .await
             }
             WriteOp::DeleteEnvironment {
@@ -155,7 +156,7 @@ impl WriteTx {
                 key,
                 expected_version,
             } => {
-                self.delete_environment(&project, &key, expected_version)
+                self.delete_environment(&project, &key, &expected_version)
                     .await
             }
             WriteOp::CreateFlag { project, flag } => self.create_flag(&project, flag).await,
@@ -165,14 +166,23 @@ impl WriteTx {
                 expected_version,
                 flag,
             } => {
-                self.update_flag(&project, &key, expected_version, flag)
+                self.update_flag(&project, &key, &expected_version, flag)
+                    .await
+            }
+            WriteOp::PatchFlag {
+                project,
+                key,
+                expected_version,
+                patch,
+            } => {
+                self.patch_flag(&project, &key, &expected_version, &patch)
                     .await
             }
             WriteOp::DeleteFlag {
                 project,
                 key,
                 expected_version,
-            } => self.delete_flag(&project, &key, expected_version).await,
+            } => self.delete_flag(&project, &key, &expected_version).await,
             WriteOp::PutFlagConfig {
                 project,
                 flag,
@@ -180,9 +190,14 @@ impl WriteTx {
                 expected_version,
                 config,
             } => {
-                self.replace_config(&project, &flag, &environment, expected_version, |_| {
-                    Ok(config)
-                })
+                self.replace_config(
+                    &project,
+                    &flag,
+                    &environment,
+                    &expected_version,
+                    Unchanged::Rewrite,
+                    |_| Ok(config),
+                )
                 .await
             }
             WriteOp::PatchFlagConfig {
@@ -192,9 +207,14 @@ impl WriteTx {
                 expected_version,
                 patch,
             } => {
-                self.replace_config(&project, &flag, &environment, expected_version, |current| {
-                    merge_config(current, &patch)
-                })
+                self.replace_config(
+                    &project,
+                    &flag,
+                    &environment,
+                    &expected_version,
+                    Unchanged::Keep,
+                    |current| merge_patch(current, &patch),
+                )
                 .await
             }
             WriteOp::CreateSegment { project, segment } => {
@@ -206,14 +226,14 @@ impl WriteTx {
                 expected_version,
                 segment,
             } => {
-                self.update_segment(&project, &key, expected_version, segment)
+                self.update_segment(&project, &key, &expected_version, segment)
                     .await
             }
             WriteOp::DeleteSegment {
                 project,
                 key,
                 expected_version,
-            } => self.delete_segment(&project, &key, expected_version).await,
+            } => self.delete_segment(&project, &key, &expected_version).await,
             WriteOp::CreateToken { token } => self.create_token(token).await,
             WriteOp::DeleteToken { id } => self.delete_token(&id).await,
         }

@@ -8,6 +8,7 @@ use sqlx::Row;
 
 use super::engine::{check_version, is_unique_violation, key_mismatch, to_value, WriteTx};
 use super::state::Flags;
+use super::Expected;
 use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 use crate::notice::{ChangeNotice, EnvRevision};
@@ -137,7 +138,7 @@ impl WriteTx {
         &mut self,
         project: &str,
         key: &str,
-        expected: Option<i64>,
+        expected: &Expected,
         env: Environment,
     ) -> StoreResult<(Option<Value>, i64)> {
         if env.key != key {
@@ -172,7 +173,7 @@ impl WriteTx {
         &mut self,
         project: &str,
         key: &str,
-        expected: Option<i64>,
+        expected: &Expected,
     ) -> StoreResult<(Option<Value>, i64)> {
         let old = self.environment(project, key).await?;
         check_version(expected, old.version)?;

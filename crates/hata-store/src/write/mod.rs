@@ -52,7 +52,47 @@ pub struct NewToken {
     pub secret_hash: String,
 }
 
-/// Every change the store can make. `expected_version` is the `If-Match` version, if any.
+/// Which versions of a resource a write may replace: its `If-Match`. The check runs inside the
+/// write's transaction, so a concurrent writer cannot slip in between.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Expected {
+    /// No `If-Match`, or `If-Match: *`: whatever is current.
+    #[default]
+    Any,
+    /// Only one of these versions. Empty matches nothing: an `If-Match` of weak tags only,
+    /// which RFC 9110's strong comparison never matches.
+    OneOf(Vec<i64>),
+}
+
+impl Expected {
+    /// Exactly `version`.
+    pub fn version(version: i64) -> Expected {
+        Expected::OneOf(vec![version])
+    }
+
+    pub fn admits(&self, current: i64) -> bool {
+        match self {
+            Expected::Any => true,
+            Expected::OneOf(versions) => versions.contains(&current),
+        }
+    }
+}
+
+impl std::fmt::Display for Expected {
+    /// As `If-Match` would name it: `*`, `"3"`, `"3", "4"`, or `(no strong tag)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Expected::Any => f.write_str("*"),
+            Expected::OneOf(versions) if versions.is_empty() => f.write_str("(no strong tag)"),
+            Expected::OneOf(versions) => {
+                let tags: Vec<String> = versions.iter().map(|v| format!("\"{v}\"")).collect();
+                f.write_str(&tags.join(", "))
+            }
+        }
+    }
+}
+
+/// Every change the store can make. `expected_version` is the `If-Match` of the write.
 #[derive(Debug, Clone)]
 pub enum WriteOp {
     CreateProject {
@@ -61,12 +101,12 @@ pub enum WriteOp {
     },
     UpdateProject {
         key: String,
-        expected_version: Option<i64>,
+        expected_version: Expected,
         project: Project,
     },
     DeleteProject {
         key: String,
-        expected_version: Option<i64>,
+        expected_version: Expected,
     },
     CreateEnvironment {
         project: String,
@@ -75,13 +115,13 @@ pub enum WriteOp {
     UpdateEnvironment {
         project: String,
         key: String,
-        expected_version: Option<i64>,
+        expected_version: Expected,
         environment: Environment,
     },
     DeleteEnvironment {
         project: String,
         key: String,
-        expected_version: Option<i64>,
+        expected_version: Expected,
     },
     CreateFlag {
         project: String,
@@ -90,19 +130,27 @@ pub enum WriteOp {
     UpdateFlag {
         project: String,
         key: String,
-        expected_version: Option<i64>,
+        expected_version: Expected,
         flag: Flag,
+    },
+    /// An RFC 7396 JSON Merge Patch of a flag's flag-level fields (not its key, type or
+    /// configs), applied to the current flag inside the transaction.
+    PatchFlag {
+        project: String,
+        key: String,
+        expected_version: Expected,
+        patch: Value,
     },
     DeleteFlag {
         project: String,
         key: String,
-        expected_version: Option<i64>,
+        expected_version: Expected,
     },
     PutFlagConfig {
         project: String,
         flag: String,
         environment: String,
-        expected_version: Option<i64>,
+        expected_version: Expected,
         config: FlagConfig,
     },
     /// An RFC 7396 JSON Merge Patch applied to the current config inside the transaction.
@@ -110,7 +158,7 @@ pub enum WriteOp {
         project: String,
         flag: String,
         environment: String,
-        expected_version: Option<i64>,
+        expected_version: Expected,
         patch: Value,
     },
     CreateSegment {
@@ -120,13 +168,13 @@ pub enum WriteOp {
     UpdateSegment {
         project: String,
         key: String,
-        expected_version: Option<i64>,
+        expected_version: Expected,
         segment: Segment,
     },
     DeleteSegment {
         project: String,
         key: String,
-        expected_version: Option<i64>,
+        expected_version: Expected,
     },
     CreateToken {
         token: NewToken,

@@ -5,6 +5,7 @@ use hata_core::validate::{self, FieldError, ValidationErrors};
 use serde_json::Value;
 
 use super::engine::{check_version, is_unique_violation, key_mismatch, to_value, WriteTx};
+use super::Expected;
 use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 use crate::notice::ChangeNotice;
@@ -98,7 +99,7 @@ impl WriteTx {
     pub(super) async fn update_project(
         &mut self,
         key: &str,
-        expected: Option<i64>,
+        expected: &Expected,
         project: Project,
     ) -> StoreResult<(Option<Value>, i64)> {
         if project.key != key {
@@ -130,7 +131,7 @@ impl WriteTx {
     pub(super) async fn delete_project(
         &mut self,
         key: &str,
-        expected: Option<i64>,
+        expected: &Expected,
     ) -> StoreResult<(Option<Value>, i64)> {
         let current = self.project_version(key).await?;
         check_version(expected, current)?;

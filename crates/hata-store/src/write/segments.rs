@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::document::{absent, current, impl_document};
 use super::engine::{key_mismatch, WriteTx};
 use super::state::Flags;
+use super::Expected;
 use crate::change::ResourceType;
 use crate::error::StoreResult;
 
@@ -35,7 +36,7 @@ impl WriteTx {
         &mut self,
         project: &str,
         key: &str,
-        expected: Option<i64>,
+        expected: &Expected,
         segment: Segment,
     ) -> StoreResult<(Option<Value>, i64)> {
         if segment.key != key {
@@ -52,7 +53,7 @@ impl WriteTx {
         &mut self,
         project: &str,
         key: &str,
-        expected: Option<i64>,
+        expected: &Expected,
     ) -> StoreResult<(Option<Value>, i64)> {
         self.delete_document::<Segment>(project, key, expected)
             .await
