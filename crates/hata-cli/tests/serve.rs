@@ -331,7 +331,9 @@ fn a_failed_start_touches_nothing() {
     let data = dir.path().join("data");
     let data_arg = data.to_str().expect("utf-8 temp path");
     let listen = format!("127.0.0.1:{port}");
-    let cases: [(&[&str], &[(&str, &str)], &str); 2] = [
+    // (arguments, environment, what the error names)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 2] = [
         (
             &["serve", "--data-dir", data_arg, "--listen", &listen],
             &[],
