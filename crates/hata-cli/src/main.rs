@@ -2,6 +2,7 @@
 //! `anyhow`: errors from the libraries are printed for a human here.
 
 mod config;
+mod token;
 
 /// mimalloc instead of glibc's malloc. Every change rebuilds rule sets of megabytes (10,000
 /// flags: 6.9 MB of SDK JSON per environment plus the compiled snapshot); glibc's arenas kept
@@ -104,6 +105,9 @@ enum Command {
     /// Load a document written by `hata export` into an empty store (SQLite or PostgreSQL).
     #[command(after_help = IMPORT_HELP)]
     Import(ImportArgs),
+    /// Manage API tokens on the store directly (recovery when no admin token works).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 const EXPORT_HELP: &str = "\
@@ -170,6 +174,10 @@ async fn run() -> anyhow::Result<()> {
             init_stderr_logging();
             import(args).await
         }
+        Command::Token(command) => {
+            init_stderr_logging();
+            token::run(command).await
+        }
     }
 }
 
@@ -185,17 +193,7 @@ fn init_stderr_logging() {
 
 async fn export(args: ExportArgs) -> anyhow::Result<()> {
     let settings = args.store.resolve()?;
-    // Opening a SQLite URL creates the file: a mistyped --data-dir would export an empty store
-    // without a word.
-    if let Some(path) = sqlite_path(&settings.database_url) {
-        if !path.exists() {
-            anyhow::bail!(
-                "database_url: no SQLite database at {} (check --data-dir / HATA_DATA_DIR)",
-                path.display()
-            );
-        }
-    }
-    let store = open_store(&settings).await?;
+    let store = open_existing_store(&settings).await?;
     let doc = store.export().await.context("export")?;
     store.close().await;
     let text = doc.to_json().context("export")?;
@@ -314,6 +312,20 @@ async fn open_store(settings: &config::StoreSettings) -> anyhow::Result<Store> {
             hata_store::redact(&settings.database_url)
         )
     })
+}
+
+/// Opens a store that must already exist: opening a SQLite URL creates the file, and a
+/// mistyped --data-dir would otherwise export, list or change an empty store without a word.
+async fn open_existing_store(settings: &config::StoreSettings) -> anyhow::Result<Store> {
+    if let Some(path) = sqlite_path(&settings.database_url) {
+        if !path.exists() {
+            anyhow::bail!(
+                "database_url: no SQLite database at {} (check --data-dir / HATA_DATA_DIR)",
+                path.display()
+            );
+        }
+    }
+    open_store(settings).await
 }
 
 async fn serve(settings: config::Settings) -> anyhow::Result<()> {

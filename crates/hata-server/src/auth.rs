@@ -10,7 +10,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use hata_store::{Store, StoreResult, TokenKind, TokenRecord};
 use rustc_hash::FxHashMap;
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::error::AppError;
@@ -54,7 +53,7 @@ impl TokenCache {
 
     /// The live (unexpired) token with this secret.
     pub fn authenticate(&self, secret: &str) -> Option<Arc<TokenRecord>> {
-        let key: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let key = hata_access::token::secret_digest(secret);
         let token = self.by_hash.load().get(&key)?.clone();
         // Most tokens never expire: no clock read for them.
         let expired = token.expires_at.is_some()
@@ -88,19 +87,6 @@ pub fn is_expired(expires_at: Option<&str>, now: i128) -> bool {
         None => false,
         Some(t) => hata_core::operand::parse_rfc3339(t).is_none_or(|at| at <= now),
     }
-}
-
-/// SHA-256 of a secret, hex. Secrets carry ≥ 128 random bits, so a fast hash is enough: there
-/// is nothing to brute-force.
-pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
-
-/// A new random secret with a prefix naming its kind (so leaked tokens are recognisable).
-pub fn new_secret(kind: TokenKind) -> String {
-    use rand::Rng;
-    let bytes: [u8; 24] = rand::thread_rng().gen();
-    format!("hata_{}_{}", kind.as_str(), hex::encode(bytes))
 }
 
 /// The bearer token of a request (`Authorization: Bearer …` or `X-API-Key`).

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use hata_store::{Actor, NewToken, Store, StoreError, TokenKind, WriteMeta, WriteOp};
 
-use crate::auth::{hash_secret, new_secret};
+use hata_access::MintedToken;
 
 /// The shortest admin secret accepted from the operator.
 pub const MIN_ADMIN_SECRET_CHARS: usize = 16;
@@ -53,30 +53,35 @@ pub async fn bootstrap_admin_token(
     if !store.list_tokens().await?.is_empty() {
         return Ok(AdminBootstrap::Existing);
     }
-    let (secret, outcome) = match given {
+    let (minted, outcome) = match given {
         Some(s) if s.chars().count() < MIN_ADMIN_SECRET_CHARS => {
             return Err(BootstrapError::SecretTooShort)
         }
-        Some(s) => (s.to_string(), AdminBootstrap::Given),
+        Some(s) => (
+            MintedToken::with_secret(s.to_string()),
+            AdminBootstrap::Given,
+        ),
         None => {
-            let secret = new_secret(TokenKind::Admin);
+            let minted = MintedToken::generate(TokenKind::Admin);
             let path = data_dir.join(ADMIN_TOKEN_FILE);
-            write_secret_file(&path, &secret).map_err(|source| BootstrapError::TokenFile {
-                path: path.clone(),
-                source,
+            write_secret_file(&path, &minted.secret).map_err(|source| {
+                BootstrapError::TokenFile {
+                    path: path.clone(),
+                    source,
+                }
             })?;
-            (secret.clone(), AdminBootstrap::Generated { secret, path })
+            let secret = minted.secret.clone();
+            (minted, AdminBootstrap::Generated { secret, path })
         }
     };
-    let hash = hash_secret(&secret);
     let token = NewToken {
-        id: format!("tok_{}", &hash[..16]),
+        id: minted.id,
         name: "bootstrap admin".into(),
         kind: TokenKind::Admin,
         project: None,
         environment: None,
         expires_at: None,
-        secret_hash: hash,
+        secret_hash: minted.secret_hash,
     };
     let meta = WriteMeta {
         actor: Actor::system("bootstrap"),
@@ -85,8 +90,9 @@ pub async fn bootstrap_admin_token(
     match store.write(&meta, WriteOp::CreateToken { token }).await {
         Ok(_) => Ok(outcome),
         // Replicas starting together on one PostgreSQL all find no token and all try to create
-        // it. A given secret gives every one of them the same token id, so the losers of that
-        // race find the token already there, which is what they wanted.
+        // it. A given secret gives every one of them the same hash, which is unique in the
+        // store, so the losers of that race find the token already there, which is what they
+        // wanted.
         Err(StoreError::AlreadyExists(_)) if outcome == AdminBootstrap::Given => {
             Ok(AdminBootstrap::Existing)
         }

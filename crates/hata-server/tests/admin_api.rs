@@ -950,7 +950,7 @@ async fn tokens() {
     let stored = s.store.list_tokens().await.expect("tokens");
     for (id, secret) in &secrets {
         let t = stored.iter().find(|t| &t.id == id).expect("stored");
-        assert_eq!(t.secret_hash, hata_server::auth::hash_secret(secret));
+        assert_eq!(t.secret_hash, hata_access::token::hash_secret(secret));
     }
     for file in ["hata.db", "hata.db-wal"] {
         if let Ok(bytes) = std::fs::read(s.data_dir().join(file)) {

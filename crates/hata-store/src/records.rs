@@ -2,8 +2,9 @@
 //! without secrets, an environment's state for compiling a snapshot. Change notices are in
 //! `notice`.
 
+pub use hata_access::TokenKind;
 use hata_core::model::{Environment, Flag, Project, Segment};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,34 +34,6 @@ pub struct EnvironmentRecord {
     /// under the same key gets a new id, so `(id, revision)` never repeats.
     #[serde(skip)]
     pub id: i64,
-}
-
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenKind {
-    Admin,
-    Server,
-    Client,
-}
-
-impl TokenKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenKind::Admin => "admin",
-            TokenKind::Server => "server",
-            TokenKind::Client => "client",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<TokenKind> {
-        match s {
-            "admin" => Some(TokenKind::Admin),
-            "server" => Some(TokenKind::Server),
-            "client" => Some(TokenKind::Client),
-            _ => None,
-        }
-    }
 }
 
 /// An API token as stored: everything but the secret, which is kept only as `secret_hash`.

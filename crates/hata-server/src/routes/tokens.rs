@@ -5,12 +5,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
+use hata_access::token::parse_expiry;
+use hata_access::MintedToken;
 use hata_core::validate::FieldError;
 use hata_store::{NewToken, Page, TokenKind, TokenRecord, WriteOp};
 use serde::Deserialize;
 
 use super::{written, Writer};
-use crate::auth::{hash_secret, new_secret};
 use crate::error::{AppError, AppResult};
 use crate::extract::{JsonBody, Paging, Path, Query};
 use crate::AppState;
@@ -87,7 +88,8 @@ async fn create(
             message: "must be at most 200 characters".into(),
         });
     }
-    let expires_at = match req.expires_at.as_deref().map(token_expiry) {
+    let now = time::OffsetDateTime::now_utc();
+    let expires_at = match req.expires_at.as_deref().map(|t| parse_expiry(t, now)) {
         None => None,
         Some(Ok(at)) => Some(at),
         Some(Err(message)) => {
@@ -101,22 +103,21 @@ async fn create(
     let Some(kind) = kind.filter(|_| errors.is_empty()) else {
         return Err(AppError::Invalid(errors));
     };
-    let secret = new_secret(kind);
-    let id = format!("tok_{}", &hash_secret(&secret)[..16]);
+    let minted = MintedToken::generate(kind);
     let token = NewToken {
-        id,
+        id: minted.id,
         name: req.name,
         kind,
         project: req.project,
         environment: req.environment,
         expires_at,
-        secret_hash: hash_secret(&secret),
+        secret_hash: minted.secret_hash,
     };
     let mut out = s.write(&w, WriteOp::CreateToken { token }).await?;
     // The cache must know the token before the caller can use it.
     s.tokens.reload(&s.store).await?;
     if let Some(v) = out.value.as_mut() {
-        v["secret"] = serde_json::Value::String(secret);
+        v["secret"] = serde_json::Value::String(minted.secret);
     }
     Ok(written(StatusCode::CREATED, out))
 }
@@ -129,21 +130,4 @@ async fn remove(
     s.write(&w, WriteOp::DeleteToken { id }).await?;
     s.tokens.reload(&s.store).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A token's expiry as the store keeps it (UTC, so it compares as text): a future RFC 3339
-/// date-time before the year 10000. A past one would make a token dead on arrival; one that
-/// cannot be written back in four digits used to be stored as no expiry at all.
-fn token_expiry(given: &str) -> Result<String, &'static str> {
-    let nanos = hata_core::operand::parse_rfc3339(given)
-        .ok_or("must be an RFC 3339 date-time with an offset")?;
-    let at = time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .filter(|t| t.year() <= 9999)
-        .ok_or("must be before the year 10000 (in UTC)")?;
-    if at <= time::OffsetDateTime::now_utc() {
-        return Err("must be in the future");
-    }
-    at.format(&time::format_description::well_known::Rfc3339)
-        .map_err(|_| "must be before the year 10000 (in UTC)")
 }

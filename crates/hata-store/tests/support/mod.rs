@@ -2,6 +2,9 @@
 //! `HATA_TEST_POSTGRES_URL`, default the local server's `test` database) gets a new database
 //! per test, so tests run in parallel without seeing each other.
 
+// Each test file includes this module and uses part of it.
+#![allow(dead_code)]
+
 use hata_store::{Store, StoreConfig};
 use sqlx::Executor;
 
@@ -32,6 +35,19 @@ pub async fn sqlite() -> TestStore {
 /// A new, empty PostgreSQL database. `None` only when PostgreSQL is unreachable and we are
 /// not in CI (under `CI=true` a missing PostgreSQL fails the test).
 pub async fn postgres() -> Option<TestStore> {
+    let url = new_postgres_database().await?;
+    let store = Store::open(&StoreConfig::new(url))
+        .await
+        .expect("open postgres store");
+    Some(TestStore {
+        store,
+        name: "postgres",
+        _dir: None,
+    })
+}
+
+/// The URL of a new, empty PostgreSQL database; `None` as for `postgres`.
+pub async fn new_postgres_database() -> Option<String> {
     let admin_url = postgres_admin_url();
     let admin = match sqlx::PgPool::connect(&admin_url).await {
         Ok(p) => p,
@@ -51,14 +67,7 @@ pub async fn postgres() -> Option<TestStore> {
         .rsplit_once('/')
         .map(|(b, _)| b.to_string())
         .expect("database url has a path");
-    let store = Store::open(&StoreConfig::new(format!("{base}/{db}")))
-        .await
-        .expect("open postgres store");
-    Some(TestStore {
-        store,
-        name: "postgres",
-        _dir: None,
-    })
+    Some(format!("{base}/{db}"))
 }
 
 /// Every backend available: SQLite always, PostgreSQL when reachable (always under CI).

@@ -1,0 +1,18 @@
+//! Who may do what in hata, as pure functions and types: no I/O, no async, no HTTP, no SQL,
+//! so the CLI, the store and the server agree on one definition, and the rules can be tested
+//! exhaustively without a server.
+//!
+//! - `token`: API token kinds, how secrets and ids are made, and how secrets are hashed.
+//! - `role`: project roles (`viewer` < `editor` < `owner`).
+//! - `principal`: who is calling, reduced to what authorisation reads.
+//! - `permission`: what a request needs (`Need`) and `authorize`, the one place that decides.
+
+pub mod permission;
+pub mod principal;
+pub mod role;
+pub mod token;
+
+pub use permission::{authorize, Denied, Need};
+pub use principal::{Principal, PrincipalKind};
+pub use role::Role;
+pub use token::{MintedToken, TokenKind};

@@ -1,0 +1,186 @@
+//! API tokens: their kinds, and how a token's secret, id and stored hash are made.
+//!
+//! A secret is 192 random bits behind a prefix naming its kind (`hata_server_…`), so a leaked
+//! one is recognisable in logs and by secret scanners. The store keeps only its SHA-256: with
+//! that much entropy there is nothing to brute-force, and a fast hash keeps authentication off
+//! the hot path's budget. An operator-chosen secret (`HATA_ADMIN_TOKEN`) has less entropy, so
+//! its hash must never leave the store: nothing the API, the change record, tickets or lists
+//! show is derived from a secret. Token ids are random for that reason; they used to be the
+//! first 64 bits of the hash, an offline guessing oracle for chosen secrets and the same id for
+//! the same secret on every install.
+
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+/// What a token may do: `admin` everything; `server` and `client` evaluate in one project and
+/// environment (`client` tokens are safe to ship in browsers).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    Admin,
+    Server,
+    Client,
+}
+
+impl TokenKind {
+    pub const ALL: [TokenKind; 3] = [TokenKind::Admin, TokenKind::Server, TokenKind::Client];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Admin => "admin",
+            TokenKind::Server => "server",
+            TokenKind::Client => "client",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenKind> {
+        TokenKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A new token: the secret (shown once, to its creator), and what the store keeps.
+#[derive(Clone)]
+pub struct MintedToken {
+    pub id: String,
+    pub secret: String,
+    pub secret_hash: String,
+}
+
+impl std::fmt::Debug for MintedToken {
+    /// Never prints the secret, so a stray `{:?}` cannot log it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedToken")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
+impl MintedToken {
+    /// A token with a new random secret.
+    pub fn generate(kind: TokenKind) -> MintedToken {
+        MintedToken::with_secret(new_secret(kind))
+    }
+
+    /// A token with a secret the operator chose (`HATA_ADMIN_TOKEN`), under a random id.
+    pub fn with_secret(secret: String) -> MintedToken {
+        MintedToken {
+            id: new_id(),
+            secret_hash: hash_secret(&secret),
+            secret,
+        }
+    }
+}
+
+/// A new random secret with a prefix naming its kind.
+pub fn new_secret(kind: TokenKind) -> String {
+    let bytes: [u8; 24] = rand::thread_rng().gen();
+    format!("hata_{}_{}", kind.as_str(), hex::encode(bytes))
+}
+
+/// A new token id, `tok_` and 64 random bits in hex: unique in practice (the store's primary
+/// key catches the rest) and unrelated to the secret.
+pub fn new_id() -> String {
+    let bytes: [u8; 8] = rand::thread_rng().gen();
+    format!("tok_{}", hex::encode(bytes))
+}
+
+/// The SHA-256 of a secret, as the token cache looks it up.
+pub fn secret_digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// The SHA-256 of a secret in hex, as the store keeps it.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(secret_digest(secret))
+}
+
+/// A token's expiry as the store keeps it (UTC RFC 3339): the `given` RFC 3339 date-time with
+/// an offset, after `now` and before the year 10000. A past one would make a token dead on
+/// arrival; one that cannot be written back in four digits used to be stored as no expiry.
+pub fn parse_expiry(given: &str, now: time::OffsetDateTime) -> Result<String, &'static str> {
+    use time::format_description::well_known::Rfc3339;
+    const NOT_RFC3339: &str = "must be an RFC 3339 date-time with an offset";
+    const TOO_LATE: &str = "must be before the year 10000 (in UTC)";
+    let at = time::OffsetDateTime::parse(given, &Rfc3339).map_err(|_| NOT_RFC3339)?;
+    let at = at
+        .checked_to_offset(time::UtcOffset::UTC)
+        .filter(|t| t.year() <= 9999)
+        .ok_or(TOO_LATE)?;
+    if at <= now {
+        return Err("must be in the future");
+    }
+    at.format(&Rfc3339).map_err(|_| TOO_LATE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiries_are_future_utc_times_before_the_year_10000() {
+        let now = time::macros::datetime!(2030-01-01 00:00:00 UTC);
+        assert_eq!(
+            parse_expiry("2030-01-01T08:59:59+09:00", now),
+            Err("must be in the future")
+        );
+        assert_eq!(
+            parse_expiry("2030-01-01T09:00:00.5+08:00", now).as_deref(),
+            Ok("2030-01-01T01:00:00.5Z")
+        );
+        // Its UTC instant is in the year 10000.
+        assert_eq!(
+            parse_expiry("9999-12-31T23:59:59-23:59", now),
+            Err("must be before the year 10000 (in UTC)")
+        );
+        assert_eq!(
+            parse_expiry("9999-12-31T23:59:59Z", now).as_deref(),
+            Ok("9999-12-31T23:59:59Z")
+        );
+        for bad in ["tomorrow", "2031-01-01", "2031-01-01T00:00:00", ""] {
+            assert_eq!(
+                parse_expiry(bad, now),
+                Err("must be an RFC 3339 date-time with an offset"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_names() {
+        for kind in TokenKind::ALL {
+            assert_eq!(TokenKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(TokenKind::parse("Admin"), None);
+        assert_eq!(TokenKind::parse("project"), None);
+    }
+
+    #[test]
+    fn ids_are_random_and_unrelated_to_the_secret() {
+        let a = MintedToken::with_secret("the same chosen secret".into());
+        let b = MintedToken::with_secret("the same chosen secret".into());
+        assert_eq!(a.secret_hash, b.secret_hash);
+        assert_ne!(a.id, b.id);
+        for t in [&a, &b] {
+            let hex = t.id.strip_prefix("tok_").expect("tok_ prefix");
+            assert_eq!(hex.len(), 16);
+            assert!(hex.bytes().all(|c| c.is_ascii_hexdigit()));
+            assert!(!t.secret_hash.starts_with(hex), "id derived from the hash");
+        }
+    }
+
+    #[test]
+    fn secrets_name_their_kind_and_carry_192_random_bits() {
+        let t = MintedToken::generate(TokenKind::Server);
+        let hex = t.secret.strip_prefix("hata_server_").expect("prefix");
+        assert_eq!(hex.len(), 48);
+        assert_ne!(t.secret, MintedToken::generate(TokenKind::Server).secret);
+        assert_eq!(t.secret_hash, hash_secret(&t.secret));
+        assert_eq!(
+            hash_secret("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(!format!("{t:?}").contains(&t.secret));
+    }
+}

@@ -1,0 +1,8 @@
+-- Token ids used to be `tok_` and the first 64 bits of the secret's SHA-256: an offline
+-- guessing oracle for operator-chosen secrets, shown in lists, the change record, exports and
+-- stream tickets. New tokens get random ids; this gives the existing ones random ids too.
+-- (Change records written before keep the ids they had: the record is history.)
+-- gen_random_uuid() is built in from PostgreSQL 13 on; no extension needed.
+UPDATE tokens
+SET id = 'tok_' || substr(replace(gen_random_uuid()::text, '-', ''), 1, 16)
+WHERE id = 'tok_' || substr(secret_hash, 1, 16);
