@@ -12,23 +12,33 @@
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
-/// What a token may do: `admin` everything; `server` and `client` evaluate in one project and
-/// environment (`client` tokens are safe to ship in browsers).
+use crate::role::Role;
+
+/// What a token may do: `admin` everything; `project` what its role allows in one project;
+/// `server` and `client` evaluate in one project and environment (`client` tokens are safe to
+/// ship in browsers).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenKind {
     Admin,
+    Project,
     Server,
     Client,
 }
 
 impl TokenKind {
-    pub const ALL: [TokenKind; 3] = [TokenKind::Admin, TokenKind::Server, TokenKind::Client];
+    pub const ALL: [TokenKind; 4] = [
+        TokenKind::Admin,
+        TokenKind::Project,
+        TokenKind::Server,
+        TokenKind::Client,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             TokenKind::Admin => "admin",
+            TokenKind::Project => "project",
             TokenKind::Server => "server",
             TokenKind::Client => "client",
         }
@@ -37,6 +47,63 @@ impl TokenKind {
     pub fn parse(s: &str) -> Option<TokenKind> {
         TokenKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
+}
+
+/// What is wrong with binding a token of `kind` to this project, environment and role, as
+/// (field, message) pairs; empty when the shape is right. Whether the project and environment
+/// exist is the store's question. The API, the store and the import all check with this.
+pub fn binding_problems(
+    kind: TokenKind,
+    project: Option<&str>,
+    environment: Option<&str>,
+    role: Option<Role>,
+) -> Vec<(&'static str, &'static str)> {
+    let mut problems = Vec::new();
+    match kind {
+        TokenKind::Admin => {
+            if project.is_some() {
+                problems.push(("project", "admin tokens are not bound to a project"));
+            }
+            if environment.is_some() {
+                problems.push((
+                    "environment",
+                    "admin tokens are not bound to an environment",
+                ));
+            }
+        }
+        TokenKind::Project => {
+            if project.is_none() {
+                problems.push(("project", "project tokens need a project"));
+            }
+            if environment.is_some() {
+                problems.push((
+                    "environment",
+                    "project tokens are bound to a project, not to an environment",
+                ));
+            }
+            if role.is_none() {
+                problems.push((
+                    "role",
+                    "project tokens need a role: viewer, editor or owner",
+                ));
+            }
+        }
+        TokenKind::Server | TokenKind::Client => {
+            if project.is_none() {
+                problems.push(("project", "server and client tokens need a project"));
+            }
+            if environment.is_none() {
+                problems.push((
+                    "environment",
+                    "server and client tokens need an environment",
+                ));
+            }
+        }
+    }
+    if kind != TokenKind::Project && role.is_some() {
+        problems.push(("role", "only project tokens carry a role"));
+    }
+    problems
 }
 
 /// A new token: the secret (shown once, to its creator), and what the store keeps.
@@ -153,7 +220,48 @@ mod tests {
             assert_eq!(TokenKind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(TokenKind::parse("Admin"), None);
-        assert_eq!(TokenKind::parse("project"), None);
+        assert_eq!(TokenKind::parse("user"), None);
+    }
+
+    #[test]
+    fn each_kind_has_its_binding() {
+        let ok = |k, p, e, r| binding_problems(k, p, e, r).is_empty();
+        assert!(ok(TokenKind::Admin, None, None, None));
+        assert!(ok(
+            TokenKind::Project,
+            Some("shop"),
+            None,
+            Some(Role::Editor)
+        ));
+        assert!(ok(TokenKind::Server, Some("shop"), Some("prod"), None));
+        assert!(ok(TokenKind::Client, Some("shop"), Some("prod"), None));
+        let fields = |k, p, e, r| -> Vec<&str> {
+            binding_problems(k, p, e, r)
+                .into_iter()
+                .map(|(f, _)| f)
+                .collect()
+        };
+        assert_eq!(
+            fields(
+                TokenKind::Admin,
+                Some("shop"),
+                Some("prod"),
+                Some(Role::Owner)
+            ),
+            ["project", "environment", "role"]
+        );
+        assert_eq!(
+            fields(TokenKind::Project, None, Some("prod"), None),
+            ["project", "environment", "role"]
+        );
+        assert_eq!(
+            fields(TokenKind::Server, None, None, Some(Role::Viewer)),
+            ["project", "environment", "role"]
+        );
+        assert_eq!(
+            fields(TokenKind::Client, Some("shop"), None, None),
+            ["environment"]
+        );
     }
 
     #[test]

@@ -80,6 +80,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     let store = crate::open_existing_store(&settings).await?;
     let minted = MintedToken::generate(TokenKind::Admin);
     let token = NewToken {
+        role: None,
         id: minted.id.clone(),
         name: args.name,
         kind: TokenKind::Admin,

@@ -76,6 +76,7 @@ async fn seed(data_dir: &Path) {
         },
         WriteOp::CreateToken {
             token: NewToken {
+                role: None,
                 id: "srv".into(),
                 name: "backend".into(),
                 kind: TokenKind::Server,

@@ -75,6 +75,7 @@ pub async fn bootstrap_admin_token(
         }
     };
     let token = NewToken {
+        role: None,
         id: minted.id,
         name: "bootstrap admin".into(),
         kind: TokenKind::Admin,

@@ -16,6 +16,8 @@ use axum::{Json, Router};
 use hata_core::evaluate::{ErrorCode, Evaluation};
 use hata_core::model::{Environment, Flag, FlagConfig, Segment};
 use hata_store::{EnvironmentRecord, Page, ProjectRecord, TokenRecord};
+
+use crate::auth::access::Access;
 use serde::Serialize;
 use utoipa::openapi::path::{
     HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItem,
@@ -254,6 +256,8 @@ pub struct Route {
     /// Takes `If-None-Match` (304 when unchanged).
     pub if_none_match: bool,
     pub errors: Errors,
+    /// Who may call it (`auth::access`).
+    pub access: Access,
 }
 
 const fn route(
@@ -275,6 +279,7 @@ const fn route(
         if_match: false,
         if_none_match: false,
         errors: Errors::Admin,
+        access: Access::Unstated,
     }
 }
 
@@ -318,6 +323,10 @@ impl Route {
         self.if_none_match = true;
         self
     }
+    const fn access(mut self, access: Access) -> Route {
+        self.access = access;
+        self
+    }
     const fn errors(mut self, errors: Errors) -> Route {
         self.errors = errors;
         self
@@ -347,6 +356,7 @@ fn ticket_query() -> Vec<Parameter> {
 /// Every route the server serves. Paths are literal so that a reader can grep for them.
 pub const ROUTES: &[Route] = &[
     route("get", "/api/v1/projects", "projects", "List projects")
+    .access(Access::Authenticated)
         .query(paging)
         .gives(page_of::<ProjectRecord>),
     route(
@@ -355,6 +365,7 @@ pub const ROUTES: &[Route] = &[
         "projects",
         "Create a project (default environments: development, production)",
     )
+    .access(Access::Admin)
     .ok("201")
     .takes(of::<NewProject>)
     .gives(project_with_environments)
@@ -365,6 +376,7 @@ pub const ROUTES: &[Route] = &[
         "projects",
         "Get a project with its environments",
     )
+    .access(Access::Read)
     .gives(project_with_environments)
     .versioned(),
     route(
@@ -373,6 +385,7 @@ pub const ROUTES: &[Route] = &[
         "projects",
         "Replace a project's name and description",
     )
+    .access(Access::Own)
     .takes(of::<ProjectUpdate>)
     .gives(project_with_environments)
     .guarded(),
@@ -382,6 +395,7 @@ pub const ROUTES: &[Route] = &[
         "projects",
         "Delete a project with everything in it",
     )
+    .access(Access::Admin)
     .ok("204")
     .guarded(),
     route(
@@ -390,6 +404,7 @@ pub const ROUTES: &[Route] = &[
         "environments",
         "List environments",
     )
+    .access(Access::Read)
     .query(paging)
     .gives(page_of::<EnvironmentRecord>),
     route(
@@ -398,6 +413,7 @@ pub const ROUTES: &[Route] = &[
         "environments",
         "Create an environment (every flag gets a disabled config in it)",
     )
+    .access(Access::Own)
     .ok("201")
     .takes(of::<Environment>)
     .gives(of::<EnvironmentRecord>)
@@ -408,6 +424,7 @@ pub const ROUTES: &[Route] = &[
         "environments",
         "Get an environment",
     )
+    .access(Access::Read)
     .gives(of::<EnvironmentRecord>)
     .versioned(),
     route(
@@ -416,6 +433,7 @@ pub const ROUTES: &[Route] = &[
         "environments",
         "Replace an environment",
     )
+    .access(Access::Own)
     .takes(of::<EnvironmentUpdate>)
     .gives(of::<EnvironmentRecord>)
     .guarded(),
@@ -425,6 +443,7 @@ pub const ROUTES: &[Route] = &[
         "environments",
         "Delete an environment",
     )
+    .access(Access::Own)
     .ok("204")
     .guarded(),
     route(
@@ -433,6 +452,7 @@ pub const ROUTES: &[Route] = &[
         "environments",
         "Evaluate every flag for a context, with reasons (what does this user see?)",
     )
+    .access(Access::Read)
     .takes(of::<EvaluateRequest>)
     .gives(evaluate_response),
     route(
@@ -441,6 +461,7 @@ pub const ROUTES: &[Route] = &[
         "flags",
         "List flags",
     )
+    .access(Access::Read)
     .query(flag_query)
     .gives(page_of::<Flag>),
     route(
@@ -449,6 +470,7 @@ pub const ROUTES: &[Route] = &[
         "flags",
         "Create a flag; environments not given get the default (disabled) config",
     )
+    .access(Access::Write)
     .ok("201")
     .takes(of::<Flag>)
     .gives(of::<Flag>)
@@ -459,6 +481,7 @@ pub const ROUTES: &[Route] = &[
         "flags",
         "Get a flag with all environments",
     )
+    .access(Access::Read)
     .gives(of::<Flag>)
     .versioned(),
     route(
@@ -467,6 +490,7 @@ pub const ROUTES: &[Route] = &[
         "flags",
         "Replace a flag; environments the body does not name keep their config",
     )
+    .access(Access::Write)
     .takes(of::<Flag>)
     .gives(of::<Flag>)
     .guarded(),
@@ -481,6 +505,7 @@ pub const ROUTES: &[Route] = &[
             "flags",
             "JSON Merge Patch a flag's flag-level fields (archive: {\"archived\": true})",
         )
+    .access(Access::Write)
         .gives(of::<Flag>)
         .guarded()
     },
@@ -490,6 +515,7 @@ pub const ROUTES: &[Route] = &[
         "flags",
         "Delete a flag (409 while other flags depend on it)",
     )
+    .access(Access::Write)
     .ok("204")
     .guarded(),
     route(
@@ -498,6 +524,7 @@ pub const ROUTES: &[Route] = &[
         "flags",
         "Get a flag's config in one environment (ETag: the flag's version)",
     )
+    .access(Access::Read)
     .gives(of::<FlagConfig>)
     .versioned(),
     route(
@@ -506,6 +533,7 @@ pub const ROUTES: &[Route] = &[
         "flags",
         "Replace a flag's config in one environment",
     )
+    .access(Access::Write)
     .takes(of::<FlagConfig>)
     .gives(of::<FlagConfig>)
     .guarded(),
@@ -520,6 +548,7 @@ pub const ROUTES: &[Route] = &[
             "flags",
             "JSON Merge Patch a flag's config (the kill switch: {\"enabled\": false})",
         )
+    .access(Access::Write)
         .gives(of::<FlagConfig>)
         .guarded()
     },
@@ -529,6 +558,7 @@ pub const ROUTES: &[Route] = &[
         "flags",
         "Evaluation counts per environment, hour, variant and reason, and when the flag was last evaluated",
     )
+    .access(Access::Read)
     .query(insights_query)
     .gives(of::<Insights>),
     route(
@@ -537,6 +567,7 @@ pub const ROUTES: &[Route] = &[
         "segments",
         "List segments",
     )
+    .access(Access::Read)
     .query(paging)
     .gives(page_of::<Segment>),
     route(
@@ -545,6 +576,7 @@ pub const ROUTES: &[Route] = &[
         "segments",
         "Create a segment",
     )
+    .access(Access::Write)
     .ok("201")
     .takes(of::<Segment>)
     .gives(of::<Segment>)
@@ -555,6 +587,7 @@ pub const ROUTES: &[Route] = &[
         "segments",
         "Get a segment",
     )
+    .access(Access::Read)
     .gives(of::<Segment>)
     .versioned(),
     route(
@@ -563,6 +596,7 @@ pub const ROUTES: &[Route] = &[
         "segments",
         "Replace a segment",
     )
+    .access(Access::Write)
     .takes(of::<Segment>)
     .gives(of::<Segment>)
     .guarded(),
@@ -572,9 +606,11 @@ pub const ROUTES: &[Route] = &[
         "segments",
         "Delete a segment (409 while flags use it)",
     )
+    .access(Access::Write)
     .ok("204")
     .guarded(),
     route("get", "/api/v1/tokens", "tokens", "List tokens (without secrets)")
+    .access(Access::Authenticated)
         .query(paging)
         .gives(page_of::<TokenRecord>),
     route(
@@ -583,17 +619,20 @@ pub const ROUTES: &[Route] = &[
         "tokens",
         "Create a token; the secret is in this response only",
     )
+    .access(Access::Authenticated)
     .ok("201")
     .takes(of::<TokenRequest>)
     .gives(created_token)
     .versioned(),
-    route("delete", "/api/v1/tokens/{id}", "tokens", "Delete (revoke) a token").ok("204"),
+    route("delete", "/api/v1/tokens/{id}", "tokens", "Delete (revoke) a token")
+    .access(Access::Authenticated).ok("204"),
     route(
         "get",
         "/api/v1/sdk/config",
         "sdk",
         "The token's environment's rule set (flags and segments) for in-process SDKs (server token)",
     )
+    .access(Access::EvaluateServer)
     .gives(of::<SdkConfig<'static>>)
     .conditional()
     .errors(Errors::Evaluator),
@@ -603,6 +642,7 @@ pub const ROUTES: &[Route] = &[
         "sdk",
         "Server-Sent Events: `config` events with the rule set on connect and after every change; Last-Event-ID resumes (server token)",
     )
+    .access(Access::EvaluateServer)
     .streams()
     .errors(Errors::Evaluator),
     route(
@@ -611,6 +651,7 @@ pub const ROUTES: &[Route] = &[
         "ofrep",
         "OFREP: evaluate one flag for a context (server or client token; Bearer or X-API-Key)",
     )
+    .access(Access::Evaluate)
     .takes(of::<OfrepEvaluationRequest>)
     .gives(of::<OfrepEvaluationSuccess>)
     .errors(Errors::Ofrep),
@@ -620,6 +661,7 @@ pub const ROUTES: &[Route] = &[
         "ofrep",
         "OFREP: evaluate every flag for a context; eventStreams names the change stream",
     )
+    .access(Access::Evaluate)
     .takes(of::<OfrepEvaluationRequest>)
     .gives(of::<OfrepBulkEvaluationSuccess>)
     .query(bulk_query)
@@ -631,10 +673,12 @@ pub const ROUTES: &[Route] = &[
         "ofrep",
         "OFREP event stream (SSE `refetchEvaluation` events); its URL, with a signed ticket in place of the token, comes from a bulk response's eventStreams",
     )
+    .access(Access::Ticket)
     .query(ticket_query)
     .streams()
     .errors(Errors::Evaluator),
     route("get", "/health/live", "operations", "The process is up")
+    .access(Access::Public)
         .gives(health)
         .errors(Errors::None),
     route(
@@ -643,9 +687,11 @@ pub const ROUTES: &[Route] = &[
         "operations",
         "Rule sets loaded and the store reachable (503 otherwise; evaluations go on from memory)",
     )
+    .access(Access::Public)
     .gives(health)
     .errors(Errors::None),
     route("get", "/openapi.json", "operations", "This document")
+    .access(Access::Public)
         .gives(any_object)
         .errors(Errors::None),
 ];

@@ -15,9 +15,10 @@ use crate::{auth, openapi, AppState, ServerConfig};
 
 /// The whole application, ready for `axum::serve(listener, app.into_make_service())`.
 pub fn router(state: AppState, config: &ServerConfig) -> App {
-    let admin = routes::admin_router().layer(axum::middleware::from_fn_with_state(
+    // `route_layer`: it runs after routing, so it knows the matched route and its access.
+    let admin = routes::admin_router().route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
-        auth::require_admin,
+        auth::access::authorize_route,
     ));
     let eval = Arc::new(EvalSettings::new(config));
     let api = admin.merge(routes::sdk::router());

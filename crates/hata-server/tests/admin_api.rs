@@ -1004,7 +1004,7 @@ async fn tokens() {
     .invalid_at("project", "not bound");
     s.post("/api/v1/tokens", &json!({"kind": "superuser"}))
         .await
-        .invalid_at("kind", "admin, server, client");
+        .invalid_at("kind", "admin, project, server, client");
     s.post(
         "/api/v1/tokens",
         &json!({"kind": "admin", "expires_at": "tomorrow"}),

@@ -78,18 +78,29 @@ impl fmt::Display for ResourceType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ActorKind {
+    /// A person, by user id.
+    User,
     /// An API token, by token id.
     Token,
+    /// A JWT from a configured issuer, by subject.
+    Jwt,
     /// hata itself (e.g. `bootstrap`, the admin token created at first start).
     System,
 }
 
 impl ActorKind {
-    pub const ALL: [ActorKind; 2] = [ActorKind::Token, ActorKind::System];
+    pub const ALL: [ActorKind; 4] = [
+        ActorKind::User,
+        ActorKind::Token,
+        ActorKind::Jwt,
+        ActorKind::System,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            ActorKind::User => "user",
             ActorKind::Token => "token",
+            ActorKind::Jwt => "jwt",
             ActorKind::System => "system",
         }
     }
@@ -213,7 +224,7 @@ mod tests {
         );
         // The id is everything after the first colon.
         assert_eq!(Actor::parse("token:a:b").unwrap().id, "a:b");
-        for bad in ["", "test", "user:1", "Token:1", ":1", "token:"] {
+        for bad in ["", "test", "robot:1", "Token:1", ":1", "token:"] {
             assert_eq!(Actor::parse(bad), None, "{bad:?}");
         }
     }

@@ -44,7 +44,7 @@ use crate::change::{Action, Actor, ActorKind, ResourceType};
 use crate::error::{StoreError, StoreResult};
 use crate::notice::ChangeNotice;
 use crate::read::{decode_flag, decode_segment, decode_token, TOKEN_COLUMNS};
-use crate::records::TokenKind;
+use crate::records::{Role, TokenKind};
 use crate::{Backend, Store};
 
 /// The value of `format`.
@@ -372,7 +372,7 @@ async fn read_all(
             kind: t.kind,
             project: t.project,
             environment: t.environment,
-            role: t.role,
+            role: t.role.map(|r| r.as_str().to_string()),
             secret_hash: t.secret_hash,
             created_at: t.created_at,
             expires_at: t.expires_at,
@@ -892,23 +892,42 @@ fn check_document(doc: &ExportDocument) -> StoreResult<()> {
                 "the same hash as another token",
             );
         }
-        match (t.kind, &t.project, &t.environment) {
-            (TokenKind::Admin, None, None) => {}
-            (TokenKind::Admin, _, _) => {
-                p.add(&at, "admin tokens are bound to no project or environment")
+        let role = match t.role.as_deref().map(|r| (r, Role::parse(r))) {
+            None => None,
+            Some((_, Some(role))) => Some(role),
+            Some((r, None)) => {
+                p.add(
+                    format!("{at}.role"),
+                    format!("unknown role {r:?}: viewer, editor or owner"),
+                );
+                None
             }
-            (_, Some(project), Some(env)) => {
-                if !environments.contains(&(project.as_str(), env.as_str())) {
-                    p.add(
-                        format!("{at}.environment"),
-                        format!("no environment {env:?} in project {project:?}"),
-                    );
-                }
+        };
+        let problems = hata_access::token::binding_problems(
+            t.kind,
+            t.project.as_deref(),
+            t.environment.as_deref(),
+            role,
+        );
+        for (field, message) in &problems {
+            p.add(format!("{at}.{field}"), *message);
+        }
+        match (&t.project, &t.environment) {
+            (Some(project), Some(env))
+                if problems.is_empty()
+                    && !environments.contains(&(project.as_str(), env.as_str())) =>
+            {
+                p.add(
+                    format!("{at}.environment"),
+                    format!("no environment {env:?} in project {project:?}"),
+                );
             }
-            _ => p.add(
-                &at,
-                "server and client tokens need a project and an environment",
-            ),
+            (Some(project), None)
+                if problems.is_empty() && !doc.projects.iter().any(|p| p.key == *project) =>
+            {
+                p.add(format!("{at}.project"), format!("no project {project:?}"));
+            }
+            _ => {}
         }
         p.timestamp(&at, "created_at", &t.created_at);
         if let Some(expires) = &t.expires_at {

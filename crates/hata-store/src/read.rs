@@ -10,7 +10,8 @@ use sqlx::Row;
 use crate::error::{StoreError, StoreResult};
 use crate::notice::EnvRevision;
 use crate::records::{
-    EnvironmentRecord, EnvironmentState, FlagFilter, Page, ProjectRecord, TokenKind, TokenRecord,
+    EnvironmentRecord, EnvironmentState, FlagFilter, Page, ProjectRecord, Role, TokenKind,
+    TokenRecord,
 };
 use crate::Store;
 
@@ -71,7 +72,12 @@ pub(crate) fn decode_token(row: &AnyRow) -> StoreResult<TokenRecord> {
             .ok_or_else(|| StoreError::Internal(format!("unknown token kind {kind:?}")))?,
         project: row.try_get("project")?,
         environment: row.try_get("environment")?,
-        role: row.try_get("role")?,
+        role: row
+            .try_get::<Option<String>, _>("role")?
+            .map(|r| {
+                Role::parse(&r).ok_or_else(|| StoreError::Internal(format!("unknown role {r:?}")))
+            })
+            .transpose()?,
         secret_hash: row.try_get("secret_hash")?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
@@ -97,14 +103,40 @@ impl Store {
         limit: usize,
         cursor: Option<&str>,
     ) -> StoreResult<Page<ProjectRecord>> {
+        self.list_projects_among(None, limit, cursor).await
+    }
+
+    /// A page of projects, only those in `among` when it is given (the projects a caller may
+    /// see).
+    pub async fn list_projects_among(
+        &self,
+        among: Option<&[String]>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> StoreResult<Page<ProjectRecord>> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let rows = sqlx::query(
-            "SELECT key, name, description, version, created_at, updated_at FROM projects WHERE key > $1 ORDER BY key LIMIT $2",
-        )
-        .bind(cursor.unwrap_or(""))
-        .bind(limit as i64 + 1)
-        .fetch_all(self.reader())
-        .await?;
+        if among.is_some_and(|keys| keys.is_empty()) {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let filter = among
+            .map(|keys| {
+                let places: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 3)).collect();
+                format!(" AND key IN ({})", places.join(", "))
+            })
+            .unwrap_or_default();
+        let sql = format!(
+            "SELECT key, name, description, version, created_at, updated_at FROM projects WHERE key > $1{filter} ORDER BY key LIMIT $2"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(cursor.unwrap_or(""))
+            .bind(limit as i64 + 1);
+        for key in among.unwrap_or_default() {
+            query = query.bind(key);
+        }
+        let rows = query.fetch_all(self.reader()).await?;
         let items = rows
             .iter()
             .map(decode_project)
@@ -283,16 +315,51 @@ impl Store {
         limit: usize,
         after: Option<(&str, &str)>,
     ) -> StoreResult<Page<TokenRecord>> {
+        self.page_tokens_among(None, limit, after).await
+    }
+
+    pub async fn get_token(&self, id: &str) -> StoreResult<TokenRecord> {
+        let row = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("token {id:?}")))?;
+        decode_token(&row)
+    }
+
+    /// A page of tokens, only those bound to a project in `among` when it is given (the
+    /// projects whose tokens a caller manages).
+    pub async fn page_tokens_among(
+        &self,
+        among: Option<&[String]>,
+        limit: usize,
+        after: Option<(&str, &str)>,
+    ) -> StoreResult<Page<TokenRecord>> {
         let limit = limit.clamp(1, MAX_PAGE);
+        if among.is_some_and(|keys| keys.is_empty()) {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
         let (created_at, id) = after.unwrap_or(("", ""));
-        let rows = sqlx::query(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE created_at > $1 OR (created_at = $1 AND id > $2) ORDER BY created_at, id LIMIT $3"
-        ))
-        .bind(created_at)
-        .bind(id)
-        .bind(limit as i64 + 1)
-        .fetch_all(self.reader())
-        .await?;
+        let filter = among
+            .map(|keys| {
+                let places: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 4)).collect();
+                format!(" AND project IN ({})", places.join(", "))
+            })
+            .unwrap_or_default();
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE (created_at > $1 OR (created_at = $1 AND id > $2)){filter} ORDER BY created_at, id LIMIT $3"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(created_at)
+            .bind(id)
+            .bind(limit as i64 + 1);
+        for key in among.unwrap_or_default() {
+            query = query.bind(key);
+        }
+        let rows = query.fetch_all(self.reader()).await?;
         let items = rows
             .iter()
             .map(decode_token)

@@ -2,7 +2,7 @@
 //! without secrets, an environment's state for compiling a snapshot. Change notices are in
 //! `notice`.
 
-pub use hata_access::TokenKind;
+pub use hata_access::{Role, TokenKind};
 use hata_core::model::{Environment, Flag, Project, Segment};
 use serde::Serialize;
 
@@ -47,8 +47,9 @@ pub struct TokenRecord {
     pub project: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
+    /// Project tokens only: what they may do in their project.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
+    pub role: Option<Role>,
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,

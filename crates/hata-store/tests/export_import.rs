@@ -51,6 +51,7 @@ fn segment(v: Value) -> Segment {
 fn token(id: &str, kind: TokenKind, at: Option<(&str, &str)>, expires: Option<&str>) -> WriteOp {
     WriteOp::CreateToken {
         token: NewToken {
+            role: None,
             id: id.into(),
             name: format!("token {id}"),
             kind,

@@ -16,7 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use hata_store::{Actor, WriteMeta, WriteOutcome};
+use hata_store::{Actor, ActorKind, WriteMeta, WriteOutcome};
 use serde::Serialize;
 
 use crate::auth::Caller;
@@ -85,7 +85,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Writer {
         let actor = parts
             .extensions
             .get::<Caller>()
-            .map(|c| Actor::token(&c.0.id, &c.0.name))
+            .map(|c| actor_of(&c.0))
             .ok_or(AppError::Unauthorized)?;
         let request_id = parts
             .headers
@@ -94,6 +94,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Writer {
             .unwrap_or("")
             .to_string();
         Ok(Writer(WriteMeta { actor, request_id }))
+    }
+}
+
+/// The change record's actor for a principal.
+pub fn actor_of(principal: &hata_access::Principal) -> Actor {
+    use hata_access::PrincipalKind;
+    Actor {
+        kind: match principal.kind {
+            PrincipalKind::User => ActorKind::User,
+            PrincipalKind::Token(_) => ActorKind::Token,
+            PrincipalKind::Jwt => ActorKind::Jwt,
+        },
+        id: principal.id.clone(),
+        name: Some(principal.name.clone()),
     }
 }
 

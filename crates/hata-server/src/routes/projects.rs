@@ -4,12 +4,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use hata_core::model::{Environment, Project};
 use hata_store::{Page, ProjectRecord, WriteOp};
 use serde::Deserialize;
 
 use super::{versioned, written, Writer};
+use crate::auth::Caller;
 use crate::error::AppResult;
 use crate::extract::{IfMatch, JsonBody, Paging, Path, Query};
 use crate::AppState;
@@ -32,13 +33,17 @@ pub struct NewProject {
     environments: Option<Vec<Environment>>,
 }
 
+/// Admins see every project; everyone else the projects they hold a role in.
 async fn list(
     State(s): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Query(p): Query<Paging>,
 ) -> AppResult<Json<Page<ProjectRecord>>> {
+    let visible: Option<Vec<String>> =
+        (!caller.admin).then(|| caller.projects.keys().cloned().collect());
     Ok(Json(
         s.store
-            .list_projects(p.limit(), p.cursor.as_deref())
+            .list_projects_among(visible.as_deref(), p.limit(), p.cursor.as_deref())
             .await?,
     ))
 }

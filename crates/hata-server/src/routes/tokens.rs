@@ -4,14 +4,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{delete, get};
-use axum::{Json, Router};
-use hata_access::token::parse_expiry;
-use hata_access::MintedToken;
+use axum::{Extension, Json, Router};
+use hata_access::token::{binding_problems, parse_expiry};
+use hata_access::{MintedToken, Need, Role};
 use hata_core::validate::FieldError;
 use hata_store::{NewToken, Page, TokenKind, TokenRecord, WriteOp};
 use serde::Deserialize;
 
 use super::{written, Writer};
+use crate::auth::access::require;
+use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::extract::{JsonBody, Paging, Path, Query};
 use crate::AppState;
@@ -28,22 +30,33 @@ pub fn router() -> Router<AppState> {
 pub struct TokenRequest {
     #[serde(default)]
     name: String,
-    /// `admin`, `server` or `client`.
+    /// `admin`, `project`, `server` or `client`.
     #[schema(value_type = TokenKind)]
     kind: String,
     project: Option<String>,
     environment: Option<String>,
-    /// Reserved for project tokens (not supported yet): must be omitted.
+    /// Project tokens only: `viewer`, `editor` or `owner`.
+    #[schema(value_type = Option<Role>)]
     role: Option<String>,
     /// RFC 3339 date-time with an offset.
     #[schema(format = DateTime)]
     expires_at: Option<String>,
 }
 
+/// Admins see every token; owners the tokens of the projects they own; others none.
 async fn list(
     State(s): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Query(p): Query<Paging>,
 ) -> AppResult<Json<Page<TokenRecord>>> {
+    let owned: Option<Vec<String>> = (!caller.admin).then(|| {
+        caller
+            .projects
+            .iter()
+            .filter(|(_, role)| **role == Role::Owner)
+            .map(|(project, _)| project.clone())
+            .collect()
+    });
     let after = p
         .cursor
         .as_deref()
@@ -55,32 +68,67 @@ async fn list(
             })
         })
         .transpose()?;
-    Ok(Json(s.store.page_tokens(p.limit(), after).await?))
+    Ok(Json(
+        s.store
+            .page_tokens_among(owned.as_deref(), p.limit(), after)
+            .await?,
+    ))
 }
 
+/// Only admins create admin tokens; owners create tokens of their own project (a project
+/// token up to their own role).
 async fn create(
     State(s): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Writer(w): Writer,
     JsonBody(req): JsonBody<TokenRequest>,
 ) -> AppResult<Response> {
     let mut errors = Vec::new();
     let kind = TokenKind::parse(&req.kind);
     if kind.is_none() {
-        let message = if req.kind == "project" {
-            "project tokens with roles are not supported yet; use admin, server or client"
-        } else {
-            "must be one of admin, server, client"
-        };
         errors.push(FieldError {
             field: "kind".into(),
-            message: message.into(),
+            message: "must be one of admin, project, server, client".into(),
         });
     }
-    if req.role.is_some() {
-        errors.push(FieldError {
-            field: "role".into(),
-            message: "roles belong to project tokens, which are not supported yet".into(),
-        });
+    let role = match req.role.as_deref().map(|r| (r, Role::parse(r))) {
+        None => None,
+        Some((_, Some(role))) => Some(role),
+        Some((r, None)) => {
+            errors.push(FieldError {
+                field: "role".into(),
+                message: format!("{r:?} is not a role: viewer, editor or owner"),
+            });
+            None
+        }
+    };
+    match (kind, req.project.as_deref()) {
+        (Some(TokenKind::Admin), _) => require(&caller, Need::Admin)?,
+        (Some(_), Some(project)) => {
+            require(&caller, Need::Own(project))?;
+            if let (Some(role), Some(held)) = (role, caller.role_in(project)) {
+                if role > held {
+                    return Err(AppError::Forbidden(format!(
+                        "you are {held} of project {project:?} and cannot hand out {role}"
+                    )));
+                }
+            }
+        }
+        // Invalid either way; the binding check below names what is missing.
+        _ => {}
+    }
+    if let Some(kind) = kind {
+        for (field, message) in binding_problems(
+            kind,
+            req.project.as_deref(),
+            req.environment.as_deref(),
+            role,
+        ) {
+            errors.push(FieldError {
+                field: field.into(),
+                message: message.into(),
+            });
+        }
     }
     if req.name.chars().count() > 200 {
         errors.push(FieldError {
@@ -110,6 +158,7 @@ async fn create(
         kind,
         project: req.project,
         environment: req.environment,
+        role,
         expires_at,
         secret_hash: minted.secret_hash,
     };
@@ -122,11 +171,20 @@ async fn create(
     Ok(written(StatusCode::CREATED, out))
 }
 
+/// Admins delete any token; owners the tokens of their projects.
 async fn remove(
     State(s): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     Path(id): Path<String>,
     Writer(w): Writer,
 ) -> AppResult<StatusCode> {
+    if !caller.admin {
+        let token = s.store.get_token(&id).await?;
+        match token.project.as_deref() {
+            Some(project) => require(&caller, Need::Own(project))?,
+            None => require(&caller, Need::Admin)?,
+        }
+    }
     s.write(&w, WriteOp::DeleteToken { id }).await?;
     s.tokens.reload(&s.store).await?;
     Ok(StatusCode::NO_CONTENT)

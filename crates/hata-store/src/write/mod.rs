@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use crate::change::Actor;
 use crate::notice::RuleSetWrite;
-use crate::records::TokenKind;
+use crate::records::{Role, TokenKind};
 
 /// Who is writing and under which request id, for the change record.
 #[derive(Debug, Clone)]
@@ -48,6 +48,8 @@ pub struct NewToken {
     pub kind: TokenKind,
     pub project: Option<String>,
     pub environment: Option<String>,
+    /// Project tokens only.
+    pub role: Option<Role>,
     pub expires_at: Option<String>,
     pub secret_hash: String,
 }

@@ -18,65 +18,61 @@ impl WriteTx {
         &mut self,
         token: NewToken,
     ) -> StoreResult<(Option<Value>, i64)> {
-        let mut errors = Vec::new();
-        let field = |f: &str, m: &str| FieldError {
-            field: f.to_string(),
-            message: m.to_string(),
-        };
-        match token.kind {
-            TokenKind::Admin => {
-                if token.project.is_some() {
-                    errors.push(field("project", "admin tokens are not bound to a project"));
+        let mut errors: Vec<FieldError> = hata_access::token::binding_problems(
+            token.kind,
+            token.project.as_deref(),
+            token.environment.as_deref(),
+            token.role,
+        )
+        .into_iter()
+        .map(|(field, message)| FieldError {
+            field: field.into(),
+            message: message.into(),
+        })
+        .collect();
+        if let Some(p) = token.project.as_deref().filter(|_| errors.is_empty()) {
+            let missing = match token.environment.as_deref() {
+                Some(e) => {
+                    sqlx::query("SELECT 1 AS one FROM environments WHERE project = $1 AND key = $2")
+                        .bind(p)
+                        .bind(e)
+                        .fetch_optional(&mut *self.tx)
+                        .await?
+                        .is_none()
+                        .then(|| {
+                            (
+                                "environment",
+                                format!("no environment {e:?} in project {p:?}"),
+                            )
+                        })
                 }
-                if token.environment.is_some() {
-                    errors.push(field(
-                        "environment",
-                        "admin tokens are not bound to an environment",
-                    ));
-                }
-            }
-            TokenKind::Server | TokenKind::Client => match (&token.project, &token.environment) {
-                (Some(p), Some(e)) => {
-                    let exists = sqlx::query(
-                        "SELECT 1 AS one FROM environments WHERE project = $1 AND key = $2",
-                    )
+                None => sqlx::query("SELECT 1 AS one FROM projects WHERE key = $1")
                     .bind(p)
-                    .bind(e)
                     .fetch_optional(&mut *self.tx)
                     .await?
-                    .is_some();
-                    if !exists {
-                        errors.push(field(
-                            "environment",
-                            &format!("no environment {e:?} in project {p:?}"),
-                        ));
-                    }
-                }
-                (p, e) => {
-                    if p.is_none() {
-                        errors.push(field("project", "server and client tokens need a project"));
-                    }
-                    if e.is_none() {
-                        errors.push(field(
-                            "environment",
-                            "server and client tokens need an environment",
-                        ));
-                    }
-                }
-            },
+                    .is_none()
+                    .then(|| ("project", format!("no project {p:?}"))),
+            };
+            if let Some((field, message)) = missing {
+                errors.push(FieldError {
+                    field: field.into(),
+                    message,
+                });
+            }
         }
         if !errors.is_empty() {
             return Err(ValidationErrors(errors).into());
         }
         sqlx::query(
             "INSERT INTO tokens (id, name, kind, project, environment, role, secret_hash, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&token.id)
         .bind(&token.name)
         .bind(token.kind.as_str())
         .bind(&token.project)
         .bind(&token.environment)
+        .bind(token.role.map(|r| r.as_str()))
         .bind(&token.secret_hash)
         .bind(&self.now)
         .bind(&token.expires_at)

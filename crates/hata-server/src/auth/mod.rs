@@ -1,13 +1,14 @@
 //! Authentication of API tokens from an in-memory cache of their hashes, so no request waits
 //! for the database to learn who is calling. The cache is rebuilt after every token change.
+//! `access`: what each route needs, and the admin API's layer that enforces it.
+
+pub mod access;
 
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use axum::extract::{Request, State};
 use axum::http::header;
-use axum::middleware::Next;
-use axum::response::Response;
+use hata_access::{Principal, PrincipalKind};
 use hata_store::{Store, StoreResult, TokenKind, TokenRecord};
 use rustc_hash::FxHashMap;
 use tokio::sync::watch;
@@ -106,29 +107,41 @@ pub fn presented_secret(headers: &axum::http::HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// The authenticated caller, put in request extensions by the auth layer.
+/// The authenticated caller, put in request extensions by the admin API's layer
+/// (`access::authorize_route`).
 #[derive(Clone)]
-pub struct Caller(pub Arc<TokenRecord>);
+pub struct Caller(pub Arc<Principal>);
 
-/// Admin API layer: 401 without a valid token, 403 for a token that is not an admin token.
-pub async fn require_admin(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Result<Response, AppError> {
-    let secret = presented_secret(req.headers()).ok_or(AppError::Unauthorized)?;
+/// The principal behind a request's credentials: 401 when there are none or they are not
+/// valid.
+pub fn authenticate(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Principal, AppError> {
+    let secret = presented_secret(headers).ok_or(AppError::Unauthorized)?;
     let token = state
         .tokens
         .authenticate(secret)
         .ok_or(AppError::Unauthorized)?;
-    if token.kind != TokenKind::Admin {
-        return Err(AppError::Forbidden(format!(
-            "a {} token cannot use the admin API",
-            token.kind.as_str()
-        )));
+    Ok(token_principal(&token))
+}
+
+/// What a token may do, as a `Principal`.
+pub fn token_principal(token: &TokenRecord) -> Principal {
+    let projects = match (token.kind, &token.project, token.role) {
+        (TokenKind::Project, Some(project), Some(role)) => {
+            std::iter::once((project.clone(), role)).collect()
+        }
+        _ => Default::default(),
+    };
+    Principal {
+        kind: PrincipalKind::Token(token.kind),
+        id: token.id.clone(),
+        name: token.name.clone(),
+        admin: token.kind == TokenKind::Admin,
+        projects,
+        evaluates_in: token.project.clone().zip(token.environment.clone()),
     }
-    req.extensions_mut().insert(Caller(token));
-    Ok(next.run(req).await)
 }
 
 /// A token that may evaluate: `server` or `client`, bound to one project and environment.

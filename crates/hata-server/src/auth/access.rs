@@ -1,0 +1,142 @@
+//! Who may call each route. Every row of `openapi::ROUTES` states an `Access`; the admin API's
+//! layer (`authorize_route`) looks the matched route up, turns its `Access` into a
+//! `hata_access::Need` for the project in the path, and asks `hata_access::authorize`. A route
+//! whose row states no access refuses everyone, and a unit test keeps every row stated.
+//!
+//! Evaluation routes (OFREP, SDK config and stream) check their token without this layer, on
+//! their own fast path (`auth::authenticate_evaluator`); their rows state what that check
+//! enforces, so the permission matrix test covers them too.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use hata_access::{authorize, Need, Principal};
+
+use super::Caller;
+use crate::error::AppError;
+use crate::openapi::ROUTES;
+use crate::AppState;
+
+/// What a route requires of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Not stated: nobody may call it (a unit test keeps this from shipping).
+    Unstated,
+    /// Anyone, without credentials (health, the OpenAPI document).
+    Public,
+    /// Anyone holding a signed ticket in the URL (OFREP event streams).
+    Ticket,
+    /// Any user, admin or project token; the handler filters or checks what the request names.
+    Authenticated,
+    Admin,
+    /// A role of at least viewer in the path's `{project}`.
+    Read,
+    /// At least editor: flags and segments.
+    Write,
+    /// Owner: environments, tokens and members.
+    Own,
+    /// A `server` or `client` token.
+    Evaluate,
+    /// A `server` token.
+    EvaluateServer,
+}
+
+impl Access {
+    /// The need for a request to `project` (the path's `{project}`); `None` for routes that
+    /// need no credentials.
+    pub fn need(self, project: &str) -> Option<Result<Need<'_>, AppError>> {
+        Some(Ok(match self {
+            Access::Public | Access::Ticket => return None,
+            Access::Unstated => {
+                return Some(Err(AppError::Forbidden(
+                    "this route states no access: nobody may call it".into(),
+                )))
+            }
+            Access::Authenticated => Need::Authenticated,
+            Access::Admin => Need::Admin,
+            Access::Read => Need::Read(project),
+            Access::Write => Need::Write(project),
+            Access::Own => Need::Own(project),
+            Access::Evaluate => Need::Evaluate,
+            Access::EvaluateServer => Need::EvaluateServer,
+        }))
+    }
+}
+
+/// `(method, path template)` → access, from `ROUTES`.
+static ACCESS: LazyLock<HashMap<(&'static str, &'static str), Access>> = LazyLock::new(|| {
+    ROUTES
+        .iter()
+        .map(|r| ((r.method, r.path), r.access))
+        .collect()
+});
+
+/// The access a route states; `Unstated` for a route missing from `ROUTES`.
+pub fn of_route(method: &axum::http::Method, path: &str) -> Access {
+    let method = method.as_str().to_ascii_lowercase();
+    ACCESS
+        .get(&(method.as_str(), path))
+        .copied()
+        .unwrap_or(Access::Unstated)
+}
+
+/// The admin API's layer: 401 without valid credentials, 403 when the caller lacks what the
+/// route needs; otherwise the caller's `Principal` goes into the request as `Caller`.
+pub async fn authorize_route(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    let principal = super::authenticate(&state, req.headers())?;
+    let (mut parts, body) = req.into_parts();
+    let access = parts
+        .extensions
+        .get::<MatchedPath>()
+        .map(|m| of_route(&parts.method, m.as_str()))
+        .unwrap_or(Access::Unstated);
+    let params = RawPathParams::from_request_parts(&mut parts, &state)
+        .await
+        .map_err(|e| AppError::BadRequest(format!("path: {}", e.body_text())))?;
+    let project = params
+        .iter()
+        .find(|(name, _)| *name == "project")
+        .map(|(_, value)| value)
+        .unwrap_or("");
+    if let Some(need) = access.need(project) {
+        authorize(&principal, need?).map_err(|d| AppError::Forbidden(d.0))?;
+    }
+    parts.extensions.insert(Caller(Arc::new(principal)));
+    Ok(next.run(Request::from_parts(parts, body)).await)
+}
+
+/// `authorize` for a check inside a handler (what the request body or the stored resource
+/// names), as the HTTP error.
+pub fn require(principal: &Principal, need: Need<'_>) -> Result<(), AppError> {
+    authorize(principal, need).map_err(|d| AppError::Forbidden(d.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_states_its_access() {
+        let unstated: Vec<String> = ROUTES
+            .iter()
+            .filter(|r| r.access == Access::Unstated)
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        assert!(unstated.is_empty(), "routes without access: {unstated:?}");
+        assert_eq!(
+            of_route(&axum::http::Method::GET, "/api/v1/projects/{project}"),
+            Access::Read
+        );
+        assert_eq!(
+            of_route(&axum::http::Method::GET, "/api/v1/no/such/route"),
+            Access::Unstated
+        );
+    }
+}
