@@ -3,10 +3,12 @@
 //! exhaustively without a server.
 //!
 //! - `token`: API token kinds, how secrets and ids are made, and how secrets are hashed.
+//! - `password`: the password policy and argon2id hashing.
 //! - `role`: project roles (`viewer` < `editor` < `owner`).
 //! - `principal`: who is calling, reduced to what authorisation reads.
 //! - `permission`: what a request needs (`Need`) and `authorize`, the one place that decides.
 
+pub mod password;
 pub mod permission;
 pub mod principal;
 pub mod role;
