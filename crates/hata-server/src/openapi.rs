@@ -41,7 +41,7 @@ use crate::routes::environments::{EnvironmentUpdate, EvaluateRequest};
 use crate::routes::flags::FlagQuery;
 use crate::routes::insights::{Insights, InsightsQuery};
 use crate::routes::projects::{NewProject, ProjectUpdate};
-use crate::routes::tokens::TokenRequest;
+use crate::routes::tokens::{RotateRequest, TokenRequest};
 use crate::AppState;
 use hata_serving::ofrep_json::OfrepEvaluationSuccess;
 use hata_serving::SdkConfig;
@@ -626,6 +626,16 @@ pub const ROUTES: &[Route] = &[
     .versioned(),
     route("delete", "/api/v1/tokens/{id}", "tokens", "Delete (revoke) a token")
     .access(Access::Authenticated).ok("204"),
+    route(
+        "post",
+        "/api/v1/tokens/{id}/rotate",
+        "tokens",
+        "Rotate a token: a new secret (shown once); the old one works until old_valid_until (default 24 h)",
+    )
+    .access(Access::Authenticated)
+    .ok("201")
+    .takes(of::<RotateRequest>)
+    .gives(created_token),
     route(
         "get",
         "/api/v1/sdk/config",

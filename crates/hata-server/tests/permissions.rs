@@ -116,6 +116,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/tokens", "yyyyy--?"),
     ("post", "/api/v1/tokens", "yy-----?"),
     ("delete", "/api/v1/tokens/{id}", "yy-----?"),
+    ("post", "/api/v1/tokens/{id}/rotate", "yy-----?"),
     ("get", "/api/v1/sdk/config", "-----y-?"),
     ("get", "/api/v1/sdk/stream", "-----y-?"),
     ("post", "/ofrep/v1/evaluate/flags/{key}", "-----yy?"),
@@ -166,6 +167,7 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("post", "/api/v1/tokens") => Some(json!({"name": "matrix", "kind": "server",
             "project": "shop", "environment": "development"})),
         ("post", p) if p.starts_with("/ofrep/") => Some(json!({"context": {"targetingKey": "u"}})),
+        ("post", "/api/v1/tokens/{id}/rotate") => Some(json!({})),
         _ => Some(json!({"not": "valid"})),
     }
 }

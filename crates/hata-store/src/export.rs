@@ -132,6 +132,13 @@ pub struct ExportToken {
     pub secret_hash: String,
     pub created_at: String,
     pub expires_at: Option<String>,
+    /// Rotation state (absent in documents written before rotation existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_valid_until: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -376,6 +383,9 @@ async fn read_all(
             secret_hash: t.secret_hash,
             created_at: t.created_at,
             expires_at: t.expires_at,
+            previous_secret_hash: t.previous_secret_hash,
+            previous_valid_until: t.previous_valid_until,
+            rotated_at: t.rotated_at,
         });
     }
     tokens.sort_by(|a, b| a.id.cmp(&b.id));
@@ -672,8 +682,8 @@ async fn write_all(
     }
     for t in &doc.tokens {
         sqlx::query(
-            "INSERT INTO tokens (id, name, kind, project, environment, role, secret_hash, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO tokens (id, name, kind, project, environment, role, secret_hash, created_at, expires_at, previous_secret_hash, previous_valid_until, rotated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&t.id)
         .bind(&t.name)
@@ -684,6 +694,9 @@ async fn write_all(
         .bind(&t.secret_hash)
         .bind(&t.created_at)
         .bind(&t.expires_at)
+        .bind(&t.previous_secret_hash)
+        .bind(&t.previous_valid_until)
+        .bind(&t.rotated_at)
         .execute(&mut **tx)
         .await?;
         summary.tokens += 1;
@@ -932,6 +945,18 @@ fn check_document(doc: &ExportDocument) -> StoreResult<()> {
         p.timestamp(&at, "created_at", &t.created_at);
         if let Some(expires) = &t.expires_at {
             p.timestamp(&at, "expires_at", expires);
+        }
+        if let Some(until) = &t.previous_valid_until {
+            p.timestamp(&at, "previous_valid_until", until);
+        }
+        if let Some(rotated) = &t.rotated_at {
+            p.timestamp(&at, "rotated_at", rotated);
+        }
+        if t.previous_secret_hash.is_some() != t.previous_valid_until.is_some() {
+            p.add(
+                format!("{at}.previous_valid_until"),
+                "a previous secret hash and its end come together",
+            );
         }
     }
 

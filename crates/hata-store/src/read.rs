@@ -18,7 +18,8 @@ use crate::Store;
 pub(crate) const ENV_COLUMNS: &str =
     "id, key, name, description, protected, version, revision, revised_at, created_at, updated_at";
 pub(crate) const TOKEN_COLUMNS: &str =
-    "id, name, kind, project, environment, role, secret_hash, created_at, expires_at";
+    "id, name, kind, project, environment, role, secret_hash, created_at, expires_at, \
+     previous_secret_hash, previous_valid_until, rotated_at";
 
 /// The largest page a list returns, whatever `limit` asks for.
 pub const MAX_PAGE: usize = 1000;
@@ -81,6 +82,9 @@ pub(crate) fn decode_token(row: &AnyRow) -> StoreResult<TokenRecord> {
         secret_hash: row.try_get("secret_hash")?,
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
+        previous_secret_hash: row.try_get("previous_secret_hash")?,
+        previous_valid_until: row.try_get("previous_valid_until")?,
+        rotated_at: row.try_get("rotated_at")?,
     })
 }
 

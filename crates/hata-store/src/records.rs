@@ -55,6 +55,14 @@ pub struct TokenRecord {
     pub expires_at: Option<String>,
     #[serde(skip)]
     pub secret_hash: String,
+    /// When the secret was last rotated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<String>,
+    /// Until when the secret before the last rotation still works.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_valid_until: Option<String>,
+    #[serde(skip)]
+    pub previous_secret_hash: Option<String>,
 }
 
 /// Everything needed to compile one environment's snapshot, read in one transaction.

@@ -37,16 +37,23 @@ impl Default for TokenCache {
 
 impl TokenCache {
     pub async fn reload(&self, store: &Store) -> StoreResult<()> {
-        let map = store
-            .list_tokens()
-            .await?
-            .into_iter()
-            .filter_map(|t| {
-                let mut key = [0u8; 32];
-                hex::decode_to_slice(&t.secret_hash, &mut key).ok()?;
-                Some((key, Arc::new(t)))
-            })
-            .collect();
+        let mut map = FxHashMap::default();
+        for t in store.list_tokens().await? {
+            // A rotated token's previous secret is the same token, expiring at the end of its
+            // grace period (or its own expiry, if sooner): the hot path checks one expiry.
+            if let (Some(previous), Some(until)) =
+                (&t.previous_secret_hash, &t.previous_valid_until)
+            {
+                let mut old = t.clone();
+                old.expires_at = Some(earlier(t.expires_at.as_deref(), until).to_string());
+                if let Some(key) = digest_of(previous) {
+                    map.insert(key, Arc::new(old));
+                }
+            }
+            if let Some(key) = digest_of(&t.secret_hash) {
+                map.insert(key, Arc::new(t));
+            }
+        }
         self.by_hash.store(Arc::new(map));
         self.changed.send_modify(|g| *g += 1);
         Ok(())
@@ -76,6 +83,23 @@ impl TokenCache {
     /// A receiver that changes after every reload.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+}
+
+/// A stored hex SHA-256 as the cache's key; `None` for a corrupt one (that token then never
+/// authenticates).
+fn digest_of(hex_hash: &str) -> Option<[u8; 32]> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(hex_hash, &mut key).ok()?;
+    Some(key)
+}
+
+/// The earlier of an optional expiry and a time, compared as instants.
+fn earlier<'a>(expires_at: Option<&'a str>, until: &'a str) -> &'a str {
+    let at = |t: &str| hata_core::operand::parse_rfc3339(t);
+    match expires_at {
+        Some(e) if at(e).zip(at(until)).is_some_and(|(e, u)| e < u) => e,
+        _ => until,
     }
 }
 

@@ -3,10 +3,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use hata_access::token::{binding_problems, parse_expiry};
-use hata_access::{MintedToken, Need, Role};
+use hata_access::{MintedToken, Need, Principal, Role};
 use hata_core::validate::FieldError;
 use hata_store::{NewToken, Page, TokenKind, TokenRecord, WriteOp};
 use serde::Deserialize;
@@ -15,13 +15,14 @@ use super::{written, Writer};
 use crate::auth::access::require;
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
-use crate::extract::{JsonBody, Paging, Path, Query};
+use crate::extract::{JsonBody, OptionalJsonBody, Paging, Path, Query};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/tokens", get(list).post(create))
         .route("/tokens/{id}", delete(remove))
+        .route("/tokens/{id}/rotate", post(rotate))
 }
 
 /// `POST /tokens` body.
@@ -171,21 +172,83 @@ async fn create(
     Ok(written(StatusCode::CREATED, out))
 }
 
-/// Admins delete any token; owners the tokens of their projects.
+/// Admins manage (delete, rotate) any token; owners the tokens of their projects.
+async fn may_manage(s: &AppState, caller: &Principal, id: &str) -> AppResult<()> {
+    if caller.admin {
+        return Ok(());
+    }
+    let token = s.store.get_token(id).await?;
+    match token.project.as_deref() {
+        Some(project) => require(caller, Need::Own(project)),
+        None => require(caller, Need::Admin),
+    }
+}
+
 async fn remove(
     State(s): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
     Path(id): Path<String>,
     Writer(w): Writer,
 ) -> AppResult<StatusCode> {
-    if !caller.admin {
-        let token = s.store.get_token(&id).await?;
-        match token.project.as_deref() {
-            Some(project) => require(&caller, Need::Own(project))?,
-            None => require(&caller, Need::Admin)?,
-        }
-    }
+    may_manage(&s, &caller, &id).await?;
     s.write(&w, WriteOp::DeleteToken { id }).await?;
     s.tokens.reload(&s.store).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /tokens/{id}/rotate` body.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// Until when the current secret keeps working: an RFC 3339 date-time in the future
+    /// (default: 24 hours from now).
+    #[schema(format = DateTime)]
+    old_valid_until: Option<String>,
+}
+
+/// How long the old secret of a rotated token works by default.
+const DEFAULT_GRACE: time::Duration = time::Duration::hours(24);
+
+/// A new secret for the token (shown once, in the 201); the old one works until
+/// `old_valid_until`.
+async fn rotate(
+    State(s): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
+    Path(id): Path<String>,
+    Writer(w): Writer,
+    OptionalJsonBody(req): OptionalJsonBody<RotateRequest>,
+) -> AppResult<Response> {
+    may_manage(&s, &caller, &id).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let given = req
+        .old_valid_until
+        .unwrap_or_else(|| format_utc(now + DEFAULT_GRACE));
+    let previous_valid_until = parse_expiry(&given, now).map_err(|message| {
+        AppError::Invalid(vec![FieldError {
+            field: "old_valid_until".into(),
+            message: message.into(),
+        }])
+    })?;
+    let token = s.store.get_token(&id).await?;
+    let minted = MintedToken::generate(token.kind);
+    let mut out = s
+        .write(
+            &w,
+            WriteOp::RotateToken {
+                id,
+                secret_hash: minted.secret_hash,
+                previous_valid_until,
+            },
+        )
+        .await?;
+    s.tokens.reload(&s.store).await?;
+    if let Some(v) = out.value.as_mut() {
+        v["secret"] = serde_json::Value::String(minted.secret);
+    }
+    Ok(written(StatusCode::CREATED, out))
+}
+
+fn format_utc(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

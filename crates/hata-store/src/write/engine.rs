@@ -236,6 +236,14 @@ impl WriteTx {
             } => self.delete_segment(&project, &key, &expected_version).await,
             WriteOp::CreateToken { token } => self.create_token(token).await,
             WriteOp::DeleteToken { id } => self.delete_token(&id).await,
+            WriteOp::RotateToken {
+                id,
+                secret_hash,
+                previous_valid_until,
+            } => {
+                self.rotate_token(&id, &secret_hash, &previous_valid_until)
+                    .await
+            }
         }
     }
 

@@ -184,6 +184,12 @@ pub enum WriteOp {
     DeleteToken {
         id: String,
     },
+    /// A new secret for a token; the current one keeps working until `previous_valid_until`.
+    RotateToken {
+        id: String,
+        secret_hash: String,
+        previous_valid_until: String,
+    },
 }
 
 /// The result of a write: the resource as now stored (`None` after a delete), its version,

@@ -139,6 +139,36 @@ impl WriteTx {
         Ok((None, 1))
     }
 
+    pub(super) async fn rotate_token(
+        &mut self,
+        id: &str,
+        secret_hash: &str,
+        previous_valid_until: &str,
+    ) -> StoreResult<(Option<Value>, i64)> {
+        let old = self.token(id).await?;
+        sqlx::query(
+            "UPDATE tokens SET previous_secret_hash = secret_hash, previous_valid_until = $2, \
+             secret_hash = $3, rotated_at = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(previous_valid_until)
+        .bind(secret_hash)
+        .bind(&self.now)
+        .execute(&mut *self.tx)
+        .await?;
+        let new = to_value(&self.token(id).await?)?;
+        self.notices.push(ChangeNotice::Tokens);
+        self.change(
+            Action::Update,
+            ResourceType::Token,
+            old.project.as_deref(),
+            id,
+            Some(to_value(&old)?),
+            Some(new.clone()),
+        );
+        Ok((Some(new), 1))
+    }
+
     /// How many admin tokens other than `id` are live (unexpired). The admin rows are locked
     /// first (the portable row lock, see `project_version`), so two concurrent deletes of the
     /// last two admin tokens cannot both see the other one and both succeed.
