@@ -383,3 +383,97 @@ async fn a_variant_another_flag_requires_cannot_be_dropped() {
         assert_eq!(stored.variants.len(), 2, "{}: nothing changed", t.name);
     }
 }
+
+/// U+0000 is refused before any statement binds it: PostgreSQL cannot hold it in text, SQLite
+/// can, and both must answer alike. Content is `Invalid` naming the field; a key that names a
+/// resource cannot hold it, so that is `NotFound`.
+#[tokio::test]
+async fn nul_is_refused_alike_on_both_backends() {
+    for t in support::all().await {
+        let s = &t.store;
+        s.write(
+            &meta(),
+            WriteOp::CreateProject {
+                project: project("shop"),
+                environments: None,
+            },
+        )
+        .await
+        .unwrap();
+        let fields = |result: Result<hata_store::WriteOutcome, StoreError>| match result {
+            Err(StoreError::Invalid(v)) => {
+                v.0.into_iter()
+                    .map(|e| {
+                        assert_eq!(e.message, "must not contain U+0000");
+                        e.field
+                    })
+                    .collect::<Vec<_>>()
+            }
+            other => panic!("{}: expected Invalid, got {other:?}", t.name),
+        };
+        let token = |name: &str, project: Option<&str>| hata_store::NewToken {
+            id: "tok_1".into(),
+            name: name.into(),
+            kind: hata_store::TokenKind::Server,
+            project: project.map(str::to_string),
+            environment: Some("production".into()),
+            expires_at: None,
+            secret_hash: "hash".into(),
+        };
+
+        // The flag's key is read from the store before the flag is validated.
+        let created = s
+            .write(
+                &meta(),
+                WriteOp::CreateFlag {
+                    project: "shop".into(),
+                    flag: flag(json!({"key": "a\u{0}", "type": "boolean", "owner": "\u{0}"})),
+                },
+            )
+            .await;
+        assert_eq!(fields(created), ["key", "owner"], "{}", t.name);
+        let created = s
+            .write(
+                &meta(),
+                WriteOp::CreateToken {
+                    token: token("ci\u{0}", Some("shop\u{0}")),
+                },
+            )
+            .await;
+        assert_eq!(fields(created), ["name", "project"], "{}", t.name);
+        let with_request_id = WriteMeta {
+            actor: Actor::system("test"),
+            request_id: "req\u{0}".into(),
+        };
+        let created = s
+            .write(
+                &with_request_id,
+                WriteOp::CreateToken {
+                    token: token("ci", Some("shop")),
+                },
+            )
+            .await;
+        assert_eq!(fields(created), ["request_id"], "{}", t.name);
+        let deleted = s
+            .write(
+                &meta(),
+                WriteOp::DeleteFlag {
+                    project: "shop".into(),
+                    key: "dark\u{0}mode".into(),
+                    expected_version: Expected::Any,
+                },
+            )
+            .await;
+        assert!(
+            matches!(&deleted, Err(StoreError::NotFound(m)) if m == "flag \"dark\\0mode\""),
+            "{}: {deleted:?}",
+            t.name
+        );
+        assert!(s.list_tokens().await.unwrap().is_empty(), "{}", t.name);
+        let page = s
+            .list_flags("shop", &FlagFilter::default(), 10, None)
+            .await
+            .unwrap();
+        assert!(page.items.is_empty(), "{}", t.name);
+    }
+}
