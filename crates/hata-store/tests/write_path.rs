@@ -477,3 +477,66 @@ async fn nul_is_refused_alike_on_both_backends() {
         assert!(page.items.is_empty(), "{}", t.name);
     }
 }
+
+/// `StoreConfig::sqlite_synchronous` reaches the writer's connection and the readers': SQLite
+/// reads `PRAGMA synchronous` back as 1 (NORMAL, the default) or 2 (FULL).
+#[tokio::test]
+async fn sqlite_synchronous_is_applied_to_every_connection() {
+    for (setting, expected) in [
+        (None, 1),
+        (Some(hata_store::SqliteSynchronous::Full), 2),
+        (Some(hata_store::SqliteSynchronous::Normal), 1),
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("hata.db").display());
+        let mut config = hata_store::StoreConfig::new(url);
+        if let Some(setting) = setting {
+            config.sqlite_synchronous = setting;
+        }
+        let store = hata_store::Store::open(&config).await.expect("open");
+        assert_eq!(
+            store.sqlite_synchronous().await.expect("read back"),
+            Some(expected),
+            "{setting:?}"
+        );
+        store.close().await;
+    }
+    if let Some(t) = support::postgres().await {
+        assert_eq!(t.store.sqlite_synchronous().await.expect("read"), None);
+    }
+}
+
+/// The database file and its `-wal` and `-shm` are the owner's alone, whatever the umask that
+/// created them or the mode an older version left.
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("hata.db");
+    let files = ["", "-wal", "-shm"].map(|s| format!("{}{s}", db.display()));
+    let mode = |path: &str| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let store = hata_store::Store::open(&hata_store::StoreConfig::new(url.clone()))
+        .await
+        .expect("open");
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+    store.close().await;
+
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let store = hata_store::Store::open(&hata_store::StoreConfig::new(url))
+        .await
+        .expect("open again");
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{file} after reopening");
+    }
+    store.close().await;
+}
