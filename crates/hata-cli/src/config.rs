@@ -30,8 +30,12 @@ pub struct StoreArgs {
     /// Maximum database connections [default: 8]
     #[arg(long, env = "HATA_DB_MAX_CONNECTIONS")]
     pub db_max_connections: Option<u32>,
+    /// SQLite only: normal or full. Both are crash-safe (WAL); normal may lose the last commits
+    /// on a power loss or OS crash, full syncs every commit (slower writes) [default: normal]
+    #[arg(long, env = "HATA_SQLITE_SYNCHRONOUS")]
+    pub sqlite_synchronous: Option<String>,
     /// TOML file with any of the `hata serve` settings (keys: listen, data_dir, database_url,
-    /// body_limit, db_max_connections, log_format, public_url, eval_rate_limit,
+    /// body_limit, db_max_connections, sqlite_synchronous, log_format, public_url, eval_rate_limit,
     /// trusted_proxies, header_timeout, idle_timeout, body_timeout, max_connections,
     /// max_streams, max_streams_per_token, max_context_members). Flags and HATA_* variables
     /// win over it.
@@ -45,6 +49,7 @@ pub struct StoreSettings {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub db_max_connections: u32,
+    pub sqlite_synchronous: hata_store::SqliteSynchronous,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +118,7 @@ struct FileSettings {
     database_url: Option<String>,
     body_limit: Option<usize>,
     db_max_connections: Option<u32>,
+    sqlite_synchronous: Option<String>,
     log_format: Option<String>,
     public_url: Option<String>,
     eval_rate_limit: Option<u32>,
@@ -240,10 +246,23 @@ impl StoreArgs {
         if db_max_connections == 0 {
             bail!("db_max_connections (HATA_DB_MAX_CONNECTIONS) must be at least 1");
         }
+        let sqlite_synchronous = match self
+            .sqlite_synchronous
+            .or_else(|| file.sqlite_synchronous.clone())
+        {
+            None => hata_store::SqliteSynchronous::default(),
+            Some(value) => hata_store::SqliteSynchronous::parse(&value).with_context(|| {
+                format!(
+                    "sqlite_synchronous (HATA_SQLITE_SYNCHRONOUS) must be {}, got {value:?}",
+                    hata_store::SqliteSynchronous::NAMES.join(" or ")
+                )
+            })?,
+        };
         Ok(StoreSettings {
             data_dir,
             database_url,
             db_max_connections,
+            sqlite_synchronous,
         })
     }
 }

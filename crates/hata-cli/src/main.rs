@@ -301,17 +301,23 @@ fn init_logging(json: bool) {
 
 async fn open_store(settings: &config::StoreSettings) -> anyhow::Result<Store> {
     if settings.database_url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&settings.data_dir)
+        hata_server::bootstrap::create_private_dir(&settings.data_dir)
             .with_context(|| format!("data_dir: cannot create {}", settings.data_dir.display()))?;
     }
     let mut config = StoreConfig::new(settings.database_url.clone());
     config.max_connections = settings.db_max_connections;
-    Store::open(&config).await.with_context(|| {
+    config.sqlite_synchronous = settings.sqlite_synchronous;
+    let store = Store::open(&config).await.with_context(|| {
         format!(
             "database_url: cannot open {}",
             hata_store::redact(&settings.database_url)
         )
-    })
+    })?;
+    // Read back from SQLite, so the log says what is in force, not what was asked for.
+    if let Some(synchronous) = store.sqlite_synchronous().await.context("database_url")? {
+        tracing::info!("SQLite commits with synchronous = {synchronous} (1 normal, 2 full)");
+    }
+    Ok(store)
 }
 
 /// Opens a store that must already exist: opening a SQLite URL creates the file, and a

@@ -52,14 +52,42 @@ fn read(path: &Path) -> String {
 impl Hata {
     /// Starts `hata serve` on `data_dir` and a free port; returns once `/health/ready` is 200.
     async fn start(data_dir: &Path, env: &[(&str, &str)], logs: &Path, run: &str) -> Hata {
+        Hata::start_with(data_dir, &[], env, logs, run, None).await
+    }
+
+    /// `start` with more arguments and, given a `umask`, under it (set by `sh`, which then
+    /// `exec`s hata: the same process).
+    async fn start_with(
+        data_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        logs: &Path,
+        run: &str,
+        umask: Option<&str>,
+    ) -> Hata {
         let listen = format!("127.0.0.1:{}", free_port());
         let data = data_dir.to_str().expect("utf-8 temp path");
-        let (mut cmd, stdout, stderr) = hata(
-            &["serve", "--data-dir", data, "--listen", &listen],
-            env,
-            logs,
-            run,
-        );
+        let mut all = vec!["serve", "--data-dir", data, "--listen", &listen];
+        all.extend(args);
+        let (mut cmd, stdout, stderr) = hata(&all, env, logs, run);
+        if let Some(mask) = umask {
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(format!("umask {mask} && exec \"$@\""))
+                .arg("sh")
+                .arg(cmd.get_program())
+                .args(cmd.get_args());
+            for (name, value) in cmd.get_envs() {
+                match value {
+                    Some(value) => sh.env(name, value),
+                    None => sh.env_remove(name),
+                };
+            }
+            sh.stdin(Stdio::null())
+                .stdout(File::create(&stdout).expect("stdout file"))
+                .stderr(File::create(&stderr).expect("stderr file"));
+            cmd = sh;
+        }
         let child = cmd.spawn().expect("spawn hata serve");
         let mut hata = Hata {
             child,
@@ -280,6 +308,18 @@ fn bad_settings_fail_the_start_naming_the_setting() {
             vec![],
             "db_max_connections",
         ),
+        (
+            "sqlite-synchronous-flag",
+            vec!["--sqlite-synchronous", "sometimes"],
+            vec![],
+            "sqlite_synchronous (HATA_SQLITE_SYNCHRONOUS) must be normal or full, got \"sometimes\"",
+        ),
+        (
+            "sqlite-synchronous-env",
+            vec![],
+            vec![("HATA_SQLITE_SYNCHRONOUS", "FULL")],
+            "sqlite_synchronous (HATA_SQLITE_SYNCHRONOUS) must be normal or full, got \"FULL\"",
+        ),
     ] {
         let mut all = vec!["serve", "--data-dir", data, "--listen", &listen];
         all.extend(args);
@@ -307,6 +347,8 @@ fn serve_help_mentions_every_setting() {
         "HATA_BODY_LIMIT",
         "--db-max-connections",
         "HATA_DB_MAX_CONNECTIONS",
+        "--sqlite-synchronous",
+        "HATA_SQLITE_SYNCHRONOUS",
         "--log-format",
         "HATA_LOG_FORMAT",
         "--config",
@@ -356,4 +398,92 @@ fn a_failed_start_touches_nothing() {
         assert!(!data.exists(), "{names}: the data directory was created");
     }
     drop(taken);
+}
+
+/// The mode of `path`'s permission bits.
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The data directory and the SQLite files hold token hashes and the ticket signing key: they
+/// are the owner's alone (0700, 0600), even under a umask that takes nothing away, and files
+/// an older hata made readable are narrowed at the next start. `--sqlite-synchronous` reaches
+/// every connection, and a TOML `sqlite_synchronous` with a bad value stops the start.
+#[cfg(unix)]
+#[tokio::test]
+async fn data_files_are_private_and_sqlite_synchronous_is_applied() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let parent = tmp.path().join("state");
+    let data = parent.join("data");
+    let db = data.join("hata.db");
+    let files = |db: &Path| {
+        ["", "-wal", "-shm"].map(|suffix| PathBuf::from(format!("{}{suffix}", db.display())))
+    };
+
+    let mut hata = Hata::start_with(
+        &data,
+        &["--sqlite-synchronous", "full"],
+        &[],
+        tmp.path(),
+        "full",
+        Some("000"),
+    )
+    .await;
+    assert_eq!(mode(&parent), 0o700, "a missing parent is made private too");
+    assert_eq!(mode(&data), 0o700, "data dir");
+    for file in files(&db) {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+    assert_eq!(mode(&data.join("admin-token")), 0o600);
+    // Logs go to stdout.
+    let log = read(&hata.stdout);
+    assert!(log.contains("synchronous = 2"), "{log}");
+    assert!(hata.terminate().await.success());
+
+    // An older hata left the files readable by everyone; the default is NORMAL (1).
+    for file in files(&db).iter().filter(|f| f.exists()) {
+        std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .expect("chmod");
+    }
+    let mut hata = Hata::start_with(&data, &[], &[], tmp.path(), "normal", None).await;
+    for file in files(&db) {
+        assert_eq!(mode(&file), 0o600, "{} after a restart", file.display());
+    }
+    let log = read(&hata.stdout);
+    assert!(log.contains("synchronous = 1"), "{log}");
+    assert!(hata.terminate().await.success());
+
+    let toml = tmp.path().join("hata.toml");
+    std::fs::write(&toml, "sqlite_synchronous = \"off\"\n").expect("write toml");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let out = support::hata(
+        &[
+            "serve",
+            "--data-dir",
+            data.to_str().expect("utf-8"),
+            "--listen",
+            &listen,
+            "--config",
+            toml.to_str().expect("utf-8"),
+        ],
+        &[],
+    )
+    .stdin(Stdio::null())
+    .output()
+    .expect("run hata serve");
+    assert!(
+        !out.status.success(),
+        "started with sqlite_synchronous = off"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sqlite_synchronous (HATA_SQLITE_SYNCHRONOUS) must be normal or full"),
+        "{stderr}"
+    );
 }

@@ -18,6 +18,10 @@
 //! compiled once; about as long as compiling the environment), while a write that adds none
 //! does not.
 //!
+//! No text may contain U+0000 (NUL): PostgreSQL `text` cannot hold it, so a store that took it
+//! on SQLite could not be moved to PostgreSQL. Every string of the object's JSON form, member
+//! names included, is checked (`check_text`), so a field added later is covered too.
+//!
 //! This module does not normalize (see `Flag::normalize`), does no I/O, and never panics on any
 //! input. It also answers the reverse question, what depends on a flag or segment
 //! ([`flag_dependants`], [`segment_dependants`]), so that the store can refuse a delete that
@@ -71,6 +75,8 @@ pub const MAX_SALT_CHARS: usize = 200;
 pub const MAX_SEGMENT_KEYS: usize = 100_000;
 /// Most errors reported for one object; the rest are summarized in one final error.
 pub const MAX_ERRORS: usize = 200;
+/// The message for a string that contains U+0000.
+pub const NUL_MESSAGE: &str = "must not contain U+0000";
 
 /// One invalid field: where (a JSON path relative to the request body) and why.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -142,8 +148,18 @@ pub struct ProjectView<'a> {
     pub flags: &'a BTreeMap<String, Flag>,
 }
 
+/// Every string in the JSON form of `value` that contains U+0000, and every object member name
+/// that does, with its path relative to `value`: for what reaches the store without one of the
+/// `validate_*` functions (token names, an export document's change record and telemetry).
+pub fn check_text<T: Serialize + ?Sized>(value: &T) -> Result<(), ValidationErrors> {
+    let mut c = Checker::default();
+    c.text(value);
+    c.finish()
+}
+
 pub fn validate_project(p: &Project) -> Result<(), ValidationErrors> {
     let mut c = Checker::default();
+    c.text(p);
     c.key("key", &p.key);
     c.max_chars("name", &p.name, MAX_NAME_CHARS);
     c.max_chars("description", &p.description, MAX_DESCRIPTION_CHARS);
@@ -152,6 +168,7 @@ pub fn validate_project(p: &Project) -> Result<(), ValidationErrors> {
 
 pub fn validate_environment(e: &Environment) -> Result<(), ValidationErrors> {
     let mut c = Checker::default();
+    c.text(e);
     c.key("key", &e.key);
     c.max_chars("name", &e.name, MAX_NAME_CHARS);
     c.max_chars("description", &e.description, MAX_DESCRIPTION_CHARS);
@@ -162,6 +179,7 @@ pub fn validate_environment(e: &Environment) -> Result<(), ValidationErrors> {
 /// `Flag::normalize(view.environments)`.
 pub fn validate_flag(flag: &Flag, view: &ProjectView) -> Result<(), ValidationErrors> {
     let mut c = Checker::default();
+    c.text(flag);
     c.key("key", &flag.key);
     c.max_chars("name", &flag.name, MAX_NAME_CHARS);
     c.max_chars("description", &flag.description, MAX_DESCRIPTION_CHARS);
@@ -227,6 +245,7 @@ pub fn validate_flag(flag: &Flag, view: &ProjectView) -> Result<(), ValidationEr
 /// Checks a segment against the spec and against the other segments of its project.
 pub fn validate_segment(segment: &Segment, view: &ProjectView) -> Result<(), ValidationErrors> {
     let mut c = Checker::default();
+    c.text(segment);
     c.key("key", &segment.key);
     c.max_chars("name", &segment.name, MAX_NAME_CHARS);
     c.max_chars("description", &segment.description, MAX_DESCRIPTION_CHARS);
@@ -457,6 +476,43 @@ impl Checker {
             Ok(())
         } else {
             Err(ValidationErrors(self.errors))
+        }
+    }
+
+    /// Reports every string (and member name) of `value`'s JSON form that contains U+0000, at
+    /// its path below the current one.
+    fn text<T: Serialize + ?Sized>(&mut self, value: &T) {
+        // Serialized into a scanner, not a buffer: a flag with 100,000 targeting keys costs
+        // no allocation. Only when an escaped NUL shows up is the JSON form built, to name
+        // the fields; one that serde cannot serialize is not stored either, so it is skipped.
+        let mut scan = NulScan::default();
+        if serde_json::to_writer(&mut scan, value).is_err() || !scan.found {
+            return;
+        }
+        if let Ok(json) = serde_json::to_value(value) {
+            self.nul_in(&json);
+        }
+    }
+
+    fn nul_in(&mut self, value: &Value) {
+        match value {
+            Value::String(s) if s.contains('\0') => self.error(NUL_MESSAGE),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.at(i, |c| c.nul_in(item));
+                }
+            }
+            Value::Object(members) => {
+                for (name, member) in members {
+                    self.at(name.as_str(), |c| {
+                        if name.contains('\0') {
+                            c.error(format!("member name {NUL_MESSAGE}"));
+                        }
+                        c.nul_in(member);
+                    });
+                }
+            }
+            _ => {}
         }
     }
 
@@ -930,6 +986,40 @@ impl Checker {
     }
 }
 
+/// An `io::Write` that looks for the escape serde_json writes for U+0000 (`\u0000`; JSON
+/// text never holds a raw NUL) across however the writes are cut. An escaped backslash
+/// followed by `u0000` matches too: then the walk over the JSON form finds nothing.
+#[derive(Default)]
+struct NulScan {
+    /// How many bytes of the escape the last bytes written match.
+    matched: usize,
+    found: bool,
+}
+
+impl std::io::Write for NulScan {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        const ESCAPE: &[u8] = br"\u0000";
+        for &b in buf {
+            // The escape's first byte occurs nowhere else in it, so a mismatch restarts the
+            // match at that byte or before it.
+            if ESCAPE.get(self.matched) == Some(&b) {
+                self.matched += 1;
+                if self.matched == ESCAPE.len() {
+                    self.found = true;
+                    self.matched = 0;
+                }
+            } else {
+                self.matched = usize::from(b == b'\\');
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The `matches` patterns of the flag configuration or segment being checked.
 struct PatternWalk {
     tally: PatternTally,
@@ -1200,4 +1290,30 @@ fn segment_refs(rules: &[Vec<Condition>]) -> Vec<&str> {
             Condition::Attribute { .. } => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::NulScan;
+
+    fn scan(chunks: &[&[u8]]) -> bool {
+        let mut scan = NulScan::default();
+        for chunk in chunks {
+            let _ = scan.write(chunk);
+        }
+        scan.found
+    }
+
+    #[test]
+    fn the_nul_escape_is_found_however_the_writes_are_cut() {
+        assert!(scan(&[br#""a\u0000b""#]));
+        assert!(scan(&[br#""a\u00"#, br#"00b""#]));
+        assert!(scan(&[b"\\", b"u", b"0", b"0", b"0", b"0"]));
+        assert!(scan(&[br#""\u000\u0000""#]));
+        assert!(scan(&[br#""\\\u0000""#]));
+        assert!(!scan(&[br#""\u0001 \u000 u0000""#]));
+        assert!(!scan(&[br#""\u001"#, br#"0""#]));
+    }
 }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use hata_core::model::{Environment, Flag, Project, Segment};
 use hata_core::validate::{
-    flag_dependants, segment_dependants, validate_environment, validate_flag, validate_project,
-    validate_segment, FieldError, ProjectView, ValidationErrors,
+    check_text, flag_dependants, segment_dependants, validate_environment, validate_flag,
+    validate_project, validate_segment, FieldError, ProjectView, ValidationErrors, NUL_MESSAGE,
 };
 use serde_json::{json, Value};
 
@@ -1316,5 +1316,101 @@ fn config_errors_can_be_made_relative_to_the_config() {
     assert_eq!(
         fields(&errors.relative_to_config("prod.eu").0)[3],
         "default.variant"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// U+0000
+
+#[test]
+fn no_text_may_contain_nul() {
+    let fixture = Fixture::new();
+    let errors = fixture.flag_errors(json!({
+        "key": "f", "type": "json",
+        "name": "a\u{0}", "description": "\u{0}", "owner": "o\u{0}", "tags": ["t", "t\u{0}"],
+        "variants": [
+            {"key": "a", "value": {"nested": ["x", "y\u{0}"], "k\u{0}": 1}, "name": "n\u{0}"},
+            {"key": "b", "value": "\u{0}", "description": "d\u{0}"}
+        ],
+        "environments": {"production": {"enabled": true, "targets": [
+            {"variant": "a", "values": ["user\u{0}"]}
+        ], "rules": [{
+            "description": "r\u{0}",
+            "conditions": [
+                {"attribute": "email\u{0}", "operator": "in", "values": ["x\u{0}"]},
+                {"attribute": "plan", "operator": "matches", "values": ["^a\u{0}$"]}
+            ],
+            "serve": {"rollout": {"salt": "s\u{0}", "weights": [{"variant": "a", "weight": 100000}]}}
+        }]}}
+    }));
+    let nul: Vec<&str> = errors
+        .iter()
+        .filter(|e| e.message == NUL_MESSAGE || e.message.starts_with("member name"))
+        .map(|e| e.field.as_str())
+        .collect();
+    assert_eq!(
+        nul,
+        [
+            "name",
+            "description",
+            "owner",
+            "tags[1]",
+            "variants[0].value.nested[1]",
+            "variants[0].value[\"k\\u0000\"]",
+            "variants[0].name",
+            "variants[1].value",
+            "variants[1].description",
+            "environments.production.targets[0].values[0]",
+            "environments.production.rules[0].description",
+            "environments.production.rules[0].conditions[0].attribute",
+            "environments.production.rules[0].conditions[0].values[0]",
+            "environments.production.rules[0].conditions[1].values[0]",
+            "environments.production.rules[0].serve.rollout.salt",
+        ],
+        "{errors:#?}"
+    );
+    assert!(errors
+        .iter()
+        .any(|e| e.field == "variants[0].value[\"k\\u0000\"]"
+            && e.message == "member name must not contain U+0000"));
+
+    assert_fields(
+        fixture.segment_errors(json!({
+            "key": "s", "name": "\u{0}", "included": ["a\u{0}"], "excluded": ["b"],
+            "rules": [[{"attribute": "a", "operator": "in", "values": ["\u{0}"]}]]
+        })),
+        &["name", "included[0]", "rules[0][0].values[0]"],
+    );
+    let project: Project =
+        serde_json::from_value(json!({"key": "p", "description": "x\u{0}y"})).unwrap();
+    assert_error(
+        errors_of(validate_project(&project)),
+        "description",
+        NUL_MESSAGE,
+    );
+    let environment: Environment =
+        serde_json::from_value(json!({"key": "production", "name": "\u{0}"})).unwrap();
+    assert_error(
+        errors_of(validate_environment(&environment)),
+        "name",
+        NUL_MESSAGE,
+    );
+    // A key with NUL is reported twice: it is not a key, and it holds U+0000.
+    assert_fields(
+        fixture.flag_errors(json!({"key": "f\u{0}", "type": "boolean"})),
+        &["key", "key"],
+    );
+
+    // The text `\u0000` (a backslash, then u0000) is no NUL.
+    assert_fields(
+        fixture.flag_errors(json!({"key": "f", "type": "boolean", "description": "\\u0000"})),
+        &[],
+    );
+    assert_eq!(check_text(&json!({"a": ["\\u0000", "\\\\u0000"]})), Ok(()));
+    assert_fields(
+        errors_of(check_text(
+            &json!({"a": ["x", "\\\u{0}"], "b": {"\u{0}": 1}}),
+        )),
+        &["a[1]", "b[\"\\u0000\"]"],
     );
 }

@@ -101,10 +101,28 @@ pub async fn bootstrap_admin_token(
     }
 }
 
+/// Creates the data directory `dir` (and missing parents) with mode 0700, whatever the umask:
+/// it holds the SQLite database and the admin-token file, which are nobody else's business.
+/// An existing directory is left as it is: its owner chose its mode.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    // The umask can only take bits away from 0700, the owner's own among them.
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    Ok(())
+}
+
 /// Writes `secret` to `path`, readable by the owner only (also when the file existed before).
 fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

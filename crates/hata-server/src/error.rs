@@ -25,6 +25,9 @@ pub enum AppError {
     Forbidden(String),
     #[error("{0}")]
     BadRequest(String),
+    /// Path or query parameters that no request may carry, each named in `errors`.
+    #[error("{}", ValidationErrors(.0.clone()))]
+    BadParameters(Vec<FieldError>),
     #[error("too many requests; retry after {retry_after} s")]
     RateLimited { retry_after: u64 },
     #[error("{detail}; retry after {retry_after} s")]
@@ -57,7 +60,8 @@ pub struct Problem<'a> {
     title: &'a str,
     status: u16,
     detail: String,
-    /// 422: every invalid field, with a path into the request body.
+    /// 422: every invalid field, with a path into the request body. 400 for path or query
+    /// parameters that no request may carry: each named by the parameter.
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
     /// 409 on delete: what depends on the resource.
@@ -75,6 +79,9 @@ impl IntoResponse for AppError {
         ) = match &self {
             AppError::Malformed(_) => (StatusCode::BAD_REQUEST, "Malformed request", None, None),
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad request", None, None),
+            AppError::BadParameters(errors) => {
+                (StatusCode::BAD_REQUEST, "Bad request", Some(errors), None)
+            }
             AppError::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "Request body too large",

@@ -1,12 +1,16 @@
 //! Request extractors with problem+json errors: a JSON body (400 on bad syntax, 422 naming the
 //! field on bad content, 413 over the limit), `If-Match`, path parameters and query strings
 //! (400), list paging.
+//!
+//! Path parameters and query values that decode to text with U+0000 are a 400 naming the
+//! parameter: PostgreSQL cannot hold U+0000 in text (a query binding it fails), so nothing
+//! stored can be named by one, and SQLite must answer the same.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use hata_core::validate::FieldError;
+use hata_core::validate::{FieldError, NUL_MESSAGE};
 use hata_store::Expected;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -127,6 +131,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Parameters that do not decode are left to the typed extractor's own message.
+        if let Ok(raw) = RawPathParams::from_request_parts(parts, state).await {
+            refuse_nul(raw.iter())?;
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))
@@ -141,10 +149,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Every pair, decoded as the typed extractor decodes them; a query that does not parse
+        // is left to its message.
+        if let Ok(axum::extract::Query(pairs)) =
+            axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+        {
+            refuse_nul(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
             .map_err(|e| AppError::BadRequest(e.body_text()))
+    }
+}
+
+/// A 400 naming every parameter (path or query) whose name or value holds U+0000.
+fn refuse_nul<'a>(params: impl Iterator<Item = (&'a str, &'a str)>) -> Result<(), AppError> {
+    let errors: Vec<FieldError> = params
+        .filter(|(name, value)| name.contains('\0') || value.contains('\0'))
+        .map(|(name, _)| FieldError::new(name.replace('\0', "\\u0000"), NUL_MESSAGE))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::BadParameters(errors))
     }
 }
 

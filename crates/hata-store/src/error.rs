@@ -49,6 +49,17 @@ impl From<sqlx::Error> for StoreError {
                 // PostgreSQL: class 08 (connection), 57P01..03 (shutdown), 53 (resources).
                 // SQLite: BUSY (5) / LOCKED (6) after busy_timeout.
                 let code = db.code().unwrap_or_default();
+                // PostgreSQL: 22021, a text with U+0000 (or not UTF-8). The write path and the
+                // HTTP layer refuse U+0000 before it gets here; should some caller still send
+                // it, it is the caller's content, not a broken store.
+                if code == "22021" {
+                    return StoreError::Invalid(ValidationErrors(vec![
+                        hata_core::validate::FieldError::new(
+                            "",
+                            format!("text {}", hata_core::validate::NUL_MESSAGE),
+                        ),
+                    ]));
+                }
                 if code.starts_with("08")
                     || code.starts_with("57P")
                     || code.starts_with("53")

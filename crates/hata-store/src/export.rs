@@ -17,7 +17,10 @@
 //! The document is checked before anything is written: the format marker and version, that
 //! references hold together (environments of tokens, configs of flags, unique ids), and every
 //! project, environment, flag and segment through `hata_core::validate` and, per environment,
-//! `Snapshot::compile`. Errors are `StoreError::Invalid` whose fields name the item by key, e.g.
+//! `Snapshot::compile`. No text anywhere in it may contain U+0000 (PostgreSQL cannot store it,
+//! and a store written through `Store::write` never holds it): the items `validate` does not
+//! see (tokens, changes, `meta`, telemetry) go through `validate::check_text`. Errors are
+//! `StoreError::Invalid` whose fields name the item by key, e.g.
 //! `projects[shop].flags[dark-mode].environments.production.default`.
 //!
 //! The document has no export time: it would differ between two exports of the same state.
@@ -34,7 +37,9 @@ use crate::evaluations::{
 };
 use hata_core::model::{Environment, Flag, Project, Segment};
 use hata_core::snapshot::Snapshot;
-use hata_core::validate::{self, FieldError, ProjectView, ValidationErrors, MAX_ERRORS};
+use hata_core::validate::{
+    self, FieldError, ProjectView, ValidationErrors, MAX_ERRORS, NUL_MESSAGE,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::any::AnyRow;
@@ -855,12 +860,16 @@ fn check_document(doc: &ExportDocument) -> StoreResult<()> {
         p.add("version", format!("this hata reads version {VERSION}"));
     }
 
+    if let Err(e) = validate::check_text(&doc.meta) {
+        p.nested("meta", e);
+    }
+
     let mut project_keys = BTreeSet::new();
     let mut env_ids = BTreeSet::new();
     // (project, environment) pairs, for tokens.
     let mut environments: BTreeSet<(&str, &str)> = BTreeSet::new();
     for project in &doc.projects {
-        let at = format!("projects[{}]", project.key);
+        let at = format!("projects[{}]", shown(&project.key));
         p.unique(&mut project_keys, &at, "project", &project.key);
         let as_project = Project {
             key: project.key.clone(),
@@ -895,8 +904,11 @@ fn check_document(doc: &ExportDocument) -> StoreResult<()> {
     let mut token_ids = BTreeSet::new();
     let mut hashes = BTreeSet::new();
     for t in &doc.tokens {
-        let at = format!("tokens[{}]", t.id);
+        let at = format!("tokens[{}]", shown(&t.id));
         p.unique(&mut token_ids, &at, "token id", &t.id);
+        if let Err(e) = validate::check_text(t) {
+            p.nested(&at, e);
+        }
         if t.secret_hash.is_empty() {
             p.add(format!("{at}.secret_hash"), "must not be empty");
         } else if !hashes.insert(t.secret_hash.as_str()) {
@@ -963,6 +975,9 @@ fn check_document(doc: &ExportDocument) -> StoreResult<()> {
     let mut last_id = 0;
     for c in &doc.changes {
         let at = format!("changes[{}]", c.id);
+        if let Err(e) = validate::check_text(c) {
+            p.nested(&at, e);
+        }
         if c.id <= last_id {
             p.add(&at, "change ids must be positive and ascending");
         }
@@ -991,12 +1006,19 @@ fn check_document(doc: &ExportDocument) -> StoreResult<()> {
 
     let mut counts = BTreeSet::new();
     for c in &doc.evaluation_counts {
+        let at = format!(
+            "evaluation_counts[{}/{}/{}/{}]",
+            shown(&c.project),
+            shown(&c.environment),
+            shown(&c.flag),
+            shown(&c.hour)
+        );
+        if let Err(e) = validate::check_text(c) {
+            p.nested(&at, e);
+        }
         if !counts.insert(count_key(c)) {
             p.add(
-                format!(
-                    "evaluation_counts[{}/{}/{}/{}]",
-                    c.project, c.environment, c.flag, c.hour
-                ),
+                &at,
                 format!(
                     "duplicate count for variant {:?}, reason {:?}",
                     c.variant, c.reason
@@ -1004,21 +1026,20 @@ fn check_document(doc: &ExportDocument) -> StoreResult<()> {
             );
         }
         if c.count < 0 {
-            p.add(
-                format!(
-                    "evaluation_counts[{}/{}/{}/{}]",
-                    c.project, c.environment, c.flag, c.hour
-                ),
-                "count must not be negative",
-            );
+            p.add(&at, "count must not be negative");
         }
     }
     let mut evaluated = BTreeSet::new();
     for e in &doc.flag_last_evaluated {
         let at = format!(
             "flag_last_evaluated[{}/{}/{}]",
-            e.project, e.environment, e.flag
+            shown(&e.project),
+            shown(&e.environment),
+            shown(&e.flag)
         );
+        if let Err(errors) = validate::check_text(e) {
+            p.nested(&at, errors);
+        }
         if !evaluated.insert((&e.project, &e.environment, &e.flag)) {
             p.add(&at, "duplicate entry");
         }
@@ -1038,7 +1059,7 @@ fn check_project(p: &mut Problems, at: &str, project: &ExportProject, env_ids: &
     let mut env_keys = BTreeSet::new();
     let mut positions = BTreeSet::new();
     for e in &project.environments {
-        let at = format!("{at}.environments[{}]", e.key);
+        let at = format!("{at}.environments[{}]", shown(&e.key));
         p.unique(&mut env_keys, &at, "environment", &e.key);
         if e.id < 1 || !env_ids.insert(e.id) {
             p.add(
@@ -1077,13 +1098,16 @@ fn check_project(p: &mut Problems, at: &str, project: &ExportProject, env_ids: &
     let mut segments = BTreeMap::new();
     for s in &project.segments {
         if segments.insert(s.key.clone(), s.clone()).is_some() {
-            p.add(format!("{at}.segments[{}]", s.key), "duplicate segment");
+            p.add(
+                format!("{at}.segments[{}]", shown(&s.key)),
+                "duplicate segment",
+            );
         }
     }
     let mut flags = BTreeMap::new();
     for f in &project.flags {
         if flags.insert(f.key.clone(), f.clone()).is_some() {
-            p.add(format!("{at}.flags[{}]", f.key), "duplicate flag");
+            p.add(format!("{at}.flags[{}]", shown(&f.key)), "duplicate flag");
         }
     }
     let view = ProjectView {
@@ -1092,14 +1116,14 @@ fn check_project(p: &mut Problems, at: &str, project: &ExportProject, env_ids: &
         flags: &flags,
     };
     for s in &project.segments {
-        let at = format!("{at}.segments[{}]", s.key);
+        let at = format!("{at}.segments[{}]", shown(&s.key));
         if let Err(e) = validate::validate_segment(s, &view) {
             p.nested(&at, e);
         }
         stored_fields(p, &at, s.version, &s.created_at, &s.updated_at);
     }
     for f in &project.flags {
-        let at = format!("{at}.flags[{}]", f.key);
+        let at = format!("{at}.flags[{}]", shown(&f.key));
         if let Err(e) = validate::validate_flag(f, &view) {
             let mut errors = e.0;
             if f.archived {
@@ -1108,7 +1132,8 @@ fn check_project(p: &mut Problems, at: &str, project: &ExportProject, env_ids: &
                 // deletes, and restoring it validates it again (see
                 // `validate::flag_dependants`). A real store holds such flags, so a real
                 // export must import.
-                errors.retain(|e| !is_reference(&e.field));
+                // U+0000 is refused wherever it is: no store may hold it.
+                errors.retain(|e| e.message == NUL_MESSAGE || !is_reference(&e.field));
             }
             if !errors.is_empty() {
                 p.nested(&at, ValidationErrors(errors));
@@ -1126,6 +1151,16 @@ fn check_project(p: &mut Problems, at: &str, project: &ExportProject, env_ids: &
                 format!("does not compile: {e}"),
             );
         }
+    }
+}
+
+/// A key as it appears in an error's path: U+0000 (refused, but it must be named) spelled
+/// `\\u0000`, so that the path prints.
+fn shown(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.contains('\0') {
+        key.replace('\0', "\\u0000").into()
+    } else {
+        key.into()
     }
 }
 

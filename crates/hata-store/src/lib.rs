@@ -7,10 +7,11 @@
 //!   store: the one other writer, a restore rather than a change.
 //! - Reads are in `read`. After every commit the store publishes `ChangeNotice`s to
 //!   `Store::subscribe`rs, who rebuild what they derive (snapshots, token caches, streams).
+//! - `sqlite`: SQLite's durability setting and the modes of its database files (0600).
 //!
 //! The queries are written once, in SQL both backends accept (`$n` parameters, `RETURNING`,
-//! `ON CONFLICT`), through sqlx's `Any` driver; what differs per backend lives in the migrations
-//! and in `Backend`.
+//! `ON CONFLICT`), through sqlx's `Any` driver; what differs per backend lives in the migrations,
+//! in `Backend` and in `sqlite`.
 
 pub mod change;
 pub mod error;
@@ -20,6 +21,7 @@ mod listen;
 pub mod notice;
 pub mod read;
 pub mod records;
+pub mod sqlite;
 pub mod write;
 
 use std::time::Duration;
@@ -34,6 +36,7 @@ pub use evaluations::{EvaluationCount, FlagEvaluated};
 pub use export::{ExportDocument, ImportSummary};
 pub use notice::{ChangeNotice, EnvRevision, RuleSetDelta, RuleSetWrite};
 pub use records::*;
+pub use sqlite::SqliteSynchronous;
 pub use write::{Expected, NewToken, WriteMeta, WriteOp, WriteOutcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +54,8 @@ pub struct StoreConfig {
     pub max_connections: u32,
     /// How long a request waits for a connection before the store reports itself unavailable.
     pub acquire_timeout: Duration,
+    /// SQLite only: how durably a commit is written (see `SqliteSynchronous`).
+    pub sqlite_synchronous: SqliteSynchronous,
 }
 
 impl StoreConfig {
@@ -59,6 +64,7 @@ impl StoreConfig {
             url: url.into(),
             max_connections: 8,
             acquire_timeout: Duration::from_secs(3),
+            sqlite_synchronous: SqliteSynchronous::default(),
         }
     }
 }
@@ -112,19 +118,26 @@ impl Store {
         let (tx, _) = broadcast::channel(1024);
         match backend {
             Backend::Sqlite => {
+                let file = sqlite::prepare_files(&config.url)?;
+                // WAL: readers never wait for the writer. Either `synchronous` is crash-safe
+                // in WAL mode; NORMAL may lose the last commits on power loss (`sqlite`).
+                let pragmas: &'static str = match config.sqlite_synchronous {
+                    SqliteSynchronous::Normal => {
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
+                    }
+                    SqliteSynchronous::Full => {
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
+                    }
+                };
                 let pool = |max: u32| {
                     AnyPoolOptions::new()
                         .max_connections(max)
                         .acquire_timeout(config.acquire_timeout)
-                        .after_connect(|conn, _| {
+                        .after_connect(move |conn, _| {
                             Box::pin(async move {
-                                // WAL: readers never wait for the writer. NORMAL is durable in
-                                // WAL mode except for the last commits on power loss.
-                                conn.execute(
-                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                                     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
-                                )
-                                .await?;
+                                conn.execute(pragmas).await?;
                                 Ok(())
                             })
                         })
@@ -133,6 +146,10 @@ impl Store {
                 let reader = pool(config.max_connections.max(1))
                     .connect_with(options)
                     .await?;
+                // The first connection switched the file to WAL, creating `-wal` and `-shm`.
+                if let Some(file) = &file {
+                    sqlite::restrict_companions(file);
+                }
                 Ok(Store {
                     backend,
                     writer,
@@ -210,6 +227,28 @@ impl Store {
             // No receivers is fine: nobody derives state yet.
             let _ = self.notices.send(notice);
         }
+    }
+
+    /// On SQLite, `PRAGMA synchronous` as the writer's connection and a reader's report it
+    /// (1 NORMAL, 2 FULL), so that a start can say how durable its commits are; `None` on
+    /// PostgreSQL. The two pools are set up alike: a difference is an `Internal` error.
+    pub async fn sqlite_synchronous(&self) -> StoreResult<Option<i64>> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
+        }
+        let read = |pool: AnyPool| async move {
+            sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+                .fetch_one(&pool)
+                .await
+        };
+        let writer = read(self.writer.clone()).await?;
+        let reader = read(self.reader.clone()).await?;
+        if writer != reader {
+            return Err(StoreError::Internal(format!(
+                "PRAGMA synchronous is {writer} on the writer but {reader} on a reader"
+            )));
+        }
+        Ok(Some(writer))
     }
 
     /// Whether the database answers (for `/health/ready`).

@@ -605,3 +605,48 @@ async fn import_refuses_bad_documents_naming_the_problem() {
     let e = import_edited(&good, |d| d["changes"][0]["action"] = json!("rename")).await;
     has(&e, "changes[0].action", "unknown variant `rename`");
 }
+
+/// PostgreSQL cannot hold U+0000 in text, SQLite can: a document with it anywhere is refused on
+/// both, naming every place, rather than loading into SQLite and failing midway (a 500) on
+/// PostgreSQL.
+#[tokio::test]
+async fn import_refuses_nul_anywhere_in_the_document() {
+    let source = support::sqlite().await;
+    build_state(&source.store).await;
+    let good: Value =
+        serde_json::from_str(&export_text(&source.store).await).expect("export is JSON");
+    let e = import_edited(&good, |d| {
+        d["meta"]["note"] = json!("\u{0}");
+        d["projects"][1]["description"] = json!("shop\u{0}");
+        d["projects"][1]["environments"][0]["name"] = json!("\u{0}");
+        d["projects"][1]["flags"][1]["variants"][0]["name"] = json!("On\u{0}");
+        d["projects"][1]["segments"][1]["included"] = json!(["a\u{0}"]);
+        d["tokens"][2]["name"] = json!("n\u{0}");
+        d["changes"][0]["request_id"] = json!("req\u{0}");
+        d["changes"][0]["new_value"] = json!({"x": ["\u{0}"]});
+        d["evaluation_counts"][0]["variant"] = json!("\u{0}");
+        d["flag_last_evaluated"][0]["flag"] = json!("dark-mode\u{0}");
+    })
+    .await;
+    let nul: Vec<&str> = e
+        .iter()
+        .filter(|(_, m)| m == "must not contain U+0000")
+        .map(|(f, _)| f.as_str())
+        .collect();
+    assert_eq!(
+        nul,
+        [
+            "meta.note",
+            "projects[shop].description",
+            "projects[shop].environments[development].name",
+            "projects[shop].segments[vip].included[0]",
+            "projects[shop].flags[dark-mode].variants[0].name",
+            "tokens[srv-1].name",
+            "changes[1].request_id",
+            "changes[1].new_value.x[0]",
+            "evaluation_counts[shop/production/dark-mode/2026-11-23T14:00:00Z].variant",
+            "flag_last_evaluated[shop/production/dark-mode\\u0000].flag",
+        ],
+        "{e:?}"
+    );
+}

@@ -383,3 +383,161 @@ async fn a_variant_another_flag_requires_cannot_be_dropped() {
         assert_eq!(stored.variants.len(), 2, "{}: nothing changed", t.name);
     }
 }
+
+/// U+0000 is refused before any statement binds it: PostgreSQL cannot hold it in text, SQLite
+/// can, and both must answer alike. Content is `Invalid` naming the field; a key that names a
+/// resource cannot hold it, so that is `NotFound`.
+#[tokio::test]
+async fn nul_is_refused_alike_on_both_backends() {
+    for t in support::all().await {
+        let s = &t.store;
+        s.write(
+            &meta(),
+            WriteOp::CreateProject {
+                project: project("shop"),
+                environments: None,
+            },
+        )
+        .await
+        .unwrap();
+        let fields = |result: Result<hata_store::WriteOutcome, StoreError>| match result {
+            Err(StoreError::Invalid(v)) => {
+                v.0.into_iter()
+                    .map(|e| {
+                        assert_eq!(e.message, "must not contain U+0000");
+                        e.field
+                    })
+                    .collect::<Vec<_>>()
+            }
+            other => panic!("{}: expected Invalid, got {other:?}", t.name),
+        };
+        let token = |name: &str, project: Option<&str>| hata_store::NewToken {
+            role: None,
+            id: "tok_1".into(),
+            name: name.into(),
+            kind: hata_store::TokenKind::Server,
+            project: project.map(str::to_string),
+            environment: Some("production".into()),
+            expires_at: None,
+            secret_hash: "hash".into(),
+        };
+
+        // The flag's key is read from the store before the flag is validated.
+        let created = s
+            .write(
+                &meta(),
+                WriteOp::CreateFlag {
+                    project: "shop".into(),
+                    flag: flag(json!({"key": "a\u{0}", "type": "boolean", "owner": "\u{0}"})),
+                },
+            )
+            .await;
+        assert_eq!(fields(created), ["key", "owner"], "{}", t.name);
+        let created = s
+            .write(
+                &meta(),
+                WriteOp::CreateToken {
+                    token: token("ci\u{0}", Some("shop\u{0}")),
+                },
+            )
+            .await;
+        assert_eq!(fields(created), ["name", "project"], "{}", t.name);
+        let with_request_id = WriteMeta {
+            actor: Actor::system("test"),
+            request_id: "req\u{0}".into(),
+        };
+        let created = s
+            .write(
+                &with_request_id,
+                WriteOp::CreateToken {
+                    token: token("ci", Some("shop")),
+                },
+            )
+            .await;
+        assert_eq!(fields(created), ["request_id"], "{}", t.name);
+        let deleted = s
+            .write(
+                &meta(),
+                WriteOp::DeleteFlag {
+                    project: "shop".into(),
+                    key: "dark\u{0}mode".into(),
+                    expected_version: Expected::Any,
+                },
+            )
+            .await;
+        assert!(
+            matches!(&deleted, Err(StoreError::NotFound(m)) if m == "flag \"dark\\0mode\""),
+            "{}: {deleted:?}",
+            t.name
+        );
+        assert!(s.list_tokens().await.unwrap().is_empty(), "{}", t.name);
+        let page = s
+            .list_flags("shop", &FlagFilter::default(), 10, None)
+            .await
+            .unwrap();
+        assert!(page.items.is_empty(), "{}", t.name);
+    }
+}
+
+/// `StoreConfig::sqlite_synchronous` reaches the writer's connection and the readers': SQLite
+/// reads `PRAGMA synchronous` back as 1 (NORMAL, the default) or 2 (FULL).
+#[tokio::test]
+async fn sqlite_synchronous_is_applied_to_every_connection() {
+    for (setting, expected) in [
+        (None, 1),
+        (Some(hata_store::SqliteSynchronous::Full), 2),
+        (Some(hata_store::SqliteSynchronous::Normal), 1),
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("hata.db").display());
+        let mut config = hata_store::StoreConfig::new(url);
+        if let Some(setting) = setting {
+            config.sqlite_synchronous = setting;
+        }
+        let store = hata_store::Store::open(&config).await.expect("open");
+        assert_eq!(
+            store.sqlite_synchronous().await.expect("read back"),
+            Some(expected),
+            "{setting:?}"
+        );
+        store.close().await;
+    }
+    if let Some(t) = support::postgres().await {
+        assert_eq!(t.store.sqlite_synchronous().await.expect("read"), None);
+    }
+}
+
+/// The database file and its `-wal` and `-shm` are the owner's alone, whatever the umask that
+/// created them or the mode an older version left.
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("hata.db");
+    let files = ["", "-wal", "-shm"].map(|s| format!("{}{s}", db.display()));
+    let mode = |path: &str| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let store = hata_store::Store::open(&hata_store::StoreConfig::new(url.clone()))
+        .await
+        .expect("open");
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{file}");
+    }
+    store.close().await;
+
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let store = hata_store::Store::open(&hata_store::StoreConfig::new(url))
+        .await
+        .expect("open again");
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{file} after reopening");
+    }
+    store.close().await;
+}

@@ -1,5 +1,6 @@
 //! The one write path. Every change to projects, environments, flags, segments and tokens is a
-//! `WriteOp` applied by `Store::write`, which in a single transaction:
+//! `WriteOp` applied by `Store::write`, which refuses U+0000 in anything the op carries
+//! (`WriteOp::check_text`: PostgreSQL cannot store it) and then, in a single transaction:
 //! 1. loads what the change touches and checks the caller's expected version (`If-Match`),
 //! 2. validates the result against the rest of the project (`hata_core::validate`),
 //! 3. applies it,
@@ -26,9 +27,11 @@ mod tokens;
 use std::sync::Arc;
 
 use hata_core::model::{Environment, Flag, FlagConfig, Project, Segment};
+use hata_core::validate::{FieldError, ValidationErrors};
 use serde_json::Value;
 
 use crate::change::Actor;
+use crate::error::{StoreError, StoreResult};
 use crate::notice::RuleSetWrite;
 use crate::records::{Role, TokenKind};
 
@@ -190,6 +193,124 @@ pub enum WriteOp {
         secret_hash: String,
         previous_valid_until: String,
     },
+}
+
+impl WriteOp {
+    /// Refuses U+0000 in anything the op carries, before a statement binds it. PostgreSQL
+    /// cannot hold it in text (it fails the statement); SQLite can, and a store that took it
+    /// could not be moved to PostgreSQL. A key or id that names an existing resource cannot
+    /// hold it (keys are validated), so there it is `NotFound`; in content it is `Invalid`,
+    /// naming the field relative to the op's object, as `hata_core::validate` does.
+    fn check_text(&self, meta: &WriteMeta) -> StoreResult<()> {
+        use hata_core::validate::check_text;
+
+        let names: &[(&str, &str)] = match self {
+            WriteOp::CreateProject { .. } | WriteOp::CreateToken { .. } => &[],
+            WriteOp::UpdateProject { key, .. } | WriteOp::DeleteProject { key, .. } => {
+                &[("project", key)]
+            }
+            WriteOp::CreateEnvironment { project, .. }
+            | WriteOp::CreateFlag { project, .. }
+            | WriteOp::CreateSegment { project, .. } => &[("project", project)],
+            WriteOp::UpdateEnvironment { project, key, .. }
+            | WriteOp::DeleteEnvironment { project, key, .. } => {
+                &[("project", project), ("environment", key)]
+            }
+            WriteOp::UpdateFlag { project, key, .. }
+            | WriteOp::PatchFlag { project, key, .. }
+            | WriteOp::DeleteFlag { project, key, .. } => &[("project", project), ("flag", key)],
+            WriteOp::PutFlagConfig {
+                project,
+                flag,
+                environment,
+                ..
+            }
+            | WriteOp::PatchFlagConfig {
+                project,
+                flag,
+                environment,
+                ..
+            } => &[
+                ("project", project),
+                ("flag", flag),
+                ("environment", environment),
+            ],
+            WriteOp::UpdateSegment { project, key, .. }
+            | WriteOp::DeleteSegment { project, key, .. } => {
+                &[("project", project), ("segment", key)]
+            }
+            WriteOp::DeleteToken { id } | WriteOp::RotateToken { id, .. } => &[("token", id)],
+        };
+        if let Some((what, name)) = names.iter().find(|(_, name)| name.contains('\0')) {
+            return Err(StoreError::NotFound(format!("{what} {name:?}")));
+        }
+
+        let mut errors = Vec::new();
+        let mut check = |prefix: &str, result: Result<(), ValidationErrors>| {
+            if let Err(ValidationErrors(found)) = result {
+                errors.extend(found.into_iter().map(|e| FieldError {
+                    field: match (prefix, e.field.as_str()) {
+                        ("", field) => field.to_string(),
+                        (prefix, "") => prefix.to_string(),
+                        (prefix, field) if field.starts_with('[') => format!("{prefix}{field}"),
+                        (prefix, field) => format!("{prefix}.{field}"),
+                    },
+                    message: e.message,
+                }));
+            }
+        };
+        match self {
+            WriteOp::CreateProject {
+                project,
+                environments,
+            } => {
+                check("", check_text(project));
+                for (i, environment) in environments.iter().flatten().enumerate() {
+                    check(&format!("environments[{i}]"), check_text(environment));
+                }
+            }
+            WriteOp::UpdateProject { project, .. } => check("", check_text(project)),
+            WriteOp::CreateEnvironment { environment, .. }
+            | WriteOp::UpdateEnvironment { environment, .. } => check("", check_text(environment)),
+            WriteOp::CreateFlag { flag, .. } | WriteOp::UpdateFlag { flag, .. } => {
+                check("", check_text(flag))
+            }
+            WriteOp::PatchFlag { patch, .. } | WriteOp::PatchFlagConfig { patch, .. } => {
+                check("", check_text(patch))
+            }
+            WriteOp::PutFlagConfig { config, .. } => check("", check_text(config)),
+            WriteOp::CreateSegment { segment, .. } | WriteOp::UpdateSegment { segment, .. } => {
+                check("", check_text(segment))
+            }
+            WriteOp::CreateToken { token } => {
+                for (field, value) in [
+                    ("id", Some(&token.id)),
+                    ("name", Some(&token.name)),
+                    ("project", token.project.as_ref()),
+                    ("environment", token.environment.as_ref()),
+                    ("expires_at", token.expires_at.as_ref()),
+                    ("secret_hash", Some(&token.secret_hash)),
+                ] {
+                    check(field, check_text(&value));
+                }
+            }
+            // Made by the server (a hex hash, a formatted time): nothing a client wrote.
+            WriteOp::RotateToken { .. }
+            | WriteOp::DeleteProject { .. }
+            | WriteOp::DeleteEnvironment { .. }
+            | WriteOp::DeleteFlag { .. }
+            | WriteOp::DeleteSegment { .. }
+            | WriteOp::DeleteToken { .. } => {}
+        }
+        // Recorded with the change.
+        check("actor", check_text(&meta.actor.qualified_id()));
+        check("request_id", check_text(&meta.request_id));
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationErrors(errors).into())
+        }
+    }
 }
 
 /// The result of a write: the resource as now stored (`None` after a delete), its version,
