@@ -443,6 +443,9 @@ impl Replica {
                 // A token created on another replica is known here once this replica has
                 // heard of it, like any other change.
                 Ok((StatusCode::UNAUTHORIZED, _)) => Some(Value::String("<401>".into())),
+                // The token is known but its environment's rule set not loaded yet (it was
+                // created on another replica a moment ago): the documented answer meanwhile.
+                Ok((StatusCode::SERVICE_UNAVAILABLE, _)) => Some(Value::String("<503>".into())),
                 other => panic!("OFREP on {}: {other:?}", self.name),
             };
             if served.as_ref() == expected {
