@@ -35,10 +35,10 @@ pub struct StoreArgs {
     #[arg(long, env = "HATA_SQLITE_SYNCHRONOUS")]
     pub sqlite_synchronous: Option<String>,
     /// TOML file with any of the `hata serve` settings (keys: listen, data_dir, database_url,
-    /// body_limit, db_max_connections, sqlite_synchronous, log_format, public_url, eval_rate_limit,
-    /// trusted_proxies, header_timeout, idle_timeout, body_timeout, max_connections,
-    /// max_streams, max_streams_per_token, max_context_members). Flags and HATA_* variables
-    /// win over it.
+    /// body_limit, db_max_connections, sqlite_synchronous, log_format, public_url,
+    /// eval_rate_limit, trusted_proxies, tls_cert, tls_key, header_timeout, idle_timeout,
+    /// body_timeout, max_connections, max_streams, max_streams_per_token,
+    /// max_context_members). Flags and HATA_* variables win over it.
     #[arg(long, env = "HATA_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -66,7 +66,7 @@ pub struct ServeArgs {
     #[arg(long, env = "HATA_LOG_FORMAT")]
     pub log_format: Option<String>,
     /// URL clients reach this server at, e.g. https://flags.example.com; used in the OFREP
-    /// event-stream URL [default: http://<the request's Host>]
+    /// event-stream URL [default: http(s)://<the request's Host>]
     #[arg(long, env = "HATA_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// OFREP evaluation requests per second allowed per token; more get 429 with Retry-After;
@@ -78,7 +78,23 @@ pub struct ServeArgs {
     #[arg(long, env = "HATA_TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
     #[command(flatten)]
+    pub tls: TlsArgs,
+    #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// Native TLS (`hata serve`). Behind a load balancer that terminates TLS, leave these unset
+/// and list the balancer in --trusted-proxies.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain (the server's certificate first): serve HTTPS (TLS 1.2 and 1.3,
+    /// HTTP/2 and HTTP/1.1, HSTS) instead of HTTP. Needs --tls-key. Reloaded when the file
+    /// changes (checked every 3 s) or on SIGHUP [default: none, plain HTTP]
+    #[arg(long, env = "HATA_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the --tls-cert certificate (PKCS#8, RSA or EC) [default: none]
+    #[arg(long, env = "HATA_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Connection and stream limits (`hata serve`).
@@ -123,6 +139,8 @@ struct FileSettings {
     public_url: Option<String>,
     eval_rate_limit: Option<u32>,
     trusted_proxies: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     header_timeout: Option<u64>,
     idle_timeout: Option<u64>,
     body_timeout: Option<u64>,
@@ -142,6 +160,9 @@ pub struct Settings {
     pub public_url: Option<String>,
     pub eval_rate_limit: u32,
     pub trusted_proxies: hata_server::forwarded::TrustedProxies,
+    /// The certificate and key files to serve HTTPS with; `None`: plain HTTP. Read (and
+    /// checked) by `serve`, before it binds.
+    pub tls: Option<hata_server::connections::tls::TlsFiles>,
     pub limits: Limits,
     /// `HATA_ADMIN_TOKEN`: the admin token to create on the first start. Environment only, so
     /// the secret stays out of the process list and config files.
@@ -314,6 +335,21 @@ impl ServeArgs {
                 .unwrap_or(""),
         )
         .map_err(|e| anyhow::anyhow!("trusted_proxies (HATA_TRUSTED_PROXIES): {e}"))?;
+        let tls = match (
+            self.tls.tls_cert.or(file.tls_cert),
+            self.tls.tls_key.or(file.tls_key),
+        ) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(hata_server::connections::tls::TlsFiles { cert, key }),
+            (Some(_), None) => bail!(
+                "tls_key (--tls-key / HATA_TLS_KEY) is not set: tls_cert needs the private key \
+                 of its certificate"
+            ),
+            (None, Some(_)) => bail!(
+                "tls_cert (--tls-cert / HATA_TLS_CERT) is not set: tls_key needs the \
+                 certificate it belongs to"
+            ),
+        };
         let public_url = self.public_url.or(file.public_url);
         if let Some(url) = &public_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -325,6 +361,7 @@ impl ServeArgs {
         Ok(Settings {
             limits,
             trusted_proxies,
+            tls,
             public_url,
             eval_rate_limit: self.eval_rate_limit.or(file.eval_rate_limit).unwrap_or(0),
             listen: self

@@ -336,8 +336,9 @@ async fn open_existing_store(settings: &config::StoreSettings) -> anyhow::Result
 
 async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     init_logging(settings.json_logs);
-    // Bind before the store is touched: a start that cannot serve (port in use) must not
-    // first create, migrate or bootstrap anything.
+    // The certificate and the port before the store is touched: a start that cannot serve (a
+    // bad certificate, the port in use) must not first create, migrate or bootstrap anything.
+    let tls = settings.tls.clone().map(load_tls).transpose()?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listen: cannot bind {}", settings.listen))?;
@@ -363,10 +364,16 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         max_streams_per_token: limits.max_streams_per_token,
         trusted_proxies: settings.trusted_proxies.clone(),
         max_context_members: limits.max_context_members,
+        tls,
         ..ServerConfig::default()
     };
     let app = hata_server::router(state.clone(), &config);
-    tracing::info!(listen = %settings.listen, database = %hata_store::redact(&settings.store.database_url), "hata is serving");
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(listen = %settings.listen, scheme, database = %hata_store::redact(&settings.store.database_url), "hata is serving");
     let stopping = state.clone();
     hata_server::serve(
         listener,
@@ -386,6 +393,21 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     state.finish_shutdown().await;
     store.close().await;
     Ok(())
+}
+
+/// Reads and checks the certificate and key, naming the setting at fault.
+fn load_tls(
+    files: hata_server::connections::tls::TlsFiles,
+) -> anyhow::Result<std::sync::Arc<hata_server::connections::tls::Tls>> {
+    use hata_server::connections::tls::{Tls, TlsFile};
+    Tls::load(files).map(std::sync::Arc::new).map_err(|e| {
+        let setting = match e.file() {
+            Some(TlsFile::Cert) => "tls_cert (--tls-cert / HATA_TLS_CERT)",
+            Some(TlsFile::Key) => "tls_key (--tls-key / HATA_TLS_KEY)",
+            None => "TLS",
+        };
+        anyhow::anyhow!("{setting}: {e}")
+    })
 }
 
 /// Every connection is a file descriptor: raises the soft limit on open files to the hard

@@ -1,5 +1,6 @@
 //! `hata serve` as a user runs it: the real binary, a data dir, SIGTERM, a restart on the same
-//! dir, the admin token from a file or from `HATA_ADMIN_TOKEN`, and `--help`.
+//! dir, the admin token from a file or from `HATA_ADMIN_TOKEN`, HTTPS with a certificate
+//! reloaded on SIGHUP, and `--help`.
 
 mod support;
 
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use support::tls::{handshake, ServerCert, TestCa};
 use support::{free_port, DEADLINE};
 
 /// A running `hata serve`; killed if the test ends without stopping it.
@@ -52,11 +54,12 @@ fn read(path: &Path) -> String {
 impl Hata {
     /// Starts `hata serve` on `data_dir` and a free port; returns once `/health/ready` is 200.
     async fn start(data_dir: &Path, env: &[(&str, &str)], logs: &Path, run: &str) -> Hata {
-        Hata::start_with(data_dir, &[], env, logs, run, None).await
+        Hata::start_with(data_dir, &[], env, logs, run, None, None).await
     }
 
-    /// `start` with more arguments and, given a `umask`, under it (set by `sh`, which then
-    /// `exec`s hata: the same process).
+    /// Starts `hata serve` with `args` besides the data dir and address; over HTTPS when a
+    /// `ca` is given, whose client then makes every request; given a `umask`, under it (set
+    /// by `sh`, which then `exec`s hata: the same process).
     async fn start_with(
         data_dir: &Path,
         args: &[&str],
@@ -64,6 +67,7 @@ impl Hata {
         logs: &Path,
         run: &str,
         umask: Option<&str>,
+        ca: Option<&TestCa>,
     ) -> Hata {
         let listen = format!("127.0.0.1:{}", free_port());
         let data = data_dir.to_str().expect("utf-8 temp path");
@@ -89,15 +93,33 @@ impl Hata {
             cmd = sh;
         }
         let child = cmd.spawn().expect("spawn hata serve");
+        let (scheme, client) = match ca {
+            Some(ca) => ("https", ca.client()),
+            None => ("http", reqwest::Client::new()),
+        };
         let mut hata = Hata {
             child,
-            base: format!("http://{listen}"),
-            client: reqwest::Client::new(),
+            base: format!("{scheme}://{listen}"),
+            client,
             stdout,
             stderr,
         };
         hata.wait_ready().await;
         hata
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        let (_, addr) = self.base.split_once("://").expect("scheme");
+        addr.parse().expect("address")
+    }
+
+    /// Sends `signal` (e.g. `-HUP`) to the process.
+    fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill {signal} failed");
     }
 
     async fn wait_ready(&mut self) {
@@ -130,11 +152,7 @@ impl Hata {
 
     /// Sends SIGTERM and waits for the exit.
     async fn terminate(&mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM failed");
+        self.signal("-TERM");
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait for hata") {
@@ -320,6 +338,19 @@ fn bad_settings_fail_the_start_naming_the_setting() {
             vec![("HATA_SQLITE_SYNCHRONOUS", "FULL")],
             "sqlite_synchronous (HATA_SQLITE_SYNCHRONOUS) must be normal or full, got \"FULL\"",
         ),
+        // One of the pair without the other.
+        (
+            "tls-cert-alone",
+            vec!["--tls-cert", "cert.pem"],
+            vec![],
+            "tls_key",
+        ),
+        (
+            "tls-key-alone",
+            vec![],
+            vec![("HATA_TLS_KEY", "key.pem")],
+            "tls_cert",
+        ),
     ] {
         let mut all = vec!["serve", "--data-dir", data, "--listen", &listen];
         all.extend(args);
@@ -353,6 +384,10 @@ fn serve_help_mentions_every_setting() {
         "HATA_LOG_FORMAT",
         "--config",
         "HATA_CONFIG",
+        "--tls-cert",
+        "HATA_TLS_CERT",
+        "--tls-key",
+        "HATA_TLS_KEY",
         "HATA_ADMIN_TOKEN",
         "RUST_LOG",
     ] {
@@ -363,8 +398,9 @@ fn serve_help_mentions_every_setting() {
     }
 }
 
-/// A start that cannot serve (port in use, a bad HATA_ADMIN_TOKEN) fails before it creates,
-/// migrates or bootstraps anything: the data directory is not even made.
+/// A start that cannot serve (port in use, a bad HATA_ADMIN_TOKEN, a certificate or key that
+/// cannot be used) fails before it creates, migrates or bootstraps anything: the data
+/// directory is not even made.
 #[test]
 fn a_failed_start_touches_nothing() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -373,22 +409,47 @@ fn a_failed_start_touches_nothing() {
     let data = dir.path().join("data");
     let data_arg = data.to_str().expect("utf-8 temp path");
     let listen = format!("127.0.0.1:{port}");
+    // A good certificate; a key file that holds no key; the key of another certificate; a
+    // certificate file that is not there.
+    let ca = TestCa::new("hata test CA");
+    let (cert, key) = ca.server_cert("hata-test", 1).write(dir.path());
+    let (cert, key) = (
+        cert.to_str().expect("utf-8 temp path"),
+        key.to_str().expect("utf-8 temp path"),
+    );
+    let not_a_key = dir.path().join("not-a-key.pem");
+    std::fs::write(
+        &not_a_key,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .expect("write");
+    let not_a_key = not_a_key.to_str().expect("utf-8 temp path");
+    let other_key = dir.path().join("other-key.pem");
+    std::fs::write(&other_key, ca.server_cert("other", 2).key_pem).expect("write");
+    let other_key = other_key.to_str().expect("utf-8 temp path");
+    let missing = dir.path().join("missing.pem");
+    let missing = missing.to_str().expect("utf-8 temp path");
     // (arguments, environment, what the error names)
-    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
-    let cases: [Case; 2] = [
+    type Case<'a> = (Vec<&'a str>, &'a [(&'a str, &'a str)], &'a str);
+    let serve = ["serve", "--data-dir", data_arg, "--listen", "127.0.0.1:0"];
+    let tls = |cert, key| [&serve[..], &["--tls-cert", cert, "--tls-key", key]].concat();
+    let cases: Vec<Case> = vec![
         (
-            &["serve", "--data-dir", data_arg, "--listen", &listen],
+            vec!["serve", "--data-dir", data_arg, "--listen", &listen],
             &[],
             "listen",
         ),
         (
-            &["serve", "--data-dir", data_arg, "--listen", "127.0.0.1:0"],
+            serve.to_vec(),
             &[("HATA_ADMIN_TOKEN", "short")],
             "HATA_ADMIN_TOKEN",
         ),
+        (tls(cert, not_a_key), &[], "tls_key"),
+        (tls(cert, other_key), &[], "tls_key"),
+        (tls(missing, key), &[], "tls_cert"),
     ];
     for (args, env, names) in cases {
-        let out = support::hata(args, env)
+        let out = support::hata(&args, env)
             .stdin(Stdio::null())
             .output()
             .expect("run hata serve");
@@ -433,6 +494,7 @@ async fn data_files_are_private_and_sqlite_synchronous_is_applied() {
         tmp.path(),
         "full",
         Some("000"),
+        None,
     )
     .await;
     assert_eq!(mode(&parent), 0o700, "a missing parent is made private too");
@@ -451,7 +513,7 @@ async fn data_files_are_private_and_sqlite_synchronous_is_applied() {
         std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .expect("chmod");
     }
-    let mut hata = Hata::start_with(&data, &[], &[], tmp.path(), "normal", None).await;
+    let mut hata = Hata::start_with(&data, &[], &[], tmp.path(), "normal", None, None).await;
     for file in files(&db) {
         assert_eq!(mode(&file), 0o600, "{} after a restart", file.display());
     }
@@ -486,4 +548,97 @@ async fn data_files_are_private_and_sqlite_synchronous_is_applied() {
         stderr.contains("sqlite_synchronous (HATA_SQLITE_SYNCHRONOUS) must be normal or full"),
         "{stderr}"
     );
+}
+
+/// HTTPS from the binary: HSTS, and the certificate replaced on SIGHUP (and on its own when
+/// the files change, which `connections.rs` covers in-process) without a restart. SIGHUP
+/// does not end the process, as it would by default.
+#[tokio::test]
+async fn https_with_a_certificate_reloaded_on_sighup() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let ca = TestCa::new("hata test CA");
+    let first = ca.server_cert("hata-first", 1);
+    let (cert, key) = first.write(tmp.path());
+    let (cert, key) = (
+        cert.to_str().expect("utf-8 temp path").to_string(),
+        key.to_str().expect("utf-8 temp path").to_string(),
+    );
+    let mut hata = Hata::start_with(
+        &tmp.path().join("data"),
+        &["--tls-cert", &cert],
+        &[("HATA_TLS_KEY", &key)],
+        tmp.path(),
+        "tls",
+        None,
+        Some(&ca),
+    )
+    .await;
+    let live = hata
+        .client
+        .get(format!("{}/health/live", hata.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(live.status(), reqwest::StatusCode::OK);
+    assert_eq!(live.version(), reqwest::Version::HTTP_2);
+    assert_eq!(
+        live.headers()
+            .get("strict-transport-security")
+            .and_then(|v| v.to_str().ok()),
+        Some("max-age=31536000")
+    );
+    let (_, presented) = handshake(hata.addr(), &ca).await;
+    assert_eq!(presented, first.der);
+
+    // SIGHUP with the files unchanged: reloaded all the same, and the process lives on.
+    hata.signal("-HUP");
+    wait_for_log(&hata, |log| {
+        log.contains("TLS certificate reloaded") && log.contains("SIGHUP")
+    })
+    .await;
+    assert!(
+        matches!(hata.child.try_wait(), Ok(None)),
+        "SIGHUP ended hata"
+    );
+
+    // New files and SIGHUP: new connections get the new certificate.
+    let second = ca.server_cert("hata-second", 2);
+    second.write(tmp.path());
+    hata.signal("-HUP");
+    wait_for_certificate(&hata, &ca, &second).await;
+    assert_eq!(hata.get("/health/live", None).await, 200);
+    let status = hata.terminate().await;
+    assert!(status.success(), "{status}\n{}", read(&hata.stderr));
+}
+
+async fn wait_for_log(hata: &Hata, seen: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // The log is on stdout.
+        if seen(&read(&hata.stdout)) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not in the log after 10 s:\n{}",
+            read(&hata.stdout)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_for_certificate(hata: &Hata, ca: &TestCa, cert: &ServerCert) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, presented) = handshake(hata.addr(), ca).await;
+        if presented == cert.der {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate is not served after 10 s:\n{}",
+            read(&hata.stdout)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

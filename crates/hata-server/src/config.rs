@@ -25,6 +25,9 @@ pub struct ServerConfig {
     /// The most members an evaluation context may have; lookups cost the same whatever the
     /// width, but reading and indexing a context does not.
     pub max_context_members: usize,
+    /// Serve HTTPS with this certificate (reloaded when its files change); `None`: plain HTTP.
+    /// Also what makes every answer carry HSTS and requests see the scheme `https`.
+    pub tls: Option<std::sync::Arc<crate::connections::tls::Tls>>,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +43,7 @@ impl Default for ServerConfig {
             max_streams_per_token: 2_000,
             trusted_proxies: crate::forwarded::TrustedProxies::default(),
             max_context_members: hata_core::context::MAX_MEMBERS,
+            tls: None,
         }
     }
 }

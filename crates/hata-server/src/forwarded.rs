@@ -1,8 +1,9 @@
 //! Where a request came from: the client's address, and the scheme and host it used. A
 //! reverse proxy says these in `X-Forwarded-For`, `-Proto` and `-Host`, and anyone can send
 //! those headers, so they are believed only from the peers listed in `--trusted-proxies`.
-//! From anyone else, the client is the peer itself, the scheme is this listener's, and the
-//! host is the `Host` header, which must be a well-formed host (and port).
+//! From anyone else, the client is the peer itself, the scheme is this listener's (`https`
+//! with `--tls-cert`), and the host is the `Host` header, which must be a well-formed host
+//! (and port).
 //!
 //! What depends on it: the OFREP `eventStreams` URL (a bearer ticket valid for a day or two,
 //! so it must not point at a host an attacker named) when `--public-url` is not set, and
@@ -10,7 +11,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Uri};
 
 /// The peers whose forwarding headers are believed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,13 +55,26 @@ pub struct Origin {
 }
 
 impl Origin {
-    pub fn of(peer: Option<SocketAddr>, headers: &HeaderMap, trusted: &TrustedProxies) -> Origin {
+    /// `uri`: the request's target, whose authority names the host when there is no `Host`
+    /// header (HTTP/2 sends `:authority` instead). `own_scheme`: the listener's, `http` or
+    /// `https`.
+    pub fn of(
+        peer: Option<SocketAddr>,
+        uri: &Uri,
+        headers: &HeaderMap,
+        trusted: &TrustedProxies,
+        own_scheme: &'static str,
+    ) -> Origin {
         let peer_ip = peer.map(|p| p.ip().to_canonical());
-        let own_host = || header_str(headers, header::HOST.as_str()).filter(|h| valid_host(h));
+        let own_host = || {
+            header_str(headers, header::HOST.as_str())
+                .or_else(|| uri.authority().map(|a| a.as_str()))
+                .filter(|h| valid_host(h))
+        };
         if !peer_ip.is_some_and(|ip| trusted.trusts(ip)) {
             return Origin {
                 client_ip: peer_ip,
-                scheme: "http",
+                scheme: own_scheme,
                 host: own_host().map(str::to_string),
             };
         }
@@ -85,9 +99,11 @@ impl Origin {
                 Err(_) => break,
             }
         }
+        // A proxy that does not say (or says something else) leaves the listener's own.
         let scheme = match first_value(headers, "x-forwarded-proto") {
             Some(p) if p.eq_ignore_ascii_case("https") => "https",
-            _ => "http",
+            Some(p) if p.eq_ignore_ascii_case("http") => "http",
+            _ => own_scheme,
         };
         let host = first_value(headers, "x-forwarded-host")
             .filter(|h| valid_host(h))
@@ -200,7 +216,13 @@ mod tests {
             ("x-forwarded-host", "flags.example.com"),
             ("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.0.0.2"),
         ]);
-        let untrusted = Origin::of(peer("198.51.100.1"), &h, &trusted);
+        let untrusted = Origin::of(
+            peer("198.51.100.1"),
+            &Uri::from_static("/"),
+            &h,
+            &trusted,
+            "http",
+        );
         assert_eq!(
             untrusted,
             Origin {
@@ -209,7 +231,13 @@ mod tests {
                 host: Some("hata.internal:7070".into()),
             }
         );
-        let behind_proxy = Origin::of(peer("10.0.0.1"), &h, &trusted);
+        let behind_proxy = Origin::of(
+            peer("10.0.0.1"),
+            &Uri::from_static("/"),
+            &h,
+            &trusted,
+            "http",
+        );
         assert_eq!(
             behind_proxy,
             Origin {
@@ -220,9 +248,59 @@ mod tests {
             }
         );
         // Nobody trusted by default.
-        let none = Origin::of(peer("10.0.0.1"), &h, &TrustedProxies::default());
+        let none = Origin::of(
+            peer("10.0.0.1"),
+            &Uri::from_static("/"),
+            &h,
+            &TrustedProxies::default(),
+            "http",
+        );
         assert_eq!(none.scheme, "http");
         assert_eq!(none.host.as_deref(), Some("hata.internal:7070"));
+    }
+
+    #[test]
+    fn the_scheme_is_the_listeners_unless_a_trusted_proxy_says_otherwise() {
+        let trusted = TrustedProxies::parse("10.0.0.0/8").expect("valid");
+        let plain = headers(&[("host", "flags.example.com")]);
+        let says_http = headers(&[("host", "flags.example.com"), ("x-forwarded-proto", "http")]);
+        for (peer_ip, h, own, scheme) in [
+            // Anyone on a TLS listener: https, whatever they claim.
+            ("198.51.100.1", &plain, "https", "https"),
+            ("198.51.100.1", &says_http, "https", "https"),
+            // A trusted proxy that says nothing: the listener's own.
+            ("10.0.0.1", &plain, "https", "https"),
+            ("10.0.0.1", &plain, "http", "http"),
+            // A trusted proxy that says: what it says.
+            ("10.0.0.1", &says_http, "https", "http"),
+        ] {
+            let origin = Origin::of(peer(peer_ip), &Uri::from_static("/"), h, &trusted, own);
+            assert_eq!(origin.scheme, scheme, "{peer_ip} on {own}: {h:?}");
+        }
+    }
+
+    /// HTTP/2 has no `Host` header: the host is the request's `:authority`.
+    #[test]
+    fn without_a_host_header_the_authority_names_the_host() {
+        let uri = Uri::from_static("https://flags.example.com:8443/ofrep/v1/evaluate/flags");
+        let origin = Origin::of(
+            peer("1.2.3.4"),
+            &uri,
+            &HeaderMap::new(),
+            &TrustedProxies::default(),
+            "https",
+        );
+        assert_eq!(origin.host.as_deref(), Some("flags.example.com:8443"));
+        // A Host header, when there is one, is what HTTP/1.1 names the host with.
+        let h = headers(&[("host", "other.example.com")]);
+        let origin = Origin::of(
+            peer("1.2.3.4"),
+            &uri,
+            &h,
+            &TrustedProxies::default(),
+            "https",
+        );
+        assert_eq!(origin.host.as_deref(), Some("other.example.com"));
     }
 
     #[test]
@@ -256,7 +334,14 @@ mod tests {
         }
         let h = headers(&[("host", "evil.com/x?y=")]);
         assert_eq!(
-            Origin::of(peer("1.2.3.4"), &h, &TrustedProxies::default()).host,
+            Origin::of(
+                peer("1.2.3.4"),
+                &Uri::from_static("/"),
+                &h,
+                &TrustedProxies::default(),
+                "http"
+            )
+            .host,
             None
         );
     }

@@ -40,10 +40,11 @@ pub fn router(state: AppState, config: &ServerConfig) -> App {
         .layer(DefaultBodyLimit::disable())
         .service(routes);
     App::new(
-        Edge::new(config.body_limit, config.body_timeout),
+        Edge::new(config.body_limit, config.body_timeout, config.tls.is_some()),
         state,
         eval,
         tower::util::BoxCloneSyncService::new(routes),
+        config.tls.clone(),
     )
 }
 

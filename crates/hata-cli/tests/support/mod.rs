@@ -13,8 +13,14 @@
 //! - [`Replica`]: `hata serve` on a free port, with its log in a file; several of them on one
 //!   PostgreSQL are a cluster.
 //! - [`EventReader`]: a Server-Sent Events reader over a streaming response.
+//! - [`tls`]: test certificates and TLS clients.
 
 #![allow(dead_code)]
+
+/// The server crate's copy, shared rather than duplicated: both crates' tests make the same
+/// certificates and clients.
+#[path = "../../../hata-server/tests/support/tls.rs"]
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -8,8 +8,14 @@
 //! - A request's header must arrive within `header_timeout` of its first byte, and a
 //!   kept-alive connection may wait `idle_timeout` for its next request (see `timeouts`).
 //! - A request body that stops arriving for `body_timeout` is answered 408 (`dispatch::edge`).
+//! - With TLS (`tls`), each connection's handshake runs in the connection's own task, never in
+//!   the accept loop (a slow handshake must not hold up accepting the next connection), under
+//!   the same cap, and must finish within `header_timeout` of its first byte. A connection
+//!   that fails it is closed without a word (logged at DEBUG: scanners and plain HTTP on the
+//!   TLS port are routine). A plain listener runs none of this code beyond one branch.
 
 mod timeouts;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,6 +26,7 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -48,7 +55,8 @@ impl Default for ConnectionLimits {
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting and waits up
-/// to `grace` for open connections to finish their requests.
+/// to `grace` for open connections to finish their requests. Over TLS when the app was built
+/// with a certificate (`ServerConfig::tls`), whose files are then watched for a new one.
 pub async fn serve(
     listener: TcpListener,
     app: App,
@@ -56,6 +64,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) {
+    let acceptor = app.tls().map(|tls| tls.acceptor());
+    let _reloader = app.tls().map(|tls| tls.spawn_reloader(tls::RELOAD_POLL));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -74,29 +84,34 @@ pub async fn serve(
         }
         let app = app.clone();
         let watcher = graceful.watcher();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             // hyper first reads to tell HTTP/1 from HTTP/2, with no timeout of its own: a
-            // connection that sends nothing gets the idle timeout to send its first byte.
+            // connection that sends nothing gets the idle timeout to send its first byte (a
+            // TLS client's first byte is its ClientHello's).
             let mut first = [0u8; 1];
             match tokio::time::timeout(limits.idle_timeout, stream.peek(&mut first)).await {
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return,
             }
-            let reads = Arc::new(Reads::default());
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(HeadTimer {
-                    reads: reads.clone(),
-                    header: limits.header_timeout,
-                    idle: limits.idle_timeout,
-                })
-                .header_read_timeout(limits.header_timeout);
-            let io = TokioIo::new(Watched::new(stream, reads));
-            let service = TowerToHyperService::new(WithPeer { app, peer });
-            let connection = builder.serve_connection_with_upgrades(io, service);
-            if let Err(e) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(error = %e, "connection ended with an error");
+            let connection = Connection {
+                app,
+                peer,
+                limits,
+                watcher,
+            };
+            match acceptor {
+                None => connection.serve(stream).await,
+                Some(acceptor) => {
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(limits.header_timeout, handshake).await {
+                        Ok(Ok(stream)) => connection.serve(stream).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
             }
             drop(slot);
         });
@@ -110,6 +125,45 @@ pub async fn serve(
             grace_secs = grace.as_secs(),
             "connections still open after the grace period; closing them"
         );
+    }
+}
+
+/// One accepted connection, ready to be served over a byte stream: the TCP stream itself, or
+/// the TLS stream on top of it.
+struct Connection {
+    app: App,
+    peer: SocketAddr,
+    limits: ConnectionLimits,
+    watcher: hyper_util::server::graceful::Watcher,
+}
+
+impl Connection {
+    async fn serve<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            app,
+            peer,
+            limits,
+            watcher,
+        } = self;
+        let reads = Arc::new(Reads::default());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(HeadTimer {
+                reads: reads.clone(),
+                header: limits.header_timeout,
+                idle: limits.idle_timeout,
+            })
+            .header_read_timeout(limits.header_timeout);
+        let io = TokioIo::new(Watched::new(io, reads));
+        let service = TowerToHyperService::new(WithPeer { app, peer });
+        let connection = builder.serve_connection_with_upgrades(io, service);
+        if let Err(e) = watcher.watch(connection.into_owned()).await {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
     }
 }
 

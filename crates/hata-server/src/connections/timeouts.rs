@@ -26,7 +26,8 @@ pub struct Reads {
     /// Reads that brought bytes.
     reads: AtomicU64,
     /// Sleeps started: the first one is for the connection's first request, whose first byte
-    /// has already arrived (`serve` waits for it before handing the connection to hyper).
+    /// has already arrived (`serve` waits for it before handing the connection to hyper; over
+    /// TLS the handshake has, and the request follows it at once).
     sleeps: AtomicU64,
 }
 

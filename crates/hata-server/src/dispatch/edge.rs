@@ -1,7 +1,8 @@
 //! What every answer gets, whichever way its request was served: the request id, the body
-//! limit, CORS (under `/ofrep/`), the security headers, the request's tracing span with a log
-//! line for server errors, and the place where request metrics hook in. Written once here and
-//! wrapped around both the router and the single-flag fast path (see `dispatch`).
+//! limit, CORS (under `/ofrep/`), the security headers (and HSTS when served over TLS), the
+//! request's tracing span with a log line for server errors, and the place where request
+//! metrics hook in. Written once here and wrapped around both the router and the single-flag
+//! fast path (see `dispatch`).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -36,11 +37,17 @@ const SECURITY_HEADERS: [(header::HeaderName, HeaderValue); 3] = [
     (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
 ];
 
+/// HSTS, on every answer over TLS: browsers then never try this host over plain HTTP for a
+/// year. Without `includeSubDomains`, which would bind every other service under the domain.
+const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000");
+
 /// The cross-cutting concerns, configured once per server.
 pub struct Edge {
     ids: RequestIds,
     body_limit: usize,
     body_timeout: Duration,
+    /// Whether answers carry `Strict-Transport-Security` (served over TLS).
+    hsts: bool,
 }
 
 /// A request body as handlers get it: at most `body_limit` bytes, each part within
@@ -48,11 +55,12 @@ pub struct Edge {
 pub type Body<B> = Limited<TimeoutBody<B>>;
 
 impl Edge {
-    pub fn new(body_limit: usize, body_timeout: Duration) -> Edge {
+    pub fn new(body_limit: usize, body_timeout: Duration, hsts: bool) -> Edge {
         Edge {
             ids: RequestIds::default(),
             body_limit,
             body_timeout,
+            hsts,
         }
     }
 
@@ -81,20 +89,25 @@ impl Edge {
             });
             inner(req).instrument(span.clone()).await
         };
-        finish(response.headers_mut(), id, cross_origin);
+        finish(response.headers_mut(), id, cross_origin, self.hsts);
         observe(&span, &method, response.status(), started.elapsed());
         response
     }
 }
 
 /// The headers added to every answer.
-fn finish(headers: &mut HeaderMap, id: HeaderValue, cross_origin: bool) {
+fn finish(headers: &mut HeaderMap, id: HeaderValue, cross_origin: bool, hsts: bool) {
     headers.entry(REQUEST_ID).or_insert(id);
     if cross_origin {
         cors::add(headers);
     }
     for (name, value) in SECURITY_HEADERS {
         headers.entry(name).or_insert(value);
+    }
+    if hsts {
+        headers
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(HSTS);
     }
 }
 

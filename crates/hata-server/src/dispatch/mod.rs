@@ -23,6 +23,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
+use crate::connections::tls::Tls;
 use crate::routes::ofrep::{self, SINGLE_PREFIX};
 use crate::routes::EvalSettings;
 use crate::AppState;
@@ -38,6 +39,10 @@ struct Inner {
     eval: Arc<EvalSettings>,
     /// Every route, with the per-route layers (auth) inside.
     routes: Routes,
+    /// The certificate `connections::serve` serves this app with; `None`: plain HTTP. Kept
+    /// here, with the edge's HSTS and the scheme requests see, so that the three never
+    /// disagree.
+    tls: Option<Arc<Tls>>,
 }
 
 /// The router with the layers only it needs (see `router`).
@@ -49,13 +54,20 @@ impl App {
         state: AppState,
         eval: Arc<EvalSettings>,
         routes: Routes,
+        tls: Option<Arc<Tls>>,
     ) -> App {
         App(Arc::new(Inner {
             edge,
             state,
             eval,
             routes,
+            tls,
         }))
+    }
+
+    /// The certificate to serve over; `None`: plain HTTP.
+    pub(crate) fn tls(&self) -> Option<&Arc<Tls>> {
+        self.0.tls.as_ref()
     }
 
     /// For `axum::serve`: every connection is served by a clone of this `App`.

@@ -39,6 +39,8 @@ pub struct EvalSettings {
     pub heartbeat: std::time::Duration,
     pub streams: std::sync::Arc<sse::StreamSlots>,
     pub trusted_proxies: crate::forwarded::TrustedProxies,
+    /// This listener's scheme: `https` over TLS, else `http` (see `forwarded::Origin`).
+    pub scheme: &'static str,
     /// The most members an evaluation context may have (more: `INVALID_CONTEXT`).
     pub max_context_members: usize,
     limiter: Option<governor::DefaultKeyedRateLimiter<String>>,
@@ -54,6 +56,11 @@ impl EvalSettings {
             heartbeat: config.heartbeat,
             streams: sse::StreamSlots::new(config.max_streams, config.max_streams_per_token),
             trusted_proxies: config.trusted_proxies.clone(),
+            scheme: if config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
             max_context_members: config.max_context_members,
             limiter: std::num::NonZeroU32::new(config.eval_rate_limit)
                 .map(|n| governor::RateLimiter::keyed(governor::Quota::per_second(n))),

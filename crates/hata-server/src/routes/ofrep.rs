@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -239,6 +239,7 @@ async fn bulk(
     Extension(settings): Extension<Arc<EvalSettings>>,
     query: Result<Query<BulkQuery>, QueryRejection>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -297,7 +298,8 @@ async fn bulk(
         env.counters.record(e);
     }
     let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
-    let stream_url = match stream_url(&s, &settings, &caller, &env, &headers, peer, now) {
+    let request = (peer, &uri, &headers);
+    let stream_url = match stream_url(&s, &settings, &caller, &env, request, now) {
         Ok(url) => url,
         Err(refused) => return refused.into_response(),
     };
@@ -355,8 +357,7 @@ fn stream_url(
     settings: &EvalSettings,
     caller: &Evaluator,
     env: &EnvServing,
-    headers: &HeaderMap,
-    peer: Option<SocketAddr>,
+    (peer, uri, headers): (Option<SocketAddr>, &Uri, &HeaderMap),
     now: i64,
 ) -> Result<String, AppError> {
     let (_, period_end) = ticket_period(now);
@@ -376,7 +377,13 @@ fn stream_url(
     let base = match &settings.public_url {
         Some(url) => url.clone(),
         None => {
-            let origin = Origin::of(peer, headers, &settings.trusted_proxies);
+            let origin = Origin::of(
+                peer,
+                uri,
+                headers,
+                &settings.trusted_proxies,
+                settings.scheme,
+            );
             let host = origin.host.ok_or_else(|| {
                 AppError::BadRequest(
                     "the Host header is missing or not a valid host[:port], so no event-stream \

@@ -3,9 +3,12 @@
 //! `TestServer::start` opens the store, bootstraps the admin token the way `hata serve` does
 //! (`hata_server::bootstrap`), serves on `127.0.0.1:0` and waits until `/health/ready` answers.
 //! `restart` stops the server gracefully, closes the store and starts again on the same data
-//! dir. `Reply` holds a response read whole, with assertions for the API's conventions.
+//! dir. `Reply` holds a response read whole, with assertions for the API's conventions. With
+//! `ServerConfig::tls` set it serves HTTPS (`tls` has test certificates and clients).
 
 #![allow(dead_code)]
+
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,7 +26,7 @@ use tokio::task::JoinHandle;
 const DEADLINE: Duration = Duration::from_secs(15);
 
 pub struct TestServer {
-    /// `http://127.0.0.1:<port>`; changes on restart.
+    /// `http://127.0.0.1:<port>` (`https` with TLS); changes on restart.
     pub base: String,
     /// The bootstrapped admin token's secret.
     pub token: String,
@@ -61,6 +64,11 @@ async fn serve(store: &Store, config: &ServerConfig) -> (String, Running) {
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local address");
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let (tx, rx) = oneshot::channel::<()>();
     let connections = config.connections;
     let task = tokio::spawn(hata_server::serve(
@@ -73,7 +81,7 @@ async fn serve(store: &Store, config: &ServerConfig) -> (String, Running) {
         hata_server::SHUTDOWN_GRACE,
     ));
     (
-        format!("http://{addr}"),
+        format!("{scheme}://{addr}"),
         Running {
             shutdown: tx,
             task,
@@ -88,6 +96,12 @@ impl TestServer {
     }
 
     pub async fn start_with(config: ServerConfig) -> TestServer {
+        TestServer::start_with_client(config, reqwest::Client::new()).await
+    }
+
+    /// Starts with `client` for every request the helpers make (e.g. one that trusts the
+    /// test's CA, for a server with `tls`).
+    pub async fn start_with_client(config: ServerConfig, client: reqwest::Client) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = open_store(dir.path()).await;
         let token = match bootstrap_admin_token(&store, None, dir.path())
@@ -105,7 +119,7 @@ impl TestServer {
         let server = TestServer {
             base,
             token,
-            client: reqwest::Client::new(),
+            client,
             store,
             config,
             dir,
@@ -182,6 +196,12 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The address served on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        let (_, addr) = self.base.split_once("://").expect("scheme in the base URL");
+        addr.parse().expect("an address in the base URL")
     }
 
     /// A request with the admin token.
