@@ -216,8 +216,18 @@ fn cell(status: StatusCode) -> char {
 }
 
 #[tokio::test]
-async fn every_route_against_every_principal() {
-    let s = TestServer::start().await;
+async fn every_route_against_every_principal_on_sqlite() {
+    every_route_against_every_principal(TestServer::start().await).await;
+}
+
+#[tokio::test]
+async fn every_route_against_every_principal_on_postgres() {
+    if let Some(s) = TestServer::start_postgres().await {
+        every_route_against_every_principal(s).await;
+    }
+}
+
+async fn every_route_against_every_principal(s: TestServer) {
     s.project("shop").await;
     s.project("blog").await;
     s.flag("shop", json!({"key": "dark-mode", "type": "boolean"}))
@@ -342,8 +352,18 @@ fn check_docs() {
 /// Lists show each principal only what it may see: projects it holds a role in, tokens of the
 /// projects it owns. A project token's write works and is its own in the change record.
 #[tokio::test]
-async fn lists_show_only_what_the_caller_may_see() {
-    let s = TestServer::start().await;
+async fn lists_show_only_what_the_caller_may_see_on_sqlite() {
+    lists_show_only_what_the_caller_may_see(TestServer::start().await).await;
+}
+
+#[tokio::test]
+async fn lists_show_only_what_the_caller_may_see_on_postgres() {
+    if let Some(s) = TestServer::start_postgres().await {
+        lists_show_only_what_the_caller_may_see(s).await;
+    }
+}
+
+async fn lists_show_only_what_the_caller_may_see(s: TestServer) {
     for p in ["shop", "blog", "wiki"] {
         s.project(p).await;
     }

@@ -35,6 +35,8 @@ pub struct TestServer {
     pub store: Store,
     pub config: ServerConfig,
     dir: tempfile::TempDir,
+    /// `None`: the SQLite file in `dir`.
+    database_url: Option<String>,
     running: Option<Running>,
 }
 
@@ -42,6 +44,20 @@ struct Running {
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
     state: AppState,
+}
+
+/// A random number for names, from the clock and the process (no RNG dependency needed).
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
 }
 
 pub fn database_url(data_dir: &Path) -> String {
@@ -102,8 +118,55 @@ impl TestServer {
     /// Starts with `client` for every request the helpers make (e.g. one that trusts the
     /// test's CA, for a server with `tls`).
     pub async fn start_with_client(config: ServerConfig, client: reqwest::Client) -> TestServer {
+        TestServer::start_on(None, config, client).await
+    }
+
+    /// Starts on a new, empty PostgreSQL database (at `HATA_TEST_POSTGRES_URL`, default the
+    /// local server's). `None` when PostgreSQL is unreachable outside CI; under `CI=true` a
+    /// missing PostgreSQL fails the test.
+    pub async fn start_postgres() -> Option<TestServer> {
+        let admin_url = std::env::var("HATA_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let admin = match sqlx::PgPool::connect(&admin_url).await {
+            Ok(pool) => pool,
+            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+                eprintln!("SKIPPED on PostgreSQL: {e}");
+                return None;
+            }
+            Err(e) => panic!("PostgreSQL at {admin_url} is required under CI: {e}"),
+        };
+        let db = format!("hata_s_{:016x}", rand_u64());
+        sqlx::query(&format!("CREATE DATABASE {db}"))
+            .execute(&admin)
+            .await
+            .expect("create the test database");
+        admin.close().await;
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(base, _)| base.to_string())
+            .expect("a database in the URL");
+        Some(
+            TestServer::start_on(
+                Some(format!("{base}/{db}")),
+                ServerConfig::default(),
+                reqwest::Client::new(),
+            )
+            .await,
+        )
+    }
+
+    async fn start_on(
+        database_url: Option<String>,
+        config: ServerConfig,
+        client: reqwest::Client,
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = open_store(dir.path()).await;
+        let store = match &database_url {
+            None => open_store(dir.path()).await,
+            Some(url) => Store::open(&StoreConfig::new(url.clone()))
+                .await
+                .expect("open the PostgreSQL store"),
+        };
         let token = match bootstrap_admin_token(&store, None, dir.path())
             .await
             .expect("bootstrap the admin token")
@@ -123,6 +186,7 @@ impl TestServer {
             store,
             config,
             dir,
+            database_url,
             running: Some(running),
         };
         server.wait_ready().await;
@@ -174,7 +238,12 @@ impl TestServer {
     /// must survive: the bootstrap finds it and does nothing.
     pub async fn restart(&mut self) {
         self.stop().await;
-        self.store = open_store(self.dir.path()).await;
+        self.store = match &self.database_url {
+            None => open_store(self.dir.path()).await,
+            Some(url) => Store::open(&StoreConfig::new(url.clone()))
+                .await
+                .expect("open the PostgreSQL store"),
+        };
         let outcome = bootstrap_admin_token(&self.store, None, self.dir.path())
             .await
             .expect("bootstrap on restart");
