@@ -88,6 +88,17 @@ pub(crate) fn decode_token(row: &AnyRow) -> StoreResult<TokenRecord> {
     })
 }
 
+/// ` AND <column> IN ($first, $first+1, …)` with one placeholder per key of `among` (bound
+/// by the caller, in order, after its own parameters); empty without `among`.
+fn among_filter(column: &str, among: Option<&[String]>, first: usize) -> String {
+    among
+        .map(|keys| {
+            let places: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + first)).collect();
+            format!(" AND {column} IN ({})", places.join(", "))
+        })
+        .unwrap_or_default()
+}
+
 /// Cuts `items` (sorted by key, all after the cursor) into a page of `limit`.
 fn page<T>(items: Vec<T>, limit: usize, key: impl Fn(&T) -> &str) -> Page<T> {
     page_by(items, limit, |t| key(t).to_string())
@@ -125,12 +136,7 @@ impl Store {
                 next_cursor: None,
             });
         }
-        let filter = among
-            .map(|keys| {
-                let places: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 3)).collect();
-                format!(" AND key IN ({})", places.join(", "))
-            })
-            .unwrap_or_default();
+        let filter = among_filter("key", among, 3);
         let sql = format!(
             "SELECT key, name, description, version, created_at, updated_at FROM projects WHERE key > $1{filter} ORDER BY key LIMIT $2"
         );
@@ -347,12 +353,7 @@ impl Store {
             });
         }
         let (created_at, id) = after.unwrap_or(("", ""));
-        let filter = among
-            .map(|keys| {
-                let places: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 4)).collect();
-                format!(" AND project IN ({})", places.join(", "))
-            })
-            .unwrap_or_default();
+        let filter = among_filter("project", among, 4);
         let sql = format!(
             "SELECT {TOKEN_COLUMNS} FROM tokens WHERE (created_at > $1 OR (created_at = $1 AND id > $2)){filter} ORDER BY created_at, id LIMIT $3"
         );
