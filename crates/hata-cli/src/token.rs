@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use hata_access::token::parse_expiry;
 use hata_access::{MintedToken, TokenKind};
-use hata_store::{Actor, NewToken, TokenRecord, WriteMeta, WriteOp};
+use hata_store::{token_expired, Actor, NewToken, TokenRecord, WriteMeta, WriteOp};
 
 use crate::config::StoreArgs;
 
@@ -137,7 +137,9 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
     for t in &tokens {
         let expires = match &t.expires_at {
             None => "never".to_string(),
-            Some(at) if expiry(at).is_none_or(|at| at <= now) => format!("{at} (expired)"),
+            Some(at) if token_expired(Some(at), now.unix_timestamp_nanos()) => {
+                format!("{at} (expired)")
+            }
             Some(at) => at.clone(),
         };
         println!(
@@ -153,14 +155,9 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn expiry(at: &str) -> Option<time::OffsetDateTime> {
-    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()
-}
-
 /// Expired, or expiring within `DUE_WITHIN_DAYS`: what an operator must rotate now. An expiry
 /// that does not parse is due (it is refused as expired).
 fn is_due(token: &TokenRecord, now: time::OffsetDateTime) -> bool {
-    token.expires_at.as_deref().is_some_and(|at| {
-        expiry(at).is_none_or(|at| at <= now + time::Duration::days(DUE_WITHIN_DAYS))
-    })
+    let horizon = now + time::Duration::days(DUE_WITHIN_DAYS);
+    token_expired(token.expires_at.as_deref(), horizon.unix_timestamp_nanos())
 }

@@ -65,6 +65,18 @@ pub struct TokenRecord {
     pub previous_secret_hash: Option<String>,
 }
 
+/// Whether a token with this expiry has expired at `now` (epoch nanoseconds). Compared as
+/// instants, not as text: RFC 3339 strings with different numbers of fraction digits do not
+/// sort by time (`…:05Z` sorts after `…:05.300Z`). An expiry that does not parse counts as
+/// expired, so a corrupt row fails closed. The server's token cache, the last-admin check and
+/// `hata token list` all decide with this.
+pub fn token_expired(expires_at: Option<&str>, now: i128) -> bool {
+    match expires_at {
+        None => false,
+        Some(t) => hata_core::operand::parse_rfc3339(t).is_none_or(|at| at <= now),
+    }
+}
+
 /// Everything needed to compile one environment's snapshot, read in one transaction.
 #[derive(Debug, Clone)]
 pub struct EnvironmentState {

@@ -103,16 +103,8 @@ fn earlier<'a>(expires_at: Option<&'a str>, until: &'a str) -> &'a str {
     }
 }
 
-/// Whether a token with this expiry has expired at `now` (epoch nanoseconds). Compared as
-/// instants, not as text: RFC 3339 strings with different numbers of fraction digits do not
-/// sort by time (`…:05Z` sorts after `…:05.300Z`). An expiry that does not parse counts as
-/// expired, so a corrupt row fails closed.
-pub fn is_expired(expires_at: Option<&str>, now: i128) -> bool {
-    match expires_at {
-        None => false,
-        Some(t) => hata_core::operand::parse_rfc3339(t).is_none_or(|at| at <= now),
-    }
-}
+/// Whether a token with this expiry has expired at `now`: the store's one definition.
+pub use hata_store::token_expired as is_expired;
 
 /// The bearer token of a request (`Authorization: Bearer …` or `X-API-Key`).
 pub fn presented_secret(headers: &axum::http::HeaderMap) -> Option<&str> {

@@ -172,16 +172,17 @@ async fn create(
     Ok(written(StatusCode::CREATED, out))
 }
 
-/// Admins manage (delete, rotate) any token; owners the tokens of their projects.
-async fn may_manage(s: &AppState, caller: &Principal, id: &str) -> AppResult<()> {
-    if caller.admin {
-        return Ok(());
-    }
+/// The token `id`, if the caller may manage (delete, rotate) it: admins any token, owners
+/// the tokens of their projects.
+async fn managed_token(s: &AppState, caller: &Principal, id: &str) -> AppResult<TokenRecord> {
     let token = s.store.get_token(id).await?;
-    match token.project.as_deref() {
-        Some(project) => require(caller, Need::Own(project)),
-        None => require(caller, Need::Admin),
+    if !caller.admin {
+        match token.project.as_deref() {
+            Some(project) => require(caller, Need::Own(project))?,
+            None => require(caller, Need::Admin)?,
+        }
     }
+    Ok(token)
 }
 
 async fn remove(
@@ -190,7 +191,7 @@ async fn remove(
     Path(id): Path<String>,
     Writer(w): Writer,
 ) -> AppResult<StatusCode> {
-    may_manage(&s, &caller, &id).await?;
+    managed_token(&s, &caller, &id).await?;
     s.write(&w, WriteOp::DeleteToken { id }).await?;
     s.tokens.reload(&s.store).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -218,7 +219,7 @@ async fn rotate(
     Writer(w): Writer,
     OptionalJsonBody(req): OptionalJsonBody<RotateRequest>,
 ) -> AppResult<Response> {
-    may_manage(&s, &caller, &id).await?;
+    let token = managed_token(&s, &caller, &id).await?;
     let now = time::OffsetDateTime::now_utc();
     let given = req
         .old_valid_until
@@ -229,7 +230,6 @@ async fn rotate(
             message: message.into(),
         }])
     })?;
-    let token = s.store.get_token(&id).await?;
     let minted = MintedToken::generate(token.kind);
     let mut out = s
         .write(

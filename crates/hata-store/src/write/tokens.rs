@@ -11,7 +11,7 @@ use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 use crate::notice::ChangeNotice;
 use crate::read::decode_token;
-use crate::records::{TokenKind, TokenRecord};
+use crate::records::{token_expired, TokenKind, TokenRecord};
 
 impl WriteTx {
     pub(super) async fn create_token(
@@ -183,9 +183,7 @@ impl WriteTx {
         let mut live = 0;
         for row in rows {
             let expires_at: Option<String> = row.try_get("expires_at")?;
-            let expired = expires_at
-                .is_some_and(|t| hata_core::operand::parse_rfc3339(&t).is_none_or(|at| at <= now));
-            live += usize::from(!expired);
+            live += usize::from(!token_expired(expires_at.as_deref(), now));
         }
         Ok(live)
     }
