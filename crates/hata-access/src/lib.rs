@@ -7,12 +7,18 @@
 //! - `role`: project roles (`viewer` < `editor` < `owner`).
 //! - `principal`: who is calling, reduced to what authorisation reads.
 //! - `permission`: what a request needs (`Need`) and `authorize`, the one place that decides.
+//! - `user`: user ids, email addresses and display names as stored.
+//! - `session`: browser sessions (minting, lifetimes, the CSRF comparison).
+//! - `lockout`: what repeated failed logins do to an account.
 
+pub mod lockout;
 pub mod password;
 pub mod permission;
 pub mod principal;
 pub mod role;
+pub mod session;
 pub mod token;
+pub mod user;
 
 pub use permission::{authorize, Denied, Need};
 pub use principal::{Principal, PrincipalKind};

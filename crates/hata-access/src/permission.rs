@@ -4,6 +4,7 @@
 //! | need | who has it |
 //! |---|---|
 //! | `Authenticated` | any user, admin or project token, or JWT (lists filter by visibility) |
+//! | `User` | any user (a person: their own password, their own session) |
 //! | `Admin` | admins |
 //! | `Read(p)` | admins; viewers, editors and owners of `p` |
 //! | `Write(p)` | admins; editors and owners of `p` (flags, segments) |
@@ -21,6 +22,7 @@ use crate::token::TokenKind;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need<'a> {
     Authenticated,
+    User,
     Admin,
     Read(&'a str),
     Write(&'a str),
@@ -76,6 +78,11 @@ pub fn authorize(principal: &Principal, need: Need<'_>) -> Result<(), Denied> {
         }
         _ if evaluator => Err(Denied(format!(
             "{} can only evaluate flags; it cannot use the admin API",
+            describe(principal)
+        ))),
+        Need::User if principal.kind == PrincipalKind::User => Ok(()),
+        Need::User => Err(Denied(format!(
+            "{} is not a user; only a user (logged in) may do this",
             describe(principal)
         ))),
         _ if principal.admin => Ok(()),
@@ -161,6 +168,7 @@ mod tests {
         ];
         let needs = [
             Need::Authenticated,
+            Need::User,
             Need::Admin,
             Need::Read("shop"),
             Need::Write("shop"),
@@ -169,15 +177,15 @@ mod tests {
             Need::EvaluateServer,
         ];
         // Rows: cases in order; columns: needs in order. 1 = allowed.
-        let expected: [[u8; 7]; 8] = [
-            [1, 1, 1, 1, 1, 0, 0],
-            [1, 1, 1, 1, 1, 0, 0],
-            [1, 0, 1, 1, 1, 0, 0],
-            [1, 0, 1, 1, 0, 0, 0],
-            [1, 0, 1, 0, 0, 0, 0],
-            [1, 0, 0, 0, 0, 0, 0],
-            [0, 0, 0, 0, 0, 1, 1],
-            [0, 0, 0, 0, 0, 1, 0],
+        let expected: [[u8; 8]; 8] = [
+            [1, 1, 1, 1, 1, 1, 0, 0],
+            [1, 0, 1, 1, 1, 1, 0, 0],
+            [1, 1, 0, 1, 1, 1, 0, 0],
+            [1, 1, 0, 1, 1, 0, 0, 0],
+            [1, 1, 0, 1, 0, 0, 0, 0],
+            [1, 1, 0, 0, 0, 0, 0, 0],
+            [0, 0, 0, 0, 0, 0, 1, 1],
+            [0, 0, 0, 0, 0, 0, 1, 0],
         ];
         for ((name, p), row) in cases.iter().zip(expected) {
             for (need, allowed) in needs.iter().zip(row) {

@@ -74,7 +74,7 @@ async fn the_last_admin_token_stays(database_url: &str) {
         problem["detail"]
             .as_str()
             .unwrap_or("")
-            .contains("last live admin token"),
+            .contains("would leave no live administrator"),
         "{problem}"
     );
 

@@ -28,6 +28,8 @@ pub struct ServerConfig {
     /// Serve HTTPS with this certificate (reloaded when its files change); `None`: plain HTTP.
     /// Also what makes every answer carry HSTS and requests see the scheme `https`.
     pub tls: Option<std::sync::Arc<crate::connections::tls::Tls>>,
+    /// Sessions, the login lockout and password hashing.
+    pub identity: crate::auth::identity::IdentityConfig,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +46,7 @@ impl Default for ServerConfig {
             trusted_proxies: crate::forwarded::TrustedProxies::default(),
             max_context_members: hata_core::context::MAX_MEMBERS,
             tls: None,
+            identity: Default::default(),
         }
     }
 }

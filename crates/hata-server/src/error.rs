@@ -21,6 +21,13 @@ pub enum AppError {
     Invalid(Vec<FieldError>),
     #[error("missing or invalid credentials")]
     Unauthorized,
+    /// A login with a wrong email, password or code: one answer for all, so it does not tell
+    /// which emails have accounts.
+    #[error("the email, password or one-time code is wrong")]
+    BadLogin,
+    /// Too much work queued (password hashing); the caller may retry.
+    #[error("{detail}; retry after {retry_after} s")]
+    Busy { detail: String, retry_after: u64 },
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -31,7 +38,7 @@ pub enum AppError {
     #[error("too many requests; retry after {retry_after} s")]
     RateLimited { retry_after: u64 },
     #[error("{detail}; retry after {retry_after} s")]
-    TooManyStreams { detail: String, retry_after: u64 },
+    Throttled { detail: String, retry_after: u64 },
     #[error("{0}")]
     NotFound(String),
     #[error("no endpoint {0}")]
@@ -106,9 +113,12 @@ impl IntoResponse for AppError {
                 Some(errors),
                 None,
             ),
-            AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized", None, None),
+            AppError::Unauthorized | AppError::BadLogin => {
+                (StatusCode::UNAUTHORIZED, "Unauthorized", None, None)
+            }
+            AppError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "Busy", None, None),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", None, None),
-            AppError::RateLimited { .. } | AppError::TooManyStreams { .. } => (
+            AppError::RateLimited { .. } | AppError::Throttled { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many requests",
                 None,
@@ -200,7 +210,8 @@ impl IntoResponse for AppError {
         );
         let retry_after = match &self {
             AppError::RateLimited { retry_after }
-            | AppError::TooManyStreams { retry_after, .. } => Some(*retry_after),
+            | AppError::Throttled { retry_after, .. }
+            | AppError::Busy { retry_after, .. } => Some(*retry_after),
             AppError::NotLoaded => Some(NOT_LOADED_RETRY_AFTER),
             _ => None,
         };

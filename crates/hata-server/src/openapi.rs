@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use hata_core::evaluate::{ErrorCode, Evaluation};
 use hata_core::model::{Environment, Flag, FlagConfig, Segment};
-use hata_store::{EnvironmentRecord, Page, ProjectRecord, TokenRecord};
+use hata_store::{EnvironmentRecord, MemberRecord, Page, ProjectRecord, TokenRecord, UserRecord};
 
 use crate::auth::access::Access;
 use serde::Serialize;
@@ -37,11 +37,14 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::error::Problem;
 use crate::extract::Paging;
+use crate::routes::auth::{LoginRequest, LoginResponse, Me};
 use crate::routes::environments::{EnvironmentUpdate, EvaluateRequest};
 use crate::routes::flags::FlagQuery;
 use crate::routes::insights::{Insights, InsightsQuery};
+use crate::routes::members::MemberRequest;
 use crate::routes::projects::{NewProject, ProjectUpdate};
 use crate::routes::tokens::{RotateRequest, TokenRequest};
+use crate::routes::users::{NewUserRequest, PasswordChange, UserPatch, UserWithProjects};
 use crate::AppState;
 use hata_serving::ofrep_json::OfrepEvaluationSuccess;
 use hata_serving::SdkConfig;
@@ -637,6 +640,84 @@ pub const ROUTES: &[Route] = &[
     .takes(of::<RotateRequest>)
     .gives(created_token),
     route(
+        "post",
+        "/api/v1/auth/login",
+        "identity",
+        "Log in with email and password: sets the session cookie; one 401 for every wrong credential; 429 while throttled or locked",
+    )
+    .access(Access::Public)
+    .takes(of::<LoginRequest>)
+    .gives(of::<LoginResponse>),
+    route(
+        "post",
+        "/api/v1/auth/logout",
+        "identity",
+        "End the caller's session (on every replica) and clear its cookie",
+    )
+    .access(Access::Authenticated)
+    .ok("204"),
+    route("get", "/api/v1/auth/me", "identity", "The caller: kind, id, name, roles and (for a session) the CSRF token")
+        .access(Access::Authenticated)
+        .gives(of::<Me>),
+    route("get", "/api/v1/users", "identity", "List users (admin)")
+        .access(Access::Admin)
+        .query(paging)
+        .gives(page_of::<UserRecord>),
+    route("post", "/api/v1/users", "identity", "Create a user (admin)")
+        .access(Access::Admin)
+        .ok("201")
+        .takes(of::<NewUserRequest>)
+        .gives(of::<UserRecord>)
+        .versioned(),
+    route("get", "/api/v1/users/{id}", "identity", "Get a user and its roles (admin)")
+        .access(Access::Admin)
+        .gives(of::<UserWithProjects>)
+        .versioned(),
+    route(
+        "patch",
+        "/api/v1/users/{id}",
+        "identity",
+        "Change a user's name, admin flag, disabled flag or password (admin; a new password or disabling ends its sessions)",
+    )
+    .access(Access::Admin)
+    .takes(of::<UserPatch>)
+    .gives(of::<UserRecord>)
+    .guarded(),
+    route("delete", "/api/v1/users/{id}", "identity", "Delete a user (admin; 409 for the last administrator)")
+        .access(Access::Admin)
+        .ok("204")
+        .guarded(),
+    route(
+        "put",
+        "/api/v1/users/me/password",
+        "identity",
+        "Change one's own password (ends one's other sessions)",
+    )
+    .access(Access::User)
+    .ok("204")
+    .takes(of::<PasswordChange>),
+    route("get", "/api/v1/projects/{project}/members", "identity", "List a project's members and their roles")
+        .access(Access::Read)
+        .query(paging)
+        .gives(page_of::<MemberRecord>),
+    route(
+        "put",
+        "/api/v1/projects/{project}/members/{user_id}",
+        "identity",
+        "Give a user a role in the project (owner, up to one's own role)",
+    )
+    .access(Access::Own)
+    .takes(of::<MemberRequest>)
+    .gives(of::<MemberRecord>),
+    route(
+        "delete",
+        "/api/v1/projects/{project}/members/{user_id}",
+        "identity",
+        "Remove a user from the project",
+    )
+    .access(Access::Own)
+    .ok("204"),
+    route(
         "get",
         "/api/v1/sdk/config",
         "sdk",
@@ -1023,8 +1104,8 @@ fn operation(s: &mut Schemas, r: &Route) -> utoipa::openapi::path::Operation {
             }
         }
     }
-    if matches!(r.errors, Errors::None) || r.path == "/ofrep/v1/events" {
-        // Open to anyone (the event stream authenticates by its ticket).
+    if matches!(r.errors, Errors::None) || matches!(r.access, Access::Public | Access::Ticket) {
+        // Open to anyone (the event stream authenticates by its ticket, login by its body).
         op = op.securities(Some(Vec::<SecurityRequirement>::new()));
     } else if r.errors == Errors::Ofrep {
         op = op.securities(Some([
@@ -1100,13 +1181,21 @@ pub fn document() -> OpenApi {
                     "apiKey",
                     SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
                 )
+                .security_scheme(
+                    "session",
+                    SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                        hata_access::session::COOKIE,
+                        "The session cookie set by POST /api/v1/auth/login; writes also need \
+                         X-CSRF-Token",
+                    ))),
+                )
                 .build(),
         ))
         .build();
-    doc.security = Some(vec![SecurityRequirement::new(
-        "bearer",
-        Vec::<String>::new(),
-    )]);
+    doc.security = Some(vec![
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+        SecurityRequirement::new("session", Vec::<String>::new()),
+    ]);
     doc
 }
 

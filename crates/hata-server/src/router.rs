@@ -35,6 +35,9 @@ pub fn router(state: AppState, config: &ServerConfig) -> App {
     // in a boxed copy of each layer that every request clones.
     let routes = tower::ServiceBuilder::new()
         .layer(axum::Extension(eval.clone()))
+        .layer(axum::Extension(Arc::new(auth::identity::Identity::new(
+            &config.identity,
+        ))))
         // The edge limits every body already (to the configured size); axum's own default
         // limit would otherwise cut at 2 MiB whatever was configured.
         .layer(DefaultBodyLimit::disable())

@@ -1262,12 +1262,18 @@ async fn a_restart_on_the_same_data_dir_reads_back_everything() {
 }
 
 /// Replaces `{param}`s of an OpenAPI path with real keys.
-fn concrete(path: &str, token_id: &str) -> String {
+fn concrete(path: &str, token_id: &str, user_id: &str) -> String {
+    let id = if path.starts_with("/api/v1/users/") {
+        user_id
+    } else {
+        token_id
+    };
     path.replace("{project}", "shop")
         .replace("{env}", "production")
         .replace("{flag}", "dark-mode")
         .replace("{segment}", "beta")
-        .replace("{id}", token_id)
+        .replace("{id}", id)
+        .replace("{user_id}", user_id)
 }
 
 #[tokio::test]
@@ -1315,6 +1321,12 @@ async fn every_openapi_path_is_routed() {
         .await
         .expect(StatusCode::CREATED);
     let token_id = token.body["id"].as_str().expect("id").to_string();
+    let user = s
+        .post("/api/v1/users", &json!({"email": "ann@example.com"}))
+        .await
+        .expect(StatusCode::CREATED);
+    let user_id = user.body["id"].as_str().expect("id").to_string();
+    s.member("shop", &user_id, "viewer").await;
 
     let mut checked = 0;
     // Deletes last, so that everything else still finds its resource.
@@ -1329,7 +1341,7 @@ async fn every_openapi_path_is_routed() {
         .collect();
     operations.sort_by_key(|(m, p)| (m == "delete", std::cmp::Reverse(p.len())));
     for (method, path) in operations {
-        let url = concrete(&path, &token_id);
+        let url = concrete(&path, &token_id, &user_id);
         let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
         let mut request = s.admin(m.clone(), &url);
         if matches!(m, Method::POST | Method::PUT | Method::PATCH) {

@@ -15,15 +15,33 @@ use std::time::Duration;
 use hata_server::openapi::ROUTES;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::TestServer;
+use support::{Session, TestServer};
+
+/// How a column's principal authenticates.
+#[derive(Clone)]
+enum Credential {
+    Bearer(String),
+    /// A user's session (the email logs in again where a request would end the session).
+    User {
+        email: &'static str,
+        session: Session,
+    },
+    Nobody,
+}
+
+/// Every matrix user's password.
+const PASSWORD: &str = "matrix password 4 tests";
 
 /// The principals, in column order.
-const COLUMNS: [&str; 8] = [
+const COLUMNS: [&str; 11] = [
     "admin token",
-    "owner",
-    "editor",
-    "viewer",
-    "owner of another project",
+    "owner token",
+    "editor token",
+    "viewer token",
+    "owner token of another project",
+    "admin user",
+    "owner user",
+    "viewer user",
     "server token",
     "client token",
     "nobody",
@@ -31,100 +49,132 @@ const COLUMNS: [&str; 8] = [
 
 /// (method, path) → expected cells, in `COLUMNS` order.
 const MATRIX: &[(&str, &str, &str)] = &[
-    ("get", "/api/v1/projects", "yyyyy--?"),
-    ("post", "/api/v1/projects", "y------?"),
-    ("get", "/api/v1/projects/{project}", "yyyy---?"),
-    ("put", "/api/v1/projects/{project}", "yy-----?"),
-    ("delete", "/api/v1/projects/{project}", "y------?"),
-    ("get", "/api/v1/projects/{project}/environments", "yyyy---?"),
+    ("get", "/api/v1/projects", "yyyyyyyy--?"),
+    ("post", "/api/v1/projects", "y----y----?"),
+    ("get", "/api/v1/projects/{project}", "yyyy-yyy--?"),
+    ("put", "/api/v1/projects/{project}", "yy---yy---?"),
+    ("delete", "/api/v1/projects/{project}", "y----y----?"),
+    (
+        "get",
+        "/api/v1/projects/{project}/environments",
+        "yyyy-yyy--?",
+    ),
     (
         "post",
         "/api/v1/projects/{project}/environments",
-        "yy-----?",
+        "yy---yy---?",
     ),
     (
         "get",
         "/api/v1/projects/{project}/environments/{env}",
-        "yyyy---?",
+        "yyyy-yyy--?",
     ),
     (
         "put",
         "/api/v1/projects/{project}/environments/{env}",
-        "yy-----?",
+        "yy---yy---?",
     ),
     (
         "delete",
         "/api/v1/projects/{project}/environments/{env}",
-        "yy-----?",
+        "yy---yy---?",
     ),
     (
         "post",
         "/api/v1/projects/{project}/environments/{env}/evaluate",
-        "yyyy---?",
+        "yyyy-yyy--?",
     ),
-    ("get", "/api/v1/projects/{project}/flags", "yyyy---?"),
-    ("post", "/api/v1/projects/{project}/flags", "yyy----?"),
-    ("get", "/api/v1/projects/{project}/flags/{flag}", "yyyy---?"),
-    ("put", "/api/v1/projects/{project}/flags/{flag}", "yyy----?"),
+    ("get", "/api/v1/projects/{project}/flags", "yyyy-yyy--?"),
+    ("post", "/api/v1/projects/{project}/flags", "yyy--yy---?"),
+    (
+        "get",
+        "/api/v1/projects/{project}/flags/{flag}",
+        "yyyy-yyy--?",
+    ),
+    (
+        "put",
+        "/api/v1/projects/{project}/flags/{flag}",
+        "yyy--yy---?",
+    ),
     (
         "patch",
         "/api/v1/projects/{project}/flags/{flag}",
-        "yyy----?",
+        "yyy--yy---?",
     ),
     (
         "delete",
         "/api/v1/projects/{project}/flags/{flag}",
-        "yyy----?",
+        "yyy--yy---?",
     ),
     (
         "get",
         "/api/v1/projects/{project}/flags/{flag}/environments/{env}",
-        "yyyy---?",
+        "yyyy-yyy--?",
     ),
     (
         "put",
         "/api/v1/projects/{project}/flags/{flag}/environments/{env}",
-        "yyy----?",
+        "yyy--yy---?",
     ),
     (
         "patch",
         "/api/v1/projects/{project}/flags/{flag}/environments/{env}",
-        "yyy----?",
+        "yyy--yy---?",
     ),
     (
         "get",
         "/api/v1/projects/{project}/flags/{flag}/insights",
-        "yyyy---?",
+        "yyyy-yyy--?",
     ),
-    ("get", "/api/v1/projects/{project}/segments", "yyyy---?"),
-    ("post", "/api/v1/projects/{project}/segments", "yyy----?"),
+    ("get", "/api/v1/projects/{project}/segments", "yyyy-yyy--?"),
+    ("post", "/api/v1/projects/{project}/segments", "yyy--yy---?"),
     (
         "get",
         "/api/v1/projects/{project}/segments/{segment}",
-        "yyyy---?",
+        "yyyy-yyy--?",
     ),
     (
         "put",
         "/api/v1/projects/{project}/segments/{segment}",
-        "yyy----?",
+        "yyy--yy---?",
     ),
     (
         "delete",
         "/api/v1/projects/{project}/segments/{segment}",
-        "yyy----?",
+        "yyy--yy---?",
     ),
-    ("get", "/api/v1/tokens", "yyyyy--?"),
-    ("post", "/api/v1/tokens", "yy-----?"),
-    ("delete", "/api/v1/tokens/{id}", "yy-----?"),
-    ("post", "/api/v1/tokens/{id}/rotate", "yy-----?"),
-    ("get", "/api/v1/sdk/config", "-----y-?"),
-    ("get", "/api/v1/sdk/stream", "-----y-?"),
-    ("post", "/ofrep/v1/evaluate/flags/{key}", "-----yy?"),
-    ("post", "/ofrep/v1/evaluate/flags", "-----yy?"),
-    ("get", "/ofrep/v1/events", "????????"),
-    ("get", "/health/live", "yyyyyyyy"),
-    ("get", "/health/ready", "yyyyyyyy"),
-    ("get", "/openapi.json", "yyyyyyyy"),
+    ("get", "/api/v1/tokens", "yyyyyyyy--?"),
+    ("post", "/api/v1/tokens", "yy---yy---?"),
+    ("delete", "/api/v1/tokens/{id}", "yy---yy---?"),
+    ("post", "/api/v1/tokens/{id}/rotate", "yy---yy---?"),
+    ("post", "/api/v1/auth/login", "yyyyyyyyyyy"),
+    ("post", "/api/v1/auth/logout", "yyyyyyyy--?"),
+    ("get", "/api/v1/auth/me", "yyyyyyyy--?"),
+    ("get", "/api/v1/users", "y----y----?"),
+    ("post", "/api/v1/users", "y----y----?"),
+    ("get", "/api/v1/users/{id}", "y----y----?"),
+    ("patch", "/api/v1/users/{id}", "y----y----?"),
+    ("delete", "/api/v1/users/{id}", "y----y----?"),
+    ("put", "/api/v1/users/me/password", "-----yyy--?"),
+    ("get", "/api/v1/projects/{project}/members", "yyyy-yyy--?"),
+    (
+        "put",
+        "/api/v1/projects/{project}/members/{user_id}",
+        "yy---yy---?",
+    ),
+    (
+        "delete",
+        "/api/v1/projects/{project}/members/{user_id}",
+        "yy---yy---?",
+    ),
+    ("get", "/api/v1/sdk/config", "-----???y-?"),
+    ("get", "/api/v1/sdk/stream", "-----???y-?"),
+    ("post", "/ofrep/v1/evaluate/flags/{key}", "-----???yy?"),
+    ("post", "/ofrep/v1/evaluate/flags", "-----???yy?"),
+    ("get", "/ofrep/v1/events", "???????????"),
+    ("get", "/health/live", "yyyyyyyyyyy"),
+    ("get", "/health/ready", "yyyyyyyyyyy"),
+    ("get", "/openapi.json", "yyyyyyyyyyy"),
 ];
 
 /// Finer checks inside handlers, each a cell too: (what, method, path, body, expected).
@@ -134,14 +184,21 @@ const EXTRA: &[(&str, &str, &str, &str)] = &[
         "create an admin token",
         "post",
         "/api/v1/tokens",
-        "y------?",
+        "y----y----?",
     ),
     // Only an admin deletes an admin token.
     (
         "delete an admin token",
         "delete",
         "/api/v1/tokens/{admin}",
-        "y------?",
+        "y----y----?",
+    ),
+    // Owners hand out roles of their project, as they hand out its tokens.
+    (
+        "give a role",
+        "put",
+        "/api/v1/projects/{project}/members/{user_id}",
+        "yy---yy---?",
     ),
 ];
 
@@ -172,22 +229,35 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
     }
 }
 
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed).to_string()
+}
+
 /// Status only: streams never end, so the body is not read.
 async fn status_of(
     s: &TestServer,
     method: &str,
     path: &str,
     body: Option<Value>,
-    token: Option<&str>,
+    credential: &Credential,
 ) -> StatusCode {
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("method");
-    let mut request = s
-        .client
-        .request(method.clone(), s.url(path))
-        .timeout(Duration::from_secs(10));
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
+    let mut request = match credential {
+        Credential::Bearer(token) => s.as_token(token, method.clone(), path),
+        Credential::User { email, session } => {
+            // Logging out ends the session: log out a fresh one.
+            let session = if path == "/api/v1/auth/logout" {
+                s.login(email, PASSWORD).await
+            } else {
+                session.clone()
+            };
+            s.as_session(&session, method.clone(), path)
+        }
+        Credential::Nobody => s.client.request(method.clone(), s.url(path)),
     }
+    .timeout(Duration::from_secs(10));
     if method != Method::GET && method != Method::POST {
         request = request.header("If-Match", "\"999\"");
     }
@@ -197,14 +267,22 @@ async fn status_of(
     request.send().await.expect("request").status()
 }
 
-fn concrete(path: &str, victim: &str) -> String {
+fn concrete(path: &str, victim: &str, user: &str) -> String {
     path.replace("{project}", "shop")
+        .replace("{user_id}", user)
         .replace("{env}", "ghost-env")
         .replace("{flag}", "ghost-flag")
         .replace("{key}", "dark-mode")
         .replace("{segment}", "ghost-segment")
         .replace("{admin}", victim)
-        .replace("{id}", victim)
+        .replace(
+            "{id}",
+            if path.starts_with("/api/v1/users/") {
+                user
+            } else {
+                victim
+            },
+        )
 }
 
 fn cell(status: StatusCode) -> char {
@@ -232,15 +310,31 @@ async fn every_route_against_every_principal(s: TestServer) {
     s.project("blog").await;
     s.flag("shop", json!({"key": "dark-mode", "type": "boolean"}))
         .await;
-    let tokens: Vec<Option<String>> = vec![
-        Some(s.token.clone()),
-        Some(project_token(&s, "shop", "owner").await),
-        Some(project_token(&s, "shop", "editor").await),
-        Some(project_token(&s, "shop", "viewer").await),
-        Some(project_token(&s, "blog", "owner").await),
-        Some(s.evaluation_token("server", "shop").await),
-        Some(s.evaluation_token("client", "shop").await),
-        None,
+    let admin_user = s.user("admin@example.com", PASSWORD, true).await;
+    let owner_user = s.user("owner@example.com", PASSWORD, false).await;
+    let viewer_user = s.user("viewer@example.com", PASSWORD, false).await;
+    s.member("shop", &owner_user, "owner").await;
+    s.member("shop", &viewer_user, "viewer").await;
+    assert!(!admin_user.is_empty());
+    let s = &s;
+    let user = |email: &'static str| async move {
+        Credential::User {
+            email,
+            session: s.login(email, PASSWORD).await,
+        }
+    };
+    let credentials: Vec<Credential> = vec![
+        Credential::Bearer(s.token.clone()),
+        Credential::Bearer(project_token(&s, "shop", "owner").await),
+        Credential::Bearer(project_token(&s, "shop", "editor").await),
+        Credential::Bearer(project_token(&s, "shop", "viewer").await),
+        Credential::Bearer(project_token(&s, "blog", "owner").await),
+        user("admin@example.com").await,
+        user("owner@example.com").await,
+        user("viewer@example.com").await,
+        Credential::Bearer(s.evaluation_token("server", "shop").await),
+        Credential::Bearer(s.evaluation_token("client", "shop").await),
+        Credential::Nobody,
     ];
 
     let expected: BTreeMap<(&str, &str), &str> = MATRIX
@@ -261,7 +355,7 @@ async fn every_route_against_every_principal(s: TestServer) {
     }
     for (what, method, path, cells) in &cases {
         let mut got = String::new();
-        for token in &tokens {
+        for credential in &credentials {
             // A token to delete, made fresh for each request that may delete it: of shop for
             // `{id}`, an admin token for `{admin}`.
             let victim = if path.contains("{id}") || path.contains("{admin}") {
@@ -281,12 +375,30 @@ async fn every_route_against_every_principal(s: TestServer) {
             } else {
                 String::new()
             };
+            // A user to change, delete or give a role, made fresh for each request.
+            let victim_user = if path.contains("{user_id}") || path.starts_with("/api/v1/users/{") {
+                s.post(
+                    "/api/v1/users",
+                    &json!({"email": format!("victim-{}@example.com", rand_suffix())}),
+                )
+                .await
+                .expect(StatusCode::CREATED)
+                .body["id"]
+                    .as_str()
+                    .expect("id")
+                    .to_string()
+            } else {
+                String::new()
+            };
             let mut body = body_for(method, path);
             if what.contains("admin token") && *method == "post" {
                 body = Some(json!({"name": "matrix admin", "kind": "admin"}));
             }
-            let status =
-                status_of(&s, method, &concrete(path, &victim), body, token.as_deref()).await;
+            if what.contains("give a role") {
+                body = Some(json!({"role": "editor"}));
+            }
+            let path = concrete(path, &victim, &victim_user);
+            let status = status_of(&s, method, &path, body, credential).await;
             got.push(cell(status));
         }
         if got != *cells {

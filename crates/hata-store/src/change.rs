@@ -14,16 +14,33 @@ pub enum Action {
     Create,
     Update,
     Delete,
+    /// A user logged in: a session was created.
+    Login,
+    /// A login with a wrong password; the user's failure count (and lock) changed.
+    #[serde(rename = "login_failed")]
+    LoginFailed,
+    /// A session was ended by its user.
+    Logout,
 }
 
 impl Action {
-    pub const ALL: [Action; 3] = [Action::Create, Action::Update, Action::Delete];
+    pub const ALL: [Action; 6] = [
+        Action::Create,
+        Action::Update,
+        Action::Delete,
+        Action::Login,
+        Action::LoginFailed,
+        Action::Logout,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Create => "create",
             Action::Update => "update",
             Action::Delete => "delete",
+            Action::Login => "login",
+            Action::LoginFailed => "login_failed",
+            Action::Logout => "logout",
         }
     }
 
@@ -42,15 +59,23 @@ pub enum ResourceType {
     Flag,
     Segment,
     Token,
+    User,
+    /// A user's role in a project (key: the user id).
+    Member,
+    /// A browser session (key: the session id, never its secret).
+    Session,
 }
 
 impl ResourceType {
-    pub const ALL: [ResourceType; 5] = [
+    pub const ALL: [ResourceType; 8] = [
         ResourceType::Project,
         ResourceType::Environment,
         ResourceType::Flag,
         ResourceType::Segment,
         ResourceType::Token,
+        ResourceType::User,
+        ResourceType::Member,
+        ResourceType::Session,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +85,9 @@ impl ResourceType {
             ResourceType::Flag => "flag",
             ResourceType::Segment => "segment",
             ResourceType::Token => "token",
+            ResourceType::User => "user",
+            ResourceType::Member => "member",
+            ResourceType::Session => "session",
         }
     }
 
@@ -86,14 +114,17 @@ pub enum ActorKind {
     Jwt,
     /// hata itself (e.g. `bootstrap`, the admin token created at first start).
     System,
+    /// Someone not (yet) authenticated, by client IP: a failed login.
+    Anonymous,
 }
 
 impl ActorKind {
-    pub const ALL: [ActorKind; 4] = [
+    pub const ALL: [ActorKind; 5] = [
         ActorKind::User,
         ActorKind::Token,
         ActorKind::Jwt,
         ActorKind::System,
+        ActorKind::Anonymous,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +133,7 @@ impl ActorKind {
             ActorKind::Token => "token",
             ActorKind::Jwt => "jwt",
             ActorKind::System => "system",
+            ActorKind::Anonymous => "anonymous",
         }
     }
 
@@ -125,6 +157,15 @@ impl Actor {
     pub fn token(id: impl Into<String>, name: impl Into<String>) -> Actor {
         Actor {
             kind: ActorKind::Token,
+            id: id.into(),
+            name: Some(name.into()),
+        }
+    }
+
+    /// The user with this id and name.
+    pub fn user(id: impl Into<String>, name: impl Into<String>) -> Actor {
+        Actor {
+            kind: ActorKind::User,
             id: id.into(),
             name: Some(name.into()),
         }
@@ -162,7 +203,17 @@ mod tests {
     #[test]
     fn actions_are_stored_as_before() {
         let stored: Vec<&str> = Action::ALL.iter().map(|a| a.as_str()).collect();
-        assert_eq!(stored, ["create", "update", "delete"]);
+        assert_eq!(
+            stored,
+            [
+                "create",
+                "update",
+                "delete",
+                "login",
+                "login_failed",
+                "logout"
+            ]
+        );
         for action in Action::ALL {
             assert_eq!(Action::parse(action.as_str()), Some(action));
             let json = serde_json::to_value(action).unwrap();
@@ -177,7 +228,16 @@ mod tests {
         let stored: Vec<&str> = ResourceType::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(
             stored,
-            ["project", "environment", "flag", "segment", "token"]
+            [
+                "project",
+                "environment",
+                "flag",
+                "segment",
+                "token",
+                "user",
+                "member",
+                "session"
+            ]
         );
         for resource in ResourceType::ALL {
             assert_eq!(ResourceType::parse(resource.as_str()), Some(resource));

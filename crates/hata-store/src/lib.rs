@@ -7,6 +7,7 @@
 //!   store: the one other writer, a restore rather than a change.
 //! - Reads are in `read`. After every commit the store publishes `ChangeNotice`s to
 //!   `Store::subscribe`rs, who rebuild what they derive (snapshots, token caches, streams).
+//! - `users`: reads of users, memberships and sessions.
 //! - `sqlite`: SQLite's durability setting and the modes of its database files (0600).
 //!
 //! The queries are written once, in SQL both backends accept (`$n` parameters, `RETURNING`,
@@ -22,6 +23,7 @@ pub mod notice;
 pub mod read;
 pub mod records;
 pub mod sqlite;
+pub mod users;
 pub mod write;
 
 use std::time::Duration;
@@ -37,7 +39,9 @@ pub use export::{ExportDocument, ImportSummary};
 pub use notice::{ChangeNotice, EnvRevision, RuleSetDelta, RuleSetWrite};
 pub use records::*;
 pub use sqlite::SqliteSynchronous;
-pub use write::{Expected, NewToken, WriteMeta, WriteOp, WriteOutcome};
+pub use write::{
+    Expected, NewSession, NewToken, NewUser, UserUpdate, WriteMeta, WriteOp, WriteOutcome,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -268,11 +272,18 @@ impl Store {
 /// writes). Fixed width, so that timestamps sort as text: the `Rfc3339` well-known format drops a
 /// zero fraction, and `…:05Z` sorts after `…:05.300Z`.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
+    rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// `at` in UTC as the store writes every time: RFC 3339 with milliseconds, so that times it
+/// wrote compare as text in the order they happened.
+pub fn rfc3339(at: time::OffsetDateTime) -> String {
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
-    now.format(&format).unwrap_or_default()
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
 }
 
 /// A database URL without its password, for messages.

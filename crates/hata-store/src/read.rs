@@ -100,7 +100,7 @@ fn among_filter(column: &str, among: Option<&[String]>, first: usize) -> String 
 }
 
 /// Cuts `items` (sorted by key, all after the cursor) into a page of `limit`.
-fn page<T>(items: Vec<T>, limit: usize, key: impl Fn(&T) -> &str) -> Page<T> {
+pub(crate) fn page<T>(items: Vec<T>, limit: usize, key: impl Fn(&T) -> &str) -> Page<T> {
     page_by(items, limit, |t| key(t).to_string())
 }
 

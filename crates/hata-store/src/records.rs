@@ -65,6 +65,88 @@ pub struct TokenRecord {
     pub previous_secret_hash: Option<String>,
 }
 
+/// A user as the API shows it: never the password hash.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserRecord {
+    pub id: String,
+    /// Trimmed and lower-cased; the login name.
+    pub email: String,
+    pub name: String,
+    /// A global administrator.
+    pub admin: bool,
+    /// A disabled user cannot log in and its sessions are ended.
+    pub disabled: bool,
+    /// Whether the user has a password (users from single sign-on may not).
+    pub password_set: bool,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_login_at: Option<String>,
+    /// Set while repeated failed logins lock the account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<String>,
+}
+
+/// What a login checks besides the user: the password hash and the failure count. Never
+/// serialised.
+#[derive(Clone)]
+pub struct UserCredentials {
+    pub user: UserRecord,
+    pub password_hash: Option<String>,
+    /// Consecutive failed logins since the last success or lock.
+    pub failed_logins: i64,
+    /// Until when the next attempt must wait (a slow-down), if it must.
+    pub retry_after: Option<String>,
+}
+
+impl std::fmt::Debug for UserCredentials {
+    /// Never prints the hash.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserCredentials")
+            .field("user", &self.user)
+            .field("failed_logins", &self.failed_logins)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A user's role in a project.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemberRecord {
+    pub project: String,
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A live-looking session and its user, as the server authenticates a cookie: whether it is
+/// still alive is the caller's decision (`hata_access::session::SessionPolicy`).
+#[derive(Clone)]
+pub struct SessionUser {
+    pub session_id: String,
+    pub csrf_token: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub user: UserRecord,
+    /// Project key → role, from the user's memberships.
+    pub projects: std::collections::BTreeMap<String, Role>,
+}
+
+impl std::fmt::Debug for SessionUser {
+    /// Never prints the CSRF token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionUser")
+            .field("session_id", &self.session_id)
+            .field("user", &self.user.id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Whether a token with this expiry has expired at `now` (epoch nanoseconds). Compared as
 /// instants, not as text: RFC 3339 strings with different numbers of fraction digits do not
 /// sort by time (`…:05Z` sorts after `…:05.300Z`). An expiry that does not parse counts as

@@ -15,7 +15,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use hata_access::{authorize, Need, Principal};
 
-use super::Caller;
+use super::identity::Identity;
+use super::{session, Caller};
 use crate::error::AppError;
 use crate::openapi::ROUTES;
 use crate::AppState;
@@ -31,6 +32,8 @@ pub enum Access {
     Ticket,
     /// Any user, admin or project token; the handler filters or checks what the request names.
     Authenticated,
+    /// A user (a person), not a token: their own password.
+    User,
     Admin,
     /// A role of at least viewer in the path's `{project}`.
     Read,
@@ -56,6 +59,7 @@ impl Access {
                 )))
             }
             Access::Authenticated => Need::Authenticated,
+            Access::User => Need::User,
             Access::Admin => Need::Admin,
             Access::Read => Need::Read(project),
             Access::Write => Need::Write(project),
@@ -83,20 +87,42 @@ pub fn of_route(method: &axum::http::Method, path: &str) -> Access {
         .unwrap_or(Access::Unstated)
 }
 
-/// The admin API's layer: 401 without valid credentials, 403 when the caller lacks what the
-/// route needs; otherwise the caller's `Principal` goes into the request as `Caller`.
+/// The admin API's layer: 401 without valid credentials (a bearer token, or a session cookie
+/// and, for a write, its CSRF token), 403 when the caller lacks what the route needs;
+/// otherwise the caller's `Principal` goes into the request as `Caller` (and a session's
+/// `SessionCaller` beside it). Public routes (login) pass untouched.
 pub async fn authorize_route(
     State(state): State<AppState>,
     req: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    let principal = super::authenticate(&state, req.headers())?;
     let (mut parts, body) = req.into_parts();
     let access = parts
         .extensions
         .get::<MatchedPath>()
         .map(|m| of_route(&parts.method, m.as_str()))
         .unwrap_or(Access::Unstated);
+    if access == Access::Public {
+        return Ok(next.run(Request::from_parts(parts, body)).await);
+    }
+    // A bearer token wins over a session cookie; only a cookie needs the CSRF checks.
+    let principal = match super::presented_secret(&parts.headers) {
+        Some(_) => super::authenticate(&state, &parts.headers)?,
+        None => {
+            let secret = session::cookie_secret(&parts.headers).ok_or(AppError::Unauthorized)?;
+            let identity = parts
+                .extensions
+                .get::<Arc<Identity>>()
+                .cloned()
+                .ok_or(AppError::Unauthorized)?;
+            let (principal, session) = session::authenticate(&state, &identity, secret).await?;
+            if session::is_unsafe(&parts.method) {
+                session::check_csrf(&parts, &session)?;
+            }
+            parts.extensions.insert(session);
+            principal
+        }
+    };
     let params = RawPathParams::from_request_parts(&mut parts, &state)
         .await
         .map_err(|e| AppError::BadRequest(format!("path: {}", e.body_text())))?;

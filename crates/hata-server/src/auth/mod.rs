@@ -1,8 +1,13 @@
 //! Authentication of API tokens from an in-memory cache of their hashes, so no request waits
 //! for the database to learn who is calling. The cache is rebuilt after every token change.
 //! `access`: what each route needs, and the admin API's layer that enforces it.
+//! `session`: cookie sessions (users); `identity`: their settings; `passwords`: hashing off the
+//! async workers.
 
 pub mod access;
+pub mod identity;
+pub mod passwords;
+pub mod session;
 
 use std::sync::Arc;
 

@@ -1,15 +1,18 @@
 //! Route handlers, one module per resource. Each handler: extract → store/engine → map.
 
+pub mod auth;
 pub mod environments;
 pub mod flags;
 pub mod health;
 pub mod insights;
+pub mod members;
 pub mod ofrep;
 pub mod projects;
 pub mod sdk;
 pub mod segments;
 pub mod sse;
 pub mod tokens;
+pub mod users;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -31,6 +34,9 @@ pub fn admin_router() -> Router<AppState> {
         .merge(segments::router())
         .merge(tokens::router())
         .merge(insights::router())
+        .merge(auth::router())
+        .merge(users::router())
+        .merge(members::router())
 }
 
 /// Settings of the evaluation endpoints, shared as an extension.

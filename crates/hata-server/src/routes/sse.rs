@@ -231,7 +231,7 @@ impl StreamSlots {
         let mut counts = self.counts();
         let of_token = counts.per_token.get(token_id).copied().unwrap_or(0);
         if counts.total >= self.max_total {
-            return Err(AppError::TooManyStreams {
+            return Err(AppError::Throttled {
                 detail: format!(
                     "this server has {} event streams open, its limit",
                     counts.total
@@ -240,7 +240,7 @@ impl StreamSlots {
             });
         }
         if of_token >= self.max_per_token {
-            return Err(AppError::TooManyStreams {
+            return Err(AppError::Throttled {
                 detail: format!("this token has {of_token} event streams open, its limit"),
                 retry_after: STREAMS_FULL_RETRY,
             });

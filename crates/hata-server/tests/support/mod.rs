@@ -362,6 +362,52 @@ impl TestServer {
         r.body["secret"].as_str().expect("secret").to_string()
     }
 
+    /// Creates a user with `password` (201 asserted) and returns its id.
+    pub async fn user(&self, email: &str, password: &str, admin: bool) -> String {
+        let r = self
+            .post(
+                "/api/v1/users",
+                &serde_json::json!({"email": email, "password": password, "admin": admin}),
+            )
+            .await
+            .expect(StatusCode::CREATED);
+        r.body["id"].as_str().expect("user id").to_string()
+    }
+
+    /// Gives `user_id` `role` in `project` (200 asserted).
+    pub async fn member(&self, project: &str, user_id: &str, role: &str) {
+        self.put(
+            &format!("/api/v1/projects/{project}/members/{user_id}"),
+            &serde_json::json!({ "role": role }),
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+
+    /// `POST /auth/login` as it came back.
+    pub async fn try_login(&self, email: &str, password: &str) -> Reply {
+        Reply::of(
+            self.client
+                .post(self.url("/api/v1/auth/login"))
+                .json(&serde_json::json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    /// Logs in (200 asserted): the session's cookie and CSRF token.
+    pub async fn login(&self, email: &str, password: &str) -> Session {
+        let r = self.try_login(email, password).await.expect(StatusCode::OK);
+        Session::of(&r)
+    }
+
+    /// A request authenticated by `session`'s cookie, with its CSRF token.
+    pub fn as_session(&self, session: &Session, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header("cookie", format!("hata_session={}", session.cookie))
+            .header("x-csrf-token", &session.csrf)
+    }
+
     /// The current revision of an environment, as `GET …/environments/{env}` reports it.
     pub async fn revision(&self, project: &str, env: &str) -> i64 {
         let r = self
@@ -371,6 +417,33 @@ impl TestServer {
         r.body["revision"]
             .as_i64()
             .expect("environment has a revision")
+    }
+}
+
+/// A logged-in session: the cookie's value and the CSRF token.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl Session {
+    /// The session a login response set.
+    pub fn of(login: &Reply) -> Session {
+        let set_cookie = login.header("set-cookie").expect("Set-Cookie");
+        let cookie = set_cookie
+            .split(';')
+            .next()
+            .and_then(|pair| pair.strip_prefix("hata_session="))
+            .expect("the session cookie")
+            .to_string();
+        Session {
+            cookie,
+            csrf: login.body["csrf_token"]
+                .as_str()
+                .expect("csrf_token")
+                .to_string(),
+        }
     }
 }
 

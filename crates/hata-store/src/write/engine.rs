@@ -245,6 +245,31 @@ impl WriteTx {
                 self.rotate_token(&id, &secret_hash, &previous_valid_until)
                     .await
             }
+            WriteOp::CreateUser { user } => self.create_user(user).await,
+            WriteOp::UpdateUser {
+                id,
+                expected_version,
+                update,
+            } => self.update_user(&id, &expected_version, update).await,
+            WriteOp::DeleteUser {
+                id,
+                expected_version,
+            } => self.delete_user(&id, &expected_version).await,
+            WriteOp::PutMember {
+                project,
+                user_id,
+                role,
+            } => self.put_member(&project, &user_id, role).await,
+            WriteOp::DeleteMember { project, user_id } => {
+                self.delete_member(&project, &user_id).await
+            }
+            WriteOp::Login {
+                user_id,
+                session,
+                policy,
+            } => self.login(&user_id, session, policy).await,
+            WriteOp::LoginFailed { user_id, policy } => self.login_failed(&user_id, policy).await,
+            WriteOp::Logout { session_id } => self.logout(&session_id).await,
         }
     }
 

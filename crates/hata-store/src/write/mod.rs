@@ -21,8 +21,10 @@ mod environments;
 mod flags;
 mod projects;
 mod segments;
+mod sessions;
 mod state;
 mod tokens;
+mod users;
 
 use std::sync::Arc;
 
@@ -34,6 +36,8 @@ use crate::change::Actor;
 use crate::error::{StoreError, StoreResult};
 use crate::notice::RuleSetWrite;
 use crate::records::{Role, TokenKind};
+use hata_access::lockout::LockoutPolicy;
+use hata_access::session::SessionPolicy;
 
 /// Who is writing and under which request id, for the change record.
 #[derive(Debug, Clone)]
@@ -55,6 +59,39 @@ pub struct NewToken {
     pub role: Option<Role>,
     pub expires_at: Option<String>,
     pub secret_hash: String,
+}
+
+/// A user to create. The caller checked the password against the policy and hashed it.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: String,
+    /// Normalised by the store (trimmed, lower-cased) and checked.
+    pub email: String,
+    pub name: String,
+    /// The argon2id PHC string; `None` for a user who logs in only by single sign-on.
+    pub password_hash: Option<String>,
+    pub admin: bool,
+}
+
+/// What an update of a user changes; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub name: Option<String>,
+    pub admin: Option<bool>,
+    pub disabled: Option<bool>,
+    /// A new password's PHC string. Ends the user's sessions but `keep_session`, and clears
+    /// the failure count and any lock.
+    pub password_hash: Option<String>,
+    /// The session that changed its own password and stays logged in.
+    pub keep_session: Option<String>,
+}
+
+/// A session a login creates; the cookie's secret stays with the caller.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: String,
+    pub secret_hash: String,
+    pub csrf_token: String,
 }
 
 /// Which versions of a resource a write may replace: its `If-Match`. The check runs inside the
@@ -193,6 +230,42 @@ pub enum WriteOp {
         secret_hash: String,
         previous_valid_until: String,
     },
+    CreateUser {
+        user: NewUser,
+    },
+    UpdateUser {
+        id: String,
+        expected_version: Expected,
+        update: UserUpdate,
+    },
+    DeleteUser {
+        id: String,
+        expected_version: Expected,
+    },
+    /// Gives `user_id` `role` in `project` (creating or changing the membership).
+    PutMember {
+        project: String,
+        user_id: String,
+        role: Role,
+    },
+    DeleteMember {
+        project: String,
+        user_id: String,
+    },
+    /// A correct login: a new session, the failure count reset, dead sessions removed.
+    Login {
+        user_id: String,
+        session: NewSession,
+        policy: SessionPolicy,
+    },
+    /// A wrong password for `user_id`: counted, perhaps slowing down or locking the account.
+    LoginFailed {
+        user_id: String,
+        policy: LockoutPolicy,
+    },
+    Logout {
+        session_id: String,
+    },
 }
 
 impl WriteOp {
@@ -205,7 +278,20 @@ impl WriteOp {
         use hata_core::validate::check_text;
 
         let names: &[(&str, &str)] = match self {
-            WriteOp::CreateProject { .. } | WriteOp::CreateToken { .. } => &[],
+            WriteOp::CreateProject { .. }
+            | WriteOp::CreateToken { .. }
+            | WriteOp::CreateUser { .. }
+            | WriteOp::Login { .. } => &[],
+            WriteOp::UpdateUser { id, .. }
+            | WriteOp::DeleteUser { id, .. }
+            | WriteOp::LoginFailed { user_id: id, .. } => &[("user", id)],
+            WriteOp::PutMember {
+                project, user_id, ..
+            }
+            | WriteOp::DeleteMember { project, user_id } => {
+                &[("project", project), ("user", user_id)]
+            }
+            WriteOp::Logout { session_id } => &[("session", session_id)],
             WriteOp::UpdateProject { key, .. } | WriteOp::DeleteProject { key, .. } => {
                 &[("project", key)]
             }
@@ -294,8 +380,28 @@ impl WriteOp {
                     check(field, check_text(&value));
                 }
             }
-            // Made by the server (a hex hash, a formatted time): nothing a client wrote.
+            WriteOp::CreateUser { user } => {
+                for (field, value) in [
+                    ("email", Some(&user.email)),
+                    ("name", Some(&user.name)),
+                    ("password_hash", user.password_hash.as_ref()),
+                ] {
+                    check(field, check_text(&value));
+                }
+            }
+            WriteOp::UpdateUser { update, .. } => {
+                check("name", check_text(&update.name));
+                check("password_hash", check_text(&update.password_hash));
+            }
+            // Made by the server (a hex hash, a formatted time, ids it minted): nothing a
+            // client wrote.
             WriteOp::RotateToken { .. }
+            | WriteOp::DeleteUser { .. }
+            | WriteOp::PutMember { .. }
+            | WriteOp::DeleteMember { .. }
+            | WriteOp::Login { .. }
+            | WriteOp::LoginFailed { .. }
+            | WriteOp::Logout { .. }
             | WriteOp::DeleteProject { .. }
             | WriteOp::DeleteEnvironment { .. }
             | WriteOp::DeleteFlag { .. }

@@ -11,7 +11,7 @@ use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 use crate::notice::ChangeNotice;
 use crate::read::decode_token;
-use crate::records::{token_expired, TokenKind, TokenRecord};
+use crate::records::{TokenKind, TokenRecord};
 
 impl WriteTx {
     pub(super) async fn create_token(
@@ -113,15 +113,8 @@ impl WriteTx {
 
     pub(super) async fn delete_token(&mut self, id: &str) -> StoreResult<(Option<Value>, i64)> {
         let old = self.token(id).await?;
-        if old.kind == TokenKind::Admin && self.live_admin_tokens_besides(id).await? == 0 {
-            return Err(StoreError::Conflict {
-                message: format!(
-                    "token {id:?} is the last live admin token: deleting it would leave nobody \
-                     able to administer hata; create another admin token first (or offline: \
-                     `hata token create --admin`)"
-                ),
-                dependants: Vec::new(),
-            });
+        if old.kind == TokenKind::Admin {
+            self.keep_an_admin(Some(id), None, "deleting").await?;
         }
         sqlx::query("DELETE FROM tokens WHERE id = $1")
             .bind(id)
@@ -167,25 +160,6 @@ impl WriteTx {
             Some(new.clone()),
         );
         Ok((Some(new), 1))
-    }
-
-    /// How many admin tokens other than `id` are live (unexpired). The admin rows are locked
-    /// first (the portable row lock, see `project_version`), so two concurrent deletes of the
-    /// last two admin tokens cannot both see the other one and both succeed.
-    async fn live_admin_tokens_besides(&mut self, id: &str) -> StoreResult<usize> {
-        let rows = sqlx::query(
-            "UPDATE tokens SET kind = kind WHERE kind = 'admin' AND id <> $1 RETURNING expires_at",
-        )
-        .bind(id)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-        let mut live = 0;
-        for row in rows {
-            let expires_at: Option<String> = row.try_get("expires_at")?;
-            live += usize::from(!token_expired(expires_at.as_deref(), now));
-        }
-        Ok(live)
     }
 
     pub(super) async fn tokens_bound_to(

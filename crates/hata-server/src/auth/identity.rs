@@ -1,0 +1,32 @@
+//! The settings and shared state of people's authentication: session lifetimes, the lockout
+//! policy and the password-hashing pool. One `Identity` per server, shared as an extension.
+
+use hata_access::lockout::LockoutPolicy;
+use hata_access::session::SessionPolicy;
+
+use super::passwords::PasswordWork;
+
+/// What `--session-idle`, `--session-max-age`, `--lockout-*` and `--password-hashers` set.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityConfig {
+    pub sessions: SessionPolicy,
+    pub lockout: LockoutPolicy,
+    /// Password hashes at once; 0: half the cores.
+    pub hashing_concurrency: usize,
+}
+
+pub struct Identity {
+    pub sessions: SessionPolicy,
+    pub lockout: LockoutPolicy,
+    pub passwords: PasswordWork,
+}
+
+impl Identity {
+    pub fn new(config: &IdentityConfig) -> Identity {
+        Identity {
+            sessions: config.sessions,
+            lockout: config.lockout,
+            passwords: PasswordWork::new(config.hashing_concurrency),
+        }
+    }
+}

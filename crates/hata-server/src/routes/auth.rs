@@ -1,0 +1,251 @@
+//! `/auth`: log in (a session cookie), log out, and who am I.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use hata_access::session::MintedSession;
+use hata_access::user::normalize_email;
+use hata_access::{Principal, PrincipalKind, Role};
+use hata_core::validate::FieldError;
+use hata_store::{Actor, ActorKind, NewSession, UserRecord, WriteMeta, WriteOp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use super::Writer;
+use crate::auth::identity::Identity;
+use crate::auth::session::{self, SessionCaller, Source};
+use crate::auth::Caller;
+use crate::error::{AppError, AppResult};
+use crate::extract::JsonBody;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/auth/me", get(me))
+}
+
+/// `POST /auth/login` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    email: String,
+    password: String,
+    /// The current code of an enrolled authenticator, or a recovery code.
+    totp: Option<String>,
+}
+
+/// `POST /auth/login` answer (with the session in `Set-Cookie`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LoginResponse {
+    user: UserRecord,
+    /// Send it as `X-CSRF-Token` with every cookie-authenticated write.
+    csrf_token: String,
+}
+
+/// `GET /auth/me`: the caller.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Me {
+    /// `user`, `token` or `jwt`.
+    kind: &'static str,
+    id: String,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    admin: bool,
+    /// Project key → role (empty for admins, who hold every role).
+    #[schema(value_type = BTreeMap<String, Role>)]
+    projects: BTreeMap<String, Role>,
+    /// Cookie sessions only: the token cookie-authenticated writes carry in `X-CSRF-Token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    csrf_token: Option<String>,
+}
+
+fn meta(actor: Actor, headers: &axum::http::HeaderMap) -> WriteMeta {
+    WriteMeta {
+        actor,
+        request_id: headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+    }
+}
+
+/// Seconds from now until an RFC 3339 time (at least 1).
+fn seconds_until(t: &str) -> Option<u64> {
+    let at = hata_core::operand::parse_rfc3339(t)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    (at > now).then(|| ((at - now) as u64).div_ceil(1_000_000_000).max(1))
+}
+
+async fn login(
+    State(s): State<AppState>,
+    Extension(identity): Extension<Arc<Identity>>,
+    source: Source,
+    headers: axum::http::HeaderMap,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> AppResult<Response> {
+    let email = normalize_email(&req.email).map_err(|m| {
+        AppError::Invalid(vec![FieldError {
+            field: "email".into(),
+            message: m.into(),
+        }])
+    })?;
+    let found = s.store.user_credentials_by_email(&email).await?;
+    if let Some(c) = &found {
+        if let Some(wait) = c.user.locked_until.as_deref().and_then(seconds_until) {
+            return Err(AppError::Throttled {
+                detail: "the account is locked after repeated failed logins".into(),
+                retry_after: wait,
+            });
+        }
+        if let Some(wait) = c.retry_after.as_deref().and_then(seconds_until) {
+            return Err(AppError::Throttled {
+                detail: "too many failed logins for this account; wait before trying again".into(),
+                retry_after: wait,
+            });
+        }
+    }
+    // An unknown email costs the same hash as a known one: no timing oracle.
+    let stored = found
+        .as_ref()
+        .and_then(|c| c.password_hash.clone())
+        .unwrap_or_else(|| hata_access::password::decoy_hash().to_string());
+    let matches = identity.passwords.verify(req.password, stored).await?;
+    let client = source
+        .client_ip
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let Some(user) = found.filter(|c| c.password_hash.is_some() && !c.user.disabled) else {
+        tracing::warn!(client = %client, "login refused: no such enabled user with a password");
+        return Err(AppError::BadLogin);
+    };
+    let _ = req.totp; // MFA enrolment comes with TOTP; until then nobody is enrolled.
+    if !matches {
+        let anonymous = Actor {
+            kind: ActorKind::Anonymous,
+            id: client.clone(),
+            name: None,
+        };
+        let out = s
+            .store
+            .write(
+                &meta(anonymous, &headers),
+                WriteOp::LoginFailed {
+                    user_id: user.user.id.clone(),
+                    policy: identity.lockout,
+                },
+            )
+            .await?;
+        let locked = out.value.as_ref().and_then(|v| v["locked_until"].as_str());
+        match locked {
+            Some(until) => {
+                tracing::warn!(user = %user.user.id, client = %client, locked_until = until,
+                "login failed: wrong password; the account is now locked")
+            }
+            None => {
+                tracing::warn!(user = %user.user.id, client = %client, "login failed: wrong password")
+            }
+        }
+        return Err(AppError::BadLogin);
+    }
+    let minted = MintedSession::generate();
+    let actor = Actor::user(user.user.id.clone(), user.user.name.clone());
+    s.store
+        .write(
+            &meta(actor, &headers),
+            WriteOp::Login {
+                user_id: user.user.id.clone(),
+                session: NewSession {
+                    id: minted.id.clone(),
+                    secret_hash: minted.secret_hash.clone(),
+                    csrf_token: minted.csrf_token.clone(),
+                },
+                policy: identity.sessions,
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            // Disabled or deleted since the password was checked.
+            hata_store::StoreError::NotFound(_) => AppError::BadLogin,
+            e => e.into(),
+        })?;
+    let record = s.store.get_user(&user.user.id).await?;
+    tracing::info!(user = %record.id, session = %minted.id, client = %client, "login");
+    let mut response = Json(LoginResponse {
+        user: record,
+        csrf_token: minted.csrf_token,
+    })
+    .into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        session::set_cookie(&minted.secret, source.https, identity.sessions.absolute),
+    );
+    Ok(response)
+}
+
+async fn logout(
+    State(s): State<AppState>,
+    source: Source,
+    session: Option<Extension<SessionCaller>>,
+    Writer(w): Writer,
+) -> AppResult<Response> {
+    let Some(Extension(session)) = session else {
+        return Err(AppError::BadRequest(
+            "only a session logs out; revoke a token with DELETE /api/v1/tokens/{id}".into(),
+        ));
+    };
+    match s
+        .store
+        .write(
+            &w,
+            WriteOp::Logout {
+                session_id: session.id.clone(),
+            },
+        )
+        .await
+    {
+        // Ended by a concurrent logout: the caller's wish holds.
+        Ok(_) | Err(hata_store::StoreError::NotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, session::clear_cookie(source.https));
+    Ok(response)
+}
+
+async fn me(
+    Extension(Caller(caller)): Extension<Caller>,
+    session: Option<Extension<SessionCaller>>,
+) -> Json<Me> {
+    let Principal {
+        kind,
+        id,
+        name,
+        admin,
+        projects,
+        ..
+    } = (*caller).clone();
+    let session = session.map(|Extension(s)| s);
+    Json(Me {
+        kind: match kind {
+            PrincipalKind::User => "user",
+            PrincipalKind::Token(_) => "token",
+            PrincipalKind::Jwt => "jwt",
+        },
+        id,
+        name,
+        email: session.as_ref().map(|s| s.email.clone()),
+        admin,
+        projects,
+        csrf_token: session.map(|s| s.csrf_token),
+    })
+}

@@ -1,0 +1,262 @@
+//! `/users`: people (admins manage them), and `PUT /users/me/password` (anyone, for oneself).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, put};
+use axum::{Extension, Json, Router};
+use hata_access::user::{name_problem, normalize_email};
+use hata_access::Role;
+use hata_core::validate::FieldError;
+use hata_store::{NewUser, Page, UserRecord, UserUpdate, WriteOp};
+use serde::{Deserialize, Serialize};
+
+use super::{versioned, written, Writer};
+use crate::auth::identity::Identity;
+use crate::auth::session::SessionCaller;
+use crate::auth::Caller;
+use crate::error::{AppError, AppResult};
+use crate::extract::{IfMatch, JsonBody, Paging, Path, Query};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users", get(list).post(create))
+        .route("/users/{id}", get(show).patch(update).delete(remove))
+        .route("/users/me/password", put(change_own_password))
+}
+
+/// `POST /users` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserRequest {
+    email: String,
+    /// Defaults to the email.
+    name: Option<String>,
+    /// Without one the user logs in only by single sign-on (or after an admin sets one).
+    password: Option<String>,
+    #[serde(default)]
+    admin: bool,
+}
+
+/// `PATCH /users/{id}` body: the fields to change.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    name: Option<String>,
+    admin: Option<bool>,
+    /// A disabled user cannot log in; its sessions end.
+    disabled: Option<bool>,
+    /// A new password (an admin's reset): ends the user's sessions and clears a lock.
+    password: Option<String>,
+}
+
+/// `PUT /users/me/password` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    current: String,
+    new: String,
+}
+
+/// `GET /users/{id}`: the user and its roles.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UserWithProjects {
+    #[serde(flatten)]
+    user: UserRecord,
+    /// Project key → role.
+    #[schema(value_type = BTreeMap<String, Role>)]
+    projects: BTreeMap<String, Role>,
+}
+
+fn field(field: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// A new password's problems against the policy, named `field`.
+fn password_problems(password: &str, email: &str, name: &str) -> Option<FieldError> {
+    hata_access::password::check(password, email)
+        .err()
+        .map(|p| field(name, p.to_string()))
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Query(p): Query<Paging>,
+) -> AppResult<Json<Page<UserRecord>>> {
+    Ok(Json(
+        s.store.page_users(p.limit(), p.cursor.as_deref()).await?,
+    ))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Extension(identity): Extension<Arc<Identity>>,
+    Writer(w): Writer,
+    JsonBody(req): JsonBody<NewUserRequest>,
+) -> AppResult<Response> {
+    let mut errors = Vec::new();
+    let email = normalize_email(&req.email)
+        .map_err(|m| errors.push(field("email", m)))
+        .unwrap_or_default();
+    let name = req.name.unwrap_or_else(|| email.clone());
+    if let Some(m) = name_problem(&name) {
+        errors.push(field("name", m));
+    }
+    if let Some(p) = req.password.as_deref() {
+        errors.extend(password_problems(p, &email, "password"));
+    }
+    if !errors.is_empty() {
+        return Err(AppError::Invalid(errors));
+    }
+    let password_hash = match req.password {
+        Some(p) => Some(identity.passwords.hash(p).await?),
+        None => None,
+    };
+    let user = NewUser {
+        id: hata_access::user::new_id(),
+        email,
+        name,
+        password_hash,
+        admin: req.admin,
+    };
+    let out = s.write(&w, WriteOp::CreateUser { user }).await?;
+    Ok(written(StatusCode::CREATED, out))
+}
+
+async fn show(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
+    let user = s.store.get_user(&id).await?;
+    let projects = s.store.user_projects(&id).await?;
+    let version = user.version;
+    Ok(versioned(
+        StatusCode::OK,
+        version,
+        &UserWithProjects { user, projects },
+    ))
+}
+
+async fn update(
+    State(s): State<AppState>,
+    Extension(identity): Extension<Arc<Identity>>,
+    session: Option<Extension<SessionCaller>>,
+    Path(id): Path<String>,
+    IfMatch(expected_version): IfMatch,
+    Writer(w): Writer,
+    JsonBody(req): JsonBody<UserPatch>,
+) -> AppResult<Response> {
+    let mut errors = Vec::new();
+    if let Some(m) = req.name.as_deref().and_then(name_problem) {
+        errors.push(field("name", m));
+    }
+    let password_hash = match req.password {
+        Some(p) => {
+            let user = s.store.get_user(&id).await?;
+            errors.extend(password_problems(&p, &user.email, "password"));
+            if !errors.is_empty() {
+                return Err(AppError::Invalid(errors));
+            }
+            Some(identity.passwords.hash(p).await?)
+        }
+        None => None,
+    };
+    if !errors.is_empty() {
+        return Err(AppError::Invalid(errors));
+    }
+    // An admin resetting their own password stays logged in here.
+    let keep_session = session
+        .filter(|_| w.actor.id == id)
+        .map(|Extension(s)| s.id);
+    let update = UserUpdate {
+        name: req.name,
+        admin: req.admin,
+        disabled: req.disabled,
+        password_hash,
+        keep_session,
+    };
+    let out = s
+        .write(
+            &w,
+            WriteOp::UpdateUser {
+                id,
+                expected_version,
+                update,
+            },
+        )
+        .await?;
+    Ok(written(StatusCode::OK, out))
+}
+
+async fn remove(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    IfMatch(expected_version): IfMatch,
+    Writer(w): Writer,
+) -> AppResult<StatusCode> {
+    s.write(
+        &w,
+        WriteOp::DeleteUser {
+            id,
+            expected_version,
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A user changes their own password: the current one is checked (a wrong one counts as a
+/// failed login), the new one against the policy; every other session of the user ends.
+async fn change_own_password(
+    State(s): State<AppState>,
+    Extension(identity): Extension<Arc<Identity>>,
+    Extension(Caller(caller)): Extension<Caller>,
+    session: Option<Extension<SessionCaller>>,
+    Writer(w): Writer,
+    JsonBody(req): JsonBody<PasswordChange>,
+) -> AppResult<StatusCode> {
+    let creds = s.store.user_credentials(&caller.id).await?;
+    let stored = creds
+        .password_hash
+        .clone()
+        .unwrap_or_else(|| hata_access::password::decoy_hash().to_string());
+    let current_ok =
+        identity.passwords.verify(req.current, stored).await? && creds.password_hash.is_some();
+    if !current_ok {
+        s.store
+            .write(
+                &w,
+                WriteOp::LoginFailed {
+                    user_id: caller.id.clone(),
+                    policy: identity.lockout,
+                },
+            )
+            .await?;
+        return Err(AppError::Invalid(vec![field(
+            "current",
+            "is not the current password",
+        )]));
+    }
+    if let Some(problem) = password_problems(&req.new, &creds.user.email, "new") {
+        return Err(AppError::Invalid(vec![problem]));
+    }
+    let password_hash = identity.passwords.hash(req.new).await?;
+    s.write(
+        &w,
+        WriteOp::UpdateUser {
+            id: caller.id.clone(),
+            expected_version: hata_store::Expected::Any,
+            update: UserUpdate {
+                password_hash: Some(password_hash),
+                keep_session: session.map(|Extension(s)| s.id),
+                ..UserUpdate::default()
+            },
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
