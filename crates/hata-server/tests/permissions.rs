@@ -325,10 +325,10 @@ async fn every_route_against_every_principal(s: TestServer) {
     };
     let credentials: Vec<Credential> = vec![
         Credential::Bearer(s.token.clone()),
-        Credential::Bearer(project_token(&s, "shop", "owner").await),
-        Credential::Bearer(project_token(&s, "shop", "editor").await),
-        Credential::Bearer(project_token(&s, "shop", "viewer").await),
-        Credential::Bearer(project_token(&s, "blog", "owner").await),
+        Credential::Bearer(project_token(s, "shop", "owner").await),
+        Credential::Bearer(project_token(s, "shop", "editor").await),
+        Credential::Bearer(project_token(s, "shop", "viewer").await),
+        Credential::Bearer(project_token(s, "blog", "owner").await),
         user("admin@example.com").await,
         user("owner@example.com").await,
         user("viewer@example.com").await,
@@ -398,7 +398,7 @@ async fn every_route_against_every_principal(s: TestServer) {
                 body = Some(json!({"role": "editor"}));
             }
             let path = concrete(path, &victim, &victim_user);
-            let status = status_of(&s, method, &path, body, credential).await;
+            let status = status_of(s, method, &path, body, credential).await;
             got.push(cell(status));
         }
         if got != *cells {
