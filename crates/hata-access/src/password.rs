@@ -85,6 +85,13 @@ pub fn verify(password: &str, stored: &str) -> bool {
     }
 }
 
+/// A new random password (144 bits, 36 hex digits) for an account whose creator chose none.
+pub fn generate() -> String {
+    use rand::Rng;
+    let bytes: [u8; 18] = rand::thread_rng().gen();
+    hex::encode(bytes)
+}
+
 /// A hash that stands in for a missing account, so that a login for an unknown email costs as
 /// much as one for a known email with a wrong password (no timing oracle for which emails
 /// exist).

@@ -15,6 +15,10 @@ Environment only:
   HATA_ADMIN_TOKEN  The admin token to create on the first start, when the store has no tokens
                     (at least 16 characters). Without it, a token is generated, printed once and
                     written to <data-dir>/admin-token (mode 0600). Later starts ignore it.
+  HATA_ADMIN_EMAIL, HATA_ADMIN_PASSWORD
+                    An admin user to create on the first start, when the store has no users
+                    (the password must meet the policy: 12+ characters, not a common one).
+                    Later starts ignore them.
   RUST_LOG          Log levels, e.g. info,hata_store=debug [default: info,sqlx=warn]";
 
 /// Where the store is: shared by every subcommand that opens it, so `serve`, `migrate`,
@@ -38,7 +42,8 @@ pub struct StoreArgs {
     /// body_limit, db_max_connections, sqlite_synchronous, log_format, public_url,
     /// eval_rate_limit, trusted_proxies, tls_cert, tls_key, header_timeout, idle_timeout,
     /// body_timeout, max_connections, max_streams, max_streams_per_token,
-    /// max_context_members). Flags and HATA_* variables win over it.
+    /// max_context_members, session_idle_timeout, session_max_age, lockout_after,
+    /// lockout_duration, password_hashers). Flags and HATA_* variables win over it.
     #[arg(long, env = "HATA_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -81,6 +86,79 @@ pub struct ServeArgs {
     pub tls: TlsArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+}
+
+/// Sessions and logins (`hata serve`).
+#[derive(Debug, Args)]
+pub struct IdentityArgs {
+    /// Seconds a session may go unused before it ends [default: 43200, 12 hours]
+    #[arg(long, env = "HATA_SESSION_IDLE_TIMEOUT")]
+    pub session_idle_timeout: Option<u64>,
+    /// Seconds a session lasts at most, however busy [default: 604800, 7 days]
+    #[arg(long, env = "HATA_SESSION_MAX_AGE")]
+    pub session_max_age: Option<u64>,
+    /// Consecutive failed logins that lock an account (after 3, each further attempt waits
+    /// longer, 1 s doubling up to a minute); 0 never locks [default: 10]
+    #[arg(long, env = "HATA_LOCKOUT_AFTER")]
+    pub lockout_after: Option<u32>,
+    /// Seconds a locked account refuses every login [default: 900, 15 minutes]
+    #[arg(long, env = "HATA_LOCKOUT_DURATION")]
+    pub lockout_duration: Option<u64>,
+    /// Password hashes (argon2id, ~19 MiB each) computed at once; 0 = half the cores
+    /// [default: 0]
+    #[arg(long, env = "HATA_PASSWORD_HASHERS")]
+    pub password_hashers: Option<usize>,
+}
+
+impl IdentityArgs {
+    fn resolve_with(
+        self,
+        file: &FileSettings,
+    ) -> anyhow::Result<hata_server::auth::identity::IdentityConfig> {
+        use hata_access::lockout::LockoutPolicy;
+        use hata_access::session::SessionPolicy;
+        let positive = |name: &str, env: &str, value: Option<u64>, default: u64| {
+            let value = value.unwrap_or(default);
+            if value == 0 {
+                bail!("{name} ({env}) must be at least 1 second");
+            }
+            Ok(Duration::from_secs(value))
+        };
+        let sessions = SessionPolicy {
+            idle: positive(
+                "session_idle_timeout",
+                "HATA_SESSION_IDLE_TIMEOUT",
+                self.session_idle_timeout.or(file.session_idle_timeout),
+                12 * 3600,
+            )?,
+            absolute: positive(
+                "session_max_age",
+                "HATA_SESSION_MAX_AGE",
+                self.session_max_age.or(file.session_max_age),
+                7 * 24 * 3600,
+            )?,
+        };
+        let lockout = LockoutPolicy {
+            lock_after: self
+                .lockout_after
+                .or(file.lockout_after)
+                .unwrap_or(LockoutPolicy::default().lock_after),
+            lock_for: positive(
+                "lockout_duration",
+                "HATA_LOCKOUT_DURATION",
+                self.lockout_duration.or(file.lockout_duration),
+                15 * 60,
+            )?,
+            ..LockoutPolicy::default()
+        };
+        Ok(hata_server::auth::identity::IdentityConfig {
+            sessions,
+            lockout,
+            hashing_concurrency: self.password_hashers.or(file.password_hashers).unwrap_or(0),
+        })
+    }
 }
 
 /// Native TLS (`hata serve`). Behind a load balancer that terminates TLS, leave these unset
@@ -148,6 +226,11 @@ struct FileSettings {
     max_streams: Option<usize>,
     max_streams_per_token: Option<usize>,
     max_context_members: Option<usize>,
+    session_idle_timeout: Option<u64>,
+    session_max_age: Option<u64>,
+    lockout_after: Option<u32>,
+    lockout_duration: Option<u64>,
+    password_hashers: Option<usize>,
 }
 
 /// The resolved settings.
@@ -167,6 +250,10 @@ pub struct Settings {
     /// `HATA_ADMIN_TOKEN`: the admin token to create on the first start. Environment only, so
     /// the secret stays out of the process list and config files.
     pub admin_token: Option<String>,
+    /// `HATA_ADMIN_EMAIL` and `HATA_ADMIN_PASSWORD`: the admin user to create on the first
+    /// start. Environment only, like the admin token.
+    pub admin_user: Option<(String, String)>,
+    pub identity: hata_server::auth::identity::IdentityConfig,
 }
 
 /// The resolved connection and stream limits.
@@ -305,6 +392,16 @@ impl ServeArgs {
         let file = read_file(self.store.config.as_deref())?;
         let store = self.store.resolve_with(&file)?;
         let limits = self.limits.resolve_with(&file)?;
+        let identity = self.identity.resolve_with(&file)?;
+        let admin_user = match (
+            std::env::var("HATA_ADMIN_EMAIL").ok(),
+            std::env::var("HATA_ADMIN_PASSWORD").ok(),
+        ) {
+            (None, None) => None,
+            (Some(email), Some(password)) => Some((email, password)),
+            (Some(_), None) => bail!("HATA_ADMIN_EMAIL is set but HATA_ADMIN_PASSWORD is not"),
+            (None, Some(_)) => bail!("HATA_ADMIN_PASSWORD is set but HATA_ADMIN_EMAIL is not"),
+        };
         // Checked here, with the other settings, so that a bad one fails the start before
         // anything is created or migrated.
         let admin_token = std::env::var("HATA_ADMIN_TOKEN").ok();
@@ -372,6 +469,8 @@ impl ServeArgs {
             body_limit,
             json_logs,
             admin_token,
+            admin_user,
+            identity,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 mod config;
 mod token;
+mod user;
 
 /// mimalloc instead of glibc's malloc. Every change rebuilds rule sets of megabytes (10,000
 /// flags: 6.9 MB of SDK JSON per environment plus the compiled snapshot); glibc's arenas kept
@@ -108,6 +109,9 @@ enum Command {
     /// Manage API tokens on the store directly (recovery when no admin token works).
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Manage users on the store directly (the first administrator, or a way back in).
+    #[command(subcommand)]
+    User(user::UserCommand),
 }
 
 const EXPORT_HELP: &str = "\
@@ -177,6 +181,10 @@ async fn run() -> anyhow::Result<()> {
         Command::Token(command) => {
             init_stderr_logging();
             token::run(command).await
+        }
+        Command::User(command) => {
+            init_stderr_logging();
+            user::run(command).await
         }
     }
 }
@@ -346,6 +354,14 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     spawn_allocator_purger();
     let store = open_store(&settings.store).await?;
     bootstrap_admin_token(&store, &settings).await?;
+    if let Some((email, password)) = &settings.admin_user {
+        if let Some(user) =
+            hata_server::bootstrap::bootstrap_admin_user(&store, email, password).await?
+        {
+            tracing::info!(user = %user.id, email = %user.email,
+                "admin user created from HATA_ADMIN_EMAIL and HATA_ADMIN_PASSWORD");
+        }
+    }
     let state = AppState::start(store.clone())
         .await
         .context("loading server state")?;
@@ -365,6 +381,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         trusted_proxies: settings.trusted_proxies.clone(),
         max_context_members: limits.max_context_members,
         tls,
+        identity: settings.identity.clone(),
         ..ServerConfig::default()
     };
     let app = hata_server::router(state.clone(), &config);

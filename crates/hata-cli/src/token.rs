@@ -106,7 +106,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
 
 /// The actor of a change made from the command line: `system:cli`, named after the operating
 /// system user who ran it, for whoever reads the record later.
-fn cli_actor() -> Actor {
+pub(crate) fn cli_actor() -> Actor {
     let mut actor = Actor::system("cli");
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))

@@ -20,6 +20,11 @@ pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
+    #[error("{field}: {message}")]
+    BadUser {
+        field: &'static str,
+        message: String,
+    },
     #[error("HATA_ADMIN_TOKEN must be at least {MIN_ADMIN_SECRET_CHARS} characters")]
     SecretTooShort,
     #[error("cannot write the admin token to {}: {source}", path.display())]
@@ -98,6 +103,84 @@ pub async fn bootstrap_admin_token(
             Ok(AdminBootstrap::Existing)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// A user made outside the API (`hata user create`, the first-start bootstrap): the same
+/// checks as `POST /users` (email, name, password policy), hashed, through the one write path.
+pub async fn create_user(
+    store: &Store,
+    actor: Actor,
+    email: &str,
+    name: Option<&str>,
+    password: &str,
+    admin: bool,
+) -> Result<hata_store::UserRecord, BootstrapError> {
+    let email = hata_access::user::normalize_email(email).map_err(|m| BootstrapError::BadUser {
+        field: "email",
+        message: m.into(),
+    })?;
+    let name = name.unwrap_or(&email).to_string();
+    if let Some(m) = hata_access::user::name_problem(&name) {
+        return Err(BootstrapError::BadUser {
+            field: "name",
+            message: m.into(),
+        });
+    }
+    hata_access::password::check(password, &email).map_err(|p| BootstrapError::BadUser {
+        field: "password",
+        message: p.to_string(),
+    })?;
+    let password_hash =
+        hata_access::password::hash(password).map_err(|e| BootstrapError::BadUser {
+            field: "password",
+            message: e.to_string(),
+        })?;
+    let user = hata_store::NewUser {
+        id: hata_access::user::new_id(),
+        email,
+        name,
+        password_hash: Some(password_hash),
+        admin,
+    };
+    let meta = WriteMeta {
+        actor,
+        request_id: String::new(),
+    };
+    let out = store.write(&meta, WriteOp::CreateUser { user }).await?;
+    let id = out
+        .value
+        .as_ref()
+        .and_then(|v| v["id"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    Ok(store.get_user(&id).await?)
+}
+
+/// On a store without users, makes `email` with `password` an admin user (`HATA_ADMIN_EMAIL`,
+/// `HATA_ADMIN_PASSWORD`). `None` when the store had users (nothing changed).
+pub async fn bootstrap_admin_user(
+    store: &Store,
+    email: &str,
+    password: &str,
+) -> Result<Option<hata_store::UserRecord>, BootstrapError> {
+    if store.has_users().await? {
+        return Ok(None);
+    }
+    match create_user(
+        store,
+        Actor::system("bootstrap"),
+        email,
+        None,
+        password,
+        true,
+    )
+    .await
+    {
+        Ok(user) => Ok(Some(user)),
+        // Replicas starting together: another one created it first.
+        Err(BootstrapError::Store(StoreError::AlreadyExists(_))) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
