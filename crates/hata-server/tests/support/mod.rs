@@ -125,6 +125,11 @@ impl TestServer {
     /// local server's). `None` when PostgreSQL is unreachable outside CI; under `CI=true` a
     /// missing PostgreSQL fails the test.
     pub async fn start_postgres() -> Option<TestServer> {
+        TestServer::start_postgres_with(ServerConfig::default()).await
+    }
+
+    /// `start_postgres` with `config`.
+    pub async fn start_postgres_with(config: ServerConfig) -> Option<TestServer> {
         let admin_url = std::env::var("HATA_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let admin = match sqlx::PgPool::connect(&admin_url).await {
@@ -146,12 +151,8 @@ impl TestServer {
             .map(|(base, _)| base.to_string())
             .expect("a database in the URL");
         Some(
-            TestServer::start_on(
-                Some(format!("{base}/{db}")),
-                ServerConfig::default(),
-                reqwest::Client::new(),
-            )
-            .await,
+            TestServer::start_on(Some(format!("{base}/{db}")), config, reqwest::Client::new())
+                .await,
         )
     }
 
