@@ -281,6 +281,11 @@ impl Drop for Replica {
 impl Replica {
     /// Starts `hata serve` on `database_url` and a free port; returns once it is ready.
     pub async fn start(name: &str, database_url: &str) -> Replica {
+        Replica::start_with_env(name, database_url, &[]).await
+    }
+
+    /// `start` with more environment variables for `hata serve`.
+    pub async fn start_with_env(name: &str, database_url: &str, env: &[(&str, &str)]) -> Replica {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join(format!("{name}.log"));
         let listen = format!("127.0.0.1:{}", free_port());
@@ -305,6 +310,7 @@ impl Replica {
                     .expect("log file"),
             )
             .kill_on_drop(true);
+        cmd.envs(env.iter().copied());
         let child = cmd.spawn().expect("spawn hata serve");
         let mut replica = Replica {
             name: name.to_string(),
