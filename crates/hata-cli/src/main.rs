@@ -117,17 +117,18 @@ enum Command {
 const EXPORT_HELP: &str = "\
 The document is deterministic (defined order, no export time): exporting the same state twice,
 or after moving it to another store with `hata import`, gives identical bytes. It contains token
-hashes and the stream-ticket signing key; keep it like a secret (a file written with --output
-is created with mode 0600). Pending migrations are applied first.
+hashes, users' password hashes and the stream-ticket signing key; keep it like a secret (a file
+written with --output is created with mode 0600). Sessions are not exported. Pending migrations
+are applied first.
 
 Example: move from the embedded SQLite to PostgreSQL
   hata export --data-dir ./hata-data --output hata.json
   hata import hata.json --database-url postgres://hata@db/hata";
 
 const IMPORT_HELP: &str = "\
-The target store must be empty: no projects, tokens, changes or evaluation data (a store on
-which `hata serve` ran once already has its admin token). Migrations run first. The document is
-checked before anything is written, and an invalid one is refused with every problem named by
+The target store must be empty: no projects, tokens, users, changes or evaluation data (a store
+on which `hata serve` ran once already has its admin token). Migrations run first. The document
+is checked before anything is written, and an invalid one is refused with every problem named by
 its path, e.g. projects[shop].flags[dark-mode].environments.production.default. The import is
 one transaction: it loads everything or nothing. Ids, versions, revisions and timestamps are
 kept, so SDK caches, ETags and stream tickets stay valid.";

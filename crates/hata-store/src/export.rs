@@ -15,26 +15,33 @@
 //! itself) rather than making a change, so there is nothing to version, audit or bump.
 //!
 //! The document is checked before anything is written: the format marker and version, that
-//! references hold together (environments of tokens, configs of flags, unique ids), and every
-//! project, environment, flag and segment through `hata_core::validate` and, per environment,
-//! `Snapshot::compile`. No text anywhere in it may contain U+0000 (PostgreSQL cannot store it,
-//! and a store written through `Store::write` never holds it): the items `validate` does not
-//! see (tokens, changes, `meta`, telemetry) go through `validate::check_text`. Errors are
-//! `StoreError::Invalid` whose fields name the item by key, e.g.
-//! `projects[shop].flags[dark-mode].environments.production.default`.
+//! references hold together (environments of tokens, configs of flags, projects and users of
+//! memberships, unique ids and emails), and every project, environment, flag and segment
+//! through `hata_core::validate` and, per environment, `Snapshot::compile`. Users are checked
+//! as creating them checks them (an email as normalised, unique after normalisation; a display
+//! name), memberships for a known role. No text anywhere in it may contain U+0000 (PostgreSQL
+//! cannot store it, and a store written through `Store::write` never holds it): the items
+//! `validate` does not see (tokens, users, memberships, changes, `meta`, telemetry) go through
+//! `validate::check_text`. Errors are `StoreError::Invalid` whose fields name the item by key,
+//! e.g. `projects[shop].flags[dark-mode].environments.production.default` or
+//! `memberships[shop/usr_1].role`.
 //!
 //! The document has no export time: it would differ between two exports of the same state.
 //! The `at` of the last change says how recent the content is.
 //!
-//! Not exported: nothing that is state is left out. The document holds the stream-ticket
-//! signing key (`meta`), so tickets issued before a move stay valid after it, and token hashes:
-//! treat the file like a secret.
+//! Not exported: sessions, and users' login throttling (`failed_logins`, `retry_after`,
+//! `locked_until`). Logins start fresh after a move (everyone logs in again, with a clean
+//! failure count), and session secrets never leave the store. Everything else that is state is
+//! kept. The document holds the stream-ticket signing key (`meta`), so tickets issued before a
+//! move stay valid after it, token hashes and users' password hashes (argon2id PHC strings,
+//! never passwords): treat the file like a secret.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::evaluations::{
     decode_evaluation_count, decode_flag_evaluated, EvaluationCount, FlagEvaluated,
 };
+use hata_access::user::{name_problem, normalize_email};
 use hata_core::model::{Environment, Flag, Project, Segment};
 use hata_core::snapshot::Snapshot;
 use hata_core::validate::{
@@ -74,6 +81,13 @@ pub struct ExportDocument {
     pub projects: Vec<ExportProject>,
     /// By id.
     pub tokens: Vec<ExportToken>,
+    /// By id (absent in documents written before users existed).
+    #[serde(default)]
+    pub users: Vec<ExportUser>,
+    /// Users' roles in projects, by (project, user id) (absent in documents written before
+    /// users existed).
+    #[serde(default)]
+    pub memberships: Vec<ExportMember>,
     /// The change record, by id.
     pub changes: Vec<ExportChange>,
     /// Telemetry, by (project, environment, flag, hour, variant, reason). May name flags and
@@ -146,6 +160,39 @@ pub struct ExportToken {
     pub rotated_at: Option<String>,
 }
 
+/// A user: every column of `users` but the login throttling (failed logins, retry-after,
+/// lock), which starts fresh after an import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportUser {
+    pub id: String,
+    /// As stored: trimmed and lower-cased.
+    pub email: String,
+    pub name: String,
+    /// The argon2id PHC string (never the password); `None` for a user who logs in only by
+    /// single sign-on.
+    pub password_hash: Option<String>,
+    pub admin: bool,
+    pub disabled: bool,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub password_changed_at: Option<String>,
+    pub last_login_at: Option<String>,
+}
+
+/// A user's role in a project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportMember {
+    pub project: String,
+    pub user_id: String,
+    /// `viewer`, `editor` or `owner`.
+    pub role: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportChange {
@@ -172,6 +219,8 @@ pub struct ImportSummary {
     pub flags: usize,
     pub segments: usize,
     pub tokens: usize,
+    pub users: usize,
+    pub memberships: usize,
     pub changes: usize,
     pub evaluation_counts: usize,
     pub flag_last_evaluated: usize,
@@ -181,13 +230,15 @@ impl std::fmt::Display for ImportSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} projects, {} environments, {} flags, {} segments, {} tokens, {} changes, \
-             {} evaluation counts, {} last-evaluated times",
+            "{} projects, {} environments, {} flags, {} segments, {} tokens, {} users, \
+             {} memberships, {} changes, {} evaluation counts, {} last-evaluated times",
             self.projects,
             self.environments,
             self.flags,
             self.segments,
             self.tokens,
+            self.users,
+            self.memberships,
             self.changes,
             self.evaluation_counts,
             self.flag_last_evaluated
@@ -196,13 +247,16 @@ impl std::fmt::Display for ImportSummary {
 }
 
 /// Every table that holds state; an import needs them all empty (`meta` aside, see
-/// `Store::import`).
-const STATE_TABLES: [&str; 8] = [
+/// `Store::import`). `sessions` is not exported, but a store with sessions has users.
+const STATE_TABLES: [&str; 11] = [
     "projects",
     "environments",
     "flags",
     "segments",
     "tokens",
+    "users",
+    "memberships",
+    "sessions",
     "changes",
     "evaluation_counts",
     "flag_last_evaluated",
@@ -395,6 +449,44 @@ async fn read_all(
     }
     tokens.sort_by(|a, b| a.id.cmp(&b.id));
 
+    let mut users = Vec::new();
+    for r in sqlx::query(
+        "SELECT id, email, name, password_hash, admin, disabled, version, created_at, updated_at, password_changed_at, last_login_at FROM users",
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    {
+        users.push(ExportUser {
+            id: r.try_get("id")?,
+            email: r.try_get("email")?,
+            name: r.try_get("name")?,
+            password_hash: r.try_get("password_hash")?,
+            admin: r.try_get::<i64, _>("admin")? != 0,
+            disabled: r.try_get::<i64, _>("disabled")? != 0,
+            version: r.try_get("version")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+            password_changed_at: r.try_get("password_changed_at")?,
+            last_login_at: r.try_get("last_login_at")?,
+        });
+    }
+    users.sort_by(|a, b| a.id.cmp(&b.id));
+
+    let mut memberships = Vec::new();
+    for r in sqlx::query("SELECT project, user_id, role, created_at, updated_at FROM memberships")
+        .fetch_all(&mut **tx)
+        .await?
+    {
+        memberships.push(ExportMember {
+            project: r.try_get("project")?,
+            user_id: r.try_get("user_id")?,
+            role: r.try_get("role")?,
+            created_at: r.try_get("created_at")?,
+            updated_at: r.try_get("updated_at")?,
+        });
+    }
+    memberships.sort_by(|a, b| (&a.project, &a.user_id).cmp(&(&b.project, &b.user_id)));
+
     let mut changes = Vec::new();
     for r in sqlx::query(
         "SELECT id, at, actor, request_id, action, resource_type, project, resource_key, old_value, new_value, revisions FROM changes ORDER BY id",
@@ -449,6 +541,8 @@ async fn read_all(
         sequences,
         projects,
         tokens,
+        users,
+        memberships,
         changes,
         evaluation_counts,
         flag_last_evaluated,
@@ -529,8 +623,8 @@ async fn read_sequence(
 // ---- import --------------------------------------------------------------------------------
 
 impl Store {
-    /// Loads `doc` into this store, which must be empty (no projects, tokens, changes or
-    /// evaluation data; `StoreError::NotEmpty` otherwise). The document is checked first
+    /// Loads `doc` into this store, which must be empty (no projects, tokens, users, sessions,
+    /// changes or evaluation data; `StoreError::NotEmpty` otherwise). The document is checked first
     /// (`StoreError::Invalid`, naming each bad item); then everything is written in one
     /// transaction, so an import is either complete or leaves the store as it was.
     ///
@@ -545,8 +639,9 @@ impl Store {
             // the commit.
             Backend::Postgres => {
                 sqlx::query(
-                    "LOCK TABLE projects, environments, flags, segments, tokens, changes, \
-                     evaluation_counts, flag_last_evaluated, meta IN SHARE ROW EXCLUSIVE MODE",
+                    "LOCK TABLE projects, environments, flags, segments, tokens, users, memberships, \
+                     sessions, changes, evaluation_counts, flag_last_evaluated, meta \
+                     IN SHARE ROW EXCLUSIVE MODE",
                 )
                 .execute(&mut *tx)
                 .await?;
@@ -705,6 +800,41 @@ async fn write_all(
         .execute(&mut **tx)
         .await?;
         summary.tokens += 1;
+    }
+    for u in &doc.users {
+        // The login throttling starts fresh: failed_logins takes its default 0, retry_after and
+        // locked_until stay NULL.
+        sqlx::query(
+            "INSERT INTO users (id, email, name, password_hash, admin, disabled, version, created_at, updated_at, password_changed_at, last_login_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&u.id)
+        .bind(&u.email)
+        .bind(&u.name)
+        .bind(&u.password_hash)
+        .bind(i64::from(u.admin))
+        .bind(i64::from(u.disabled))
+        .bind(u.version)
+        .bind(&u.created_at)
+        .bind(&u.updated_at)
+        .bind(&u.password_changed_at)
+        .bind(&u.last_login_at)
+        .execute(&mut **tx)
+        .await?;
+        summary.users += 1;
+    }
+    for m in &doc.memberships {
+        sqlx::query(
+            "INSERT INTO memberships (project, user_id, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&m.project)
+        .bind(&m.user_id)
+        .bind(&m.role)
+        .bind(&m.created_at)
+        .bind(&m.updated_at)
+        .execute(&mut **tx)
+        .await?;
+        summary.memberships += 1;
     }
     for c in &doc.changes {
         // Stored compactly, as the write path stores them; serde_json keeps member order, so
@@ -972,6 +1102,8 @@ fn check_document(doc: &ExportDocument) -> StoreResult<()> {
         }
     }
 
+    check_users(&mut p, doc, &project_keys);
+
     let mut last_id = 0;
     for c in &doc.changes {
         let at = format!("changes[{}]", c.id);
@@ -1050,6 +1182,89 @@ fn check_document(doc: &ExportDocument) -> StoreResult<()> {
         Ok(())
     } else {
         Err(StoreError::Invalid(ValidationErrors(p.0)))
+    }
+}
+
+/// Users (unique ids and emails, each email as normalised, a display name) and memberships
+/// (an existing project and user, a known role, one per project and user).
+fn check_users(p: &mut Problems, doc: &ExportDocument, project_keys: &BTreeSet<&str>) {
+    let mut user_ids = BTreeSet::new();
+    let mut emails = BTreeSet::new();
+    for u in &doc.users {
+        let at = format!("users[{}]", shown(&u.id));
+        p.unique(&mut user_ids, &at, "user id", &u.id);
+        if let Err(e) = validate::check_text(u) {
+            p.nested(&at, e);
+        }
+        if u.id.is_empty() {
+            p.add(format!("{at}.id"), "must not be empty");
+        }
+        // Compared as logins compare them: "Ann@x.org" and "ann@x.org" are one account.
+        match normalize_email(&u.email) {
+            Err(m) => p.add(format!("{at}.email"), m),
+            Ok(email) => {
+                if email != u.email {
+                    p.add(
+                        format!("{at}.email"),
+                        format!("must be as stored, trimmed and lower-case: {email:?}"),
+                    );
+                }
+                if !emails.insert(email) {
+                    p.add(
+                        format!("{at}.email"),
+                        format!("duplicate email {:?}", u.email),
+                    );
+                }
+            }
+        }
+        if let Some(m) = name_problem(&u.name) {
+            p.add(format!("{at}.name"), m);
+        }
+        if u.password_hash.as_deref() == Some("") {
+            p.add(
+                format!("{at}.password_hash"),
+                "must not be empty (null for a user without a password)",
+            );
+        }
+        if u.version < 1 {
+            p.add(format!("{at}.version"), "must be at least 1");
+        }
+        p.timestamp(&at, "created_at", &u.created_at);
+        p.timestamp(&at, "updated_at", &u.updated_at);
+        if let Some(changed) = &u.password_changed_at {
+            p.timestamp(&at, "password_changed_at", changed);
+        }
+        if let Some(login) = &u.last_login_at {
+            p.timestamp(&at, "last_login_at", login);
+        }
+    }
+
+    let mut members = BTreeSet::new();
+    for m in &doc.memberships {
+        let at = format!("memberships[{}/{}]", shown(&m.project), shown(&m.user_id));
+        if let Err(e) = validate::check_text(m) {
+            p.nested(&at, e);
+        }
+        if !members.insert((m.project.as_str(), m.user_id.as_str())) {
+            p.add(&at, "duplicate membership");
+        }
+        if !project_keys.contains(m.project.as_str()) {
+            p.add(
+                format!("{at}.project"),
+                format!("no project {:?}", m.project),
+            );
+        }
+        if !user_ids.contains(m.user_id.as_str()) {
+            p.add(format!("{at}.user_id"), format!("no user {:?}", m.user_id));
+        }
+        if Role::parse(&m.role).is_none() {
+            p.add(
+                format!("{at}.role"),
+                format!("unknown role {:?}: viewer, editor or owner", m.role),
+            );
+        }
+        p.timestamp(&at, "created_at", &m.created_at);
+        p.timestamp(&at, "updated_at", &m.updated_at);
     }
 }
 

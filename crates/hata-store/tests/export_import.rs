@@ -4,11 +4,13 @@
 
 mod support;
 
+use hata_access::lockout::LockoutPolicy;
+use hata_access::session::SessionPolicy;
 use hata_core::model::{Environment, Flag, Project, Segment};
 use hata_store::export::FORMAT;
 use hata_store::{
-    Action, Actor, EvaluationCount, Expected, ExportDocument, FlagEvaluated, NewToken, Store,
-    StoreError, TokenKind, WriteMeta, WriteOp,
+    Action, Actor, EvaluationCount, Expected, ExportDocument, FlagEvaluated, NewSession, NewToken,
+    NewUser, Role, Store, StoreError, TokenKind, UserUpdate, WriteMeta, WriteOp,
 };
 use serde_json::{json, Value};
 
@@ -63,11 +65,37 @@ fn token(id: &str, kind: TokenKind, at: Option<(&str, &str)>, expires: Option<&s
     }
 }
 
+/// A stand-in PHC string: the store keeps whatever the caller hashed, so nothing is hashed here.
+fn phc(salt: &str) -> String {
+    format!("$argon2id$v=19$m=19456,t=2,p=1${salt}$aGFzaA")
+}
+
+fn user(id: &str, email: &str, password: bool, admin: bool) -> WriteOp {
+    WriteOp::CreateUser {
+        user: NewUser {
+            id: id.into(),
+            email: email.into(),
+            name: format!("User {id}"),
+            password_hash: password.then(|| phc(&format!("c2FsdC{id}"))),
+            admin,
+        },
+    }
+}
+
+fn member(project: &str, user_id: &str, role: Role) -> WriteOp {
+    WriteOp::PutMember {
+        project: project.into(),
+        user_id: user_id.into(),
+        role,
+    }
+}
+
 /// Several projects; an added and a deleted environment (an id gap); segments referencing
 /// segments; flags of every type with targets, rules, rollouts and prerequisites; updates and
 /// deletes (old and new values in the change record); an archived flag whose prerequisite was
-/// deleted afterwards; tokens incl. an expiring and a deleted one; evaluation telemetry; the
-/// ticket key.
+/// deleted afterwards; tokens incl. an expiring and a deleted one; users (an admin who logged
+/// in and has a session, one with memberships in two projects and failed logins, one without
+/// a password, one deleted); evaluation telemetry; the ticket key.
 async fn build_state(s: &Store) {
     write(
         s,
@@ -312,6 +340,81 @@ async fn build_state(s: &Store) {
     .await;
     write(s, WriteOp::DeleteToken { id: "cli-2".into() }).await;
 
+    write(s, user("usr_admin", "Root@Example.com", true, true)).await;
+    write(s, user("usr_ann", "ann@example.com", true, false)).await;
+    write(s, user("usr_sso", "sso@example.org", false, false)).await;
+    write(s, user("usr_gone", "gone@example.com", true, false)).await;
+    write(s, member("shop", "usr_ann", Role::Editor)).await;
+    write(s, member("blog", "usr_ann", Role::Viewer)).await;
+    write(s, member("blog", "usr_gone", Role::Owner)).await;
+    write(s, member("shop", "usr_sso", Role::Viewer)).await;
+    // A changed role, a renamed and disabled user (version 3), a new password.
+    write(s, member("blog", "usr_ann", Role::Owner)).await;
+    for update in [
+        UserUpdate {
+            name: Some("Ann Lee".into()),
+            ..UserUpdate::default()
+        },
+        UserUpdate {
+            disabled: Some(true),
+            ..UserUpdate::default()
+        },
+    ] {
+        write(
+            s,
+            WriteOp::UpdateUser {
+                id: "usr_sso".into(),
+                expected_version: Expected::Any,
+                update,
+            },
+        )
+        .await;
+    }
+    write(
+        s,
+        WriteOp::UpdateUser {
+            id: "usr_ann".into(),
+            expected_version: Expected::Any,
+            update: UserUpdate {
+                password_hash: Some(phc("bmV3c2FsdA")),
+                ..UserUpdate::default()
+            },
+        },
+    )
+    .await;
+    write(
+        s,
+        WriteOp::DeleteUser {
+            id: "usr_gone".into(),
+            expected_version: Expected::Any,
+        },
+    )
+    .await;
+    // Transient login state, which the export leaves out: a session, failed logins.
+    write(
+        s,
+        WriteOp::Login {
+            user_id: "usr_admin".into(),
+            session: NewSession {
+                id: "ses_1".into(),
+                secret_hash: "sha256:session-secret".into(),
+                csrf_token: "csrf-1".into(),
+            },
+            policy: SessionPolicy::default(),
+        },
+    )
+    .await;
+    for _ in 0..2 {
+        write(
+            s,
+            WriteOp::LoginFailed {
+                user_id: "usr_ann".into(),
+                policy: LockoutPolicy::default(),
+            },
+        )
+        .await;
+    }
+
     let count = |flag: &str, variant: &str, n| EvaluationCount {
         project: "shop".into(),
         environment: "production".into(),
@@ -377,6 +480,8 @@ async fn export_import_export_is_byte_identical_across_backends() {
         assert_eq!(summary.flags, 6);
         assert_eq!(summary.segments, 2);
         assert_eq!(summary.tokens, 3);
+        assert_eq!(summary.users, 3);
+        assert_eq!(summary.memberships, 3);
         assert_eq!(summary.evaluation_counts, 3);
         assert_eq!(summary.flag_last_evaluated, 1);
         assert!(summary.changes > 20);
@@ -411,6 +516,108 @@ async fn export_import_export_is_byte_identical_across_backends() {
             .iter()
             .any(|c| c["action"] == "update" && c["old_value"].is_object()));
         assert_eq!(d["tokens"][1]["expires_at"], "2031-01-02T03:04:05.678Z");
+
+        // Users by id, every column but the login throttling; memberships by (project, user).
+        let users = d["users"].as_array().expect("users");
+        let ids: Vec<&str> = users
+            .iter()
+            .map(|u| u["id"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(ids, ["usr_admin", "usr_ann", "usr_sso"]);
+        let keys: Vec<&str> = users[0]
+            .as_object()
+            .expect("user")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "id",
+                "email",
+                "name",
+                "password_hash",
+                "admin",
+                "disabled",
+                "version",
+                "created_at",
+                "updated_at",
+                "password_changed_at",
+                "last_login_at"
+            ]
+        );
+        assert_eq!(users[0]["email"], "root@example.com");
+        assert_eq!(users[0]["admin"], true);
+        assert!(users[0]["last_login_at"].is_string());
+        assert_eq!(users[1]["password_hash"], phc("bmV3c2FsdA"));
+        assert!(users[1]["password_changed_at"].is_string());
+        assert!(users[1]["last_login_at"].is_null());
+        assert_eq!(users[2]["password_hash"], Value::Null);
+        assert_eq!(users[2]["password_changed_at"], Value::Null);
+        assert_eq!(
+            (
+                &users[2]["name"],
+                &users[2]["disabled"],
+                &users[2]["version"]
+            ),
+            (&json!("Ann Lee"), &json!(true), &json!(3))
+        );
+        let members: Vec<(&str, &str, &str)> = d["memberships"]
+            .as_array()
+            .expect("memberships")
+            .iter()
+            .map(|m| {
+                (
+                    m["project"].as_str().unwrap_or(""),
+                    m["user_id"].as_str().unwrap_or(""),
+                    m["role"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            members,
+            [
+                ("blog", "usr_ann", "owner"),
+                ("shop", "usr_ann", "editor"),
+                ("shop", "usr_sso", "viewer")
+            ]
+        );
+        // Sessions stay behind and logins start fresh; the rest is as it was.
+        let ann = target.store.user_credentials("usr_ann").await.expect("ann");
+        assert_eq!(ann.failed_logins, 0, "{}", target.name);
+        assert_eq!(ann.retry_after, None);
+        assert_eq!(
+            ann.password_hash.as_deref(),
+            Some(phc("bmV3c2FsdA").as_str())
+        );
+        assert_eq!(
+            source
+                .store
+                .user_credentials("usr_ann")
+                .await
+                .expect("ann")
+                .failed_logins,
+            2
+        );
+        assert!(source
+            .store
+            .session_user("sha256:session-secret")
+            .await
+            .expect("session")
+            .is_some());
+        assert!(target
+            .store
+            .session_user("sha256:session-secret")
+            .await
+            .expect("session")
+            .is_none());
+        let projects = target.store.user_projects("usr_ann").await.expect("roles");
+        assert_eq!(projects.get("shop"), Some(&Role::Editor));
+        assert_eq!(projects.get("blog"), Some(&Role::Owner));
+        assert_eq!(
+            source.store.get_user("usr_sso").await.expect("sso"),
+            target.store.get_user("usr_sso").await.expect("sso")
+        );
         for (a, b) in [
             (&source.store, &target.store),
             (&target.store, &source.store),
@@ -492,6 +699,20 @@ async fn import_refuses_a_store_that_is_not_empty() {
         assert_eq!(before, export_text(&t.store).await, "{}", t.name);
     }
 
+    // A user alone (the first-start admin user) also makes it non-empty.
+    let only_user = support::sqlite().await;
+    write(
+        &only_user.store,
+        user("usr_boot", "boot@example.com", true, true),
+    )
+    .await;
+    match only_user.store.import(&doc).await {
+        Err(StoreError::NotEmpty(found)) => {
+            assert!(found.iter().any(|f| f == "users: 1 rows"), "{found:?}")
+        }
+        other => panic!("expected NotEmpty, got {other:?}"),
+    }
+
     // A token alone (a server's bootstrap admin token) also makes it non-empty.
     let only_token = support::sqlite().await;
     write(
@@ -527,6 +748,7 @@ async fn import_edited(doc: &Value, edit: impl Fn(&mut Value)) -> Vec<(String, S
         };
         let empty = t.store.export().await.expect("export");
         assert!(empty.projects.is_empty() && empty.tokens.is_empty() && empty.changes.is_empty());
+        assert!(empty.users.is_empty() && empty.memberships.is_empty());
         assert!(empty.meta.is_empty(), "{}: meta written", t.name);
         seen = Some(errors);
     }
@@ -622,6 +844,8 @@ async fn import_refuses_nul_anywhere_in_the_document() {
         d["projects"][1]["flags"][1]["variants"][0]["name"] = json!("On\u{0}");
         d["projects"][1]["segments"][1]["included"] = json!(["a\u{0}"]);
         d["tokens"][2]["name"] = json!("n\u{0}");
+        d["users"][1]["name"] = json!("Ann\u{0}");
+        d["memberships"][0]["created_at"] = json!("\u{0}");
         d["changes"][0]["request_id"] = json!("req\u{0}");
         d["changes"][0]["new_value"] = json!({"x": ["\u{0}"]});
         d["evaluation_counts"][0]["variant"] = json!("\u{0}");
@@ -642,6 +866,8 @@ async fn import_refuses_nul_anywhere_in_the_document() {
             "projects[shop].segments[vip].included[0]",
             "projects[shop].flags[dark-mode].variants[0].name",
             "tokens[srv-1].name",
+            "users[usr_ann].name",
+            "memberships[blog/usr_ann].created_at",
             "changes[1].request_id",
             "changes[1].new_value.x[0]",
             "evaluation_counts[shop/production/dark-mode/2026-11-23T14:00:00Z].variant",
@@ -649,4 +875,99 @@ async fn import_refuses_nul_anywhere_in_the_document() {
         ],
         "{e:?}"
     );
+}
+
+#[tokio::test]
+async fn import_refuses_bad_users_and_memberships() {
+    let source = support::sqlite().await;
+    build_state(&source.store).await;
+    let good: Value =
+        serde_json::from_str(&export_text(&source.store).await).expect("export is JSON");
+    let has = |errors: &[(String, String)], field: &str, message: &str| {
+        assert!(
+            errors
+                .iter()
+                .any(|(f, m)| f == field && m.contains(message)),
+            "expected {field}: …{message}… in {errors:?}"
+        );
+    };
+
+    // users: usr_admin, usr_ann, usr_sso; memberships: blog/usr_ann, shop/usr_ann,
+    // shop/usr_sso.
+    let e = import_edited(&good, |d| {
+        d["memberships"][1]["user_id"] = json!("usr_nobody")
+    })
+    .await;
+    has(
+        &e,
+        "memberships[shop/usr_nobody].user_id",
+        "no user \"usr_nobody\"",
+    );
+    let e = import_edited(&good, |d| d["memberships"][0]["project"] = json!("nowhere")).await;
+    has(
+        &e,
+        "memberships[nowhere/usr_ann].project",
+        "no project \"nowhere\"",
+    );
+    let e = import_edited(&good, |d| d["memberships"][2]["role"] = json!("admin")).await;
+    has(
+        &e,
+        "memberships[shop/usr_sso].role",
+        "unknown role \"admin\"",
+    );
+    let e = import_edited(&good, |d| {
+        d["memberships"][2]["user_id"] = json!("usr_ann");
+    })
+    .await;
+    has(&e, "memberships[shop/usr_ann]", "duplicate membership");
+    let e = import_edited(&good, |d| d["users"][2]["email"] = json!("ann@example.com")).await;
+    has(&e, "users[usr_sso].email", "duplicate email");
+    // Compared as logins compare them, and stored only normalised.
+    let e = import_edited(&good, |d| d["users"][2]["email"] = json!("Ann@Example.com")).await;
+    has(&e, "users[usr_sso].email", "duplicate email");
+    has(
+        &e,
+        "users[usr_sso].email",
+        "lower-case: \"ann@example.com\"",
+    );
+    let e = import_edited(&good, |d| d["users"][0]["email"] = json!("root")).await;
+    has(&e, "users[usr_admin].email", "must be an email address");
+    let e = import_edited(&good, |d| d["users"][2]["id"] = json!("usr_ann")).await;
+    has(&e, "users[usr_ann]", "duplicate user id");
+    let e = import_edited(&good, |d| d["users"][1]["name"] = json!("  ")).await;
+    has(&e, "users[usr_ann].name", "must not be empty");
+    let e = import_edited(&good, |d| d["users"][1]["last_login_at"] = json!("never")).await;
+    has(&e, "users[usr_ann].last_login_at", "RFC 3339");
+    let e = import_edited(&good, |d| d["users"][1]["failed_logins"] = json!(3)).await;
+    has(
+        &e,
+        "users[1].failed_logins",
+        "unknown field `failed_logins`",
+    );
+    let e = import_edited(&good, |d| d["memberships"][0]["role"] = json!(null)).await;
+    has(&e, "memberships[0].role", "invalid type");
+}
+
+/// A document written before users existed has no `users` or `memberships`: it imports, and
+/// exports again as the same document with both empty.
+#[tokio::test]
+async fn a_document_without_users_still_imports() {
+    let source = support::sqlite().await;
+    build_state(&source.store).await;
+    let mut old: Value =
+        serde_json::from_str(&export_text(&source.store).await).expect("export is JSON");
+    let top = old.as_object_mut().expect("object");
+    top.remove("users").expect("users");
+    top.remove("memberships").expect("memberships");
+    let text = serde_json::to_string_pretty(&old).expect("json");
+    let expected = ExportDocument::from_json(&text).expect("parse old document");
+    assert!(expected.users.is_empty() && expected.memberships.is_empty());
+    for t in support::all().await {
+        let summary = t.store.import(&expected).await.expect("import");
+        assert_eq!((summary.users, summary.memberships), (0, 0), "{}", t.name);
+        assert_eq!(summary.tokens, 3);
+        assert!(summary.to_string().contains(" 0 users, 0 memberships,"));
+        let again = t.store.export().await.expect("export");
+        assert_eq!(again, expected, "{}", t.name);
+    }
 }
