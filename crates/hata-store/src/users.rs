@@ -113,22 +113,28 @@ impl Store {
         &self,
         email: &str,
     ) -> StoreResult<Option<UserCredentials>> {
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
-        ))
-        .bind(email)
-        .fetch_optional(self.reader())
-        .await?;
-        row.as_ref().map(decode_credentials).transpose()
+        self.credentials_where("email", email).await
     }
 
     pub async fn user_credentials(&self, id: &str) -> StoreResult<UserCredentials> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.reader())
+        self.credentials_where("id", id)
             .await?
-            .ok_or_else(|| StoreError::NotFound(format!("user {id:?}")))?;
-        decode_credentials(&row)
+            .ok_or_else(|| StoreError::NotFound(format!("user {id:?}")))
+    }
+
+    /// `column` is `id` or `email` (both unique), never input.
+    async fn credentials_where(
+        &self,
+        column: &str,
+        value: &str,
+    ) -> StoreResult<Option<UserCredentials>> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE {column} = $1"
+        ))
+        .bind(value)
+        .fetch_optional(self.reader())
+        .await?;
+        row.as_ref().map(decode_credentials).transpose()
     }
 
     /// Project key → role for a user.

@@ -66,14 +66,11 @@ pub struct Me {
     csrf_token: Option<String>,
 }
 
+/// The change record's meta of a login attempt (no `Writer`: nobody is authenticated yet).
 fn meta(actor: Actor, headers: &axum::http::HeaderMap) -> WriteMeta {
     WriteMeta {
         actor,
-        request_id: headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string(),
+        request_id: super::request_id(headers),
     }
 }
 

@@ -100,14 +100,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Writer {
             .get::<Caller>()
             .map(|c| actor_of(&c.0))
             .ok_or(AppError::Unauthorized)?;
-        let request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        Ok(Writer(WriteMeta { actor, request_id }))
+        Ok(Writer(WriteMeta {
+            actor,
+            request_id: request_id(&parts.headers),
+        }))
     }
+}
+
+/// The request's `X-Request-Id` (set by the edge on every request) for the change record.
+pub fn request_id(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
 }
 
 /// The change record's actor for a principal.

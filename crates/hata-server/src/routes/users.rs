@@ -72,18 +72,11 @@ pub struct UserWithProjects {
     projects: BTreeMap<String, Role>,
 }
 
-fn field(field: &str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field: field.into(),
-        message: message.into(),
-    }
-}
-
 /// A new password's problems against the policy, named `field`.
 fn password_problems(password: &str, email: &str, name: &str) -> Option<FieldError> {
     hata_access::password::check(password, email)
         .err()
-        .map(|p| field(name, p.to_string()))
+        .map(|p| FieldError::new(name, p.to_string()))
 }
 
 async fn list(
@@ -103,11 +96,11 @@ async fn create(
 ) -> AppResult<Response> {
     let mut errors = Vec::new();
     let email = normalize_email(&req.email)
-        .map_err(|m| errors.push(field("email", m)))
+        .map_err(|m| errors.push(FieldError::new("email", m)))
         .unwrap_or_default();
     let name = req.name.unwrap_or_else(|| email.clone());
     if let Some(m) = name_problem(&name) {
-        errors.push(field("name", m));
+        errors.push(FieldError::new("name", m));
     }
     if let Some(p) = req.password.as_deref() {
         errors.extend(password_problems(p, &email, "password"));
@@ -152,7 +145,7 @@ async fn update(
 ) -> AppResult<Response> {
     let mut errors = Vec::new();
     if let Some(m) = req.name.as_deref().and_then(name_problem) {
-        errors.push(field("name", m));
+        errors.push(FieldError::new("name", m));
     }
     let password_hash = match req.password {
         Some(p) => {
@@ -236,7 +229,7 @@ async fn change_own_password(
                 },
             )
             .await?;
-        return Err(AppError::Invalid(vec![field(
+        return Err(AppError::Invalid(vec![FieldError::new(
             "current",
             "is not the current password",
         )]));
