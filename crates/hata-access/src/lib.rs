@@ -10,6 +10,7 @@
 //! - `user`: user ids, email addresses and display names as stored.
 //! - `session`: browser sessions (minting, lifetimes, the CSRF comparison).
 //! - `lockout`: what repeated failed logins do to an account.
+//! - `totp`: two-factor authentication (RFC 6238 codes, recovery codes).
 
 pub mod lockout;
 pub mod password;
@@ -18,6 +19,7 @@ pub mod principal;
 pub mod role;
 pub mod session;
 pub mod token;
+pub mod totp;
 pub mod user;
 
 pub use permission::{authorize, Denied, Need};

@@ -43,7 +43,8 @@ pub struct StoreArgs {
     /// eval_rate_limit, trusted_proxies, tls_cert, tls_key, header_timeout, idle_timeout,
     /// body_timeout, max_connections, max_streams, max_streams_per_token,
     /// max_context_members, session_idle_timeout, session_max_age, lockout_after,
-    /// lockout_duration, password_hashers). Flags and HATA_* variables win over it.
+    /// lockout_duration, password_hashers, mfa_required_for_admins,
+    /// mfa_required_for_protected). Flags and HATA_* variables win over it.
     #[arg(long, env = "HATA_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -110,6 +111,14 @@ pub struct IdentityArgs {
     /// [default: 0]
     #[arg(long, env = "HATA_PASSWORD_HASHERS")]
     pub password_hashers: Option<usize>,
+    /// Administrators must turn on two-factor authentication (TOTP) to act as administrators;
+    /// until then they keep only their project roles [default: false]
+    #[arg(long, env = "HATA_MFA_REQUIRED_FOR_ADMINS", num_args = 0..=1, default_missing_value = "true")]
+    pub mfa_required_for_admins: Option<bool>,
+    /// Changes to protected environments (production by default) need two-factor
+    /// authentication; API tokens are not affected [default: false]
+    #[arg(long, env = "HATA_MFA_REQUIRED_FOR_PROTECTED", num_args = 0..=1, default_missing_value = "true")]
+    pub mfa_required_for_protected: Option<bool>,
 }
 
 impl IdentityArgs {
@@ -157,6 +166,16 @@ impl IdentityArgs {
             sessions,
             lockout,
             hashing_concurrency: self.password_hashers.or(file.password_hashers).unwrap_or(0),
+            mfa: hata_access::totp::MfaPolicy {
+                admins: self
+                    .mfa_required_for_admins
+                    .or(file.mfa_required_for_admins)
+                    .unwrap_or(false),
+                protected_environments: self
+                    .mfa_required_for_protected
+                    .or(file.mfa_required_for_protected)
+                    .unwrap_or(false),
+            },
         })
     }
 }
@@ -231,6 +250,8 @@ struct FileSettings {
     lockout_after: Option<u32>,
     lockout_duration: Option<u64>,
     password_hashers: Option<usize>,
+    mfa_required_for_admins: Option<bool>,
+    mfa_required_for_protected: Option<bool>,
 }
 
 /// The resolved settings.

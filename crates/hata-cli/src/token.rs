@@ -89,10 +89,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         expires_at,
         secret_hash: minted.secret_hash,
     };
-    let meta = WriteMeta {
-        actor: cli_actor(),
-        request_id: String::new(),
-    };
+    let meta = WriteMeta::new(cli_actor(), "");
     let result = store.write(&meta, WriteOp::CreateToken { token }).await;
     store.close().await;
     result.context("cannot create the token")?;

@@ -47,10 +47,7 @@ async fn seed(data_dir: &Path) {
     std::fs::create_dir_all(data_dir).expect("data dir");
     let url = format!("sqlite://{}?mode=rwc", data_dir.join("hata.db").display());
     let store = Store::open(&StoreConfig::new(url)).await.expect("open");
-    let meta = WriteMeta {
-        actor: Actor::token("admin", "admin"),
-        request_id: "req-1".into(),
-    };
+    let meta = WriteMeta::new(Actor::token("admin", "admin"), "req-1");
     let ops = [
         WriteOp::CreateProject {
             project: Project {

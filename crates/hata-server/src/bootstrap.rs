@@ -89,10 +89,7 @@ pub async fn bootstrap_admin_token(
         expires_at: None,
         secret_hash: minted.secret_hash,
     };
-    let meta = WriteMeta {
-        actor: Actor::system("bootstrap"),
-        request_id: String::new(),
-    };
+    let meta = WriteMeta::new(Actor::system("bootstrap"), "");
     match store.write(&meta, WriteOp::CreateToken { token }).await {
         Ok(_) => Ok(outcome),
         // Replicas starting together on one PostgreSQL all find no token and all try to create
@@ -143,10 +140,7 @@ pub async fn create_user(
         password_hash: Some(password_hash),
         admin,
     };
-    let meta = WriteMeta {
-        actor,
-        request_id: String::new(),
-    };
+    let meta = WriteMeta::new(actor, "");
     let out = store.write(&meta, WriteOp::CreateUser { user }).await?;
     let id = out
         .value

@@ -25,6 +25,10 @@ pub enum AppError {
     /// which emails have accounts.
     #[error("the email, password or one-time code is wrong")]
     BadLogin,
+    /// The password was right, but the account has two-factor authentication and the login
+    /// carried no code.
+    #[error("this account has two-factor authentication: send `totp`, the authenticator's current code or a recovery code")]
+    SecondFactorRequired,
     /// Too much work queued (password hashing); the caller may retry.
     #[error("{detail}; retry after {retry_after} s")]
     Busy { detail: String, retry_after: u64 },
@@ -113,7 +117,7 @@ impl IntoResponse for AppError {
                 Some(errors),
                 None,
             ),
-            AppError::Unauthorized | AppError::BadLogin => {
+            AppError::Unauthorized | AppError::BadLogin | AppError::SecondFactorRequired => {
                 (StatusCode::UNAUTHORIZED, "Unauthorized", None, None)
             }
             AppError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "Busy", None, None),
@@ -140,6 +144,7 @@ impl IntoResponse for AppError {
             ),
             AppError::Store(e) => match e {
                 StoreError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found", None, None),
+                StoreError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", None, None),
                 StoreError::AlreadyExists(_) => {
                     (StatusCode::CONFLICT, "Already exists", None, None)
                 }

@@ -44,6 +44,7 @@ use crate::routes::insights::{Insights, InsightsQuery};
 use crate::routes::members::MemberRequest;
 use crate::routes::projects::{NewProject, ProjectUpdate};
 use crate::routes::tokens::{RotateRequest, TokenRequest};
+use crate::routes::totp::{RecoveryCodes, TotpConfirm, TotpEnrolment, TotpRemoval};
 use crate::routes::users::{NewUserRequest, PasswordChange, UserPatch, UserWithProjects};
 use crate::AppState;
 use hata_serving::ofrep_json::OfrepEvaluationSuccess;
@@ -643,7 +644,7 @@ pub const ROUTES: &[Route] = &[
         "post",
         "/api/v1/auth/login",
         "identity",
-        "Log in with email and password: sets the session cookie; one 401 for every wrong credential; 429 while throttled or locked",
+        "Log in with email, password and (with two-factor authentication on) `totp`: sets the session cookie; one 401 for every wrong credential; 429 while throttled or locked",
     )
     .access(Access::Public)
     .takes(of::<LoginRequest>)
@@ -659,6 +660,33 @@ pub const ROUTES: &[Route] = &[
     route("get", "/api/v1/auth/me", "identity", "The caller: kind, id, name, roles and (for a session) the CSRF token")
         .access(Access::Authenticated)
         .gives(of::<Me>),
+    route(
+        "post",
+        "/api/v1/auth/totp",
+        "identity",
+        "Start enrolling an authenticator app: its secret and otpauth:// URI (409 while two-factor authentication is on)",
+    )
+    .access(Access::User)
+    .ok("201")
+    .gives(of::<TotpEnrolment>),
+    route(
+        "post",
+        "/api/v1/auth/totp/confirm",
+        "identity",
+        "Confirm the authenticator with its current code: two-factor authentication is on, other sessions end, and the ten recovery codes are answered once",
+    )
+    .access(Access::User)
+    .takes(of::<TotpConfirm>)
+    .gives(of::<RecoveryCodes>),
+    route(
+        "delete",
+        "/api/v1/auth/totp",
+        "identity",
+        "Turn two-factor authentication off, with one's password and a current or recovery code",
+    )
+    .access(Access::User)
+    .ok("204")
+    .takes(of::<TotpRemoval>),
     route("get", "/api/v1/users", "identity", "List users (admin)")
         .access(Access::Admin)
         .query(paging)
@@ -687,6 +715,14 @@ pub const ROUTES: &[Route] = &[
         .access(Access::Admin)
         .ok("204")
         .guarded(),
+    route(
+        "delete",
+        "/api/v1/users/{id}/totp",
+        "identity",
+        "Turn a user's two-factor authentication off, for one who lost the authenticator (admin; 204 when it was off already)",
+    )
+    .access(Access::Admin)
+    .ok("204"),
     route(
         "put",
         "/api/v1/users/me/password",

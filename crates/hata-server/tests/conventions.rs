@@ -395,12 +395,12 @@ async fn deleting_what_others_depend_on_is_409_naming_the_dependants() {
     let token = s
         .post(
             "/api/v1/tokens",
-            &json!({"name": "backend", "kind": "server", "project": "shop", "environment": "production"}),
+            &json!({"name": "backend", "kind": "server", "project": "shop", "environment": "development"}),
         )
         .await
         .expect(StatusCode::CREATED);
     let id = token.body["id"].as_str().expect("id").to_string();
-    for path in [format!("{P}/environments/production"), P.to_string()] {
+    for path in [format!("{P}/environments/development"), P.to_string()] {
         let r = s.delete(&path).await.problem(StatusCode::CONFLICT);
         assert!(
             dependants(&r).iter().any(|d| d.contains(&id)),

@@ -150,11 +150,16 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("post", "/api/v1/auth/login", "yyyyyyyyyyy"),
     ("post", "/api/v1/auth/logout", "yyyyyyyy--?"),
     ("get", "/api/v1/auth/me", "yyyyyyyy--?"),
+    // Enrolling leaves a pending authenticator: it changes nothing until confirmed.
+    ("post", "/api/v1/auth/totp", "-----yyy--?"),
+    ("post", "/api/v1/auth/totp/confirm", "-----yyy--?"),
+    ("delete", "/api/v1/auth/totp", "-----yyy--?"),
     ("get", "/api/v1/users", "y----y----?"),
     ("post", "/api/v1/users", "y----y----?"),
     ("get", "/api/v1/users/{id}", "y----y----?"),
     ("patch", "/api/v1/users/{id}", "y----y----?"),
     ("delete", "/api/v1/users/{id}", "y----y----?"),
+    ("delete", "/api/v1/users/{id}/totp", "y----y----?"),
     ("put", "/api/v1/users/me/password", "-----yyy--?"),
     ("get", "/api/v1/projects/{project}/members", "yyyy-yyy--?"),
     (

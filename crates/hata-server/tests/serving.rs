@@ -947,10 +947,7 @@ async fn change_notices_of_this_process_are_applied_in_memory() {
     let outcome = serving
         .store()
         .write(
-            &hata_store::WriteMeta {
-                actor: hata_store::Actor::system("test"),
-                request_id: "notice-path".into(),
-            },
+            &hata_store::WriteMeta::new(hata_store::Actor::system("test"), "notice-path"),
             hata_store::WriteOp::PatchFlagConfig {
                 project: "shop".into(),
                 flag: "banner".into(),

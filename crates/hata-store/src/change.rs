@@ -64,10 +64,12 @@ pub enum ResourceType {
     Member,
     /// A browser session (key: the session id, never its secret).
     Session,
+    /// A user's two-factor authentication (key: the user id; never the secret or codes).
+    Totp,
 }
 
 impl ResourceType {
-    pub const ALL: [ResourceType; 8] = [
+    pub const ALL: [ResourceType; 9] = [
         ResourceType::Project,
         ResourceType::Environment,
         ResourceType::Flag,
@@ -76,6 +78,7 @@ impl ResourceType {
         ResourceType::User,
         ResourceType::Member,
         ResourceType::Session,
+        ResourceType::Totp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +91,7 @@ impl ResourceType {
             ResourceType::User => "user",
             ResourceType::Member => "member",
             ResourceType::Session => "session",
+            ResourceType::Totp => "totp",
         }
     }
 
@@ -236,7 +240,8 @@ mod tests {
                 "token",
                 "user",
                 "member",
-                "session"
+                "session",
+                "totp"
             ]
         );
         for resource in ResourceType::ALL {

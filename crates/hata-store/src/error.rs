@@ -22,6 +22,10 @@ pub enum StoreError {
         expected: crate::write::Expected,
         current: i64,
     },
+    /// The writer may not make this change (a protected environment without the second
+    /// factor `WriteMeta::protected_refusal` asks for); nothing was changed.
+    #[error("{0}")]
+    Forbidden(String),
     /// The new content is invalid; nothing was changed.
     #[error(transparent)]
     Invalid(#[from] ValidationErrors),

@@ -29,9 +29,10 @@
 //! The document has no export time: it would differ between two exports of the same state.
 //! The `at` of the last change says how recent the content is.
 //!
-//! Not exported: sessions, and users' login throttling (`failed_logins`, `retry_after`,
-//! `locked_until`). Logins start fresh after a move (everyone logs in again, with a clean
-//! failure count), and session secrets never leave the store. Everything else that is state is
+//! Not exported: sessions, users' login throttling (`failed_logins`, `retry_after`,
+//! `locked_until`) and two-factor authentication (TOTP secrets, recovery codes). Logins start
+//! fresh after a move (everyone logs in again, with a clean failure count, and enrols an
+//! authenticator again), and session secrets and TOTP seeds never leave the store. Everything else that is state is
 //! kept. The document holds the stream-ticket signing key (`meta`), so tickets issued before a
 //! move stay valid after it, token hashes and users' password hashes (argon2id PHC strings,
 //! never passwords): treat the file like a secret.
@@ -248,7 +249,7 @@ impl std::fmt::Display for ImportSummary {
 
 /// Every table that holds state; an import needs them all empty (`meta` aside, see
 /// `Store::import`). `sessions` is not exported, but a store with sessions has users.
-const STATE_TABLES: [&str; 11] = [
+const STATE_TABLES: [&str; 13] = [
     "projects",
     "environments",
     "flags",
@@ -257,6 +258,8 @@ const STATE_TABLES: [&str; 11] = [
     "users",
     "memberships",
     "sessions",
+    "user_totp",
+    "recovery_codes",
     "changes",
     "evaluation_counts",
     "flag_last_evaluated",
@@ -640,7 +643,8 @@ impl Store {
             Backend::Postgres => {
                 sqlx::query(
                     "LOCK TABLE projects, environments, flags, segments, tokens, users, memberships, \
-                     sessions, changes, evaluation_counts, flag_last_evaluated, meta \
+                     sessions, user_totp, recovery_codes, changes, evaluation_counts, \
+                     flag_last_evaluated, meta \
                      IN SHARE ROW EXCLUSIVE MODE",
                 )
                 .execute(&mut *tx)

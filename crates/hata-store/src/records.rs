@@ -79,6 +79,8 @@ pub struct UserRecord {
     pub disabled: bool,
     /// Whether the user has a password (users from single sign-on may not).
     pub password_set: bool,
+    /// Whether the user logs in with a second factor (a confirmed TOTP authenticator).
+    pub mfa: bool,
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,
@@ -87,6 +89,19 @@ pub struct UserRecord {
     /// Set while repeated failed logins lock the account.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<String>,
+}
+
+/// A user's authenticator as stored: what checking a code needs. Never serialised; its
+/// `Debug` (the secret's) shows no secret.
+#[derive(Debug, Clone)]
+pub struct TotpState {
+    pub secret: hata_access::totp::TotpSecret,
+    /// Confirmed with a code: two-factor authentication is on. Pending otherwise.
+    pub confirmed: bool,
+    /// The last 30 s step a code was accepted for (0: none yet).
+    pub last_step: u64,
+    /// Recovery codes not used yet.
+    pub recovery_codes_left: i64,
 }
 
 /// What a login checks besides the user: the password hash and the failure count. Never

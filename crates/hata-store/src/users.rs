@@ -10,12 +10,14 @@ use sqlx::Row;
 
 use crate::error::{StoreError, StoreResult};
 use crate::read::page;
-use crate::records::{MemberRecord, Page, Role, SessionUser, UserCredentials, UserRecord};
+use crate::records::{
+    MemberRecord, Page, Role, SessionUser, TotpState, UserCredentials, UserRecord,
+};
 use crate::Store;
 
 pub(crate) const USER_COLUMNS: &str =
     "id, email, name, password_hash, admin, disabled, version, created_at, updated_at, \
-     last_login_at, failed_logins, retry_after, locked_until";
+     last_login_at, failed_logins, retry_after, locked_until, mfa";
 
 /// The `users` columns under the alias `u` (for joins).
 fn user_columns_of_u() -> String {
@@ -34,6 +36,7 @@ pub(crate) fn decode_user(row: &AnyRow) -> StoreResult<UserRecord> {
         admin: row.try_get::<i64, _>("admin")? != 0,
         disabled: row.try_get::<i64, _>("disabled")? != 0,
         password_set: row.try_get::<Option<String>, _>("password_hash")?.is_some(),
+        mfa: row.try_get::<i64, _>("mfa")? != 0,
         version: row.try_get("version")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -135,6 +138,37 @@ impl Store {
         .fetch_optional(self.reader())
         .await?;
         row.as_ref().map(decode_credentials).transpose()
+    }
+
+    /// The user's authenticator (pending or confirmed), if any.
+    pub async fn user_totp(&self, user_id: &str) -> StoreResult<Option<TotpState>> {
+        let row = sqlx::query(
+            "SELECT t.secret, t.confirmed_at, t.last_step, \
+             (SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = t.user_id AND r.used_at IS NULL) AS left_codes \
+             FROM user_totp t WHERE t.user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(self.reader())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(TotpState {
+            secret: hata_access::totp::TotpSecret::from_stored(row.try_get("secret")?),
+            confirmed: row.try_get::<Option<String>, _>("confirmed_at")?.is_some(),
+            last_step: u64::try_from(row.try_get::<i64, _>("last_step")?).unwrap_or(0),
+            recovery_codes_left: row.try_get("left_codes")?,
+        }))
+    }
+
+    /// Whether `user_id` has an unused recovery code with this hash.
+    pub async fn recovery_code_unused(&self, user_id: &str, code_hash: &str) -> StoreResult<bool> {
+        Ok(sqlx::query(
+            "SELECT 1 AS one FROM recovery_codes WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
+        )
+        .bind(user_id)
+        .bind(code_hash)
+        .fetch_optional(self.reader())
+        .await?
+        .is_some())
     }
 
     /// Project key → role for a user.

@@ -15,10 +15,10 @@ use hata_store::{
 use serde_json::{json, Value};
 
 fn meta(actor: &str) -> WriteMeta {
-    WriteMeta {
-        actor: Actor::token(actor, format!("{actor}'s token")),
-        request_id: format!("req-{actor}"),
-    }
+    WriteMeta::new(
+        Actor::token(actor, format!("{actor}'s token")),
+        format!("req-{actor}"),
+    )
 }
 
 async fn write(s: &Store, op: WriteOp) {
@@ -401,6 +401,26 @@ async fn build_state(s: &Store) {
                 csrf_token: "csrf-1".into(),
             },
             policy: SessionPolicy::default(),
+            second_factor: None,
+        },
+    )
+    .await;
+    // Two-factor authentication, which the export leaves out too.
+    write(
+        s,
+        WriteOp::EnrolTotp {
+            user_id: "usr_admin".into(),
+            secret: hata_access::totp::TotpSecret::generate(),
+        },
+    )
+    .await;
+    write(
+        s,
+        WriteOp::ConfirmTotp {
+            user_id: "usr_admin".into(),
+            step: 1,
+            recovery_code_hashes: vec!["sha256:recovery-1".into()],
+            keep_session: Some("ses_1".into()),
         },
     )
     .await;
@@ -610,6 +630,31 @@ async fn export_import_export_is_byte_identical_across_backends() {
             .session_user("sha256:session-secret")
             .await
             .expect("session")
+            .is_none());
+        // No TOTP seed or recovery code leaves the store: the imported admin enrols again.
+        let totp = source
+            .store
+            .user_totp("usr_admin")
+            .await
+            .expect("totp")
+            .expect("enrolled");
+        assert!(totp.confirmed);
+        assert!(source.store.get_user("usr_admin").await.expect("admin").mfa);
+        let text = source
+            .store
+            .export()
+            .await
+            .expect("export")
+            .to_json()
+            .expect("json");
+        assert!(!text.contains(totp.secret.as_str()));
+        assert!(!text.contains("sha256:recovery-1"));
+        assert!(!target.store.get_user("usr_admin").await.expect("admin").mfa);
+        assert!(target
+            .store
+            .user_totp("usr_admin")
+            .await
+            .expect("totp")
             .is_none());
         let projects = target.store.user_projects("usr_ann").await.expect("roles");
         assert_eq!(projects.get("shop"), Some(&Role::Editor));

@@ -7,10 +7,7 @@ use hata_store::{Actor, ChangeNotice, Expected, FlagFilter, StoreError, WriteMet
 use serde_json::json;
 
 fn meta() -> WriteMeta {
-    WriteMeta {
-        actor: Actor::system("test"),
-        request_id: "req-1".into(),
-    }
+    WriteMeta::new(Actor::system("test"), "req-1")
 }
 
 fn project(key: &str) -> Project {
@@ -442,10 +439,7 @@ async fn nul_is_refused_alike_on_both_backends() {
             )
             .await;
         assert_eq!(fields(created), ["name", "project"], "{}", t.name);
-        let with_request_id = WriteMeta {
-            actor: Actor::system("test"),
-            request_id: "req\u{0}".into(),
-        };
+        let with_request_id = WriteMeta::new(Actor::system("test"), "req\u{0}");
         let created = s
             .write(
                 &with_request_id,

@@ -106,6 +106,7 @@ pub async fn authorize_route(
         return Ok(next.run(Request::from_parts(parts, body)).await);
     }
     // A bearer token wins over a session cookie; only a cookie needs the CSRF checks.
+    let mut admin_needs_mfa = false;
     let principal = match super::presented_secret(&parts.headers) {
         Some(_) => super::authenticate(&state, &parts.headers)?,
         None => {
@@ -119,6 +120,7 @@ pub async fn authorize_route(
             if session::is_unsafe(&parts.method) {
                 session::check_csrf(&parts, &session)?;
             }
+            admin_needs_mfa = session.admin_needs_mfa;
             parts.extensions.insert(session);
             principal
         }
@@ -132,7 +134,17 @@ pub async fn authorize_route(
         .map(|(_, value)| value)
         .unwrap_or("");
     if let Some(need) = access.need(project) {
-        authorize(&principal, need?).map_err(|d| AppError::Forbidden(d.0))?;
+        authorize(&principal, need?).map_err(|d| {
+            AppError::Forbidden(if admin_needs_mfa {
+                format!(
+                    "{}; administrators act as administrators only with two-factor \
+                     authentication on (POST /api/v1/auth/totp)",
+                    d.0
+                )
+            } else {
+                d.0
+            })
+        })?;
     }
     parts.extensions.insert(Caller(Arc::new(principal)));
     Ok(next.run(Request::from_parts(parts, body)).await)

@@ -3,22 +3,26 @@
 
 use hata_access::lockout::LockoutPolicy;
 use hata_access::session::SessionPolicy;
+use hata_access::totp::MfaPolicy;
 
 use super::passwords::PasswordWork;
 
-/// What `--session-idle`, `--session-max-age`, `--lockout-*` and `--password-hashers` set.
+/// What `--session-idle`, `--session-max-age`, `--lockout-*`, `--password-hashers` and
+/// `--mfa-required-for-*` set.
 #[derive(Debug, Clone, Default)]
 pub struct IdentityConfig {
     pub sessions: SessionPolicy,
     pub lockout: LockoutPolicy,
     /// Password hashes at once; 0: half the cores.
     pub hashing_concurrency: usize,
+    pub mfa: MfaPolicy,
 }
 
 pub struct Identity {
     pub sessions: SessionPolicy,
     pub lockout: LockoutPolicy,
     pub passwords: PasswordWork,
+    pub mfa: MfaPolicy,
 }
 
 impl Identity {
@@ -27,6 +31,7 @@ impl Identity {
             sessions: config.sessions,
             lockout: config.lockout,
             passwords: PasswordWork::new(config.hashing_concurrency),
+            mfa: config.mfa,
         }
     }
 }

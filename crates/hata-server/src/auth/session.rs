@@ -13,6 +13,7 @@ use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use hata_access::session::{same_secret, COOKIE, CSRF_HEADER};
+use hata_access::totp::MfaPolicy;
 use hata_access::{Principal, PrincipalKind};
 use hata_store::SessionUser;
 
@@ -28,6 +29,10 @@ pub struct SessionCaller {
     pub id: String,
     pub csrf_token: String,
     pub email: String,
+    /// The user has two-factor authentication on.
+    pub mfa: bool,
+    /// An admin acting without its admin rights until it turns MFA on (`MfaPolicy::admins`).
+    pub admin_needs_mfa: bool,
 }
 
 /// How stale `last_seen_at` may get before a request writes it again.
@@ -80,17 +85,18 @@ pub async fn authenticate(
             tracing::warn!(error = %e, "recording a session's last use failed");
         }
     }
-    Ok(principal_of(found))
+    Ok(principal_of(found, &identity.mfa))
 }
 
-fn principal_of(found: SessionUser) -> (Principal, SessionCaller) {
+fn principal_of(found: SessionUser, mfa: &MfaPolicy) -> (Principal, SessionCaller) {
+    let admin = found.user.admin && mfa.admin_acts_as_admin(found.user.mfa);
     let principal = Principal {
         kind: PrincipalKind::User,
         id: found.user.id.clone(),
         name: found.user.name.clone(),
-        admin: found.user.admin,
+        admin,
         // An admin needs no memberships; keeping them would only make lists differ.
-        projects: if found.user.admin {
+        projects: if admin {
             Default::default()
         } else {
             found.projects
@@ -101,6 +107,8 @@ fn principal_of(found: SessionUser) -> (Principal, SessionCaller) {
         id: found.session_id,
         csrf_token: found.csrf_token,
         email: found.user.email,
+        mfa: found.user.mfa,
+        admin_needs_mfa: found.user.admin && !admin,
     };
     (principal, session)
 }

@@ -58,6 +58,8 @@ pub struct Me {
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<String>,
     admin: bool,
+    /// A session whose user has two-factor authentication on.
+    mfa: bool,
     /// Project key → role (empty for admins, who hold every role).
     #[schema(value_type = BTreeMap<String, Role>)]
     projects: BTreeMap<String, Role>,
@@ -68,10 +70,7 @@ pub struct Me {
 
 /// The change record's meta of a login attempt (no `Writer`: nobody is authenticated yet).
 fn meta(actor: Actor, headers: &axum::http::HeaderMap) -> WriteMeta {
-    WriteMeta {
-        actor,
-        request_id: super::request_id(headers),
-    }
+    WriteMeta::new(actor, super::request_id(headers))
 }
 
 /// Seconds from now until an RFC 3339 time (at least 1).
@@ -123,8 +122,20 @@ async fn login(
         tracing::warn!(client = %client, "login refused: no such enabled user with a password");
         return Err(AppError::BadLogin);
     };
-    let _ = req.totp; // MFA enrolment comes with TOTP; until then nobody is enrolled.
-    if !matches {
+    // The second factor is checked only after the password: without the password nobody
+    // learns whether an account has one, and a code alone proves nothing.
+    let (second_factor, factor_ok) = match (matches && user.user.mfa, req.totp.as_deref()) {
+        (false, _) => (None, true),
+        (true, None) => {
+            tracing::info!(user = %user.user.id, client = %client, "login needs the second factor");
+            return Err(AppError::SecondFactorRequired);
+        }
+        (true, Some(code)) => match super::totp::second_factor(&s, &user.user.id, code).await? {
+            Some(f) => (Some(f), true),
+            None => (None, false),
+        },
+    };
+    if !matches || !factor_ok {
         let anonymous = Actor {
             kind: ActorKind::Anonymous,
             id: client.clone(),
@@ -146,8 +157,11 @@ async fn login(
                 tracing::warn!(user = %user.user.id, client = %client, locked_until = until,
                 "login failed: wrong password; the account is now locked")
             }
-            None => {
+            None if !matches => {
                 tracing::warn!(user = %user.user.id, client = %client, "login failed: wrong password")
+            }
+            None => {
+                tracing::warn!(user = %user.user.id, client = %client, "login failed: wrong one-time code")
             }
         }
         return Err(AppError::BadLogin);
@@ -165,6 +179,7 @@ async fn login(
                     csrf_token: minted.csrf_token.clone(),
                 },
                 policy: identity.sessions,
+                second_factor,
             },
         )
         .await
@@ -242,6 +257,7 @@ async fn me(
         name,
         email: session.as_ref().map(|s| s.email.clone()),
         admin,
+        mfa: session.as_ref().is_some_and(|s| s.mfa),
         projects,
         csrf_token: session.map(|s| s.csrf_token),
     })

@@ -12,6 +12,7 @@ pub mod sdk;
 pub mod segments;
 pub mod sse;
 pub mod tokens;
+pub mod totp;
 pub mod users;
 
 use axum::extract::FromRequestParts;
@@ -37,6 +38,7 @@ pub fn admin_router() -> Router<AppState> {
         .merge(auth::router())
         .merge(users::router())
         .merge(members::router())
+        .merge(totp::router())
 }
 
 /// Settings of the evaluation endpoints, shared as an extension.
@@ -100,10 +102,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Writer {
             .get::<Caller>()
             .map(|c| actor_of(&c.0))
             .ok_or(AppError::Unauthorized)?;
-        Ok(Writer(WriteMeta {
-            actor,
-            request_id: request_id(&parts.headers),
-        }))
+        let mut meta = WriteMeta::new(actor, request_id(&parts.headers));
+        // A session without the second factor the policy asks for may not change protected
+        // environments; the store decides what changes one.
+        if let (Some(session), Some(identity)) = (
+            parts
+                .extensions
+                .get::<crate::auth::session::SessionCaller>(),
+            parts
+                .extensions
+                .get::<std::sync::Arc<crate::auth::identity::Identity>>(),
+        ) {
+            meta.protected_refusal = identity.mfa.protected_refusal(session.mfa).map(Into::into);
+        }
+        Ok(Writer(meta))
     }
 }
 

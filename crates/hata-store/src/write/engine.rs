@@ -28,6 +28,7 @@ impl Store {
             notices: Vec::new(),
             changes: Vec::new(),
             delta: RuleSetDelta::Reload,
+            protected_refusal: meta.protected_refusal.clone(),
         };
         let (value, version) = w.apply(op).await?;
         w.record_changes(meta).await?;
@@ -96,6 +97,8 @@ pub(super) struct WriteTx {
     pub(super) notices: Vec<ChangeNotice>,
     changes: Vec<Change>,
     pub(super) delta: RuleSetDelta,
+    /// `WriteMeta::protected_refusal` (see `protected`).
+    pub(super) protected_refusal: Option<String>,
 }
 
 pub(super) fn check_version(expected: &Expected, current: i64) -> StoreResult<()> {
@@ -267,9 +270,29 @@ impl WriteTx {
                 user_id,
                 session,
                 policy,
-            } => self.login(&user_id, session, policy).await,
+                second_factor,
+            } => {
+                self.login(&user_id, session, policy, second_factor.as_ref())
+                    .await
+            }
             WriteOp::LoginFailed { user_id, policy } => self.login_failed(&user_id, policy).await,
             WriteOp::Logout { session_id } => self.logout(&session_id).await,
+            WriteOp::EnrolTotp { user_id, secret } => self.enrol_totp(&user_id, &secret).await,
+            WriteOp::ConfirmTotp {
+                user_id,
+                step,
+                recovery_code_hashes,
+                keep_session,
+            } => {
+                self.confirm_totp(
+                    &user_id,
+                    step,
+                    &recovery_code_hashes,
+                    keep_session.as_deref(),
+                )
+                .await
+            }
+            WriteOp::DisableTotp { user_id } => self.disable_totp(&user_id).await,
         }
     }
 

@@ -147,6 +147,10 @@ impl WriteTx {
         validate::validate_environment(&env)?;
         let old = self.environment(project, key).await?;
         check_version(expected, old.version)?;
+        if old.environment.protected || env.protected {
+            self.refuse_protected(project, |_| Some(key.to_string()))
+                .await?;
+        }
         sqlx::query("UPDATE environments SET name = $1, description = $2, protected = $3, version = version + 1, updated_at = $4 WHERE project = $5 AND key = $6")
             .bind(&env.name)
             .bind(&env.description)

@@ -40,6 +40,15 @@ impl WriteTx {
     ) -> StoreResult<(Option<Value>, i64)> {
         let mut state = self.load_state(project, Flags::One(&flag.key)).await?;
         absent::<Flag>(&state, project, &flag.key)?;
+        // A new flag with a protected environment's config named in the body changes what
+        // that environment serves; one that leaves it to the default (off) does not.
+        self.refuse_protected(project, |protected| {
+            protected
+                .iter()
+                .find(|e| flag.environments.contains_key(*e))
+                .cloned()
+        })
+        .await?;
         flag.normalize(state.env_keys.iter().map(String::as_str));
         if has_prerequisites(&flag) {
             state.flags = self.flags(project, Flags::All).await?;
@@ -124,6 +133,10 @@ impl WriteTx {
             // Nothing to write: no version, revision or change record for a no-op.
             return Ok((Some(to_value(&old)?), old.version));
         }
+        self.refuse_protected(project, |protected| {
+            super::protected::flag_change_touches(&old, &flag, protected)
+        })
+        .await?;
         // Other flags matter when this one names prerequisites, when it is being archived
         // (its dependants block that), and when it drops a variant (a dependant's
         // prerequisite may require it).
@@ -168,6 +181,9 @@ impl WriteTx {
         key: &str,
         expected: &Expected,
     ) -> StoreResult<(Option<Value>, i64)> {
+        // Deleting a flag removes it from every environment.
+        self.refuse_protected(project, |protected| protected.first().cloned())
+            .await?;
         let deleted = self.delete_document::<Flag>(project, key, expected).await?;
         self.delta = RuleSetDelta::FlagDeleted(key.to_string());
         Ok(deleted)

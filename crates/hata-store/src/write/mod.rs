@@ -20,10 +20,12 @@ mod engine;
 mod environments;
 mod flags;
 mod projects;
+mod protected;
 mod segments;
 mod sessions;
 mod state;
 mod tokens;
+mod totp;
 mod users;
 
 use std::sync::Arc;
@@ -45,6 +47,32 @@ pub struct WriteMeta {
     pub actor: Actor,
     /// The request's `X-Request-Id` (empty when there is no request, e.g. at start-up).
     pub request_id: String,
+    /// `Some(why)` when this writer may not change a protected environment (a session without
+    /// the second factor the server's policy asks for): such a write is refused with
+    /// `StoreError::Forbidden` naming the environment and `why`. What counts as changing one
+    /// is in `write/protected.rs`.
+    pub protected_refusal: Option<String>,
+}
+
+impl WriteMeta {
+    /// A writer that may change everything its role allows.
+    pub fn new(actor: Actor, request_id: impl Into<String>) -> WriteMeta {
+        WriteMeta {
+            actor,
+            request_id: request_id.into(),
+            protected_refusal: None,
+        }
+    }
+}
+
+/// A second factor a login presents, consumed in the login's transaction so that it works
+/// once however many logins race.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecondFactor {
+    /// The 30 s step of an accepted authenticator code (`hata_access::totp::verify`).
+    Totp { step: u64 },
+    /// The hash of a recovery code (`hata_access::totp::hash_recovery_code`).
+    RecoveryCode { hash: String },
 }
 
 /// A token to create; the caller generated the secret and passes only its hash.
@@ -257,6 +285,8 @@ pub enum WriteOp {
         user_id: String,
         session: NewSession,
         policy: SessionPolicy,
+        /// Required (by the caller) when the user has two-factor authentication.
+        second_factor: Option<SecondFactor>,
     },
     /// A wrong password for `user_id`: counted, perhaps slowing down or locking the account.
     LoginFailed {
@@ -265,6 +295,27 @@ pub enum WriteOp {
     },
     Logout {
         session_id: String,
+    },
+    /// Starts (or restarts) enrolling an authenticator: stores `secret` as pending. A 409
+    /// while one is confirmed.
+    EnrolTotp {
+        user_id: String,
+        secret: hata_access::totp::TotpSecret,
+    },
+    /// Confirms the pending authenticator with an accepted code's `step`: turns two-factor
+    /// authentication on, replaces the recovery codes with `recovery_code_hashes`, and ends
+    /// the user's sessions but `keep_session` (a session stolen before cannot outlive it).
+    ConfirmTotp {
+        user_id: String,
+        step: u64,
+        recovery_code_hashes: Vec<String>,
+        keep_session: Option<String>,
+    },
+    /// Turns two-factor authentication off (the user, after checking password and code, or an
+    /// administrator for a user who lost the authenticator); removes the recovery codes. Off
+    /// already: nothing to do, nothing recorded.
+    DisableTotp {
+        user_id: String,
     },
 }
 
@@ -284,7 +335,10 @@ impl WriteOp {
             | WriteOp::Login { .. } => &[],
             WriteOp::UpdateUser { id, .. }
             | WriteOp::DeleteUser { id, .. }
-            | WriteOp::LoginFailed { user_id: id, .. } => &[("user", id)],
+            | WriteOp::LoginFailed { user_id: id, .. }
+            | WriteOp::EnrolTotp { user_id: id, .. }
+            | WriteOp::ConfirmTotp { user_id: id, .. }
+            | WriteOp::DisableTotp { user_id: id } => &[("user", id)],
             WriteOp::PutMember {
                 project, user_id, ..
             }
@@ -402,6 +456,9 @@ impl WriteOp {
             | WriteOp::Login { .. }
             | WriteOp::LoginFailed { .. }
             | WriteOp::Logout { .. }
+            | WriteOp::EnrolTotp { .. }
+            | WriteOp::ConfirmTotp { .. }
+            | WriteOp::DisableTotp { .. }
             | WriteOp::DeleteProject { .. }
             | WriteOp::DeleteEnvironment { .. }
             | WriteOp::DeleteFlag { .. }

@@ -10,8 +10,12 @@ use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 use crate::notice::ChangeNotice;
 
-const DEFAULT_ENVIRONMENTS: [(&str, &str); 2] =
-    [("development", "Development"), ("production", "Production")];
+/// A project's environments when its creation names none: key, name, protected. Production
+/// is protected: deleting it needs unprotecting first, and the MFA policy guards its changes.
+const DEFAULT_ENVIRONMENTS: [(&str, &str, bool); 2] = [
+    ("development", "Development", false),
+    ("production", "Production", true),
+];
 
 impl WriteTx {
     pub(super) async fn create_project(
@@ -22,11 +26,11 @@ impl WriteTx {
         let environments = environments.unwrap_or_else(|| {
             DEFAULT_ENVIRONMENTS
                 .iter()
-                .map(|(key, name)| Environment {
+                .map(|&(key, name, protected)| Environment {
                     key: key.to_string(),
                     name: name.to_string(),
                     description: String::new(),
-                    protected: false,
+                    protected,
                 })
                 .collect()
         });
@@ -135,6 +139,8 @@ impl WriteTx {
     ) -> StoreResult<(Option<Value>, i64)> {
         let current = self.project_version(key).await?;
         check_version(expected, current)?;
+        self.refuse_protected(key, |protected| protected.first().cloned())
+            .await?;
         let dependants = self.tokens_bound_to(key, None).await?;
         if !dependants.is_empty() {
             return Err(StoreError::Conflict {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use super::engine::{to_value, WriteTx};
-use super::NewSession;
+use super::{NewSession, SecondFactor};
 use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 use crate::rfc3339;
@@ -25,11 +25,16 @@ impl WriteTx {
         user_id: &str,
         session: NewSession,
         policy: SessionPolicy,
+        second_factor: Option<&SecondFactor>,
     ) -> StoreResult<(Option<Value>, i64)> {
         let user = self.user(user_id).await?;
         if user.disabled {
             return Err(StoreError::NotFound(format!("user {user_id:?}")));
         }
+        let factor = match second_factor {
+            Some(f) => Some(self.consume_second_factor(user_id, f).await?),
+            None => None,
+        };
         sqlx::query(
             "UPDATE users SET failed_logins = 0, retry_after = NULL, locked_until = NULL, last_login_at = $2 WHERE id = $1",
         )
@@ -70,7 +75,10 @@ impl WriteTx {
             None,
             &session.id,
             None,
-            Some(json!({"user_id": user_id, "created_at": self.now})),
+            Some(match factor {
+                Some(f) => json!({"user_id": user_id, "created_at": self.now, "second_factor": f}),
+                None => json!({"user_id": user_id, "created_at": self.now}),
+            }),
         );
         let user = self.user(user_id).await?;
         Ok((Some(to_value(&user)?), user.version))
