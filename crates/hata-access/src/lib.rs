@@ -11,11 +11,13 @@
 //! - `session`: browser sessions (minting, lifetimes, the CSRF comparison).
 //! - `lockout`: what repeated failed logins do to an account.
 //! - `totp`: two-factor authentication (RFC 6238 codes, recovery codes).
+//! - `rate`: request budgets (GCRA), shared by the in-process and the Redis limiter.
 
 pub mod lockout;
 pub mod password;
 pub mod permission;
 pub mod principal;
+pub mod rate;
 pub mod role;
 pub mod session;
 pub mod token;

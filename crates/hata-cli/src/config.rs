@@ -40,7 +40,7 @@ pub struct StoreArgs {
     pub sqlite_synchronous: Option<String>,
     /// TOML file with any of the `hata serve` settings (keys: listen, data_dir, database_url,
     /// body_limit, db_max_connections, sqlite_synchronous, log_format, public_url,
-    /// eval_rate_limit, trusted_proxies, tls_cert, tls_key, header_timeout, idle_timeout,
+    /// eval_rate_limit, admin_rate_limit, login_rate_limit, redis_url, trusted_proxies, tls_cert, tls_key, header_timeout, idle_timeout,
     /// body_timeout, max_connections, max_streams, max_streams_per_token,
     /// max_context_members, session_idle_timeout, session_max_age, lockout_after,
     /// lockout_duration, password_hashers, mfa_required_for_admins,
@@ -79,6 +79,20 @@ pub struct ServeArgs {
     /// 0 = unlimited [default: 0]
     #[arg(long, env = "HATA_EVAL_RATE_LIMIT")]
     pub eval_rate_limit: Option<u32>,
+    /// Admin API requests per minute per principal (or per client address without valid
+    /// credentials); more get 429 with Retry-After and RateLimit-* headers; 0 = unlimited
+    /// [default: 100]
+    #[arg(long, env = "HATA_ADMIN_RATE_LIMIT")]
+    pub admin_rate_limit: Option<u32>,
+    /// Login attempts per minute per account and per client address; 0 = unlimited
+    /// [default: 10]
+    #[arg(long, env = "HATA_LOGIN_RATE_LIMIT")]
+    pub login_rate_limit: Option<u32>,
+    /// Redis that every replica shares the admin and login rate limits through, e.g.
+    /// redis://10.0.0.5:6379; while it does not answer each replica limits on its own
+    /// [default: none, per replica]
+    #[arg(long, env = "HATA_REDIS_URL")]
+    pub redis_url: Option<String>,
     /// Comma-separated addresses and CIDR networks of reverse proxies whose X-Forwarded-For,
     /// -Proto and -Host headers are believed; from anyone else they are ignored [default: none]
     #[arg(long, env = "HATA_TRUSTED_PROXIES")]
@@ -235,6 +249,9 @@ struct FileSettings {
     log_format: Option<String>,
     public_url: Option<String>,
     eval_rate_limit: Option<u32>,
+    admin_rate_limit: Option<u32>,
+    login_rate_limit: Option<u32>,
+    redis_url: Option<String>,
     trusted_proxies: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -263,6 +280,8 @@ pub struct Settings {
     pub json_logs: bool,
     pub public_url: Option<String>,
     pub eval_rate_limit: u32,
+    /// The admin API's and logins' budgets, and the Redis that shares them.
+    pub rate_limits: hata_server::limits::LimitsConfig,
     pub trusted_proxies: hata_server::forwarded::TrustedProxies,
     /// The certificate and key files to serve HTTPS with; `None`: plain HTTP. Read (and
     /// checked) by `serve`, before it binds.
@@ -482,6 +501,17 @@ impl ServeArgs {
             tls,
             public_url,
             eval_rate_limit: self.eval_rate_limit.or(file.eval_rate_limit).unwrap_or(0),
+            rate_limits: hata_server::limits::LimitsConfig {
+                admin_per_minute: self
+                    .admin_rate_limit
+                    .or(file.admin_rate_limit)
+                    .unwrap_or(100),
+                login_per_minute: self
+                    .login_rate_limit
+                    .or(file.login_rate_limit)
+                    .unwrap_or(10),
+                redis_url: self.redis_url.or(file.redis_url).filter(|u| !u.is_empty()),
+            },
             listen: self
                 .listen
                 .or(file.listen)

@@ -383,6 +383,9 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         max_context_members: limits.max_context_members,
         tls,
         identity: settings.identity.clone(),
+        limits: std::sync::Arc::new(
+            hata_server::limits::Limits::new(&settings.rate_limits).map_err(anyhow::Error::msg)?,
+        ),
         ..ServerConfig::default()
     };
     let app = hata_server::router(state.clone(), &config);
@@ -392,6 +395,13 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         "http"
     };
     tracing::info!(listen = %settings.listen, scheme, database = %hata_store::redact(&settings.store.database_url), "hata is serving");
+    let budgets = &settings.rate_limits;
+    tracing::info!(
+        admin_per_minute = budgets.admin_per_minute,
+        login_per_minute = budgets.login_per_minute,
+        shared_through = %budgets.redis_url.as_deref().map(hata_store::redact).unwrap_or_else(|| "nothing (per replica)".into()),
+        "rate limits"
+    );
     let stopping = state.clone();
     hata_server::serve(
         listener,

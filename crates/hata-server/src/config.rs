@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub tls: Option<std::sync::Arc<crate::connections::tls::Tls>>,
     /// Sessions, the login lockout and password hashing.
     pub identity: crate::auth::identity::IdentityConfig,
+    /// Budgets of the admin API and of logins (off by default here; `hata serve` sets them).
+    pub limits: std::sync::Arc<crate::limits::Limits>,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +49,7 @@ impl Default for ServerConfig {
             max_context_members: hata_core::context::MAX_MEMBERS,
             tls: None,
             identity: Default::default(),
+            limits: std::sync::Arc::new(crate::limits::Limits::unlimited()),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod error;
 pub mod extract;
 pub mod forwarded;
+pub mod limits;
 pub mod openapi;
 pub mod request_id;
 pub mod router;

@@ -38,6 +38,7 @@ pub fn router(state: AppState, config: &ServerConfig) -> App {
         .layer(axum::Extension(Arc::new(auth::identity::Identity::new(
             &config.identity,
         ))))
+        .layer(axum::Extension(config.limits.clone()))
         // The edge limits every body already (to the configured size); axum's own default
         // limit would otherwise cut at 2 MiB whatever was configured.
         .layer(DefaultBodyLimit::disable())

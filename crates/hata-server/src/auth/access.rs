@@ -11,13 +11,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::http::request::Parts;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use hata_access::{authorize, Need, Principal};
 
 use super::identity::Identity;
+use super::session::SessionCaller;
 use super::{session, Caller};
 use crate::error::AppError;
+use crate::limits::{self, Limits, Scope};
 use crate::openapi::ROUTES;
 use crate::AppState;
 
@@ -88,9 +91,11 @@ pub fn of_route(method: &axum::http::Method, path: &str) -> Access {
 }
 
 /// The admin API's layer: 401 without valid credentials (a bearer token, or a session cookie
-/// and, for a write, its CSRF token), 403 when the caller lacks what the route needs;
-/// otherwise the caller's `Principal` goes into the request as `Caller` (and a session's
-/// `SessionCaller` beside it). Public routes (login) pass untouched.
+/// and, for a write, its CSRF token), 429 past the caller's budget (per principal, or per
+/// client address without valid credentials; `RateLimit-*` headers on every answer), 403 when
+/// the caller lacks what the route needs; otherwise the caller's `Principal` goes into the
+/// request as `Caller` (and a session's `SessionCaller` beside it). Public routes (login) pass
+/// untouched: logins have budgets of their own.
 pub async fn authorize_route(
     State(state): State<AppState>,
     req: Request,
@@ -105,27 +110,66 @@ pub async fn authorize_route(
     if access == Access::Public {
         return Ok(next.run(Request::from_parts(parts, body)).await);
     }
-    // A bearer token wins over a session cookie; only a cookie needs the CSRF checks.
-    let mut admin_needs_mfa = false;
-    let principal = match super::presented_secret(&parts.headers) {
-        Some(_) => super::authenticate(&state, &parts.headers)?,
-        None => {
-            let secret = session::cookie_secret(&parts.headers).ok_or(AppError::Unauthorized)?;
-            let identity = parts
-                .extensions
-                .get::<Arc<Identity>>()
-                .cloned()
-                .ok_or(AppError::Unauthorized)?;
-            let (principal, session) = session::authenticate(&state, &identity, secret).await?;
-            if session::is_unsafe(&parts.method) {
-                session::check_csrf(&parts, &session)?;
-            }
-            admin_needs_mfa = session.admin_needs_mfa;
-            parts.extensions.insert(session);
-            principal
+    let caller = authenticate(&state, &mut parts).await;
+    let decision = match parts.extensions.get::<Arc<Limits>>().cloned() {
+        Some(limits) => {
+            let key = match &caller {
+                Ok((principal, _)) => format!("{}:{}", principal.kind.as_str(), principal.id),
+                Err(_) => format!("ip:{}", session::client_ip(&parts)),
+            };
+            limits.check(Scope::Admin, &key).await
         }
+        None => None,
     };
-    let params = RawPathParams::from_request_parts(&mut parts, &state)
+    let mut response = match decision.filter(|d| !d.allowed) {
+        Some(refused) => limits::refusal(&refused, "too many admin API requests").into_response(),
+        None => match admit(&state, &mut parts, access, caller).await {
+            Ok(()) => next.run(Request::from_parts(parts, body)).await,
+            Err(e) => e.into_response(),
+        },
+    };
+    if let Some(decision) = decision {
+        limits::add_headers(response.headers_mut(), &decision);
+    }
+    Ok(response)
+}
+
+/// The caller's principal (and session, for a cookie): a bearer token wins over a session
+/// cookie; only a cookie needs the CSRF checks.
+async fn authenticate(
+    state: &AppState,
+    parts: &mut Parts,
+) -> Result<(Principal, Option<SessionCaller>), AppError> {
+    if super::presented_secret(&parts.headers).is_some() {
+        return Ok((super::authenticate(state, &parts.headers)?, None));
+    }
+    let secret = session::cookie_secret(&parts.headers).ok_or(AppError::Unauthorized)?;
+    let identity = parts
+        .extensions
+        .get::<Arc<Identity>>()
+        .cloned()
+        .ok_or(AppError::Unauthorized)?;
+    let (principal, session) = session::authenticate(state, &identity, secret).await?;
+    if session::is_unsafe(&parts.method) {
+        session::check_csrf(parts, &session)?;
+    }
+    Ok((principal, Some(session)))
+}
+
+/// Checks that the authenticated caller may call the route for the path's project, and puts
+/// it into the request.
+async fn admit(
+    state: &AppState,
+    parts: &mut Parts,
+    access: Access,
+    caller: Result<(Principal, Option<SessionCaller>), AppError>,
+) -> Result<(), AppError> {
+    let (principal, session) = caller?;
+    let admin_needs_mfa = session.as_ref().is_some_and(|s| s.admin_needs_mfa);
+    if let Some(session) = session {
+        parts.extensions.insert(session);
+    }
+    let params = RawPathParams::from_request_parts(parts, state)
         .await
         .map_err(|e| AppError::BadRequest(format!("path: {}", e.body_text())))?;
     let project = params
@@ -147,7 +191,7 @@ pub async fn authorize_route(
         })?;
     }
     parts.extensions.insert(Caller(Arc::new(principal)));
-    Ok(next.run(Request::from_parts(parts, body)).await)
+    Ok(())
 }
 
 /// `authorize` for a check inside a handler (what the request body or the stored resource

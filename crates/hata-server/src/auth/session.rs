@@ -184,6 +184,15 @@ pub fn origin_of(parts: &Parts) -> Option<Origin> {
     Some(request_origin(parts, settings))
 }
 
+/// The client's address as the log and the budgets name it (through trusted proxies), or
+/// `unknown`.
+pub fn client_ip(parts: &Parts) -> String {
+    origin_of(parts)
+        .and_then(|o| o.client_ip)
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// Where a login or logout comes from: refused (403) when a browser names another origin,
 /// else the client's address (for the record and the log) and whether it came over HTTPS (the
 /// cookie's `Secure`).

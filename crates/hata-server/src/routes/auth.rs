@@ -21,7 +21,9 @@ use crate::auth::session::{self, SessionCaller, Source};
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
 use crate::extract::JsonBody;
+use crate::limits::{self, Limits, Scope};
 use crate::AppState;
+use hata_access::rate::Decision;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -80,9 +82,13 @@ fn seconds_until(t: &str) -> Option<u64> {
     (at > now).then(|| ((at - now) as u64).div_ceil(1_000_000_000).max(1))
 }
 
+/// `POST /auth/login`, within the login budgets: per client address, then per account, so
+/// neither many accounts from one address nor one account from many addresses get more than
+/// `--login-rate-limit` guesses a minute. The answer carries the tighter budget's headers.
 async fn login(
     State(s): State<AppState>,
     Extension(identity): Extension<Arc<Identity>>,
+    Extension(limits): Extension<Arc<Limits>>,
     source: Source,
     headers: axum::http::HeaderMap,
     JsonBody(req): JsonBody<LoginRequest>,
@@ -93,7 +99,45 @@ async fn login(
             message: m.into(),
         }])
     })?;
-    let found = s.store.user_credentials_by_email(&email).await?;
+    let client = source
+        .client_ip
+        .map(|ip| ip.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let mut tightest: Option<Decision> = None;
+    for key in [format!("ip:{client}"), format!("account:{email}")] {
+        let Some(decision) = limits.check(Scope::Login, &key).await else {
+            continue;
+        };
+        if !decision.allowed {
+            tracing::warn!(client = %client, "login refused: over the login rate limit");
+            let mut response =
+                limits::refusal(&decision, "too many login attempts").into_response();
+            limits::add_headers(response.headers_mut(), &decision);
+            return Ok(response);
+        }
+        if tightest.is_none_or(|t| decision.remaining < t.remaining) {
+            tightest = Some(decision);
+        }
+    }
+    let mut response = attempt(&s, &identity, &source, &client, &headers, &email, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response);
+    if let Some(decision) = tightest {
+        limits::add_headers(response.headers_mut(), &decision);
+    }
+    Ok(response)
+}
+
+async fn attempt(
+    s: &AppState,
+    identity: &Identity,
+    source: &Source,
+    client: &str,
+    headers: &axum::http::HeaderMap,
+    email: &str,
+    req: LoginRequest,
+) -> AppResult<Response> {
+    let found = s.store.user_credentials_by_email(email).await?;
     if let Some(c) = &found {
         if let Some(wait) = c.user.locked_until.as_deref().and_then(seconds_until) {
             return Err(AppError::Throttled {
@@ -114,10 +158,6 @@ async fn login(
         .and_then(|c| c.password_hash.clone())
         .unwrap_or_else(|| hata_access::password::decoy_hash().to_string());
     let matches = identity.passwords.verify(req.password, stored).await?;
-    let client = source
-        .client_ip
-        .map(|ip| ip.to_string())
-        .unwrap_or_else(|| "unknown".into());
     let Some(user) = found.filter(|c| c.password_hash.is_some() && !c.user.disabled) else {
         tracing::warn!(client = %client, "login refused: no such enabled user with a password");
         return Err(AppError::BadLogin);
@@ -130,7 +170,7 @@ async fn login(
             tracing::info!(user = %user.user.id, client = %client, "login needs the second factor");
             return Err(AppError::SecondFactorRequired);
         }
-        (true, Some(code)) => match super::totp::second_factor(&s, &user.user.id, code).await? {
+        (true, Some(code)) => match super::totp::second_factor(s, &user.user.id, code).await? {
             Some(f) => (Some(f), true),
             None => (None, false),
         },
@@ -138,13 +178,13 @@ async fn login(
     if !matches || !factor_ok {
         let anonymous = Actor {
             kind: ActorKind::Anonymous,
-            id: client.clone(),
+            id: client.to_string(),
             name: None,
         };
         let out = s
             .store
             .write(
-                &meta(anonymous, &headers),
+                &meta(anonymous, headers),
                 WriteOp::LoginFailed {
                     user_id: user.user.id.clone(),
                     policy: identity.lockout,
@@ -170,7 +210,7 @@ async fn login(
     let actor = Actor::user(user.user.id.clone(), user.user.name.clone());
     s.store
         .write(
-            &meta(actor, &headers),
+            &meta(actor, headers),
             WriteOp::Login {
                 user_id: user.user.id.clone(),
                 session: NewSession {
