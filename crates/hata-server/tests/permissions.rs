@@ -148,7 +148,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("delete", "/api/v1/tokens/{id}", "yy---yy---?"),
     ("post", "/api/v1/tokens/{id}/rotate", "yy---yy---?"),
     ("post", "/api/v1/auth/login", "yyyyyyyyyyy"),
-    ("post", "/api/v1/auth/logout", "yyyyyyyy--?"),
+    ("post", "/api/v1/auth/logout", "-----yyy--?"),
     ("get", "/api/v1/auth/me", "yyyyyyyy--?"),
     ("get", "/api/v1/users", "y----y----?"),
     ("post", "/api/v1/users", "y----y----?"),
