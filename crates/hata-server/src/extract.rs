@@ -70,8 +70,10 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
 }
 
 /// `If-Match` (RFC 9110 §13.1.1): `*`, or a list of entity tags. Comparison is strong, so weak
-/// tags (`W/"3"`) never match: a list of weak tags only admits no version (412). A strong tag
-/// must be one this server issues (`"<version>"`), else 400. No header is `Expected::Any`.
+/// tags (`W/"3"`) never match, nor do strong tags this server never issues (not
+/// `"<version>"`). A value that is not `*` or a list of entity tags (an empty one too: a list of
+/// no tags) names no version either: the condition is false and the write is a 412 that changes
+/// nothing, never an unconditional write. No header is `Expected::Any`.
 pub struct IfMatch(pub Expected);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
@@ -84,43 +86,49 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         }
         let mut versions = Vec::new();
         for value in values {
-            let raw = value
-                .to_str()
-                .map_err(|_| AppError::BadRequest("If-Match is not ASCII".into()))?;
+            let Ok(raw) = value.to_str() else {
+                return Ok(IfMatch(Expected::OneOf(Vec::new())));
+            };
             if raw.trim() == "*" {
                 return Ok(IfMatch(Expected::Any));
             }
-            parse_etags(raw, &mut versions)?;
+            if parse_etags(raw, &mut versions).is_none() {
+                return Ok(IfMatch(Expected::OneOf(Vec::new())));
+            }
         }
         Ok(IfMatch(Expected::OneOf(versions)))
     }
 }
 
-/// Adds the versions of the strong tags in one `If-Match` value (`"1", W/"2", "3"`) to
-/// `versions`; weak tags add nothing.
-fn parse_etags(raw: &str, versions: &mut Vec<i64>) -> Result<(), AppError> {
-    let bad = || {
-        AppError::BadRequest(format!(
-            "If-Match must be `*` or a list of ETags this server issued, like \"3\"; got {raw}"
-        ))
-    };
-    let mut rest = raw.trim();
+/// Adds the versions named by the strong tags of one `If-Match` value (`"1", W/"2", "3"`) to
+/// `versions`; weak tags and other strong tags add nothing. `None` if the value is not a list
+/// of entity tags (RFC 9110 §8.8.3; an empty list included).
+fn parse_etags(raw: &str, versions: &mut Vec<i64>) -> Option<()> {
+    let is_ows = |c: char| c == ' ' || c == '\t';
+    let mut rest = raw.trim_matches(is_ows);
     loop {
         let (weak, tagged) = match rest.strip_prefix("W/") {
             Some(after) => (true, after),
             None => (false, rest),
         };
-        let quoted = tagged.strip_prefix('"').ok_or_else(bad)?;
-        let end = quoted.find('"').ok_or_else(bad)?;
+        let quoted = tagged.strip_prefix('"')?;
+        let end = quoted.find('"')?;
         let tag = &quoted[..end];
-        if !weak {
-            versions.push(tag.parse::<i64>().map_err(|_| bad())?);
+        // etagc: %x21 / %x23-7E (obs-text is not ASCII: refused by the caller).
+        if !tag.bytes().all(|b| b == 0x21 || (0x23..=0x7e).contains(&b)) {
+            return None;
         }
-        rest = quoted[end + 1..].trim_start();
+        if !weak && !tag.is_empty() && tag.bytes().all(|b| b.is_ascii_digit()) {
+            // A version this server could have issued; an overflowing one names none.
+            if let Ok(version) = tag.parse::<i64>() {
+                versions.push(version);
+            }
+        }
+        rest = quoted[end + 1..].trim_start_matches(is_ows);
         if rest.is_empty() {
-            return Ok(());
+            return Some(());
         }
-        rest = rest.strip_prefix(',').ok_or_else(bad)?.trim_start();
+        rest = rest.strip_prefix(',')?.trim_start_matches(is_ows);
     }
 }
 
@@ -142,25 +150,52 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
     }
 }
 
-/// A query string of type `T`; one that does not parse is a problem+json 400.
+/// A query string of type `T`; one that does not parse is a problem+json 400 naming the
+/// parameter (a value of the wrong type, a parameter given twice, U+0000).
 pub struct Query<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        // Every pair, decoded as the typed extractor decodes them; a query that does not parse
-        // is left to its message.
-        if let Ok(axum::extract::Query(pairs)) =
-            axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
-        {
-            refuse_nul(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-        }
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Query(q.0))
-            .map_err(|e| AppError::BadRequest(e.body_text()))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parse_query(parts.uri.query().unwrap_or_default()).map(Query)
     }
+}
+
+/// Parses a query string (without the `?`) as `T`, decoding as axum's `Query` does.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|e| AppError::BadRequest(format!("the query string does not parse: {e}")))?;
+    refuse_nul(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let deserializer =
+        serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        if path != "." {
+            return AppError::BadParameters(vec![FieldError::new(path, message)]);
+        }
+        // Errors about the whole map (a field given twice, one missing) have no path: name
+        // the parameters given more than once, else the one the message names.
+        let mut repeated: Vec<&str> = pairs
+            .iter()
+            .enumerate()
+            .filter(|(i, (name, _))| pairs[..*i].iter().any(|(n, _)| n == name))
+            .map(|(_, (name, _))| name.as_str())
+            .collect();
+        repeated.dedup();
+        if repeated.is_empty() {
+            let named = message.split('`').nth(1).unwrap_or_default().to_string();
+            AppError::BadParameters(vec![FieldError::new(named, message)])
+        } else {
+            AppError::BadParameters(
+                repeated
+                    .into_iter()
+                    .map(|name| FieldError::new(name, "given more than once"))
+                    .collect(),
+            )
+        }
+    })
 }
 
 /// A 400 naming every parameter (path or query) whose name or value holds U+0000.
@@ -176,19 +211,108 @@ fn refuse_nul<'a>(params: impl Iterator<Item = (&'a str, &'a str)>) -> Result<()
     }
 }
 
+/// A page size when `limit` is not given.
+pub const DEFAULT_LIMIT: usize = 100;
+
+/// The largest page size (the store's `MAX_PAGE`); the OpenAPI document states the same
+/// bounds on every `limit` (`#[param(maximum = 1000)]`, checked by a test).
+pub const MAX_LIMIT: usize = hata_store::read::MAX_PAGE;
+
 /// `?limit=&cursor=` of list endpoints.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Paging {
-    /// Page size (default 100).
-    #[param(minimum = 1)]
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
 impl Paging {
-    pub fn limit(&self) -> usize {
-        self.limit.unwrap_or(100)
+    /// The page size; a 422 naming `limit` outside 1..=`MAX_LIMIT`.
+    pub fn limit(&self) -> Result<usize, AppError> {
+        page_limit(self.limit)
+    }
+}
+
+/// A list's page size: `DEFAULT_LIMIT` when not given, a 422 naming `limit` outside
+/// 1..=`MAX_LIMIT`.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, AppError> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(AppError::Invalid(vec![FieldError::new(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT} (got {n})"),
+        )])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Versions named, or `None` for what is not a list of entity tags.
+    #[test]
+    fn if_match_lists() {
+        let parse = |value: &str| {
+            let mut versions = Vec::new();
+            parse_etags(value, &mut versions).map(|()| versions)
+        };
+        for (value, expected) in [
+            (r#""1""#, Some(vec![1])),
+            (r#""123456789012345678""#, Some(vec![123456789012345678])),
+            (r#"W/"1", "2""#, Some(vec![2])),
+            ("\"1\"\t,  W/\"!#~\"", Some(vec![1])),
+            (r#""abc", W/"""#, Some(vec![])),
+            (r#""+1", "-1", "99999999999999999999""#, Some(vec![])),
+            ("", None),
+            (" ", None),
+            (r#"W/"a b""#, None),
+            (r#""1" "2""#, None),
+            (r#""1",,"2""#, None),
+            (r#""1", *"#, None),
+            (r#"W/1"#, None),
+            (r#""1"#, None),
+            ("0", None),
+        ] {
+            assert_eq!(parse(value), expected, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn limits_outside_the_documented_bounds_are_422() {
+        assert_eq!(page_limit(None).ok(), Some(DEFAULT_LIMIT));
+        assert_eq!(page_limit(Some(1)).ok(), Some(1));
+        assert_eq!(page_limit(Some(MAX_LIMIT)).ok(), Some(MAX_LIMIT));
+        for n in [0, MAX_LIMIT + 1] {
+            match page_limit(Some(n)) {
+                Err(AppError::Invalid(errors)) => assert_eq!(errors[0].field, "limit"),
+                other => panic!("limit={n}: {:?}", other.map_err(|e| e.to_string())),
+            }
+        }
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        #[derive(Debug, Deserialize)]
+        struct Q {
+            #[allow(dead_code)]
+            env: Option<String>,
+            #[allow(dead_code)]
+            limit: Option<usize>,
+        }
+        let fields = |query: &str| match parse_query::<Q>(query) {
+            Err(AppError::BadParameters(errors)) => {
+                errors.into_iter().map(|e| e.field).collect::<Vec<_>>()
+            }
+            other => panic!("{query}: {:?}", other.map_err(|e| e.to_string())),
+        };
+        assert_eq!(fields("env=a&env=b"), ["env"]);
+        assert_eq!(fields("limit=ten"), ["limit"]);
+        assert_eq!(fields("limit=99999999999999999999999"), ["limit"]);
+        assert_eq!(fields("env=a%00"), ["env"]);
+        assert!(parse_query::<Q>("env=a&other=1&other=2").is_ok());
     }
 }

@@ -47,6 +47,7 @@ use crate::routes::tokens::{RotateRequest, TokenRequest};
 use crate::routes::totp::{RecoveryCodes, TotpConfirm, TotpEnrolment, TotpRemoval};
 use crate::routes::users::{NewUserRequest, PasswordChange, UserPatch, UserWithProjects};
 use crate::AppState;
+use hata_core::key::KEY_PATTERN;
 use hata_serving::ofrep_json::OfrepEvaluationSuccess;
 use hata_serving::SdkConfig;
 
@@ -250,6 +251,8 @@ pub struct Route {
     /// The success status.
     pub ok: &'static str,
     pub request: Option<Body>,
+    /// The request body may be left out (`OptionalJsonBody`).
+    pub request_optional: bool,
     /// The success body (`None` for 204).
     pub response: Option<Body>,
     pub query: Option<fn() -> Vec<Parameter>>,
@@ -277,6 +280,7 @@ const fn route(
         summary,
         ok: "200",
         request: None,
+        request_optional: false,
         response: None,
         query: None,
         etag: false,
@@ -294,6 +298,12 @@ impl Route {
     }
     const fn takes(mut self, body: SchemaFn) -> Route {
         self.request = json(body);
+        self
+    }
+    /// A body that may be left out (an empty body is its defaults).
+    const fn may_take(mut self, body: SchemaFn) -> Route {
+        self.request = json(body);
+        self.request_optional = true;
         self
     }
     const fn gives(mut self, body: SchemaFn) -> Route {
@@ -638,7 +648,7 @@ pub const ROUTES: &[Route] = &[
     )
     .access(Access::Authenticated)
     .ok("201")
-    .takes(of::<RotateRequest>)
+    .may_take(of::<RotateRequest>)
     .gives(created_token),
     route(
         "post",
@@ -653,9 +663,10 @@ pub const ROUTES: &[Route] = &[
         "post",
         "/api/v1/auth/logout",
         "identity",
-        "End the caller's session (on every replica) and clear its cookie",
+        "End the caller's session (on every replica) and clear its cookie (sessions only: a \
+         token is revoked with DELETE /api/v1/tokens/{id})",
     )
-    .access(Access::Authenticated)
+    .access(Access::User)
     .ok("204"),
     route("get", "/api/v1/auth/me", "identity", "The caller: kind, id, name, roles and (for a session) the CSRF token")
         .access(Access::Authenticated)
@@ -971,12 +982,19 @@ fn operation(s: &mut Schemas, r: &Route) -> utoipa::openapi::path::Operation {
         .split('/')
         .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
     {
+        let schema = match param {
+            // Keys (a path naming no such key is a 404 whatever its syntax).
+            "project" | "env" | "flag" | "segment" | "key" => {
+                string_schema().pattern(Some(KEY_PATTERN))
+            }
+            _ => string_schema(),
+        };
         op = op.parameter(
             ParameterBuilder::new()
                 .name(param)
                 .parameter_in(ParameterIn::Path)
                 .required(Required::True)
-                .schema(Some(string_schema())),
+                .schema(Some(schema)),
         );
     }
     if let Some(query) = r.query {
@@ -987,8 +1005,10 @@ fn operation(s: &mut Schemas, r: &Route) -> utoipa::openapi::path::Operation {
     if r.if_match {
         op = op.parameter(header_param(
             "If-Match",
-            "The ETag of the version this change is based on; a stale one is a 412 and \
-             changes nothing. Without it the change applies to any version.",
+            "`*`, or the ETag of the version this change is based on (a list of ETags admits \
+             any of them; weak ones never match). A stale version is a 412 that changes \
+             nothing, and so is a value naming no version (not a list of ETags, or empty). \
+             Without it the change applies to any version.",
         ));
     }
     if r.if_none_match {
@@ -1006,7 +1026,11 @@ fn operation(s: &mut Schemas, r: &Route) -> utoipa::openapi::path::Operation {
     if let Some(body) = r.request {
         op = op.request_body(Some(
             RequestBodyBuilder::new()
-                .required(Some(Required::True))
+                .required(Some(if r.request_optional {
+                    Required::False
+                } else {
+                    Required::True
+                }))
                 .content(body.content_type, content(s, body))
                 .build(),
         ));
@@ -1116,6 +1140,16 @@ fn operation(s: &mut Schemas, r: &Route) -> utoipa::openapi::path::Operation {
             );
         }
         Errors::Evaluator => {
+            if r.query.is_some() {
+                op = op.response(
+                    "400",
+                    error(
+                        "Malformed query: problem.errors names the parameter",
+                        PROBLEM,
+                        problem.clone(),
+                    ),
+                );
+            }
             for (status, what) in [
                 ("401", "Missing or invalid token (or ticket)"),
                 ("403", "Not a token of the right kind"),

@@ -554,7 +554,7 @@ async fn stale_if_match_is_412_and_changes_nothing() {
         "no revision bump"
     );
 
-    // A current If-Match (or `*`) applies; a malformed one is a 400.
+    // A current If-Match (or `*`) applies; one naming no version this server issued is a 412.
     let r = s
         .put_if(&config_path, 2, &config)
         .await
@@ -574,7 +574,7 @@ async fn stale_if_match_is_412_and_changes_nothing() {
             .json(&json!({"enabled": true})),
     )
     .await
-    .problem(StatusCode::BAD_REQUEST);
+    .problem(StatusCode::PRECONDITION_FAILED);
     let flag = s.get(&flag_path).await.expect(StatusCode::OK);
     assert_eq!(flag.etag(), 4);
     assert_eq!(flag.body["environments"]["production"]["enabled"], false);
@@ -624,9 +624,15 @@ async fn if_match_compares_strongly_and_takes_lists() {
     patch(&[r#""999", "20", W/"4""#], false)
         .await
         .problem(StatusCode::PRECONDITION_FAILED);
-    // Not a list of entity tags: 400.
-    for bad in [r#""4" "5""#, r#"4"#, r#""4", *"#, r#""4"#, r#"W/4"#] {
-        patch(&[bad], false).await.problem(StatusCode::BAD_REQUEST);
+    // Not a list of entity tags (an empty value too), even beside a current tag: it names no
+    // version, so the condition is false (412), never an unconditional write.
+    for bad in [r#""4" "5""#, r#"4"#, r#""4", *"#, r#""4"#, r#"W/4"#, ""] {
+        patch(&[bad], false)
+            .await
+            .problem(StatusCode::PRECONDITION_FAILED);
+        patch(&[r#""4""#, bad], false)
+            .await
+            .problem(StatusCode::PRECONDITION_FAILED);
     }
     assert_eq!(version().await, 4, "nothing changed since");
 }

@@ -148,7 +148,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("delete", "/api/v1/tokens/{id}", "yy---yy---?"),
     ("post", "/api/v1/tokens/{id}/rotate", "yy---yy---?"),
     ("post", "/api/v1/auth/login", "yyyyyyyyyyy"),
-    ("post", "/api/v1/auth/logout", "yyyyyyyy--?"),
+    ("post", "/api/v1/auth/logout", "-----yyy--?"),
     ("get", "/api/v1/auth/me", "yyyyyyyy--?"),
     // Enrolling leaves a pending authenticator: it changes nothing until confirmed.
     ("post", "/api/v1/auth/totp", "-----yyy--?"),

@@ -36,6 +36,12 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    /// An address: one `@`, a non-empty local part, a domain with a dot inside it, no space
+    /// or control character (checked trimmed and lower-cased; at most 254 bytes).
+    #[schema(
+        pattern = "^[!-?A-~]+@[!-\\-/-?A-~][!-?A-~]*\\.[!-?A-~]*[!-\\-/-?A-~]$",
+        max_length = 254
+    )]
     email: String,
     password: String,
     /// The current code of an enrolled authenticator, or a recovery code.
@@ -248,8 +254,9 @@ async fn logout(
     session: Option<Extension<SessionCaller>>,
     Writer(w): Writer,
 ) -> AppResult<Response> {
+    // `Access::User` lets only sessions in; this is the answer should that ever change.
     let Some(Extension(session)) = session else {
-        return Err(AppError::BadRequest(
+        return Err(AppError::Forbidden(
             "only a session logs out; revoke a token with DELETE /api/v1/tokens/{id}".into(),
         ));
     };

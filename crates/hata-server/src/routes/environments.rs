@@ -49,7 +49,7 @@ async fn list(
         .transpose()?;
     Ok(Json(
         s.store
-            .page_environments(&project, p.limit(), after)
+            .page_environments(&project, p.limit()?, after)
             .await?,
     ))
 }
@@ -84,10 +84,13 @@ async fn show(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvironmentUpdate {
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,127}$")]
     key: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     name: String,
     #[serde(default)]
+    #[schema(max_length = 10000)]
     description: String,
     #[serde(default)]
     protected: bool,

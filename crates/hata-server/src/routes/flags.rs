@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::{versioned, written, Writer};
 use crate::error::{AppError, AppResult};
-use crate::extract::{IfMatch, JsonBody, Path, Query};
+use crate::extract::{page_limit, IfMatch, JsonBody, Path, Query};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -42,8 +42,8 @@ pub struct FlagQuery {
     owner: Option<String>,
     /// `true`: only archived flags; omitted or `false`: only live ones.
     archived: Option<bool>,
-    /// Page size (default 100).
-    #[param(minimum = 1)]
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -62,12 +62,7 @@ async fn list(
     };
     Ok(Json(
         s.store
-            .list_flags(
-                &project,
-                &filter,
-                q.limit.unwrap_or(100),
-                q.cursor.as_deref(),
-            )
+            .list_flags(&project, &filter, page_limit(q.limit)?, q.cursor.as_deref())
             .await?,
     ))
 }

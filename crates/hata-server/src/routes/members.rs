@@ -41,7 +41,7 @@ async fn list(
 ) -> AppResult<Json<Page<MemberRecord>>> {
     Ok(Json(
         s.store
-            .page_members(&project, p.limit(), p.cursor.as_deref())
+            .page_members(&project, p.limit()?, p.cursor.as_deref())
             .await?,
     ))
 }

@@ -25,10 +25,13 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,127}$")]
     key: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     name: String,
     #[serde(default)]
+    #[schema(max_length = 10000)]
     description: String,
     environments: Option<Vec<Environment>>,
 }
@@ -43,7 +46,7 @@ async fn list(
         (!caller.admin).then(|| caller.projects.keys().cloned().collect());
     Ok(Json(
         s.store
-            .list_projects_among(visible.as_deref(), p.limit(), p.cursor.as_deref())
+            .list_projects_among(visible.as_deref(), p.limit()?, p.cursor.as_deref())
             .await?,
     ))
 }
@@ -83,10 +86,13 @@ async fn show(State(s): State<AppState>, Path(key): Path<String>) -> AppResult<R
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectUpdate {
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,127}$")]
     key: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     name: String,
     #[serde(default)]
+    #[schema(max_length = 10000)]
     description: String,
     #[serde(default, rename = "version")]
     _version: Option<i64>,

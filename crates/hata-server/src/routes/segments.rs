@@ -29,7 +29,7 @@ async fn list(
 ) -> AppResult<Json<Page<Segment>>> {
     Ok(Json(
         s.store
-            .list_segments(&project, p.limit(), p.cursor.as_deref())
+            .list_segments(&project, p.limit()?, p.cursor.as_deref())
             .await?,
     ))
 }

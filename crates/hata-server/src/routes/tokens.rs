@@ -71,7 +71,7 @@ async fn list(
         .transpose()?;
     Ok(Json(
         s.store
-            .page_tokens_among(owned.as_deref(), p.limit(), after)
+            .page_tokens_among(owned.as_deref(), p.limit()?, after)
             .await?,
     ))
 }

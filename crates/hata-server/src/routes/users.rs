@@ -33,10 +33,24 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserRequest {
+    /// An address: one `@`, a non-empty local part, a domain with a dot inside it, no space
+    /// or control character (checked trimmed and lower-cased; at most 254 bytes).
+    #[schema(
+        pattern = "^[!-?A-~]+@[!-\\-/-?A-~][!-?A-~]*\\.[!-?A-~]*[!-\\-/-?A-~]$",
+        max_length = 254
+    )]
     email: String,
     /// Defaults to the email.
+    #[serde(default)]
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 200
+    )]
     name: Option<String>,
     /// Without one the user logs in only by single sign-on (or after an admin sets one).
+    /// At least 12 characters (at most 1024 bytes), not a common password, not the email.
+    #[serde(default)]
+    #[schema(min_length = 12, max_length = 1024)]
     password: Option<String>,
     #[serde(default)]
     admin: bool,
@@ -46,11 +60,16 @@ pub struct NewUserRequest {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
+    #[schema(
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+        max_length = 200
+    )]
     name: Option<String>,
     admin: Option<bool>,
     /// A disabled user cannot log in; its sessions end.
     disabled: Option<bool>,
     /// A new password (an admin's reset): ends the user's sessions and clears a lock.
+    #[schema(min_length = 12, max_length = 1024)]
     password: Option<String>,
 }
 
@@ -59,6 +78,7 @@ pub struct UserPatch {
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     current: String,
+    #[schema(min_length = 12, max_length = 1024)]
     new: String,
 }
 
@@ -84,7 +104,7 @@ async fn list(
     Query(p): Query<Paging>,
 ) -> AppResult<Json<Page<UserRecord>>> {
     Ok(Json(
-        s.store.page_users(p.limit(), p.cursor.as_deref()).await?,
+        s.store.page_users(p.limit()?, p.cursor.as_deref()).await?,
     ))
 }
 
