@@ -1096,6 +1096,22 @@ fn operation(s: &mut Schemas, r: &Route) -> utoipa::openapi::path::Operation {
             for (status, what) in statuses {
                 op = op.response(status, error(what, PROBLEM, problem.clone()));
             }
+            // Every admin answer carries the budget's `RateLimit-*` headers when budgets are
+            // on (`--admin-rate-limit`, `--login-rate-limit`).
+            let mut limited = error(
+                "Over the caller's budget (admin API per principal or client address; logins per account and address)",
+                PROBLEM,
+                problem.clone(),
+            )
+            .header("Retry-After", retry_after_header());
+            for (name, what) in [
+                ("RateLimit-Limit", "Requests per window"),
+                ("RateLimit-Remaining", "Requests left in the window"),
+                ("RateLimit-Reset", "Seconds until the budget is whole again"),
+            ] {
+                limited = limited.header(name, integer_header(what));
+            }
+            op = op.response("429", limited);
         }
         Errors::Ofrep => {
             let failure = s.add::<OfrepEvaluationFailure>();
@@ -1187,6 +1203,13 @@ fn operation(s: &mut Schemas, r: &Route) -> utoipa::openapi::path::Operation {
 }
 
 /// `Retry-After` in seconds (429, 503).
+fn integer_header(description: &str) -> utoipa::openapi::Header {
+    HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(SchemaType::new(Type::Integer)))
+        .description(Some(description))
+        .build()
+}
+
 fn retry_after_header() -> utoipa::openapi::Header {
     HeaderBuilder::new()
         .schema(ObjectBuilder::new().schema_type(SchemaType::new(Type::Integer)))

@@ -844,6 +844,29 @@ async fn request_ids_are_echoed_and_recorded_in_the_change() {
     assert!(rows[0].1.starts_with("token:tok_"), "{rows:?}");
     assert_eq!(rows[0].2, "create");
     pool.close().await;
+
+    // An id longer than 128 characters, or with anything but printable ASCII, is replaced by
+    // a fresh one: never echoed, never recorded.
+    let long = "x".repeat(129);
+    for id in [long.as_str(), "tab\there", "caf\u{e9}"] {
+        let r = Reply::of(s.admin(Method::GET, "/api/v1/projects").header(
+            "x-request-id",
+            reqwest::header::HeaderValue::from_bytes(id.as_bytes()).expect("header"),
+        ))
+        .await
+        .expect(StatusCode::OK);
+        let echoed = r.header("x-request-id").expect("an id");
+        assert_ne!(echoed, id);
+        assert!(!echoed.is_empty() && echoed.len() <= 128, "{echoed:?}");
+    }
+    let kept = "y".repeat(128);
+    let r = Reply::of(
+        s.admin(Method::GET, "/api/v1/projects")
+            .header("x-request-id", &kept),
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(r.header("x-request-id"), Some(kept.as_str()));
 }
 
 #[tokio::test]
