@@ -292,3 +292,111 @@ mod tests {
         assert!(!format!("{t:?}").contains(&t.secret));
     }
 }
+
+/// How old an API token may get (the documents' 90-day key rotation): a token is refused
+/// once `max_age` has passed since it was created or last rotated, and is "due" (listed by
+/// `hata token list --due` and `GET /tokens?due=true`, warned about in the log) from
+/// `warn_within` before that, or before its own expiry, whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenAges {
+    /// `None`: tokens may get as old as they like (only `expires_at` ends them).
+    pub max_age: Option<std::time::Duration>,
+    pub warn_within: std::time::Duration,
+}
+
+impl Default for TokenAges {
+    /// 90 days, due from 14 days before.
+    fn default() -> Self {
+        TokenAges {
+            max_age: Some(std::time::Duration::from_secs(90 * 24 * 3600)),
+            warn_within: std::time::Duration::from_secs(14 * 24 * 3600),
+        }
+    }
+}
+
+/// Where a token stands at some time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Good,
+    /// Refused from `due_at` on; rotate it.
+    DueSoon,
+    /// Refused: past its expiry or its maximum age.
+    Overdue,
+}
+
+impl Standing {
+    /// `good`, `due_soon` or `overdue`, as the API and `hata token list` say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::Good => "good",
+            Standing::DueSoon => "due_soon",
+            Standing::Overdue => "overdue",
+        }
+    }
+}
+
+impl TokenAges {
+    /// `--token-max-age-days`: `0` means no maximum age.
+    pub fn with_max_age_days(days: u64) -> TokenAges {
+        TokenAges {
+            max_age: (days > 0).then(|| std::time::Duration::from_secs(days * 24 * 3600)),
+            ..TokenAges::default()
+        }
+    }
+
+    /// When the token stops working (Unix nanoseconds): the earlier of its expiry and its
+    /// age limit (counted from `issued`, its creation or last rotation). `None`: never.
+    pub fn due_at(&self, issued: i128, expires: Option<i128>) -> Option<i128> {
+        let aged = self.max_age.map(|age| issued + age.as_nanos() as i128);
+        match (aged, expires) {
+            (Some(a), Some(e)) => Some(a.min(e)),
+            (a, e) => a.or(e),
+        }
+    }
+
+    /// Whether the age limit (not the token's own expiry) is what ends it at `due_at`.
+    pub fn aged_out(&self, issued: i128, expires: Option<i128>) -> bool {
+        let aged = self.max_age.map(|age| issued + age.as_nanos() as i128);
+        matches!((aged, expires), (Some(a), e) if e.is_none_or(|e| a < e))
+    }
+
+    pub fn standing(&self, due_at: Option<i128>, now: i128) -> Standing {
+        match due_at {
+            None => Standing::Good,
+            Some(at) if at <= now => Standing::Overdue,
+            Some(at) if at - (self.warn_within.as_nanos() as i128) <= now => Standing::DueSoon,
+            Some(_) => Standing::Good,
+        }
+    }
+}
+
+#[cfg(test)]
+mod age_tests {
+    use super::*;
+
+    const DAY: i128 = 24 * 3600 * 1_000_000_000;
+
+    #[test]
+    fn tokens_are_due_from_14_days_before_90_days_or_their_expiry() {
+        let ages = TokenAges::default();
+        let issued = 1_000 * DAY;
+        let due = ages.due_at(issued, None);
+        assert_eq!(due, Some(issued + 90 * DAY));
+        assert!(ages.aged_out(issued, None));
+        assert_eq!(ages.standing(due, issued + 75 * DAY), Standing::Good);
+        assert_eq!(ages.standing(due, issued + 76 * DAY), Standing::DueSoon);
+        assert_eq!(ages.standing(due, issued + 90 * DAY), Standing::Overdue);
+        // An earlier expiry wins, and then it is the expiry, not the age, that ends it.
+        let expires = Some(issued + 10 * DAY);
+        assert_eq!(ages.due_at(issued, expires), expires);
+        assert!(!ages.aged_out(issued, expires));
+        // Without a maximum age only the expiry counts.
+        let unlimited = TokenAges {
+            max_age: None,
+            ..TokenAges::default()
+        };
+        assert_eq!(unlimited.due_at(issued, None), None);
+        assert_eq!(unlimited.standing(None, i128::MAX), Standing::Good);
+        assert_eq!(unlimited.due_at(issued, expires), expires);
+    }
+}

@@ -40,7 +40,8 @@ pub struct StoreArgs {
     pub sqlite_synchronous: Option<String>,
     /// TOML file with any of the `hata serve` settings (keys: listen, data_dir, database_url,
     /// body_limit, db_max_connections, sqlite_synchronous, log_format, public_url,
-    /// eval_rate_limit, admin_rate_limit, login_rate_limit, redis_url, trusted_proxies, tls_cert, tls_key, header_timeout, idle_timeout,
+    /// eval_rate_limit, admin_rate_limit, login_rate_limit, redis_url, token_max_age_days,
+    /// trusted_proxies, tls_cert, tls_key, header_timeout, idle_timeout,
     /// body_timeout, max_connections, max_streams, max_streams_per_token,
     /// max_context_members, session_idle_timeout, session_max_age, lockout_after,
     /// lockout_duration, password_hashers, mfa_required_for_admins,
@@ -93,6 +94,11 @@ pub struct ServeArgs {
     /// [default: none, per replica]
     #[arg(long, env = "HATA_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Days an API token works after its creation or last rotation; older ones get 401 and
+    /// are listed from 14 days before by `hata token list --due` and GET /tokens?due=true;
+    /// 0 = no maximum age [default: 90]
+    #[arg(long, env = "HATA_TOKEN_MAX_AGE_DAYS")]
+    pub token_max_age_days: Option<u64>,
     /// Comma-separated addresses and CIDR networks of reverse proxies whose X-Forwarded-For,
     /// -Proto and -Host headers are believed; from anyone else they are ignored [default: none]
     #[arg(long, env = "HATA_TRUSTED_PROXIES")]
@@ -252,6 +258,7 @@ struct FileSettings {
     admin_rate_limit: Option<u32>,
     login_rate_limit: Option<u32>,
     redis_url: Option<String>,
+    token_max_age_days: Option<u64>,
     trusted_proxies: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -282,6 +289,8 @@ pub struct Settings {
     pub eval_rate_limit: u32,
     /// The admin API's and logins' budgets, and the Redis that shares them.
     pub rate_limits: hata_server::limits::LimitsConfig,
+    /// How old API tokens may get.
+    pub token_ages: hata_access::token::TokenAges,
     pub trusted_proxies: hata_server::forwarded::TrustedProxies,
     /// The certificate and key files to serve HTTPS with; `None`: plain HTTP. Read (and
     /// checked) by `serve`, before it binds.
@@ -501,6 +510,11 @@ impl ServeArgs {
             tls,
             public_url,
             eval_rate_limit: self.eval_rate_limit.or(file.eval_rate_limit).unwrap_or(0),
+            token_ages: hata_access::token::TokenAges::with_max_age_days(
+                self.token_max_age_days
+                    .or(file.token_max_age_days)
+                    .unwrap_or(90),
+            ),
             rate_limits: hata_server::limits::LimitsConfig {
                 admin_per_minute: self
                     .admin_rate_limit

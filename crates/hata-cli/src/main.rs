@@ -363,7 +363,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
                 "admin user created from HATA_ADMIN_EMAIL and HATA_ADMIN_PASSWORD");
         }
     }
-    let state = AppState::start(store.clone())
+    let state = AppState::start_with(store.clone(), settings.token_ages)
         .await
         .context("loading server state")?;
     let limits = &settings.limits;

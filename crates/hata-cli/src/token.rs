@@ -5,14 +5,12 @@
 
 use anyhow::Context;
 use clap::Subcommand;
-use hata_access::token::parse_expiry;
+use hata_access::token::{parse_expiry, Standing, TokenAges};
 use hata_access::{MintedToken, TokenKind};
-use hata_store::{token_expired, Actor, NewToken, TokenRecord, WriteMeta, WriteOp};
+use hata_server::routes::tokens::TokenView;
+use hata_store::{Actor, NewToken, WriteMeta, WriteOp};
 
 use crate::config::StoreArgs;
-
-/// Tokens expiring within this many days are listed by `--due`.
-pub const DUE_WITHIN_DAYS: i64 = 14;
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
@@ -48,9 +46,13 @@ pub struct CreateArgs {
 
 #[derive(clap::Args)]
 pub struct ListArgs {
-    /// Only tokens that have expired or expire within 14 days
+    /// Only tokens that stop working within 14 days (their expiry or the maximum token age)
+    /// or already did: what to rotate now
     #[arg(long)]
     due: bool,
+    /// The maximum token age the servers enforce, in days; 0 = none [default: 90]
+    #[arg(long, env = "HATA_TOKEN_MAX_AGE_DAYS")]
+    token_max_age_days: Option<u64>,
     /// Print JSON (one array) instead of a table
     #[arg(long)]
     json: bool,
@@ -117,44 +119,38 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
     let store = crate::open_existing_store(&settings).await?;
     let tokens = store.list_tokens().await;
     store.close().await;
-    let now = time::OffsetDateTime::now_utc();
-    let tokens: Vec<TokenRecord> = tokens
+    let ages = TokenAges::with_max_age_days(args.token_max_age_days.unwrap_or(90));
+    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let views: Vec<TokenView> = tokens
         .context("cannot list tokens")?
         .into_iter()
-        .filter(|t| !args.due || is_due(t, now))
+        .map(|t| TokenView::of(t, ages, now))
+        .filter(|v| !args.due || v.standing != Standing::Good.as_str())
         .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&tokens)?);
+        println!("{}", serde_json::to_string_pretty(&views)?);
         return Ok(());
     }
     println!(
-        "{:<20}  {:<6}  {:<20}  {:<20}  {:<25}  NAME",
-        "ID", "KIND", "PROJECT", "ENVIRONMENT", "EXPIRES"
+        "{:<20}  {:<6}  {:<20}  {:<20}  {:<35}  NAME",
+        "ID", "KIND", "PROJECT", "ENVIRONMENT", "STOPS WORKING"
     );
-    for t in &tokens {
-        let expires = match &t.expires_at {
-            None => "never".to_string(),
-            Some(at) if token_expired(Some(at), now.unix_timestamp_nanos()) => {
-                format!("{at} (expired)")
-            }
-            Some(at) => at.clone(),
+    for v in &views {
+        let t = &v.token;
+        let due = match (&v.due_at, v.standing) {
+            (None, _) => "never".to_string(),
+            (Some(at), "good") => at.clone(),
+            (Some(at), standing) => format!("{at} ({})", standing.replace('_', " ")),
         };
         println!(
-            "{:<20}  {:<6}  {:<20}  {:<20}  {:<25}  {}",
+            "{:<20}  {:<6}  {:<20}  {:<20}  {:<35}  {}",
             t.id,
             t.kind.as_str(),
             t.project.as_deref().unwrap_or("-"),
             t.environment.as_deref().unwrap_or("-"),
-            expires,
+            due,
             t.name
         );
     }
     Ok(())
-}
-
-/// Expired, or expiring within `DUE_WITHIN_DAYS`: what an operator must rotate now. An expiry
-/// that does not parse is due (it is refused as expired).
-fn is_due(token: &TokenRecord, now: time::OffsetDateTime) -> bool {
-    let horizon = now + time::Duration::days(DUE_WITHIN_DAYS);
-    token_expired(token.expires_at.as_deref(), horizon.unix_timestamp_nanos())
 }

@@ -290,6 +290,54 @@ async fn token_create_admin_and_list_due_on_sqlite() {
         .map(|t| t["name"].as_str().expect("name"))
         .collect();
     assert_eq!(names, ["due soon"]);
+    assert_eq!(due[0]["standing"], "due_soon");
+
+    // The maximum token age (90 days from creation) makes an older token due too, and
+    // overdue past it; without a maximum age only expiries count.
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+    let days_ago = |days: i64| {
+        (time::OffsetDateTime::now_utc() - time::Duration::days(days))
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("format")
+    };
+    for (name, days) in [("due later", 80), ("bootstrap admin", 95)] {
+        sqlx::query("UPDATE tokens SET created_at = ? WHERE name = ?")
+            .bind(days_ago(days))
+            .bind(name)
+            .execute(&pool)
+            .await
+            .expect("age");
+    }
+    pool.close().await;
+    let due: Value =
+        serde_json::from_str(&token_command(&["list", "--due", "--json"], &url)).expect("JSON");
+    let standing: std::collections::BTreeMap<&str, &str> = due
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().expect("name"),
+                t["standing"].as_str().expect("standing"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        standing,
+        [
+            ("bootstrap admin", "overdue"),
+            ("due later", "due_soon"),
+            ("due soon", "due_soon")
+        ]
+        .into_iter()
+        .collect()
+    );
+    let unlimited: Value = serde_json::from_str(&token_command(
+        &["list", "--due", "--json", "--token-max-age-days", "0"],
+        &url,
+    ))
+    .expect("JSON");
+    assert_eq!(unlimited.as_array().map(Vec::len), Some(1));
     let all = token_command(&["list"], &url);
     for name in [
         "bootstrap admin",

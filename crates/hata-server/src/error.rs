@@ -21,6 +21,10 @@ pub enum AppError {
     Invalid(Vec<FieldError>),
     #[error("missing or invalid credentials")]
     Unauthorized,
+    /// A token that no longer works: expired, past the maximum token age, or a rotated-out
+    /// secret (the detail says which and what to do).
+    #[error("{0}")]
+    TokenRefused(String),
     /// A login with a wrong email, password or code: one answer for all, so it does not tell
     /// which emails have accounts.
     #[error("the email, password or one-time code is wrong")]
@@ -117,7 +121,10 @@ impl IntoResponse for AppError {
                 Some(errors),
                 None,
             ),
-            AppError::Unauthorized | AppError::BadLogin | AppError::SecondFactorRequired => {
+            AppError::Unauthorized
+            | AppError::TokenRefused(_)
+            | AppError::BadLogin
+            | AppError::SecondFactorRequired => {
                 (StatusCode::UNAUTHORIZED, "Unauthorized", None, None)
             }
             AppError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "Busy", None, None),

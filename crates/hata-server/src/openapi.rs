@@ -43,7 +43,7 @@ use crate::routes::flags::FlagQuery;
 use crate::routes::insights::{Insights, InsightsQuery};
 use crate::routes::members::MemberRequest;
 use crate::routes::projects::{NewProject, ProjectUpdate};
-use crate::routes::tokens::{RotateRequest, TokenRequest};
+use crate::routes::tokens::{RotateRequest, TokenQuery, TokenRequest, TokenView};
 use crate::routes::totp::{RecoveryCodes, TotpConfirm, TotpEnrolment, TotpRemoval};
 use crate::routes::users::{NewUserRequest, PasswordChange, UserPatch, UserWithProjects};
 use crate::AppState;
@@ -351,6 +351,10 @@ fn paging() -> Vec<Parameter> {
     Paging::into_params(|| Some(ParameterIn::Query))
 }
 
+fn token_query() -> Vec<Parameter> {
+    TokenQuery::into_params(|| Some(ParameterIn::Query))
+}
+
 fn flag_query() -> Vec<Parameter> {
     FlagQuery::into_params(|| Some(ParameterIn::Query))
 }
@@ -623,10 +627,10 @@ pub const ROUTES: &[Route] = &[
     .access(Access::Write)
     .ok("204")
     .guarded(),
-    route("get", "/api/v1/tokens", "tokens", "List tokens (without secrets)")
+    route("get", "/api/v1/tokens", "tokens", "List tokens (without secrets), with when each stops working; ?due=true lists those to rotate")
     .access(Access::Authenticated)
-        .query(paging)
-        .gives(page_of::<TokenRecord>),
+        .query(token_query)
+        .gives(page_of::<TokenView>),
     route(
         "post",
         "/api/v1/tokens",

@@ -23,7 +23,15 @@ impl AppState {
     /// Loads what the server keeps in memory (tokens, every environment's rule set) and starts
     /// following store changes and flushing evaluation counts.
     pub async fn start(store: Store) -> hata_store::StoreResult<AppState> {
-        let tokens = Arc::new(auth::TokenCache::default());
+        AppState::start_with(store, hata_access::token::TokenAges::default()).await
+    }
+
+    /// `start`, with tokens ending at this maximum age (`--token-max-age-days`).
+    pub async fn start_with(
+        store: Store,
+        ages: hata_access::token::TokenAges,
+    ) -> hata_store::StoreResult<AppState> {
+        let tokens = Arc::new(auth::TokenCache::new(ages));
         tokens.reload(&store).await?;
         let key = {
             use rand::Rng;
@@ -41,6 +49,10 @@ impl AppState {
         tokio::spawn(follow_changes(state.clone()));
         tokio::spawn(hata_serving::follow_changes(serving.clone()));
         tokio::spawn(hata_serving::counts::run_flusher(serving));
+        tokio::spawn(auth::run_use_flusher(
+            state.tokens.clone(),
+            state.store.clone(),
+        ));
         Ok(state)
     }
 
@@ -71,6 +83,7 @@ impl AppState {
     pub async fn finish_shutdown(&self) {
         self.serving.begin_shutdown();
         hata_serving::counts::flush_now(&self.serving).await;
+        self.tokens.flush_uses(&self.store).await;
     }
 }
 

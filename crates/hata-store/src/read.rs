@@ -19,7 +19,7 @@ pub(crate) const ENV_COLUMNS: &str =
     "id, key, name, description, protected, version, revision, revised_at, created_at, updated_at";
 pub(crate) const TOKEN_COLUMNS: &str =
     "id, name, kind, project, environment, role, secret_hash, created_at, expires_at, \
-     previous_secret_hash, previous_valid_until, rotated_at";
+     previous_secret_hash, previous_valid_until, rotated_at, last_used_at";
 
 /// The largest page a list returns, whatever `limit` asks for.
 pub const MAX_PAGE: usize = 1000;
@@ -85,6 +85,7 @@ pub(crate) fn decode_token(row: &AnyRow) -> StoreResult<TokenRecord> {
         previous_secret_hash: row.try_get("previous_secret_hash")?,
         previous_valid_until: row.try_get("previous_valid_until")?,
         rotated_at: row.try_get("rotated_at")?,
+        last_used_at: row.try_get("last_used_at")?,
     })
 }
 
@@ -310,6 +311,27 @@ impl Store {
     }
 
     /// Every token (without secrets, but with their hashes for the server's token cache).
+    /// Records when tokens were last used: `(token id, RFC 3339 time)` pairs, batched by the
+    /// server. Telemetry, outside the write path (nothing is versioned or recorded); a time
+    /// never moves backwards, and a deleted token is skipped.
+    pub async fn record_token_use(&self, uses: &[(String, String)]) -> StoreResult<()> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer().begin().await?;
+        for (id, at) in uses {
+            sqlx::query(
+                "UPDATE tokens SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+            )
+            .bind(id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
         let rows = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"

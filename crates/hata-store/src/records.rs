@@ -63,6 +63,21 @@ pub struct TokenRecord {
     pub previous_valid_until: Option<String>,
     #[serde(skip)]
     pub previous_secret_hash: Option<String>,
+    /// When a request last authenticated with it (to the nearest ~10 s; telemetry).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
+}
+
+impl TokenRecord {
+    /// When the token stops working under `ages` (Unix nanoseconds): its expiry or its
+    /// maximum age, counted from its creation or last rotation, whichever comes first; and
+    /// whether the age is what ends it. Times that do not parse fail closed (due at once).
+    pub fn due(&self, ages: &hata_access::token::TokenAges) -> (Option<i128>, bool) {
+        let nanos = |t: &str| hata_core::operand::parse_rfc3339(t).unwrap_or(i128::MIN);
+        let issued = nanos(self.rotated_at.as_deref().unwrap_or(&self.created_at));
+        let expires = self.expires_at.as_deref().map(nanos);
+        (ages.due_at(issued, expires), ages.aged_out(issued, expires))
+    }
 }
 
 /// A user as the API shows it: never the password hash.

@@ -9,10 +9,12 @@ pub mod identity;
 pub mod passwords;
 pub mod session;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use axum::http::header;
+use hata_access::token::{Standing, TokenAges};
 use hata_access::{Principal, PrincipalKind};
 use hata_store::{Store, StoreResult, TokenKind, TokenRecord};
 use rustc_hash::FxHashMap;
@@ -26,68 +28,265 @@ pub struct TokenCache {
     /// Keyed by the raw SHA-256 (not its hex): the hot path hashes and looks up, nothing more.
     /// FxHash over a SHA-256 is enough: the keys are already uniformly spread, and callers
     /// cannot choose what is inserted.
-    by_hash: ArcSwap<FxHashMap<[u8; 32], Arc<TokenRecord>>>,
+    by_hash: ArcSwap<FxHashMap<[u8; 32], Entry>>,
     /// Bumped after every reload: open event streams re-check their token then.
     changed: watch::Sender<u64>,
+    /// The maximum age and the warning window (`--token-max-age-days`).
+    ages: TokenAges,
+    /// Token id → when it was last used (Unix seconds), kept across reloads; written by the hot
+    /// path at most once a second per token, flushed to the store by `run_use_flusher`.
+    uses: Mutex<FxHashMap<String, Arc<AtomicI64>>>,
+    /// Token id → the last use stored, and the last due-soon warning logged (Unix seconds).
+    flushed: Mutex<FxHashMap<String, (i64, i64)>>,
+}
+
+/// A cached secret: the token (its `expires_at` the moment it stops working: its expiry, its
+/// age limit or, for a rotated-out secret, the end of its grace period), why it stops then,
+/// and its last-use cell.
+#[derive(Clone)]
+struct Entry {
+    token: Arc<TokenRecord>,
+    due: Option<i128>,
+    ends_by: Ending,
+    used: Arc<AtomicI64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Expiry,
+    MaxAge,
+    Rotation,
 }
 
 impl Default for TokenCache {
     fn default() -> Self {
-        TokenCache {
-            by_hash: ArcSwap::default(),
-            changed: watch::channel(0).0,
-        }
+        TokenCache::new(TokenAges::default())
     }
 }
 
+fn nanos(t: &str) -> Option<i128> {
+    hata_core::operand::parse_rfc3339(t)
+}
+
+fn rfc3339_of(nanos: i128) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .map(hata_store::rfc3339)
+        .unwrap_or_default()
+}
+
+fn now_nanos() -> i128 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+}
+
 impl TokenCache {
+    pub fn new(ages: TokenAges) -> TokenCache {
+        TokenCache {
+            by_hash: ArcSwap::default(),
+            changed: watch::channel(0).0,
+            ages,
+            uses: Mutex::default(),
+            flushed: Mutex::default(),
+        }
+    }
+
+    pub fn ages(&self) -> TokenAges {
+        self.ages
+    }
+
     pub async fn reload(&self, store: &Store) -> StoreResult<()> {
+        let tokens = store.list_tokens().await?;
         let mut map = FxHashMap::default();
-        for t in store.list_tokens().await? {
-            // A rotated token's previous secret is the same token, expiring at the end of its
-            // grace period (or its own expiry, if sooner): the hot path checks one expiry.
+        let mut uses = self.uses.lock().unwrap_or_else(|e| e.into_inner());
+        let mut live_ids = std::collections::HashSet::new();
+        for t in tokens {
+            live_ids.insert(t.id.clone());
+            let used = uses.entry(t.id.clone()).or_default().clone();
+            let (due, aged_out) = t.due(&self.ages);
+            let ends_by = if aged_out {
+                Ending::MaxAge
+            } else {
+                Ending::Expiry
+            };
+            // A rotated token's previous secret is the same token, ending at the end of its
+            // grace period (or sooner, with the token): the hot path checks one time.
             if let (Some(previous), Some(until)) =
                 (&t.previous_secret_hash, &t.previous_valid_until)
             {
+                let grace = nanos(until).unwrap_or(i128::MIN);
+                let (old_due, old_end) = match due {
+                    Some(d) if d < grace => (d, ends_by),
+                    _ => (grace, Ending::Rotation),
+                };
+                // The record of the secret it stands for: streams opened with it follow it.
                 let mut old = t.clone();
-                old.expires_at = Some(earlier(t.expires_at.as_deref(), until).to_string());
+                old.expires_at = Some(rfc3339_of(old_due));
+                old.secret_hash = previous.clone();
+                old.previous_secret_hash = None;
+                old.previous_valid_until = None;
                 if let Some(key) = digest_of(previous) {
-                    map.insert(key, Arc::new(old));
+                    map.insert(
+                        key,
+                        Entry {
+                            token: Arc::new(old),
+                            due: Some(old_due),
+                            ends_by: old_end,
+                            used: used.clone(),
+                        },
+                    );
                 }
             }
-            if let Some(key) = digest_of(&t.secret_hash) {
-                map.insert(key, Arc::new(t));
+            let mut current = t;
+            current.expires_at = due.map(rfc3339_of);
+            if let Some(key) = digest_of(&current.secret_hash) {
+                map.insert(
+                    key,
+                    Entry {
+                        token: Arc::new(current),
+                        due,
+                        ends_by,
+                        used,
+                    },
+                );
             }
         }
+        uses.retain(|id, _| live_ids.contains(id));
+        drop(uses);
         self.by_hash.store(Arc::new(map));
         self.changed.send_modify(|g| *g += 1);
         Ok(())
     }
 
-    /// The live (unexpired) token with this secret.
+    /// The live token with this secret (and a note that it was used now).
     pub fn authenticate(&self, secret: &str) -> Option<Arc<TokenRecord>> {
         let key = hata_access::token::secret_digest(secret);
-        let token = self.by_hash.load().get(&key)?.clone();
-        // Most tokens never expire: no clock read for them.
-        let expired = token.expires_at.is_some()
-            && is_expired(
-                token.expires_at.as_deref(),
-                time::OffsetDateTime::now_utc().unix_timestamp_nanos(),
-            );
-        (!expired).then_some(token)
+        let map = self.by_hash.load();
+        let entry = map.get(&key)?;
+        let now = now_nanos();
+        if entry.due.is_some_and(|due| due <= now) {
+            return None;
+        }
+        // Written once a second at most: every replica's SDKs share a few tokens, and a
+        // store per request would bounce one cache line between all cores.
+        let seconds = (now / 1_000_000_000) as i64;
+        if entry.used.load(Ordering::Relaxed) < seconds {
+            entry.used.store(seconds, Ordering::Relaxed);
+        }
+        Some(entry.token.clone())
+    }
+
+    /// Why a secret that `authenticate` refused is refused, if it names a token at all: for
+    /// the 401's detail (a token past its expiry or its maximum age, or a rotated-out secret).
+    pub fn refusal(&self, secret: &str) -> Option<String> {
+        let key = hata_access::token::secret_digest(secret);
+        let map = self.by_hash.load();
+        let entry = map.get(&key)?;
+        let at = entry.token.expires_at.clone().unwrap_or_default();
+        let id = &entry.token.id;
+        Some(match entry.ends_by {
+            Ending::Expiry => format!("token {id} expired at {at}"),
+            Ending::Rotation => format!(
+                "this secret of token {id} was rotated out; it stopped working at {at}: use the new secret"
+            ),
+            Ending::MaxAge => format!(
+                "token {id} is older than the maximum token age ({} days since it was created or last rotated) and stopped working at {at}: rotate it (POST /api/v1/tokens/{id}/rotate) or create a new one",
+                self.ages.max_age.map(|a| a.as_secs() / 86_400).unwrap_or_default()
+            ),
+        })
+    }
+
+    /// The live token record of the secret with this (hex) hash: event streams hold hashes,
+    /// never secrets, and follow their own secret through rotations.
+    pub fn live_by_hash(&self, secret_hash: &str) -> Option<Arc<TokenRecord>> {
+        let map = self.by_hash.load();
+        let entry = map.get(&digest_of(secret_hash)?)?;
+        entry
+            .due
+            .is_none_or(|due| due > now_nanos())
+            .then(|| entry.token.clone())
     }
 
     /// The live token with this id (event streams hold ids, never secrets).
     pub fn live_by_id(&self, id: &str) -> Option<Arc<TokenRecord>> {
         let tokens = self.by_hash.load();
-        let token = tokens.values().find(|t| t.id == id)?;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
-        (!is_expired(token.expires_at.as_deref(), now)).then(|| token.clone())
+        let now = now_nanos();
+        // The current secret over one rotated out: the one that works longest.
+        tokens
+            .values()
+            .filter(|e| e.token.id == id && e.due.is_none_or(|due| due > now))
+            .max_by_key(|e| e.due.unwrap_or(i128::MAX))
+            .map(|e| e.token.clone())
     }
 
     /// A receiver that changes after every reload.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+
+    /// Uses not yet stored, as `(id, RFC 3339)`, and logs a warning (once a day per token)
+    /// for each used token that is due soon. Marks them stored; `unflushed` puts them back
+    /// when the store refused them.
+    fn take_uses(&self) -> Vec<(String, String)> {
+        let uses = self.uses.lock().unwrap_or_else(|e| e.into_inner());
+        let mut flushed = self.flushed.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.by_hash.load();
+        let now = now_nanos();
+        let mut out = Vec::new();
+        for (id, cell) in uses.iter() {
+            let used = cell.load(Ordering::Relaxed);
+            let (stored, warned) = flushed.entry(id.clone()).or_default();
+            if used <= *stored {
+                continue;
+            }
+            *stored = used;
+            out.push((id.clone(), rfc3339_of(i128::from(used) * 1_000_000_000)));
+            let Some(entry) = map.values().find(|e| &e.token.id == id) else {
+                continue;
+            };
+            let standing = self.ages.standing(entry.due, now);
+            if standing == Standing::DueSoon && used - *warned >= 86_400 {
+                *warned = used;
+                tracing::warn!(
+                    token = %id,
+                    name = %entry.token.name,
+                    stops_at = entry.token.expires_at.as_deref().unwrap_or(""),
+                    "token in use is due for rotation: it stops working soon; rotate it (POST /api/v1/tokens/{{id}}/rotate)"
+                );
+            }
+        }
+        flushed.retain(|id, _| uses.contains_key(id));
+        out
+    }
+
+    /// Puts back uses the store did not take, so the next flush tries them again.
+    fn unflushed(&self, uses: &[(String, String)]) {
+        let mut flushed = self.flushed.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, _) in uses {
+            if let Some((stored, _)) = flushed.get_mut(id) {
+                *stored = 0;
+            }
+        }
+    }
+
+    /// Stores the uses since the last flush.
+    pub async fn flush_uses(&self, store: &Store) {
+        let uses = self.take_uses();
+        if let Err(e) = store.record_token_use(&uses).await {
+            tracing::warn!(error = %e, "recording tokens' last use failed; retrying later");
+            self.unflushed(&uses);
+        }
+    }
+}
+
+/// How often tokens' last use is stored.
+pub const USE_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Stores tokens' last use every `USE_FLUSH_EVERY`, off the request path.
+pub async fn run_use_flusher(tokens: Arc<TokenCache>, store: Store) {
+    let mut every = tokio::time::interval(USE_FLUSH_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        tokens.flush_uses(&store).await;
     }
 }
 
@@ -97,15 +296,6 @@ fn digest_of(hex_hash: &str) -> Option<[u8; 32]> {
     let mut key = [0u8; 32];
     hex::decode_to_slice(hex_hash, &mut key).ok()?;
     Some(key)
-}
-
-/// The earlier of an optional expiry and a time, compared as instants.
-fn earlier<'a>(expires_at: Option<&'a str>, until: &'a str) -> &'a str {
-    let at = |t: &str| hata_core::operand::parse_rfc3339(t);
-    match expires_at {
-        Some(e) if at(e).zip(at(until)).is_some_and(|(e, u)| e < u) => e,
-        _ => until,
-    }
 }
 
 /// Whether a token with this expiry has expired at `now`: the store's one definition.
@@ -143,8 +333,17 @@ pub fn authenticate(
     let token = state
         .tokens
         .authenticate(secret)
-        .ok_or(AppError::Unauthorized)?;
+        .ok_or_else(|| refused(&state.tokens, secret))?;
     Ok(token_principal(&token))
+}
+
+/// The 401 of a refused secret: why, when it names a token that ended (off the hot path:
+/// only refused requests look).
+fn refused(tokens: &TokenCache, secret: &str) -> AppError {
+    match tokens.refusal(secret) {
+        Some(why) => AppError::TokenRefused(why),
+        None => AppError::Unauthorized,
+    }
 }
 
 /// What a token may do, as a `Principal`.
@@ -189,7 +388,9 @@ pub fn authenticate_evaluator(
     kinds: &[TokenKind],
 ) -> Result<Evaluator, AppError> {
     let secret = presented_secret(headers).ok_or(AppError::Unauthorized)?;
-    let token = tokens.authenticate(secret).ok_or(AppError::Unauthorized)?;
+    let token = tokens
+        .authenticate(secret)
+        .ok_or_else(|| refused(tokens, secret))?;
     if !kinds.contains(&token.kind) {
         let allowed: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         return Err(AppError::Forbidden(format!(

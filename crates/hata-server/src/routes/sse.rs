@@ -44,7 +44,9 @@ enum Feed {
 struct EventStream {
     serving: Arc<Serving>,
     tokens: Arc<TokenCache>,
-    token_id: String,
+    /// The hash of the secret the stream was opened with: it ends when that secret does
+    /// (revoked, expired, aged out, or rotated out at the end of its grace period).
+    secret_hash: String,
     project: String,
     environment: String,
     feed: Feed,
@@ -58,8 +60,9 @@ struct EventStream {
     token_changes: watch::Receiver<u64>,
     shutdown: watch::Receiver<bool>,
     heartbeat: Interval,
-    /// When the token expires: the stream ends then, not at the next heart-beat.
-    expires: Option<Instant>,
+    /// When the secret stops working: the stream ends then, not at the next heart-beat.
+    /// Reset when a token change moves it (a rotation).
+    expiry: std::pin::Pin<Box<tokio::time::Sleep>>,
     /// This stream's place under the caps; given back when the stream is dropped.
     _slot: StreamSlot,
 }
@@ -72,11 +75,16 @@ impl EventStream {
         }
     }
 
-    fn token_ok(&self) -> bool {
-        self.tokens.live_by_id(&self.token_id).is_some_and(|t| {
-            t.project.as_deref() == Some(self.project.as_str())
-                && t.environment.as_deref() == Some(self.environment.as_str())
-        })
+    /// Whether the stream's secret still works for its environment; follows a moved end.
+    fn token_ok(&mut self) -> bool {
+        let Some(token) = self.tokens.live_by_hash(&self.secret_hash) else {
+            return false;
+        };
+        self.expiry
+            .as_mut()
+            .reset(expiry_instant(token.expires_at.as_deref()));
+        token.project.as_deref() == Some(self.project.as_str())
+            && token.environment.as_deref() == Some(self.environment.as_str())
     }
 
     /// The next chunk of the body; `None` ends the stream.
@@ -87,18 +95,11 @@ impl EventStream {
         if *self.shutdown.borrow() {
             return None;
         }
-        let expiry = async {
-            match self.expires {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(expiry);
         loop {
             tokio::select! {
                 biased;
                 _ = self.shutdown.changed() => return None,
-                () = &mut expiry => return None,
+                () = self.expiry.as_mut() => return None,
                 changed = self.changes.changed() => {
                     changed.ok()?;
                     // The environment was deleted: end the stream; a reconnect gets a 404.
@@ -169,7 +170,7 @@ fn open(
     Ok(EventStream {
         serving: s.serving.clone(),
         tokens: s.tokens.clone(),
-        token_id: token.id.clone(),
+        secret_hash: token.secret_hash.clone(),
         project: env.project.clone(),
         environment: env.environment.clone(),
         feed,
@@ -179,14 +180,19 @@ fn open(
         token_changes: s.tokens.subscribe(),
         shutdown: s.serving.shutdown_signal(),
         heartbeat: tokio::time::interval_at(Instant::now() + period, period),
-        expires: token.expires_at.as_deref().map(expiry_instant),
+        expiry: Box::pin(tokio::time::sleep_until(expiry_instant(
+            token.expires_at.as_deref(),
+        ))),
         _slot: slot,
     })
 }
 
 /// The monotonic instant of an RFC 3339 expiry (now, if it is past or does not parse: the
-/// stream then ends at once, as the token check would end it).
-fn expiry_instant(expires_at: &str) -> Instant {
+/// stream then ends at once, as the token check would end it); a century away for none.
+fn expiry_instant(expires_at: Option<&str>) -> Instant {
+    let Some(expires_at) = expires_at else {
+        return Instant::now() + std::time::Duration::from_secs(100 * 365 * 86_400);
+    };
     let now_nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
     let left = hata_core::operand::parse_rfc3339(expires_at)
         .map_or(0, |at| at.saturating_sub(now_nanos).max(0));

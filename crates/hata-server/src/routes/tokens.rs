@@ -5,17 +5,17 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
-use hata_access::token::{binding_problems, parse_expiry};
+use hata_access::token::{binding_problems, parse_expiry, Standing, TokenAges};
 use hata_access::{MintedToken, Need, Principal, Role};
 use hata_core::validate::FieldError;
 use hata_store::{NewToken, Page, TokenKind, TokenRecord, WriteOp};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{written, Writer};
 use crate::auth::access::require;
 use crate::auth::Caller;
 use crate::error::{AppError, AppResult};
-use crate::extract::{JsonBody, OptionalJsonBody, Paging, Path, Query};
+use crate::extract::{page_limit, JsonBody, OptionalJsonBody, Path, Query};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -44,12 +44,58 @@ pub struct TokenRequest {
     expires_at: Option<String>,
 }
 
+/// `GET /tokens` query.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TokenQuery {
+    /// `true`: only tokens that stop working within 14 days (their expiry, or the maximum
+    /// token age) or already did: what to rotate now. A page may then hold fewer than
+    /// `limit` tokens.
+    due: Option<bool>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A token as lists show it: the record, when it stops working and where it stands.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenView {
+    #[serde(flatten)]
+    pub token: TokenRecord,
+    /// When the token stops working: its expiry or its maximum age (`--token-max-age-days`,
+    /// counted from creation or the last rotation), whichever comes first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub due_at: Option<String>,
+    /// `good`, `due_soon` (stops within 14 days: rotate it) or `overdue` (refused).
+    #[schema(value_type = String, pattern = "^(good|due_soon|overdue)$")]
+    pub standing: &'static str,
+}
+
+impl TokenView {
+    /// `token` as it stands at `now` (Unix nanoseconds) under `ages`.
+    pub fn of(token: TokenRecord, ages: TokenAges, now: i128) -> TokenView {
+        let (due, _) = token.due(&ages);
+        TokenView {
+            due_at: due.and_then(|d| {
+                time::OffsetDateTime::from_unix_timestamp_nanos(d)
+                    .ok()
+                    .map(hata_store::rfc3339)
+            }),
+            standing: ages.standing(due, now).as_str(),
+            token,
+        }
+    }
+}
+
 /// Admins see every token; owners the tokens of the projects they own; others none.
 async fn list(
     State(s): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
-    Query(p): Query<Paging>,
-) -> AppResult<Json<Page<TokenRecord>>> {
+    Query(p): Query<TokenQuery>,
+) -> AppResult<Json<Page<TokenView>>> {
     let owned: Option<Vec<String>> = (!caller.admin).then(|| {
         caller
             .projects
@@ -69,11 +115,23 @@ async fn list(
             })
         })
         .transpose()?;
-    Ok(Json(
-        s.store
-            .page_tokens_among(owned.as_deref(), p.limit()?, after)
-            .await?,
-    ))
+    let page = s
+        .store
+        .page_tokens_among(owned.as_deref(), page_limit(p.limit)?, after)
+        .await?;
+    let (ages, now) = (
+        s.tokens.ages(),
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos(),
+    );
+    Ok(Json(Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|t| TokenView::of(t, ages, now))
+            .filter(|v| p.due != Some(true) || v.standing != Standing::Good.as_str())
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Only admins create admin tokens; owners create tokens of their own project (a project
@@ -224,12 +282,21 @@ async fn rotate(
     let given = req
         .old_valid_until
         .unwrap_or_else(|| format_utc(now + DEFAULT_GRACE));
-    let previous_valid_until = parse_expiry(&given, now).map_err(|message| {
+    let asked = parse_expiry(&given, now).map_err(|message| {
         AppError::Invalid(vec![FieldError {
             field: "old_valid_until".into(),
             message: message.into(),
         }])
     })?;
+    // The old secret keeps working no longer than it would have without the rotation (its
+    // expiry or maximum age): rotating a token that has aged out does not revive it.
+    let previous_valid_until = match token.due(&s.tokens.ages()).0 {
+        Some(due) if hata_core::operand::parse_rfc3339(&asked).is_none_or(|a| due < a) => {
+            let due = time::OffsetDateTime::from_unix_timestamp_nanos(due).unwrap_or(now);
+            format_utc(due.max(now))
+        }
+        _ => asked,
+    };
     let minted = MintedToken::generate(token.kind);
     let mut out = s
         .write(
