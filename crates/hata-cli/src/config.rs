@@ -45,7 +45,8 @@ pub struct StoreArgs {
     /// body_timeout, max_connections, max_streams, max_streams_per_token,
     /// max_context_members, session_idle_timeout, session_max_age, lockout_after,
     /// lockout_duration, password_hashers, mfa_required_for_admins,
-    /// mfa_required_for_protected). Flags and HATA_* variables win over it.
+    /// mfa_required_for_protected, oidc_issuer, oidc_client_id, oidc_client_secret,
+    /// oidc_redirect_url, oidc_scopes). Flags and HATA_* variables win over it.
     #[arg(long, env = "HATA_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -139,9 +140,64 @@ pub struct IdentityArgs {
     /// authentication; API tokens are not affected [default: false]
     #[arg(long, env = "HATA_MFA_REQUIRED_FOR_PROTECTED", num_args = 0..=1, default_missing_value = "true")]
     pub mfa_required_for_protected: Option<bool>,
+    /// Single sign-on: the OpenID Connect provider's issuer URL (discovered at
+    /// <issuer>/.well-known/openid-configuration) [default: none, no single sign-on]
+    #[arg(long, env = "HATA_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The client id hata is registered under at the provider
+    #[arg(long, env = "HATA_OIDC_CLIENT_ID")]
+    pub oidc_client_id: Option<String>,
+    /// The client secret (environment or config file only: not a flag, so that it stays out
+    /// of the process list)
+    #[arg(skip)]
+    pub oidc_client_secret: Option<String>,
+    /// Where the provider sends browsers back; register it there
+    /// [default: <public url>/api/v1/auth/oidc/callback]
+    #[arg(long, env = "HATA_OIDC_REDIRECT_URL")]
+    pub oidc_redirect_url: Option<String>,
+    /// Space-separated scopes besides openid [default: email profile]
+    #[arg(long, env = "HATA_OIDC_SCOPES")]
+    pub oidc_scopes: Option<String>,
 }
 
 impl IdentityArgs {
+    /// Single sign-on, when an issuer is set: checked now (URLs, the client id), the provider
+    /// itself is reached at the first login.
+    fn oidc(
+        &self,
+        file: &FileSettings,
+    ) -> anyhow::Result<Option<std::sync::Arc<hata_server::sso::Sso>>> {
+        let Some(issuer) = self.oidc_issuer.clone().or(file.oidc_issuer.clone()) else {
+            return Ok(None);
+        };
+        let secret = std::env::var("HATA_OIDC_CLIENT_SECRET")
+            .ok()
+            .or(self.oidc_client_secret.clone())
+            .or(file.oidc_client_secret.clone())
+            .filter(|s| !s.is_empty());
+        let config = hata_server::sso::OidcConfig {
+            issuer,
+            client_id: self
+                .oidc_client_id
+                .clone()
+                .or(file.oidc_client_id.clone())
+                .unwrap_or_default(),
+            client_secret: secret,
+            redirect_url: self
+                .oidc_redirect_url
+                .clone()
+                .or(file.oidc_redirect_url.clone()),
+            scopes: self
+                .oidc_scopes
+                .clone()
+                .or(file.oidc_scopes.clone())
+                .map(|s| s.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default(),
+        };
+        let sso = hata_server::sso::Sso::new(config).map_err(anyhow::Error::msg)?;
+        Ok(Some(std::sync::Arc::new(sso)))
+    }
+
     fn resolve_with(
         self,
         file: &FileSettings,
@@ -186,6 +242,7 @@ impl IdentityArgs {
             sessions,
             lockout,
             hashing_concurrency: self.password_hashers.or(file.password_hashers).unwrap_or(0),
+            sso: self.oidc(file)?,
             mfa: hata_access::totp::MfaPolicy {
                 admins: self
                     .mfa_required_for_admins
@@ -276,6 +333,11 @@ struct FileSettings {
     password_hashers: Option<usize>,
     mfa_required_for_admins: Option<bool>,
     mfa_required_for_protected: Option<bool>,
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<String>,
+    oidc_redirect_url: Option<String>,
+    oidc_scopes: Option<String>,
 }
 
 /// The resolved settings.

@@ -25,6 +25,9 @@ pub enum AppError {
     /// secret (the detail says which and what to do).
     #[error("{0}")]
     TokenRefused(String),
+    /// A single sign-on that did not prove who the browser is (the detail says why).
+    #[error("{0}")]
+    SsoRefused(String),
     /// A login with a wrong email, password or code: one answer for all, so it does not tell
     /// which emails have accounts.
     #[error("the email, password or one-time code is wrong")]
@@ -123,6 +126,7 @@ impl IntoResponse for AppError {
             ),
             AppError::Unauthorized
             | AppError::TokenRefused(_)
+            | AppError::SsoRefused(_)
             | AppError::BadLogin
             | AppError::SecondFactorRequired => {
                 (StatusCode::UNAUTHORIZED, "Unauthorized", None, None)

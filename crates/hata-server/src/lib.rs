@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod request_id;
 pub mod router;
 pub mod routes;
+pub mod sso;
 pub mod state;
 
 pub use config::ServerConfig;

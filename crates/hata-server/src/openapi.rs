@@ -351,6 +351,14 @@ fn paging() -> Vec<Parameter> {
     Paging::into_params(|| Some(ParameterIn::Query))
 }
 
+fn sso_login_query() -> Vec<Parameter> {
+    crate::routes::sso::LoginQuery::into_params(|| Some(ParameterIn::Query))
+}
+
+fn sso_callback_query() -> Vec<Parameter> {
+    crate::routes::sso::CallbackQuery::into_params(|| Some(ParameterIn::Query))
+}
+
 fn token_query() -> Vec<Parameter> {
     TokenQuery::into_params(|| Some(ParameterIn::Query))
 }
@@ -675,6 +683,24 @@ pub const ROUTES: &[Route] = &[
     route("get", "/api/v1/auth/me", "identity", "The caller: kind, id, name, roles and (for a session) the CSRF token")
         .access(Access::Authenticated)
         .gives(of::<Me>),
+    route(
+        "get",
+        "/api/v1/auth/oidc/login",
+        "identity",
+        "Single sign-on: 303 to the OpenID provider (authorization code flow with PKCE); 404 when not configured",
+    )
+    .access(Access::Public)
+    .ok("303")
+    .query(sso_login_query),
+    route(
+        "get",
+        "/api/v1/auth/oidc/callback",
+        "identity",
+        "Single sign-on: where the provider sends the browser back; sets the session cookie and answers 303 to return_to; 401 naming what failed",
+    )
+    .access(Access::Public)
+    .ok("303")
+    .query(sso_callback_query),
     route(
         "post",
         "/api/v1/auth/totp",

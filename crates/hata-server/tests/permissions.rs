@@ -148,6 +148,8 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("delete", "/api/v1/tokens/{id}", "yy---yy---?"),
     ("post", "/api/v1/tokens/{id}/rotate", "yy---yy---?"),
     ("post", "/api/v1/auth/login", "yyyyyyyyyyy"),
+    ("get", "/api/v1/auth/oidc/login", "yyyyyyyyyyy"),
+    ("get", "/api/v1/auth/oidc/callback", "yyyyyyyyyyy"),
     ("post", "/api/v1/auth/logout", "-----yyy--?"),
     ("get", "/api/v1/auth/me", "yyyyyyyy--?"),
     // Enrolling leaves a pending authenticator: it changes nothing until confirmed.

@@ -30,7 +30,9 @@
 //! The `at` of the last change says how recent the content is.
 //!
 //! Not exported: sessions, users' login throttling (`failed_logins`, `retry_after`,
-//! `locked_until`) and two-factor authentication (TOTP secrets, recovery codes). Logins start
+//! `locked_until`), two-factor authentication (TOTP secrets, recovery codes) and single
+//! sign-on links (a user signing in through the provider after a move is linked again by
+//! its verified email). Logins start
 //! fresh after a move (everyone logs in again, with a clean failure count, and enrols an
 //! authenticator again), and session secrets and TOTP seeds never leave the store. Everything else that is state is
 //! kept. The document holds the stream-ticket signing key (`meta`), so tickets issued before a
@@ -249,7 +251,7 @@ impl std::fmt::Display for ImportSummary {
 
 /// Every table that holds state; an import needs them all empty (`meta` aside, see
 /// `Store::import`). `sessions` is not exported, but a store with sessions has users.
-const STATE_TABLES: [&str; 13] = [
+const STATE_TABLES: [&str; 14] = [
     "projects",
     "environments",
     "flags",
@@ -260,6 +262,7 @@ const STATE_TABLES: [&str; 13] = [
     "sessions",
     "user_totp",
     "recovery_codes",
+    "user_identities",
     "changes",
     "evaluation_counts",
     "flag_last_evaluated",
@@ -643,7 +646,7 @@ impl Store {
             Backend::Postgres => {
                 sqlx::query(
                     "LOCK TABLE projects, environments, flags, segments, tokens, users, memberships, \
-                     sessions, user_totp, recovery_codes, changes, evaluation_counts, \
+                     sessions, user_totp, recovery_codes, user_identities, changes, evaluation_counts, \
                      flag_last_evaluated, meta \
                      IN SHARE ROW EXCLUSIVE MODE",
                 )

@@ -159,6 +159,8 @@ pub struct MemberRecord {
 #[derive(Clone)]
 pub struct SessionUser {
     pub session_id: String,
+    /// The session was opened (or confirmed) with a second factor.
+    pub mfa: bool,
     pub csrf_token: String,
     pub created_at: String,
     pub last_seen_at: String,

@@ -211,7 +211,7 @@ impl Store {
     /// so a logout, a disabled user or a changed role takes effect at once on every replica.
     pub async fn session_user(&self, secret_hash: &str) -> StoreResult<Option<SessionUser>> {
         let row = sqlx::query(&format!(
-            "SELECT s.id AS session_id, s.csrf_token, s.created_at AS session_created_at, \
+            "SELECT s.id AS session_id, s.csrf_token, s.created_at AS session_created_at, s.mfa AS session_mfa, \
              s.last_seen_at, {} FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.secret_hash = $1",
             user_columns_of_u()
@@ -224,6 +224,7 @@ impl Store {
         let projects = self.user_projects(&user.id).await?;
         Ok(Some(SessionUser {
             session_id: row.try_get("session_id")?,
+            mfa: row.try_get::<i64, _>("session_mfa")? != 0,
             csrf_token: row.try_get("csrf_token")?,
             created_at: row.try_get("session_created_at")?,
             last_seen_at: row.try_get("last_seen_at")?,

@@ -399,6 +399,7 @@ async fn build_state(s: &Store) {
                 id: "ses_1".into(),
                 secret_hash: "sha256:session-secret".into(),
                 csrf_token: "csrf-1".into(),
+                mfa: false,
             },
             policy: SessionPolicy::default(),
             second_factor: None,

@@ -9,13 +9,27 @@ use super::passwords::PasswordWork;
 
 /// What `--session-idle`, `--session-max-age`, `--lockout-*`, `--password-hashers` and
 /// `--mfa-required-for-*` set.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct IdentityConfig {
     pub sessions: SessionPolicy,
     pub lockout: LockoutPolicy,
     /// Password hashes at once; 0: half the cores.
     pub hashing_concurrency: usize,
     pub mfa: MfaPolicy,
+    /// Single sign-on, when configured (`--oidc-*`).
+    pub sso: Option<std::sync::Arc<crate::sso::Sso>>,
+}
+
+impl std::fmt::Debug for IdentityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityConfig")
+            .field("sessions", &self.sessions)
+            .field("lockout", &self.lockout)
+            .field("hashing_concurrency", &self.hashing_concurrency)
+            .field("mfa", &self.mfa)
+            .field("sso", &self.sso.as_ref().map(|s| s.issuer().to_string()))
+            .finish()
+    }
 }
 
 pub struct Identity {
@@ -23,6 +37,7 @@ pub struct Identity {
     pub lockout: LockoutPolicy,
     pub passwords: PasswordWork,
     pub mfa: MfaPolicy,
+    pub sso: Option<std::sync::Arc<crate::sso::Sso>>,
 }
 
 impl Identity {
@@ -32,6 +47,7 @@ impl Identity {
             lockout: config.lockout,
             passwords: PasswordWork::new(config.hashing_concurrency),
             mfa: config.mfa,
+            sso: config.sso.clone(),
         }
     }
 }

@@ -89,7 +89,9 @@ pub async fn authenticate(
 }
 
 fn principal_of(found: SessionUser, mfa: &MfaPolicy) -> (Principal, SessionCaller) {
-    let admin = found.user.admin && mfa.admin_acts_as_admin(found.user.mfa);
+    // The session's own second factor, not the user's: a single sign-on login skips the
+    // authenticator.
+    let admin = found.user.admin && mfa.admin_acts_as_admin(found.mfa);
     let principal = Principal {
         kind: PrincipalKind::User,
         id: found.user.id.clone(),
@@ -107,7 +109,7 @@ fn principal_of(found: SessionUser, mfa: &MfaPolicy) -> (Principal, SessionCalle
         id: found.session_id,
         csrf_token: found.csrf_token,
         email: found.user.email,
-        mfa: found.user.mfa,
+        mfa: found.mfa,
         admin_needs_mfa: found.user.admin && !admin,
     };
     (principal, session)

@@ -66,7 +66,8 @@ pub struct Me {
     #[serde(skip_serializing_if = "Option::is_none")]
     email: Option<String>,
     admin: bool,
-    /// A session whose user has two-factor authentication on.
+    /// A session opened (or confirmed) with a second factor: an authenticator code, or a
+    /// single sign-on provider saying so. What the MFA policies read.
     mfa: bool,
     /// Project key → role (empty for admins, who hold every role).
     #[schema(value_type = BTreeMap<String, Role>)]
@@ -212,17 +213,50 @@ async fn attempt(
         }
         return Err(AppError::BadLogin);
     }
+    let (record, minted, cookie) = open_session(
+        s,
+        identity,
+        source,
+        headers,
+        &user.user,
+        second_factor,
+        false,
+    )
+    .await?;
+    tracing::info!(user = %record.id, session = %minted.id, client = %client, "login");
+    let mut response = Json(LoginResponse {
+        user: record,
+        csrf_token: minted.csrf_token,
+    })
+    .into_response();
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+/// Opens a session for `user` (a login: by password, or by single sign-on with `mfa` as the
+/// provider says): the user as now stored, the minted session, and its `Set-Cookie`. A user
+/// disabled or deleted meanwhile, or a second factor used meanwhile, is a `BadLogin`.
+pub(super) async fn open_session(
+    s: &AppState,
+    identity: &Identity,
+    source: &Source,
+    headers: &axum::http::HeaderMap,
+    user: &UserRecord,
+    second_factor: Option<hata_store::SecondFactor>,
+    mfa: bool,
+) -> AppResult<(UserRecord, MintedSession, axum::http::HeaderValue)> {
     let minted = MintedSession::generate();
-    let actor = Actor::user(user.user.id.clone(), user.user.name.clone());
+    let actor = Actor::user(user.id.clone(), user.name.clone());
     s.store
         .write(
             &meta(actor, headers),
             WriteOp::Login {
-                user_id: user.user.id.clone(),
+                user_id: user.id.clone(),
                 session: NewSession {
                     id: minted.id.clone(),
                     secret_hash: minted.secret_hash.clone(),
                     csrf_token: minted.csrf_token.clone(),
+                    mfa,
                 },
                 policy: identity.sessions,
                 second_factor,
@@ -230,22 +264,12 @@ async fn attempt(
         )
         .await
         .map_err(|e| match e {
-            // Disabled or deleted since the password was checked.
             hata_store::StoreError::NotFound(_) => AppError::BadLogin,
             e => e.into(),
         })?;
-    let record = s.store.get_user(&user.user.id).await?;
-    tracing::info!(user = %record.id, session = %minted.id, client = %client, "login");
-    let mut response = Json(LoginResponse {
-        user: record,
-        csrf_token: minted.csrf_token,
-    })
-    .into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        session::set_cookie(&minted.secret, source.https, identity.sessions.absolute),
-    );
-    Ok(response)
+    let record = s.store.get_user(&user.id).await?;
+    let cookie = session::set_cookie(&minted.secret, source.https, identity.sessions.absolute);
+    Ok((record, minted, cookie))
 }
 
 async fn logout(

@@ -11,6 +11,7 @@ pub mod projects;
 pub mod sdk;
 pub mod segments;
 pub mod sse;
+pub mod sso;
 pub mod tokens;
 pub mod totp;
 pub mod users;
@@ -39,6 +40,7 @@ pub fn admin_router() -> Router<AppState> {
         .merge(users::router())
         .merge(members::router())
         .merge(totp::router())
+        .merge(sso::router())
 }
 
 /// Settings of the evaluation endpoints, shared as an extension.

@@ -293,6 +293,7 @@ impl WriteTx {
                 .await
             }
             WriteOp::DisableTotp { user_id } => self.disable_totp(&user_id).await,
+            WriteOp::SsoUser { identity } => self.sso_user(identity).await,
         }
     }
 

@@ -23,6 +23,7 @@ mod projects;
 mod protected;
 mod segments;
 mod sessions;
+mod sso;
 mod state;
 mod tokens;
 mod totp;
@@ -120,6 +121,20 @@ pub struct NewSession {
     pub id: String,
     pub secret_hash: String,
     pub csrf_token: String,
+    /// Opened with a second factor (not counting a `second_factor` the login consumes, which
+    /// sets it too): a provider's word for single sign-on.
+    pub mfa: bool,
+}
+
+/// A person a single sign-on provider vouches for: the provider's issuer and subject, and what
+/// its ID token says of them.
+#[derive(Debug, Clone)]
+pub struct SsoIdentity {
+    pub issuer: String,
+    pub subject: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub name: String,
 }
 
 /// Which versions of a resource a write may replace: its `If-Match`. The check runs inside the
@@ -311,6 +326,12 @@ pub enum WriteOp {
         recovery_code_hashes: Vec<String>,
         keep_session: Option<String>,
     },
+    /// The user a single sign-on login is for: the one linked to the identity; else the user
+    /// with its email, linked now if the provider verified the email (409 otherwise); else a
+    /// new user without a password, created and linked. A disabled user is `NotFound`.
+    SsoUser {
+        identity: SsoIdentity,
+    },
     /// Turns two-factor authentication off (the user, after checking password and code, or an
     /// administrator for a user who lost the authenticator); removes the recovery codes. Off
     /// already: nothing to do, nothing recorded.
@@ -339,6 +360,7 @@ impl WriteOp {
             | WriteOp::EnrolTotp { user_id: id, .. }
             | WriteOp::ConfirmTotp { user_id: id, .. }
             | WriteOp::DisableTotp { user_id: id } => &[("user", id)],
+            WriteOp::SsoUser { .. } => &[],
             WriteOp::PutMember {
                 project, user_id, ..
             }
@@ -446,6 +468,17 @@ impl WriteOp {
             WriteOp::UpdateUser { update, .. } => {
                 check("name", check_text(&update.name));
                 check("password_hash", check_text(&update.password_hash));
+            }
+            // What a provider said: its issuer, the subject and the ID token's claims.
+            WriteOp::SsoUser { identity } => {
+                for (field, value) in [
+                    ("issuer", &identity.issuer),
+                    ("subject", &identity.subject),
+                    ("email", &identity.email),
+                    ("name", &identity.name),
+                ] {
+                    check(field, check_text(&value));
+                }
             }
             // Made by the server (a hex hash, a formatted time, ids it minted): nothing a
             // client wrote.

@@ -59,14 +59,15 @@ impl WriteTx {
             }
         }
         sqlx::query(
-            "INSERT INTO sessions (id, secret_hash, user_id, csrf_token, created_at, last_seen_at)
-             VALUES ($1, $2, $3, $4, $5, $5)",
+            "INSERT INTO sessions (id, secret_hash, user_id, csrf_token, created_at, last_seen_at, mfa)
+             VALUES ($1, $2, $3, $4, $5, $5, $6)",
         )
         .bind(&session.id)
         .bind(&session.secret_hash)
         .bind(user_id)
         .bind(&session.csrf_token)
         .bind(&self.now)
+        .bind(i64::from(session.mfa || factor.is_some()))
         .execute(&mut *self.tx)
         .await?;
         self.change(

@@ -88,6 +88,12 @@ impl WriteTx {
                 .await?;
         }
         self.set_mfa(user_id, true).await?;
+        // The session that confirmed proved the second factor just now.
+        sqlx::query("UPDATE sessions SET mfa = 1 WHERE user_id = $1 AND id = $2")
+            .bind(user_id)
+            .bind(keep_session.unwrap_or_default())
+            .execute(&mut *self.tx)
+            .await?;
         sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
             .bind(user_id)
             .bind(keep_session.unwrap_or_default())
@@ -124,6 +130,12 @@ impl WriteTx {
             return Ok((Some(to_value(&user)?), user.version));
         }
         self.set_mfa(user_id, false).await?;
+        // Turning it off is conservative: no open session of the user counts as two-factor
+        // any more (a later login says again how it was made).
+        sqlx::query("UPDATE sessions SET mfa = 0 WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *self.tx)
+            .await?;
         let new = self.user(user_id).await?;
         self.change(
             Action::Delete,

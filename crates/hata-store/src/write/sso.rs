@@ -1,0 +1,111 @@
+//! Single sign-on: the user a provider's identity is, linked or created in one transaction.
+//! Users are found by the (issuer, subject) link, never by email alone: an existing user is
+//! linked by email only when the provider verified that email.
+
+use hata_access::user::{name_problem, normalize_email};
+use hata_core::validate::{FieldError, ValidationErrors};
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use super::engine::{to_value, WriteTx};
+use super::SsoIdentity;
+use crate::change::{Action, ResourceType};
+use crate::error::{StoreError, StoreResult};
+
+impl WriteTx {
+    pub(super) async fn sso_user(
+        &mut self,
+        identity: SsoIdentity,
+    ) -> StoreResult<(Option<Value>, i64)> {
+        let linked =
+            sqlx::query("SELECT user_id FROM user_identities WHERE issuer = $1 AND subject = $2")
+                .bind(&identity.issuer)
+                .bind(&identity.subject)
+                .fetch_optional(&mut *self.tx)
+                .await?
+                .map(|r| r.try_get::<String, _>("user_id"))
+                .transpose()?;
+        let user_id = match linked {
+            Some(id) => id,
+            None => self.link_or_create(&identity).await?,
+        };
+        let user = self.user(&user_id).await?;
+        if user.disabled {
+            return Err(StoreError::NotFound(format!("user {user_id:?}")));
+        }
+        Ok((Some(to_value(&user)?), user.version))
+    }
+
+    async fn link_or_create(&mut self, identity: &SsoIdentity) -> StoreResult<String> {
+        let invalid = |field: &str, message: String| {
+            StoreError::Invalid(ValidationErrors(vec![FieldError::new(field, message)]))
+        };
+        let email = normalize_email(&identity.email)
+            .map_err(|m| invalid("email", format!("the provider's email claim {m}")))?;
+        let existing = sqlx::query("SELECT id FROM users WHERE email = $1")
+            .bind(&email)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .map(|r| r.try_get::<String, _>("id"))
+            .transpose()?;
+        let (user_id, created) = match existing {
+            Some(_) if !identity.email_verified => {
+                return Err(StoreError::Conflict {
+                    message: format!(
+                        "a user with email {email:?} exists and the provider has not verified that this account owns it"
+                    ),
+                    dependants: Vec::new(),
+                })
+            }
+            Some(id) => (id, false),
+            None => {
+                let id = hata_access::user::new_id();
+                let name = if name_problem(&identity.name).is_none() {
+                    identity.name.trim().to_string()
+                } else {
+                    email.clone()
+                };
+                sqlx::query(
+                    "INSERT INTO users (id, email, name, password_hash, admin, disabled, version, created_at, updated_at)
+                     VALUES ($1, $2, $3, NULL, 0, 0, 1, $4, $4)",
+                )
+                .bind(&id)
+                .bind(&email)
+                .bind(&name)
+                .bind(&self.now)
+                .execute(&mut *self.tx)
+                .await?;
+                (id, true)
+            }
+        };
+        sqlx::query(
+            "INSERT INTO user_identities (issuer, subject, user_id, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&identity.issuer)
+        .bind(&identity.subject)
+        .bind(&user_id)
+        .bind(&self.now)
+        .execute(&mut *self.tx)
+        .await?;
+        let user = self.user(&user_id).await?;
+        if created {
+            self.change(
+                Action::Create,
+                ResourceType::User,
+                None,
+                &user_id,
+                None,
+                Some(to_value(&user)?),
+            );
+        }
+        self.change(
+            Action::Update,
+            ResourceType::User,
+            None,
+            &user_id,
+            None,
+            Some(json!({ "linked": { "issuer": identity.issuer, "subject": identity.subject } })),
+        );
+        Ok(user_id)
+    }
+}
