@@ -21,6 +21,9 @@ pub enum AppError {
     Invalid(Vec<FieldError>),
     #[error("missing or invalid credentials")]
     Unauthorized,
+    /// A JWT that was refused, and why (never the token itself).
+    #[error("{0}")]
+    BadJwt(#[from] crate::auth::jwt::JwtError),
     /// A login with a wrong email, password or code: one answer for all, so it does not tell
     /// which emails have accounts.
     #[error("the email, password or one-time code is wrong")]
@@ -117,7 +120,10 @@ impl IntoResponse for AppError {
                 Some(errors),
                 None,
             ),
-            AppError::Unauthorized | AppError::BadLogin | AppError::SecondFactorRequired => {
+            AppError::Unauthorized
+            | AppError::BadJwt(_)
+            | AppError::BadLogin
+            | AppError::SecondFactorRequired => {
                 (StatusCode::UNAUTHORIZED, "Unauthorized", None, None)
             }
             AppError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "Busy", None, None),

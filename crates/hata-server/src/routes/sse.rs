@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Interval};
 
 use super::EvalSettings;
-use crate::auth::{authenticate_evaluator, TokenCache};
+use crate::auth::{authenticate_evaluator, Evaluator, TokenCache};
 use crate::error::AppError;
 use crate::extract::Query;
 use crate::AppState;
@@ -44,7 +44,9 @@ enum Feed {
 struct EventStream {
     serving: Arc<Serving>,
     tokens: Arc<TokenCache>,
-    token_id: String,
+    /// The token that must stay live; `None` for a JWT (it cannot be revoked: its stream ends
+    /// at its expiry).
+    token_id: Option<String>,
     project: String,
     environment: String,
     feed: Feed,
@@ -73,7 +75,10 @@ impl EventStream {
     }
 
     fn token_ok(&self) -> bool {
-        self.tokens.live_by_id(&self.token_id).is_some_and(|t| {
+        let Some(token_id) = &self.token_id else {
+            return true;
+        };
+        self.tokens.live_by_id(token_id).is_some_and(|t| {
             t.project.as_deref() == Some(self.project.as_str())
                 && t.environment.as_deref() == Some(self.environment.as_str())
         })
@@ -156,20 +161,34 @@ impl EventStream {
     }
 }
 
+/// Who holds a stream open: a token, or a verified JWT.
+enum Holder<'a> {
+    Token(&'a TokenRecord),
+    Jwt(&'a crate::auth::jwt::VerifiedJwt),
+}
+
 fn open(
     s: &AppState,
     settings: &EvalSettings,
-    token: &TokenRecord,
+    holder: Holder<'_>,
     env: &EnvServing,
     feed: Feed,
     sent: Option<RuleSetId>,
 ) -> Result<EventStream, AppError> {
-    let slot = settings.streams.take(&token.id)?;
+    let (key, token_id, expires) = match holder {
+        Holder::Token(token) => (
+            &token.id,
+            Some(token.id.clone()),
+            token.expires_at.as_deref().map(expiry_instant),
+        ),
+        Holder::Jwt(jwt) => (&jwt.key, None, Some(unix_instant(jwt.expires))),
+    };
+    let slot = settings.streams.take(key)?;
     let period = settings.heartbeat;
     Ok(EventStream {
         serving: s.serving.clone(),
         tokens: s.tokens.clone(),
-        token_id: token.id.clone(),
+        token_id,
         project: env.project.clone(),
         environment: env.environment.clone(),
         feed,
@@ -179,7 +198,7 @@ fn open(
         token_changes: s.tokens.subscribe(),
         shutdown: s.serving.shutdown_signal(),
         heartbeat: tokio::time::interval_at(Instant::now() + period, period),
-        expires: token.expires_at.as_deref().map(expiry_instant),
+        expires,
         _slot: slot,
     })
 }
@@ -192,6 +211,14 @@ fn expiry_instant(expires_at: &str) -> Instant {
         .map_or(0, |at| at.saturating_sub(now_nanos).max(0));
     let left = u64::try_from(left).unwrap_or(u64::MAX);
     Instant::now() + std::time::Duration::from_nanos(left)
+}
+
+/// The monotonic instant of a Unix time in seconds (now, if it is past).
+fn unix_instant(at: i64) -> Instant {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let left = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
+    // Far-future expiries are capped (an `Instant` overflows somewhere past centuries).
+    Instant::now() + std::time::Duration::from_secs(left.min(100 * 365 * 86_400))
 }
 
 /// Caps on open event streams, in total and per token, so that no caller (a leaked token
@@ -328,7 +355,7 @@ pub async fn ofrep_events(
         .ok_or_else(|| AppError::NotFound("the environment no longer exists".into()))?;
     // Without Last-Event-ID the client has what it fetched when the ticket was issued.
     let sent = last_event_id(&headers).or(Some(ticket.rule_set));
-    Ok(open(&s, &settings, &token, &env, Feed::Ofrep, sent)?.into_response(&env))
+    Ok(open(&s, &settings, Holder::Token(&token), &env, Feed::Ofrep, sent)?.into_response(&env))
 }
 
 /// `GET /api/v1/sdk/stream` (server token): the rule set on connect and after every change.
@@ -337,11 +364,16 @@ pub async fn sdk_stream(
     Extension(settings): Extension<Arc<EvalSettings>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let caller = authenticate_evaluator(&s.tokens, &headers, &[TokenKind::Server])?;
+    let caller =
+        authenticate_evaluator(&s.tokens, s.jwt.as_ref(), &headers, &[TokenKind::Server]).await?;
     let env = s
         .serving
         .get(caller.project(), caller.environment())
         .ok_or(AppError::NotLoaded)?;
     let sent = last_event_id(&headers);
-    Ok(open(&s, &settings, &caller.token, &env, Feed::Sdk, sent)?.into_response(&env))
+    let holder = match &caller {
+        Evaluator::Token(token) => Holder::Token(token),
+        Evaluator::Jwt(jwt) => Holder::Jwt(jwt),
+    };
+    Ok(open(&s, &settings, holder, &env, Feed::Sdk, sent)?.into_response(&env))
 }
