@@ -397,7 +397,10 @@ mod tests {
                admin = false"#,
         ];
         for text in bad {
-            assert!(toml::from_str::<RoleRule>(text).is_err(), "accepted: {text}");
+            assert!(
+                toml::from_str::<RoleRule>(text).is_err(),
+                "accepted: {text}"
+            );
         }
         let err = toml::from_str::<RoleRule>("claim = \"g\"\nvalue = \"x\"\n").unwrap_err();
         assert!(err.to_string().contains("exactly one of"), "{err}");
@@ -407,12 +410,16 @@ mod tests {
     fn identity_comes_from_sub_name_and_preferred_username() {
         let map = RoleMap::default();
         let p = map
-            .principal(&claims(json!({"sub": "svc-1", "name": "Deploy bot", "preferred_username": "deploy"})))
+            .principal(&claims(
+                json!({"sub": "svc-1", "name": "Deploy bot", "preferred_username": "deploy"}),
+            ))
             .unwrap();
         assert_eq!(p.kind, PrincipalKind::Jwt);
         assert_eq!((p.id.as_str(), p.name.as_str()), ("svc-1", "Deploy bot"));
         let p = map
-            .principal(&claims(json!({"sub": "svc-1", "preferred_username": "deploy"})))
+            .principal(&claims(
+                json!({"sub": "svc-1", "preferred_username": "deploy"}),
+            ))
             .unwrap();
         assert_eq!(p.name, "deploy");
         let p = map
@@ -423,7 +430,12 @@ mod tests {
         assert_eq!(p.name, "svc-1");
         // No roles from an empty table: authenticated, nothing more.
         assert!(!p.admin && p.projects.is_empty() && p.evaluates_in.is_none());
-        for bad in [json!({}), json!({"sub": ""}), json!({"sub": 7}), json!({"sub": null})] {
+        for bad in [
+            json!({}),
+            json!({"sub": ""}),
+            json!({"sub": 7}),
+            json!({"sub": null}),
+        ] {
             assert_eq!(
                 map.principal(&claims(bad)).unwrap_err(),
                 ClaimsError::NoSubject
@@ -609,9 +621,17 @@ mod tests {
             (json!({"exp": null}), 500, Err(NoExpiry)),
             (json!({"exp": "2000"}), 500, Err(NotNumeric("exp"))),
             (json!({"exp": true}), 500, Err(NotNumeric("exp"))),
-            (json!({"iss": "https://id.example.com/"}), 500, Err(WrongIssuer)),
+            (
+                json!({"iss": "https://id.example.com/"}),
+                500,
+                Err(WrongIssuer),
+            ),
             (json!({"iss": null}), 500, Err(WrongIssuer)),
-            (json!({"iss": ["https://id.example.com"]}), 500, Err(WrongIssuer)),
+            (
+                json!({"iss": ["https://id.example.com"]}),
+                500,
+                Err(WrongIssuer),
+            ),
             (json!({"aud": "other"}), 500, wrong_aud()),
             (json!({"aud": ["other"]}), 500, wrong_aud()),
             (json!({"aud": []}), 500, wrong_aud()),

@@ -188,8 +188,7 @@ fn parse_key_set(doc: &[u8]) -> Result<Vec<SigningKey>, String> {
         .into_iter()
         .filter_map(|v| serde_json::from_value::<Jwk>(v).ok())
         .filter_map(|jwk| {
-            if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature)
-            {
+            if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
                 return None;
             }
             let algorithms: Vec<Algorithm> = match &jwk.algorithm {
@@ -382,7 +381,11 @@ impl JwtVerifier {
         }
     }
 
-    async fn verify_uncached(self: &Arc<Self>, token: &str, now: i64) -> Result<VerifiedJwt, JwtError> {
+    async fn verify_uncached(
+        self: &Arc<Self>,
+        token: &str,
+        now: i64,
+    ) -> Result<VerifiedJwt, JwtError> {
         let mut parts = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())

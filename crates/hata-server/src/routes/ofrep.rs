@@ -325,8 +325,7 @@ async fn bulk(
             inactivity_delay_sec: INACTIVITY_DELAY_SEC,
         })
         .collect();
-    let rest = serde_json::to_writer(&mut out, &streams)
-    .and_then(|()| {
+    let rest = serde_json::to_writer(&mut out, &streams).and_then(|()| {
         out.extend_from_slice(b",\"metadata\":");
         serde_json::to_writer(
             &mut out,

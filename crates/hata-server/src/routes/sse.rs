@@ -355,7 +355,15 @@ pub async fn ofrep_events(
         .ok_or_else(|| AppError::NotFound("the environment no longer exists".into()))?;
     // Without Last-Event-ID the client has what it fetched when the ticket was issued.
     let sent = last_event_id(&headers).or(Some(ticket.rule_set));
-    Ok(open(&s, &settings, Holder::Token(&token), &env, Feed::Ofrep, sent)?.into_response(&env))
+    Ok(open(
+        &s,
+        &settings,
+        Holder::Token(&token),
+        &env,
+        Feed::Ofrep,
+        sent,
+    )?
+    .into_response(&env))
 }
 
 /// `GET /api/v1/sdk/stream` (server token): the rule set on connect and after every change.
