@@ -11,8 +11,10 @@
 //! - `session`: browser sessions (minting, lifetimes, the CSRF comparison).
 //! - `lockout`: what repeated failed logins do to an account.
 //! - `totp`: two-factor authentication (RFC 6238 codes, recovery codes).
+//! - `claims`: JWT claims → `Principal` (registered-claim checks and the role-mapping table).
 //! - `rate`: request budgets (GCRA), shared by the in-process and the Redis limiter.
 
+pub mod claims;
 pub mod lockout;
 pub mod password;
 pub mod permission;
@@ -25,6 +27,6 @@ pub mod totp;
 pub mod user;
 
 pub use permission::{authorize, Denied, Need};
-pub use principal::{Principal, PrincipalKind};
+pub use principal::{EvaluationAccess, Principal, PrincipalKind};
 pub use role::Role;
 pub use token::{MintedToken, TokenKind};

@@ -9,12 +9,12 @@
 //! | `Read(p)` | admins; viewers, editors and owners of `p` |
 //! | `Write(p)` | admins; editors and owners of `p` (flags, segments) |
 //! | `Own(p)` | admins; owners of `p` (environments, tokens, members) |
-//! | `Evaluate` | `server` and `client` tokens (their own environment) |
-//! | `EvaluateServer` | `server` tokens (the whole rule set) |
+//! | `Evaluate` | `server` and `client` tokens (their own environment), JWTs mapped to evaluate |
+//! | `EvaluateServer` | `server` tokens (the whole rule set), JWTs mapped to `evaluate = "server"` |
 //!
 //! `server` and `client` tokens have no other need: they only evaluate.
 
-use crate::principal::{Principal, PrincipalKind};
+use crate::principal::{EvaluationAccess, Principal, PrincipalKind};
 use crate::role::Role;
 use crate::token::TokenKind;
 
@@ -51,29 +51,27 @@ pub fn authorize(principal: &Principal, need: Need<'_>) -> Result<(), Denied> {
     );
     match need {
         Need::Evaluate | Need::EvaluateServer => {
-            let wanted: &[TokenKind] = if need == Need::Evaluate {
-                &[TokenKind::Server, TokenKind::Client]
+            let wanted: &[EvaluationAccess] = if need == Need::Evaluate {
+                &[EvaluationAccess::Server, EvaluationAccess::Client]
             } else {
-                &[TokenKind::Server]
+                &[EvaluationAccess::Server]
             };
-            match principal.kind {
-                PrincipalKind::Token(kind) if wanted.contains(&kind) => {
-                    if principal.evaluates_in.is_some() {
-                        Ok(())
-                    } else {
-                        Err(Denied(
-                            "the token is not bound to a project and environment".into(),
-                        ))
-                    }
-                }
-                _ => {
-                    let names: Vec<&str> = wanted.iter().map(|k| k.as_str()).collect();
-                    Err(Denied(format!(
-                        "{} cannot use this endpoint; it needs a {} token",
-                        describe(principal),
-                        names.join(" or ")
-                    )))
-                }
+            let may = principal.kind != PrincipalKind::User
+                && principal.evaluates_as.is_some_and(|a| wanted.contains(&a));
+            if !may {
+                let names: Vec<&str> = wanted.iter().map(|k| k.as_str()).collect();
+                return Err(Denied(format!(
+                    "{} cannot use this endpoint; it needs a {} token",
+                    describe(principal),
+                    names.join(" or ")
+                )));
+            }
+            if principal.evaluates_in.is_some() {
+                Ok(())
+            } else {
+                Err(Denied(
+                    "the token is not bound to a project and environment".into(),
+                ))
             }
         }
         _ if evaluator => Err(Denied(format!(
@@ -140,6 +138,11 @@ mod tests {
                 PrincipalKind::Token(TokenKind::Server | TokenKind::Client)
             )
             .then(|| ("shop".to_string(), "production".to_string())),
+            evaluates_as: match kind {
+                PrincipalKind::Token(TokenKind::Server) => Some(EvaluationAccess::Server),
+                PrincipalKind::Token(TokenKind::Client) => Some(EvaluationAccess::Client),
+                _ => None,
+            },
         }
     }
 

@@ -30,6 +30,33 @@ impl PrincipalKind {
     }
 }
 
+/// What an evaluating principal may fetch: `Server` the whole rule set (SDK config and
+/// stream) and OFREP; `Client` OFREP only. A `server` or `client` token's kind; for a JWT, what
+/// the role mapping grants (`evaluate = "server"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvaluationAccess {
+    Server,
+    Client,
+}
+
+impl EvaluationAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvaluationAccess::Server => "server",
+            EvaluationAccess::Client => "client",
+        }
+    }
+
+    /// The token kind that carries this access.
+    pub fn token_kind(self) -> TokenKind {
+        match self {
+            EvaluationAccess::Server => TokenKind::Server,
+            EvaluationAccess::Client => TokenKind::Client,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub kind: PrincipalKind,
@@ -41,8 +68,11 @@ pub struct Principal {
     pub admin: bool,
     /// Project key → role. Empty for admins (they need none) and for evaluation-only tokens.
     pub projects: BTreeMap<String, Role>,
-    /// For `server` and `client` tokens: the (project, environment) they evaluate in.
+    /// For `server` and `client` tokens (and JWTs mapped to evaluate): the (project,
+    /// environment) they evaluate in.
     pub evaluates_in: Option<(String, String)>,
+    /// What it may fetch there; `None` for principals that do not evaluate.
+    pub evaluates_as: Option<EvaluationAccess>,
 }
 
 impl Principal {

@@ -46,7 +46,9 @@ pub struct StoreArgs {
     /// max_context_members, session_idle_timeout, session_max_age, lockout_after,
     /// lockout_duration, password_hashers, mfa_required_for_admins,
     /// mfa_required_for_protected, oidc_issuer, oidc_client_id, oidc_client_secret,
-    /// oidc_redirect_url, oidc_scopes). Flags and HATA_* variables win over it.
+    /// oidc_redirect_url, oidc_scopes, jwt_issuer, jwt_audience, jwt_jwks_url,
+    /// jwt_algorithms, jwt_leeway, and [[role_mappings]] tables). Flags and HATA_* variables
+    /// win over it.
     #[arg(long, env = "HATA_CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -110,6 +112,79 @@ pub struct ServeArgs {
     pub limits: LimitArgs,
     #[command(flatten)]
     pub identity: IdentityArgs,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+}
+
+/// JWT bearer tokens of an identity provider (`hata serve`). Their claims map to roles by the
+/// configuration file's `[[role_mappings]]`.
+#[derive(Debug, Args)]
+pub struct JwtArgs {
+    /// Accept JWTs whose `iss` is this issuer as bearer tokens, e.g. https://id.example.com
+    /// [default: none, JWTs are not accepted]
+    #[arg(long, env = "HATA_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// The audience a JWT must name in `aud` (required with --jwt-issuer)
+    #[arg(long, env = "HATA_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// The issuer's key set (JWKS) URL [default: the jwks_uri of
+    /// <issuer>/.well-known/openid-configuration]
+    #[arg(long, env = "HATA_JWT_JWKS_URL")]
+    pub jwt_jwks_url: Option<String>,
+    /// Comma-separated signature algorithms accepted; HS* and none never are
+    /// [default: RS256,ES256,EdDSA,PS256]
+    #[arg(long, env = "HATA_JWT_ALGORITHMS")]
+    pub jwt_algorithms: Option<String>,
+    /// Seconds of clock difference tolerated on a JWT's exp and nbf [default: 60]
+    #[arg(long, env = "HATA_JWT_LEEWAY")]
+    pub jwt_leeway: Option<u64>,
+}
+
+impl JwtArgs {
+    fn resolve_with(
+        self,
+        file: &FileSettings,
+    ) -> anyhow::Result<Option<std::sync::Arc<hata_server::auth::jwt::JwtVerifier>>> {
+        use hata_server::auth::jwt::{parse_algorithm, JwtConfig, JwtVerifier};
+        let issuer = self.jwt_issuer.or(file.jwt_issuer.clone());
+        let audience = self.jwt_audience.or(file.jwt_audience.clone());
+        let jwks_url = self.jwt_jwks_url.or(file.jwt_jwks_url.clone());
+        let algorithms = self.jwt_algorithms.or(file.jwt_algorithms.clone());
+        let leeway = self.jwt_leeway.or(file.jwt_leeway);
+        let Some(issuer) = issuer.filter(|i| !i.is_empty()) else {
+            if audience.is_some() || jwks_url.is_some() || algorithms.is_some() || leeway.is_some()
+            {
+                bail!("jwt_issuer (--jwt-issuer / HATA_JWT_ISSUER) is not set: the other jwt_* settings need it");
+            }
+            if !file.role_mappings.is_empty() {
+                bail!("role_mappings are set but jwt_issuer (--jwt-issuer / HATA_JWT_ISSUER) is not: they map the claims of its JWTs");
+            }
+            return Ok(None);
+        };
+        let Some(audience) = audience.filter(|a| !a.is_empty()) else {
+            bail!(
+                "jwt_audience (--jwt-audience / HATA_JWT_AUDIENCE) is not set: a JWT must name \
+                 this server as its audience"
+            );
+        };
+        let mut config = JwtConfig::new(issuer, audience);
+        config.jwks_url = jwks_url.filter(|u| !u.is_empty());
+        if let Some(list) = algorithms {
+            config.algorithms = list
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(parse_algorithm)
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("jwt_algorithms (HATA_JWT_ALGORITHMS): {e}"))?;
+        }
+        if let Some(leeway) = leeway {
+            config.leeway = Duration::from_secs(leeway);
+        }
+        config.role_map = hata_access::claims::RoleMap::new(file.role_mappings.clone());
+        let verifier = JwtVerifier::new(config).map_err(anyhow::Error::msg)?;
+        Ok(Some(std::sync::Arc::new(verifier)))
+    }
 }
 
 /// Sessions and logins (`hata serve`).
@@ -338,6 +413,14 @@ struct FileSettings {
     oidc_client_secret: Option<String>,
     oidc_redirect_url: Option<String>,
     oidc_scopes: Option<String>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    jwt_jwks_url: Option<String>,
+    jwt_algorithms: Option<String>,
+    jwt_leeway: Option<u64>,
+    /// `[[role_mappings]]`: JWT claims → roles (`hata_access::claims::RoleRule`).
+    #[serde(default)]
+    role_mappings: Vec<hata_access::claims::RoleRule>,
 }
 
 /// The resolved settings.
@@ -365,6 +448,8 @@ pub struct Settings {
     /// start. Environment only, like the admin token.
     pub admin_user: Option<(String, String)>,
     pub identity: hata_server::auth::identity::IdentityConfig,
+    /// The JWT issuer's verifier (`--jwt-*`, `role_mappings`); `None`: JWTs are not accepted.
+    pub jwt: Option<std::sync::Arc<hata_server::auth::jwt::JwtVerifier>>,
 }
 
 /// The resolved connection and stream limits.
@@ -504,6 +589,7 @@ impl ServeArgs {
         let store = self.store.resolve_with(&file)?;
         let limits = self.limits.resolve_with(&file)?;
         let identity = self.identity.resolve_with(&file)?;
+        let jwt = self.jwt.resolve_with(&file)?;
         let admin_user = match (
             std::env::var("HATA_ADMIN_EMAIL").ok(),
             std::env::var("HATA_ADMIN_PASSWORD").ok(),
@@ -598,6 +684,88 @@ impl ServeArgs {
             admin_token,
             admin_user,
             identity,
+            jwt,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(file: &str, args: JwtArgs) -> anyhow::Result<Option<String>> {
+        let file: FileSettings = toml::from_str(file)?;
+        Ok(args.resolve_with(&file)?.map(|v| format!("{v:?}")))
+    }
+
+    fn none() -> JwtArgs {
+        JwtArgs {
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_jwks_url: None,
+            jwt_algorithms: None,
+            jwt_leeway: None,
+        }
+    }
+
+    #[test]
+    fn jwt_settings_come_from_the_file_and_flags() {
+        assert_eq!(jwt("", none()).unwrap(), None);
+        let file = r#"
+            jwt_issuer = "https://id.example.com"
+            jwt_audience = "hata"
+            jwt_algorithms = "ES256, EdDSA"
+
+            [[role_mappings]]
+            claim = "groups"
+            value = "flag-admins"
+            admin = true
+
+            [[role_mappings]]
+            claim = "groups"
+            value = "shop-editors"
+            project = "shop"
+            role = "editor"
+        "#;
+        let got = jwt(file, none()).unwrap().expect("a verifier");
+        assert!(got.contains("https://id.example.com"), "{got}");
+        // A flag wins over the file.
+        let args = JwtArgs {
+            jwt_jwks_url: Some("https://keys.example.com/jwks.json".into()),
+            ..none()
+        };
+        let got = jwt(file, args).unwrap().expect("a verifier");
+        assert!(got.contains("keys.example.com"), "{got}");
+    }
+
+    #[test]
+    fn bad_jwt_settings_fail_naming_the_setting() {
+        let cases = [
+            ("jwt_audience = \"hata\"", "jwt_issuer"),
+            (
+                "[[role_mappings]]\nclaim = \"g\"\nvalue = \"v\"\nadmin = true",
+                "role_mappings are set but jwt_issuer",
+            ),
+            ("jwt_issuer = \"https://id.example.com\"", "jwt_audience"),
+            (
+                "jwt_issuer = \"https://id.example.com\"\njwt_audience = \"h\"\njwt_algorithms = \"HS256\"",
+                "jwt_algorithms",
+            ),
+            (
+                "jwt_issuer = \"id.example.com\"\njwt_audience = \"h\"",
+                "--jwt-issuer",
+            ),
+            (
+                "jwt_issuer = \"https://id.example.com\"\njwt_audience = \"h\"\n[[role_mappings]]\nclaim = \"g\"\nvalue = \"v\"\nrole = \"owner\"",
+                "exactly one of",
+            ),
+        ];
+        for (file, says) in cases {
+            let err = jwt(file, none()).unwrap_err();
+            assert!(
+                format!("{err:#}").contains(says),
+                "{file}: {err:#} should name {says}"
+            );
+        }
     }
 }

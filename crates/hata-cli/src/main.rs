@@ -383,6 +383,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         max_context_members: limits.max_context_members,
         tls,
         identity: settings.identity.clone(),
+        jwt: settings.jwt.clone(),
         limits: std::sync::Arc::new(
             hata_server::limits::Limits::new(&settings.rate_limits).map_err(anyhow::Error::msg)?,
         ),

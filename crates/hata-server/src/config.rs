@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub identity: crate::auth::identity::IdentityConfig,
     /// Budgets of the admin API and of logins (off by default here; `hata serve` sets them).
     pub limits: std::sync::Arc<crate::limits::Limits>,
+    /// Accept JWTs of this issuer as bearer tokens (`auth::jwt`); `None`: only hata's tokens.
+    pub jwt: Option<std::sync::Arc<crate::auth::jwt::JwtVerifier>>,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +52,7 @@ impl Default for ServerConfig {
             tls: None,
             identity: Default::default(),
             limits: std::sync::Arc::new(crate::limits::Limits::unlimited()),
+            jwt: None,
         }
     }
 }

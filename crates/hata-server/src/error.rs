@@ -28,6 +28,9 @@ pub enum AppError {
     /// A single sign-on that did not prove who the browser is (the detail says why).
     #[error("{0}")]
     SsoRefused(String),
+    /// A JWT that was refused, and why (never the token itself).
+    #[error("{0}")]
+    BadJwt(#[from] crate::auth::jwt::JwtError),
     /// A login with a wrong email, password or code: one answer for all, so it does not tell
     /// which emails have accounts.
     #[error("the email, password or one-time code is wrong")]
@@ -127,6 +130,7 @@ impl IntoResponse for AppError {
             AppError::Unauthorized
             | AppError::TokenRefused(_)
             | AppError::SsoRefused(_)
+            | AppError::BadJwt(_)
             | AppError::BadLogin
             | AppError::SecondFactorRequired => {
                 (StatusCode::UNAUTHORIZED, "Unauthorized", None, None)

@@ -14,7 +14,9 @@ use crate::routes::{self, EvalSettings};
 use crate::{auth, openapi, AppState, ServerConfig};
 
 /// The whole application, ready for `axum::serve(listener, app.into_make_service())`.
-pub fn router(state: AppState, config: &ServerConfig) -> App {
+pub fn router(mut state: AppState, config: &ServerConfig) -> App {
+    // The verifier is configuration; every handler reaches it through the state.
+    state.jwt = config.jwt.clone();
     // `route_layer`: it runs after routing, so it knows the matched route and its access.
     let admin = routes::admin_router().route_layer(axum::middleware::from_fn_with_state(
         state.clone(),

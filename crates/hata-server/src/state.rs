@@ -17,6 +17,9 @@ pub struct AppState {
     pub tokens: Arc<auth::TokenCache>,
     pub serving: Arc<Serving>,
     pub tickets: Arc<Signer>,
+    /// The JWT issuer's verifier, when one is configured (`ServerConfig::jwt`; `router` sets
+    /// it).
+    pub jwt: Option<Arc<auth::jwt::JwtVerifier>>,
 }
 
 impl AppState {
@@ -45,6 +48,7 @@ impl AppState {
             tokens,
             serving: serving.clone(),
             tickets: Arc::new(Signer::new(key.as_bytes())),
+            jwt: None,
         };
         tokio::spawn(follow_changes(state.clone()));
         tokio::spawn(hata_serving::follow_changes(serving.clone()));

@@ -33,7 +33,7 @@ enum Credential {
 const PASSWORD: &str = "matrix password 4 tests";
 
 /// The principals, in column order.
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 12] = [
     "admin token",
     "owner token",
     "editor token",
@@ -44,144 +44,149 @@ const COLUMNS: [&str; 11] = [
     "viewer user",
     "server token",
     "client token",
+    "JWT (shop editor, server evaluation)",
     "nobody",
 ];
 
 /// (method, path) → expected cells, in `COLUMNS` order.
 const MATRIX: &[(&str, &str, &str)] = &[
-    ("get", "/api/v1/projects", "yyyyyyyy--?"),
-    ("post", "/api/v1/projects", "y----y----?"),
-    ("get", "/api/v1/projects/{project}", "yyyy-yyy--?"),
-    ("put", "/api/v1/projects/{project}", "yy---yy---?"),
-    ("delete", "/api/v1/projects/{project}", "y----y----?"),
+    ("get", "/api/v1/projects", "yyyyyyyy--y?"),
+    ("post", "/api/v1/projects", "y----y-----?"),
+    ("get", "/api/v1/projects/{project}", "yyyy-yyy--y?"),
+    ("put", "/api/v1/projects/{project}", "yy---yy----?"),
+    ("delete", "/api/v1/projects/{project}", "y----y-----?"),
     (
         "get",
         "/api/v1/projects/{project}/environments",
-        "yyyy-yyy--?",
+        "yyyy-yyy--y?",
     ),
     (
         "post",
         "/api/v1/projects/{project}/environments",
-        "yy---yy---?",
+        "yy---yy----?",
     ),
     (
         "get",
         "/api/v1/projects/{project}/environments/{env}",
-        "yyyy-yyy--?",
+        "yyyy-yyy--y?",
     ),
     (
         "put",
         "/api/v1/projects/{project}/environments/{env}",
-        "yy---yy---?",
+        "yy---yy----?",
     ),
     (
         "delete",
         "/api/v1/projects/{project}/environments/{env}",
-        "yy---yy---?",
+        "yy---yy----?",
     ),
     (
         "post",
         "/api/v1/projects/{project}/environments/{env}/evaluate",
-        "yyyy-yyy--?",
+        "yyyy-yyy--y?",
     ),
-    ("get", "/api/v1/projects/{project}/flags", "yyyy-yyy--?"),
-    ("post", "/api/v1/projects/{project}/flags", "yyy--yy---?"),
+    ("get", "/api/v1/projects/{project}/flags", "yyyy-yyy--y?"),
+    ("post", "/api/v1/projects/{project}/flags", "yyy--yy---y?"),
     (
         "get",
         "/api/v1/projects/{project}/flags/{flag}",
-        "yyyy-yyy--?",
+        "yyyy-yyy--y?",
     ),
     (
         "put",
         "/api/v1/projects/{project}/flags/{flag}",
-        "yyy--yy---?",
+        "yyy--yy---y?",
     ),
     (
         "patch",
         "/api/v1/projects/{project}/flags/{flag}",
-        "yyy--yy---?",
+        "yyy--yy---y?",
     ),
     (
         "delete",
         "/api/v1/projects/{project}/flags/{flag}",
-        "yyy--yy---?",
+        "yyy--yy---y?",
     ),
     (
         "get",
         "/api/v1/projects/{project}/flags/{flag}/environments/{env}",
-        "yyyy-yyy--?",
+        "yyyy-yyy--y?",
     ),
     (
         "put",
         "/api/v1/projects/{project}/flags/{flag}/environments/{env}",
-        "yyy--yy---?",
+        "yyy--yy---y?",
     ),
     (
         "patch",
         "/api/v1/projects/{project}/flags/{flag}/environments/{env}",
-        "yyy--yy---?",
+        "yyy--yy---y?",
     ),
     (
         "get",
         "/api/v1/projects/{project}/flags/{flag}/insights",
-        "yyyy-yyy--?",
+        "yyyy-yyy--y?",
     ),
-    ("get", "/api/v1/projects/{project}/segments", "yyyy-yyy--?"),
-    ("post", "/api/v1/projects/{project}/segments", "yyy--yy---?"),
+    ("get", "/api/v1/projects/{project}/segments", "yyyy-yyy--y?"),
+    (
+        "post",
+        "/api/v1/projects/{project}/segments",
+        "yyy--yy---y?",
+    ),
     (
         "get",
         "/api/v1/projects/{project}/segments/{segment}",
-        "yyyy-yyy--?",
+        "yyyy-yyy--y?",
     ),
     (
         "put",
         "/api/v1/projects/{project}/segments/{segment}",
-        "yyy--yy---?",
+        "yyy--yy---y?",
     ),
     (
         "delete",
         "/api/v1/projects/{project}/segments/{segment}",
-        "yyy--yy---?",
+        "yyy--yy---y?",
     ),
-    ("get", "/api/v1/tokens", "yyyyyyyy--?"),
-    ("post", "/api/v1/tokens", "yy---yy---?"),
-    ("delete", "/api/v1/tokens/{id}", "yy---yy---?"),
-    ("post", "/api/v1/tokens/{id}/rotate", "yy---yy---?"),
-    ("post", "/api/v1/auth/login", "yyyyyyyyyyy"),
-    ("get", "/api/v1/auth/oidc/login", "yyyyyyyyyyy"),
-    ("get", "/api/v1/auth/oidc/callback", "yyyyyyyyyyy"),
-    ("post", "/api/v1/auth/logout", "-----yyy--?"),
-    ("get", "/api/v1/auth/me", "yyyyyyyy--?"),
+    ("get", "/api/v1/tokens", "yyyyyyyy--y?"),
+    ("post", "/api/v1/tokens", "yy---yy----?"),
+    ("delete", "/api/v1/tokens/{id}", "yy---yy----?"),
+    ("post", "/api/v1/tokens/{id}/rotate", "yy---yy----?"),
+    ("post", "/api/v1/auth/login", "yyyyyyyyyyyy"),
+    ("get", "/api/v1/auth/oidc/login", "yyyyyyyyyyyy"),
+    ("get", "/api/v1/auth/oidc/callback", "yyyyyyyyyyyy"),
+    ("post", "/api/v1/auth/logout", "-----yyy---?"),
+    ("get", "/api/v1/auth/me", "yyyyyyyy--y?"),
     // Enrolling leaves a pending authenticator: it changes nothing until confirmed.
-    ("post", "/api/v1/auth/totp", "-----yyy--?"),
-    ("post", "/api/v1/auth/totp/confirm", "-----yyy--?"),
-    ("delete", "/api/v1/auth/totp", "-----yyy--?"),
-    ("get", "/api/v1/users", "y----y----?"),
-    ("post", "/api/v1/users", "y----y----?"),
-    ("get", "/api/v1/users/{id}", "y----y----?"),
-    ("patch", "/api/v1/users/{id}", "y----y----?"),
-    ("delete", "/api/v1/users/{id}", "y----y----?"),
-    ("delete", "/api/v1/users/{id}/totp", "y----y----?"),
-    ("put", "/api/v1/users/me/password", "-----yyy--?"),
-    ("get", "/api/v1/projects/{project}/members", "yyyy-yyy--?"),
+    ("post", "/api/v1/auth/totp", "-----yyy---?"),
+    ("post", "/api/v1/auth/totp/confirm", "-----yyy---?"),
+    ("delete", "/api/v1/auth/totp", "-----yyy---?"),
+    ("get", "/api/v1/users", "y----y-----?"),
+    ("post", "/api/v1/users", "y----y-----?"),
+    ("get", "/api/v1/users/{id}", "y----y-----?"),
+    ("patch", "/api/v1/users/{id}", "y----y-----?"),
+    ("delete", "/api/v1/users/{id}", "y----y-----?"),
+    ("delete", "/api/v1/users/{id}/totp", "y----y-----?"),
+    ("put", "/api/v1/users/me/password", "-----yyy---?"),
+    ("get", "/api/v1/projects/{project}/members", "yyyy-yyy--y?"),
     (
         "put",
         "/api/v1/projects/{project}/members/{user_id}",
-        "yy---yy---?",
+        "yy---yy----?",
     ),
     (
         "delete",
         "/api/v1/projects/{project}/members/{user_id}",
-        "yy---yy---?",
+        "yy---yy----?",
     ),
-    ("get", "/api/v1/sdk/config", "-----???y-?"),
-    ("get", "/api/v1/sdk/stream", "-----???y-?"),
-    ("post", "/ofrep/v1/evaluate/flags/{key}", "-----???yy?"),
-    ("post", "/ofrep/v1/evaluate/flags", "-----???yy?"),
-    ("get", "/ofrep/v1/events", "???????????"),
-    ("get", "/health/live", "yyyyyyyyyyy"),
-    ("get", "/health/ready", "yyyyyyyyyyy"),
-    ("get", "/openapi.json", "yyyyyyyyyyy"),
+    ("get", "/api/v1/sdk/config", "-----???y-y?"),
+    ("get", "/api/v1/sdk/stream", "-----???y-y?"),
+    ("post", "/ofrep/v1/evaluate/flags/{key}", "-----???yyy?"),
+    ("post", "/ofrep/v1/evaluate/flags", "-----???yyy?"),
+    ("get", "/ofrep/v1/events", "????????????"),
+    ("get", "/health/live", "yyyyyyyyyyyy"),
+    ("get", "/health/ready", "yyyyyyyyyyyy"),
+    ("get", "/openapi.json", "yyyyyyyyyyyy"),
 ];
 
 /// Finer checks inside handlers, each a cell too: (what, method, path, body, expected).
@@ -191,21 +196,21 @@ const EXTRA: &[(&str, &str, &str, &str)] = &[
         "create an admin token",
         "post",
         "/api/v1/tokens",
-        "y----y----?",
+        "y----y-----?",
     ),
     // Only an admin deletes an admin token.
     (
         "delete an admin token",
         "delete",
         "/api/v1/tokens/{admin}",
-        "y----y----?",
+        "y----y-----?",
     ),
     // Owners hand out roles of their project, as they hand out its tokens.
     (
         "give a role",
         "put",
         "/api/v1/projects/{project}/members/{user_id}",
-        "yy---yy---?",
+        "yy---yy----?",
     ),
 ];
 
@@ -302,17 +307,74 @@ fn cell(status: StatusCode) -> char {
 
 #[tokio::test]
 async fn every_route_against_every_principal_on_sqlite() {
-    every_route_against_every_principal(TestServer::start().await).await;
+    let (config, jwt) = with_jwt();
+    every_route_against_every_principal(TestServer::start_with(config).await, jwt).await;
 }
 
 #[tokio::test]
 async fn every_route_against_every_principal_on_postgres() {
-    if let Some(s) = TestServer::start_postgres().await {
-        every_route_against_every_principal(s).await;
+    let (config, jwt) = with_jwt();
+    if let Some(s) = TestServer::start_postgres_with(config).await {
+        every_route_against_every_principal(s, jwt).await;
     }
 }
 
-async fn every_route_against_every_principal(s: TestServer) {
+/// A server that accepts JWTs of a test issuer (its key given, not fetched), and a JWT whose
+/// `groups` make it an editor of shop that evaluates like a server token in development.
+fn with_jwt() -> (hata_server::ServerConfig, String) {
+    use base64::Engine;
+    #[derive(serde::Deserialize)]
+    struct File {
+        role_mappings: hata_access::claims::RoleMap,
+    }
+    let file: File = toml::from_str(
+        r#"
+        [[role_mappings]]
+        claim = "groups"
+        value = "shop-editors"
+        project = "shop"
+        role = "editor"
+
+        [[role_mappings]]
+        claim = "groups"
+        value = "shop-servers"
+        project = "shop"
+        environment = "development"
+        evaluate = "server"
+        "#,
+    )
+    .expect("role mappings");
+    let mut config = hata_server::auth::jwt::JwtConfig::new("https://id.example.com", "hata");
+    config.jwks_url = Some("http://127.0.0.1:9/unused".into());
+    config.role_map = file.role_mappings;
+    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("key");
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key_raw());
+    let verifier = hata_server::auth::jwt::JwtVerifier::new(config).expect("verifier");
+    verifier
+        .set_key_set(
+            json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k", "x": x}]})
+                .to_string()
+                .as_bytes(),
+        )
+        .expect("key set");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some("k".into());
+    let jwt = jsonwebtoken::encode(
+        &header,
+        &json!({"iss": "https://id.example.com", "aud": "hata", "sub": "matrix",
+                "exp": now + 3600, "groups": ["shop-editors", "shop-servers"]}),
+        &jsonwebtoken::EncodingKey::from_ed_der(&pair.serialize_der()),
+    )
+    .expect("sign");
+    let config = hata_server::ServerConfig {
+        jwt: Some(std::sync::Arc::new(verifier)),
+        ..Default::default()
+    };
+    (config, jwt)
+}
+
+async fn every_route_against_every_principal(s: TestServer, jwt: String) {
     s.project("shop").await;
     s.project("blog").await;
     s.flag("shop", json!({"key": "dark-mode", "type": "boolean"}))
@@ -341,6 +403,7 @@ async fn every_route_against_every_principal(s: TestServer) {
         user("viewer@example.com").await,
         Credential::Bearer(s.evaluation_token("server", "shop").await),
         Credential::Bearer(s.evaluation_token("client", "shop").await),
+        Credential::Bearer(jwt),
         Credential::Nobody,
     ];
 

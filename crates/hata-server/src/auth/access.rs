@@ -141,7 +141,7 @@ async fn authenticate(
     parts: &mut Parts,
 ) -> Result<(Principal, Option<SessionCaller>), AppError> {
     if super::presented_secret(&parts.headers).is_some() {
-        return Ok((super::authenticate(state, &parts.headers)?, None));
+        return Ok((super::authenticate(state, &parts.headers).await?, None));
     }
     let secret = session::cookie_secret(&parts.headers).ok_or(AppError::Unauthorized)?;
     let identity = parts

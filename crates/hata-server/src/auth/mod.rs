@@ -2,10 +2,12 @@
 //! for the database to learn who is calling. The cache is rebuilt after every token change.
 //! `access`: what each route needs, and the admin API's layer that enforces it.
 //! `session`: cookie sessions (users); `identity`: their settings; `passwords`: hashing off the
-//! async workers.
+//! async workers; `jwt`: JWT bearer tokens of a configured issuer (a bearer secret shaped like
+//! a JWT goes there when one is configured, every other one to the token cache).
 
 pub mod access;
 pub mod identity;
+pub mod jwt;
 pub mod passwords;
 pub mod session;
 
@@ -15,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use axum::http::header;
 use hata_access::token::{Standing, TokenAges};
-use hata_access::{Principal, PrincipalKind};
+use hata_access::{EvaluationAccess, Principal, PrincipalKind};
 use hata_store::{Store, StoreResult, TokenKind, TokenRecord};
 use rustc_hash::FxHashMap;
 use tokio::sync::watch;
@@ -94,7 +96,12 @@ impl TokenCache {
     }
 
     pub async fn reload(&self, store: &Store) -> StoreResult<()> {
-        let tokens = store.list_tokens().await?;
+        self.replace(store.list_tokens().await?);
+        Ok(())
+    }
+
+    /// Replaces the cache's tokens (what `reload` does with the store's).
+    pub fn replace(&self, tokens: Vec<TokenRecord>) {
         let mut map = FxHashMap::default();
         let mut uses = self.uses.lock().unwrap_or_else(|e| e.into_inner());
         let mut live_ids = std::collections::HashSet::new();
@@ -153,7 +160,6 @@ impl TokenCache {
         drop(uses);
         self.by_hash.store(Arc::new(map));
         self.changed.send_modify(|g| *g += 1);
-        Ok(())
     }
 
     /// The live token with this secret (and a note that it was used now).
@@ -323,13 +329,17 @@ pub fn presented_secret(headers: &axum::http::HeaderMap) -> Option<&str> {
 #[derive(Clone)]
 pub struct Caller(pub Arc<Principal>);
 
-/// The principal behind a request's credentials: 401 when there are none or they are not
-/// valid.
-pub fn authenticate(
+/// The principal behind a request's bearer credentials: 401 when there are none or they are
+/// not valid (the detail says why for a JWT, or a token that ended).
+pub async fn authenticate(
     state: &AppState,
     headers: &axum::http::HeaderMap,
 ) -> Result<Principal, AppError> {
     let secret = presented_secret(headers).ok_or(AppError::Unauthorized)?;
+    if let Some(verifier) = state.jwt.as_ref().filter(|_| jwt::looks_like_jwt(secret)) {
+        let verified = verifier.verify(secret).await?;
+        return Ok(verified.principal.clone());
+    }
     let token = state
         .tokens
         .authenticate(secret)
@@ -361,33 +371,67 @@ pub fn token_principal(token: &TokenRecord) -> Principal {
         admin: token.kind == TokenKind::Admin,
         projects,
         evaluates_in: token.project.clone().zip(token.environment.clone()),
+        evaluates_as: match token.kind {
+            TokenKind::Server => Some(EvaluationAccess::Server),
+            TokenKind::Client => Some(EvaluationAccess::Client),
+            _ => None,
+        },
     }
 }
 
-/// A token that may evaluate: `server` or `client`, bound to one project and environment.
+/// A caller that may evaluate: a `server` or `client` token, or a JWT mapped to evaluate; bound
+/// to one project and environment.
 #[derive(Clone)]
-pub struct Evaluator {
-    pub token: Arc<TokenRecord>,
+pub enum Evaluator {
+    Token(Arc<TokenRecord>),
+    Jwt(Arc<jwt::VerifiedJwt>),
 }
 
 impl Evaluator {
     pub fn project(&self) -> &str {
-        self.token.project.as_deref().unwrap_or_default()
+        match self {
+            Evaluator::Token(t) => t.project.as_deref().unwrap_or_default(),
+            Evaluator::Jwt(j) => j.principal.evaluates_in.as_ref().map_or("", |(p, _)| p),
+        }
     }
 
     pub fn environment(&self) -> &str {
-        self.token.environment.as_deref().unwrap_or_default()
+        match self {
+            Evaluator::Token(t) => t.environment.as_deref().unwrap_or_default(),
+            Evaluator::Jwt(j) => j.principal.evaluates_in.as_ref().map_or("", |(_, e)| e),
+        }
+    }
+
+    /// The key of rate limits and stream caps: the token id, or `jwt:<sub>`.
+    pub fn key(&self) -> &String {
+        match self {
+            Evaluator::Token(t) => &t.id,
+            Evaluator::Jwt(j) => &j.key,
+        }
     }
 }
 
-/// Authenticates an evaluation request: 401 without a live token, 403 unless its kind is one
-/// of `kinds` and it is bound to an environment.
-pub fn authenticate_evaluator(
+/// Authenticates an evaluation request: 401 without a live token or valid JWT, 403 unless it
+/// may evaluate (a token of one of `kinds`, a JWT mapped to the same access) and is bound to
+/// an environment. Only a JWT whose key is not cached yet waits (for the issuer's key set).
+pub async fn authenticate_evaluator(
     tokens: &TokenCache,
+    jwt: Option<&Arc<jwt::JwtVerifier>>,
     headers: &axum::http::HeaderMap,
     kinds: &[TokenKind],
 ) -> Result<Evaluator, AppError> {
     let secret = presented_secret(headers).ok_or(AppError::Unauthorized)?;
+    if let Some(verifier) = jwt.filter(|_| jwt::looks_like_jwt(secret)) {
+        let verified = verifier.verify(secret).await?;
+        let need = if kinds.contains(&TokenKind::Client) {
+            hata_access::Need::Evaluate
+        } else {
+            hata_access::Need::EvaluateServer
+        };
+        hata_access::authorize(&verified.principal, need)
+            .map_err(|denied| AppError::Forbidden(denied.0))?;
+        return Ok(Evaluator::Jwt(verified));
+    }
     let token = tokens
         .authenticate(secret)
         .ok_or_else(|| refused(tokens, secret))?;
@@ -404,7 +448,7 @@ pub fn authenticate_evaluator(
             "the token is not bound to a project and environment".into(),
         ));
     }
-    Ok(Evaluator { token })
+    Ok(Evaluator::Token(token))
 }
 
 #[cfg(test)]

@@ -104,6 +104,7 @@ fn principal_of(found: SessionUser, mfa: &MfaPolicy) -> (Principal, SessionCalle
             found.projects
         },
         evaluates_in: None,
+        evaluates_as: None,
     };
     let session = SessionCaller {
         id: found.session_id,

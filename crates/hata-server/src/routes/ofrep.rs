@@ -90,16 +90,15 @@ impl IntoResponse for Refused {
 }
 
 /// Auth, rate limit and the token's rule set: everything before evaluation.
-fn admit(
+async fn admit(
     s: &AppState,
     settings: &EvalSettings,
     headers: &HeaderMap,
 ) -> Result<(Evaluator, Arc<EnvServing>), Refused> {
-    let caller =
-        authenticate_evaluator(&s.tokens, headers, EVALUATOR_KINDS).map_err(Refused::App)?;
-    settings
-        .check_rate(&caller.token.id)
+    let caller = authenticate_evaluator(&s.tokens, s.jwt.as_ref(), headers, EVALUATOR_KINDS)
+        .await
         .map_err(Refused::App)?;
+    settings.check_rate(caller.key()).map_err(Refused::App)?;
     let env = s
         .serving
         .get(caller.project(), caller.environment())
@@ -122,7 +121,7 @@ async fn single(
             "the flag key in the path does not decode to UTF-8",
         );
     };
-    evaluate_single(&s, &settings, &key, &headers, body.map_err(body_rejection))
+    evaluate_single(&s, &settings, &key, &headers, body.map_err(body_rejection)).await
 }
 
 /// Where single-flag evaluations are served; the key is the one segment after it.
@@ -159,17 +158,17 @@ where
             ),
         }),
     };
-    evaluate_single(s, settings, key, &parts.headers, body)
+    evaluate_single(s, settings, key, &parts.headers, body).await
 }
 
-fn evaluate_single(
+async fn evaluate_single(
     s: &AppState,
     settings: &EvalSettings,
     key: &str,
     headers: &HeaderMap,
     body: Result<Bytes, Response>,
 ) -> Response {
-    match admit(s, settings, headers) {
+    match admit(s, settings, headers).await {
         Ok((_, env)) => evaluate_admitted(&env, key, body, settings.max_context_members),
         Err(refused) => refused.into_response(),
     }
@@ -243,7 +242,7 @@ async fn bulk(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (caller, mut env) = match admit(&s, &settings, &headers) {
+    let (caller, mut env) = match admit(&s, &settings, &headers).await {
         Ok(admitted) => admitted,
         Err(refused) => return refused.into_response(),
     };
@@ -299,9 +298,14 @@ async fn bulk(
     }
     let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
     let request = (peer, &uri, &headers);
-    let stream_url = match stream_url(&s, &settings, &caller, &env, request, now) {
-        Ok(url) => url,
-        Err(refused) => return refused.into_response(),
+    // A stream's ticket names a token, whose revocation ends the stream; a JWT caller gets
+    // no stream (an empty `eventStreams`: providers poll).
+    let stream_url = match &caller {
+        Evaluator::Token(token) => match stream_url(&s, &settings, token, &env, request, now) {
+            Ok(url) => Some(url),
+            Err(refused) => return refused.into_response(),
+        },
+        Evaluator::Jwt(_) => None,
     };
     // `bulkEvaluationSuccess`: {"flags": [...], "eventStreams": [...], "metadata": {...}}
     let mut out = Vec::with_capacity(512 + 160 * evaluations.len());
@@ -313,15 +317,15 @@ async fn bulk(
         write_evaluation(&env, e, &mut out);
     }
     out.extend_from_slice(b"],\"eventStreams\":");
-    let rest = serde_json::to_writer(
-        &mut out,
-        &[EventStream {
+    let streams: Vec<EventStream> = stream_url
+        .into_iter()
+        .map(|url| EventStream {
             kind: "sse",
-            url: stream_url,
+            url,
             inactivity_delay_sec: INACTIVITY_DELAY_SEC,
-        }],
-    )
-    .and_then(|()| {
+        })
+        .collect();
+    let rest = serde_json::to_writer(&mut out, &streams).and_then(|()| {
         out.extend_from_slice(b",\"metadata\":");
         serde_json::to_writer(
             &mut out,
@@ -355,20 +359,20 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 fn stream_url(
     s: &AppState,
     settings: &EvalSettings,
-    caller: &Evaluator,
+    token: &hata_store::TokenRecord,
     env: &EnvServing,
     (peer, uri, headers): (Option<SocketAddr>, &Uri, &HeaderMap),
     now: i64,
 ) -> Result<String, AppError> {
     let (_, period_end) = ticket_period(now);
-    let token_expiry = caller.token.expires_at.as_deref().and_then(|e| {
+    let token_expiry = token.expires_at.as_deref().and_then(|e| {
         time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339)
             .ok()
             .map(|t| t.unix_timestamp())
     });
     let expires = token_expiry.map_or(period_end, |t| t.min(period_end));
     let ticket = s.tickets.issue(&Ticket {
-        token_id: caller.token.id.clone(),
+        token_id: token.id.clone(),
         project: env.project.clone(),
         environment: env.environment.clone(),
         rule_set: env.id(),

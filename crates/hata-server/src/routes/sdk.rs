@@ -27,7 +27,8 @@ async fn config(
     Extension(_settings): Extension<Arc<EvalSettings>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let caller = authenticate_evaluator(&s.tokens, &headers, &[TokenKind::Server])?;
+    let caller =
+        authenticate_evaluator(&s.tokens, s.jwt.as_ref(), &headers, &[TokenKind::Server]).await?;
     let env = s
         .serving
         .get(caller.project(), caller.environment())

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Interval};
 
 use super::EvalSettings;
-use crate::auth::{authenticate_evaluator, TokenCache};
+use crate::auth::{authenticate_evaluator, Evaluator, TokenCache};
 use crate::error::AppError;
 use crate::extract::Query;
 use crate::AppState;
@@ -44,9 +44,10 @@ enum Feed {
 struct EventStream {
     serving: Arc<Serving>,
     tokens: Arc<TokenCache>,
-    /// The hash of the secret the stream was opened with: it ends when that secret does
-    /// (revoked, expired, aged out, or rotated out at the end of its grace period).
-    secret_hash: String,
+    /// The hash of the token secret the stream was opened with: it ends when that secret
+    /// does (revoked, expired, aged out, or rotated out at the end of its grace period).
+    /// `None` for a JWT (it cannot be revoked: its stream ends at its expiry).
+    secret_hash: Option<String>,
     project: String,
     environment: String,
     feed: Feed,
@@ -77,7 +78,10 @@ impl EventStream {
 
     /// Whether the stream's secret still works for its environment; follows a moved end.
     fn token_ok(&mut self) -> bool {
-        let Some(token) = self.tokens.live_by_hash(&self.secret_hash) else {
+        let Some(secret_hash) = &self.secret_hash else {
+            return true;
+        };
+        let Some(token) = self.tokens.live_by_hash(secret_hash) else {
             return false;
         };
         self.expiry
@@ -157,20 +161,34 @@ impl EventStream {
     }
 }
 
+/// Who holds a stream open: a token, or a verified JWT.
+enum Holder<'a> {
+    Token(&'a TokenRecord),
+    Jwt(&'a crate::auth::jwt::VerifiedJwt),
+}
+
 fn open(
     s: &AppState,
     settings: &EvalSettings,
-    token: &TokenRecord,
+    holder: Holder<'_>,
     env: &EnvServing,
     feed: Feed,
     sent: Option<RuleSetId>,
 ) -> Result<EventStream, AppError> {
-    let slot = settings.streams.take(&token.id)?;
+    let (key, secret_hash, expires) = match holder {
+        Holder::Token(token) => (
+            &token.id,
+            Some(token.secret_hash.clone()),
+            expiry_instant(token.expires_at.as_deref()),
+        ),
+        Holder::Jwt(jwt) => (&jwt.key, None, unix_instant(jwt.expires)),
+    };
+    let slot = settings.streams.take(key)?;
     let period = settings.heartbeat;
     Ok(EventStream {
         serving: s.serving.clone(),
         tokens: s.tokens.clone(),
-        secret_hash: token.secret_hash.clone(),
+        secret_hash,
         project: env.project.clone(),
         environment: env.environment.clone(),
         feed,
@@ -180,9 +198,7 @@ fn open(
         token_changes: s.tokens.subscribe(),
         shutdown: s.serving.shutdown_signal(),
         heartbeat: tokio::time::interval_at(Instant::now() + period, period),
-        expiry: Box::pin(tokio::time::sleep_until(expiry_instant(
-            token.expires_at.as_deref(),
-        ))),
+        expiry: Box::pin(tokio::time::sleep_until(expires)),
         _slot: slot,
     })
 }
@@ -198,6 +214,14 @@ fn expiry_instant(expires_at: Option<&str>) -> Instant {
         .map_or(0, |at| at.saturating_sub(now_nanos).max(0));
     let left = u64::try_from(left).unwrap_or(u64::MAX);
     Instant::now() + std::time::Duration::from_nanos(left)
+}
+
+/// The monotonic instant of a Unix time in seconds (now, if it is past).
+fn unix_instant(at: i64) -> Instant {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let left = u64::try_from(at.saturating_sub(now)).unwrap_or(0);
+    // Far-future expiries are capped (an `Instant` overflows somewhere past centuries).
+    Instant::now() + std::time::Duration::from_secs(left.min(100 * 365 * 86_400))
 }
 
 /// Caps on open event streams, in total and per token, so that no caller (a leaked token
@@ -334,7 +358,15 @@ pub async fn ofrep_events(
         .ok_or_else(|| AppError::NotFound("the environment no longer exists".into()))?;
     // Without Last-Event-ID the client has what it fetched when the ticket was issued.
     let sent = last_event_id(&headers).or(Some(ticket.rule_set));
-    Ok(open(&s, &settings, &token, &env, Feed::Ofrep, sent)?.into_response(&env))
+    Ok(open(
+        &s,
+        &settings,
+        Holder::Token(&token),
+        &env,
+        Feed::Ofrep,
+        sent,
+    )?
+    .into_response(&env))
 }
 
 /// `GET /api/v1/sdk/stream` (server token): the rule set on connect and after every change.
@@ -343,11 +375,16 @@ pub async fn sdk_stream(
     Extension(settings): Extension<Arc<EvalSettings>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let caller = authenticate_evaluator(&s.tokens, &headers, &[TokenKind::Server])?;
+    let caller =
+        authenticate_evaluator(&s.tokens, s.jwt.as_ref(), &headers, &[TokenKind::Server]).await?;
     let env = s
         .serving
         .get(caller.project(), caller.environment())
         .ok_or(AppError::NotLoaded)?;
     let sent = last_event_id(&headers);
-    Ok(open(&s, &settings, &caller.token, &env, Feed::Sdk, sent)?.into_response(&env))
+    let holder = match &caller {
+        Evaluator::Token(token) => Holder::Token(token),
+        Evaluator::Jwt(jwt) => Holder::Jwt(jwt),
+    };
+    Ok(open(&s, &settings, holder, &env, Feed::Sdk, sent)?.into_response(&env))
 }
