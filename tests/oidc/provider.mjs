@@ -21,6 +21,7 @@ const provider = new Provider(issuer, {
     openid: ['sub'],
     email: ['email', 'email_verified'],
     profile: ['name'],
+    groups: ['groups'],
   },
   // The ID token carries the claims (hata reads them from it, not from userinfo).
   conformIdTokenClaims: false,

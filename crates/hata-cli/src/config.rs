@@ -156,9 +156,6 @@ impl JwtArgs {
             {
                 bail!("jwt_issuer (--jwt-issuer / HATA_JWT_ISSUER) is not set: the other jwt_* settings need it");
             }
-            if !file.role_mappings.is_empty() {
-                bail!("role_mappings are set but jwt_issuer (--jwt-issuer / HATA_JWT_ISSUER) is not: they map the claims of its JWTs");
-            }
             return Ok(None);
         };
         let Some(audience) = audience.filter(|a| !a.is_empty()) else {
@@ -268,6 +265,7 @@ impl IdentityArgs {
                 .or(file.oidc_scopes.clone())
                 .map(|s| s.split_whitespace().map(str::to_string).collect())
                 .unwrap_or_default(),
+            role_map: hata_access::claims::RoleMap::new(file.role_mappings.clone()),
         };
         let sso = hata_server::sso::Sso::new(config).map_err(anyhow::Error::msg)?;
         Ok(Some(std::sync::Arc::new(sso)))
@@ -590,6 +588,9 @@ impl ServeArgs {
         let limits = self.limits.resolve_with(&file)?;
         let identity = self.identity.resolve_with(&file)?;
         let jwt = self.jwt.resolve_with(&file)?;
+        if !file.role_mappings.is_empty() && jwt.is_none() && identity.sso.is_none() {
+            bail!("role_mappings are set but neither jwt_issuer nor oidc_issuer is: they map the claims of their tokens");
+        }
         let admin_user = match (
             std::env::var("HATA_ADMIN_EMAIL").ok(),
             std::env::var("HATA_ADMIN_PASSWORD").ok(),
@@ -742,10 +743,6 @@ mod tests {
     fn bad_jwt_settings_fail_naming_the_setting() {
         let cases = [
             ("jwt_audience = \"hata\"", "jwt_issuer"),
-            (
-                "[[role_mappings]]\nclaim = \"g\"\nvalue = \"v\"\nadmin = true",
-                "role_mappings are set but jwt_issuer",
-            ),
             ("jwt_issuer = \"https://id.example.com\"", "jwt_audience"),
             (
                 "jwt_issuer = \"https://id.example.com\"\njwt_audience = \"h\"\njwt_algorithms = \"HS256\"",

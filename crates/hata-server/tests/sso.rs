@@ -21,6 +21,25 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 const SECRET: &str = "provider client secret for tests";
 
+/// The role mappings, as an operator writes them in the configuration file.
+const MAPPINGS: &str = r#"
+[[role_mappings]]
+claim = "groups"
+value = "flag-admins"
+admin = true
+
+[[role_mappings]]
+claim = "groups"
+value = "shop-editors"
+project = "shop"
+role = "editor"
+"#;
+
+#[derive(serde::Deserialize)]
+struct Mappings {
+    role_mappings: hata_access::claims::RoleMap,
+}
+
 /// The installed provider, or `None` (a skip) outside CI.
 fn provider_dir() -> Option<PathBuf> {
     let deps = std::env::var("HATA_CLIENT_DEPS")
@@ -58,8 +77,10 @@ async fn provider(dir: &PathBuf, port: u16, redirect: &str) -> Provider {
         "port": port,
         "clients": [{"client_id": "hata", "client_secret": SECRET, "redirect_uris": [redirect]}],
         "accounts": {
-            "ann-at-idp": {"email": "ann@example.com", "email_verified": true, "name": "Ann Lee"},
-            "bo-at-idp": {"email": "bo@example.com", "email_verified": true, "name": "Bo"},
+            "ann-at-idp": {"email": "ann@example.com", "email_verified": true, "name": "Ann Lee",
+                           "groups": ["shop-editors"]},
+            "bo-at-idp": {"email": "bo@example.com", "email_verified": true, "name": "Bo",
+                          "groups": ["flag-admins"]},
             "eve-at-idp": {"email": "victim@example.com", "email_verified": false, "name": "Eve"},
         },
     });
@@ -98,7 +119,10 @@ fn config(issuer: &str) -> ServerConfig {
         client_id: "hata".into(),
         client_secret: Some(SECRET.into()),
         redirect_url: None,
-        scopes: Vec::new(),
+        scopes: vec!["email".into(), "profile".into(), "groups".into()],
+        role_map: toml::from_str::<Mappings>(MAPPINGS)
+            .expect("mappings")
+            .role_mappings,
     })
     .expect("sso");
     ServerConfig {
@@ -168,6 +192,8 @@ async fn single_sign_on_creates_links_and_refuses() {
     let Some(dir) = provider_dir() else { return };
     let port = free_port();
     let s = TestServer::start_with(config(&format!("http://127.0.0.1:{port}"))).await;
+    s.project("shop").await;
+    s.project("blog").await;
     let provider = provider(&dir, port, &s.url("/api/v1/auth/oidc/callback")).await;
     assert_eq!(provider.issuer, format!("http://127.0.0.1:{port}"));
 
@@ -201,6 +227,11 @@ async fn single_sign_on_creates_links_and_refuses() {
         .await
         .expect(StatusCode::OK);
     assert_eq!(user.body["password_set"], false);
+    // The provider's groups made her editor of shop; blog, which no mapping names, is
+    // given by hand and stays.
+    assert_eq!(user.body["projects"], json!({"shop": "editor"}));
+    s.member("blog", &id, "viewer").await;
+    s.member("shop", &id, "owner").await;
 
     // Again, in another browser: the same user, found by its link.
     let again = browser();
@@ -214,6 +245,15 @@ async fn single_sign_on_creates_links_and_refuses() {
         .await
         .expect("json");
     assert_eq!(me["id"], id.as_str());
+    let user = s
+        .get(&format!("/api/v1/users/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        user.body["projects"],
+        json!({"blog": "viewer", "shop": "editor"}),
+        "shop is the provider's to say"
+    );
 
     // An existing user is linked when the provider verified the email...
     let bo = s
@@ -230,6 +270,7 @@ async fn single_sign_on_creates_links_and_refuses() {
         .await
         .expect("json");
     assert_eq!(me["id"], bo.as_str());
+    assert_eq!(me["admin"], true, "flag-admins are administrators");
     // ...and not when it did not: no account takeover by an unverified address.
     s.user("victim@example.com", "a long enough password 1", false)
         .await;

@@ -40,8 +40,8 @@ pub use notice::{ChangeNotice, EnvRevision, RuleSetDelta, RuleSetWrite};
 pub use records::*;
 pub use sqlite::SqliteSynchronous;
 pub use write::{
-    Expected, NewSession, NewToken, NewUser, SecondFactor, SsoIdentity, UserUpdate, WriteMeta,
-    WriteOp, WriteOutcome,
+    Expected, NewSession, NewToken, NewUser, SecondFactor, SsoIdentity, SsoRoles, UserUpdate,
+    WriteMeta, WriteOp, WriteOutcome,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

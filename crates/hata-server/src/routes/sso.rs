@@ -157,6 +157,7 @@ async fn callback(
         name: verified.name.clone().unwrap_or_else(|| email.clone()),
         email,
         email_verified: verified.email_verified,
+        roles: sso.roles(&verified.claims),
     };
     let meta = hata_store::WriteMeta::new(
         hata_store::Actor {

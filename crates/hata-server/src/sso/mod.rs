@@ -32,6 +32,9 @@ pub struct OidcConfig {
     pub redirect_url: Option<String>,
     /// Scopes besides `openid` (default `email profile`).
     pub scopes: Vec<String>,
+    /// The role-mapping table (`[[role_mappings]]`, shared with JWTs): what the ID token's
+    /// claims make the user at each login. Empty: roles are given by hand.
+    pub role_map: hata_access::claims::RoleMap,
 }
 
 impl std::fmt::Debug for OidcConfig {
@@ -73,6 +76,8 @@ pub struct Verified {
     /// The provider says the person used more than one factor (`amr` has `mfa`, `otp`,
     /// `hwk` or `swk`, RFC 8176).
     pub mfa: bool,
+    /// Every claim of the (verified) ID token, for the role mappings.
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 pub struct Sso {
@@ -108,6 +113,36 @@ impl Sso {
 
     pub fn issuer(&self) -> &str {
         self.issuer.as_str()
+    }
+
+    /// What the role mappings make of `claims`: `None` without mappings.
+    pub fn roles(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<hata_store::SsoRoles> {
+        use hata_access::claims::Grant;
+        let rules = &self.config.role_map.rules;
+        if rules.is_empty() {
+            return None;
+        }
+        let mut roles = hata_store::SsoRoles::default();
+        for rule in rules {
+            match &rule.grant {
+                Grant::Admin => {
+                    let matched = rule.matches(claims);
+                    roles.admin = Some(roles.admin.unwrap_or(false) || matched);
+                }
+                Grant::Role { project, role } => {
+                    let entry = roles.projects.entry(project.clone()).or_insert(None);
+                    if rule.matches(claims) {
+                        *entry = Some(entry.map_or(*role, |held| held.max(*role)));
+                    }
+                }
+                // Evaluation grants are for machines' JWTs, not people.
+                Grant::Evaluate { .. } => {}
+            }
+        }
+        Some(roles)
     }
 
     /// The configured redirect URL, or this server's callback at `base` (`scheme://host`).
@@ -227,6 +262,20 @@ impl Sso {
                 return Err(SsoError::Rejected(format!("ID token: {e}")));
             }
         };
+        // The verified token's own payload: custom claims (groups, roles) the typed claims
+        // leave out.
+        let all_claims = id_token
+            .to_string()
+            .split('.')
+            .nth(1)
+            .and_then(|p| {
+                use base64::Engine;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p)
+                    .ok()
+            })
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
         let mfa = claims.auth_method_refs().is_some_and(|amr| {
             amr.iter()
                 .any(|m| matches!(m.as_str(), "mfa" | "otp" | "hwk" | "swk"))
@@ -240,6 +289,7 @@ impl Sso {
                 .and_then(|n| n.get(None))
                 .map(|n| n.as_str().to_string()),
             mfa,
+            claims: all_claims,
         })
     }
 }

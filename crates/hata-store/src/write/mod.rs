@@ -135,6 +135,19 @@ pub struct SsoIdentity {
     pub email: String,
     pub email_verified: bool,
     pub name: String,
+    /// The roles the provider's claims map to, when role mappings are configured.
+    pub roles: Option<SsoRoles>,
+}
+
+/// What a single sign-on login sets of a user's roles: only what the role mappings govern,
+/// so roles given by hand elsewhere stay.
+#[derive(Debug, Clone, Default)]
+pub struct SsoRoles {
+    /// `Some` when a mapping grants admin: the user is admin exactly when a rule matched.
+    pub admin: Option<bool>,
+    /// Each project a mapping names: the role the claims give there, or `None` (no
+    /// membership). Projects that do not exist are skipped.
+    pub projects: std::collections::BTreeMap<String, Option<Role>>,
 }
 
 /// Which versions of a resource a write may replace: its `If-Match`. The check runs inside the

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use super::engine::{to_value, WriteTx};
-use super::SsoIdentity;
+use super::{SsoIdentity, SsoRoles};
 use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 
@@ -33,7 +33,48 @@ impl WriteTx {
         if user.disabled {
             return Err(StoreError::NotFound(format!("user {user_id:?}")));
         }
+        if let Some(roles) = &identity.roles {
+            self.sync_roles(&user_id, user.admin, roles).await?;
+        }
+        let user = self.user(&user_id).await?;
         Ok((Some(to_value(&user)?), user.version))
+    }
+
+    /// Sets what the role mappings govern: the admin flag (the last administrator stays,
+    /// `update_user`'s rule) and the memberships of the projects they name. Each change is
+    /// recorded like a change by hand.
+    async fn sync_roles(
+        &mut self,
+        user_id: &str,
+        admin_now: bool,
+        roles: &SsoRoles,
+    ) -> StoreResult<()> {
+        if let Some(admin) = roles.admin.filter(|a| *a != admin_now) {
+            let update = super::UserUpdate {
+                admin: Some(admin),
+                ..super::UserUpdate::default()
+            };
+            self.update_user(user_id, &super::Expected::Any, update)
+                .await?;
+        }
+        for (project, role) in &roles.projects {
+            let held = match self.member(project, user_id).await {
+                Ok(held) => held,
+                Err(StoreError::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let result = match (role, held) {
+                (Some(role), _) => self.put_member(project, user_id, *role).await.map(|_| ()),
+                (None, Some(_)) => self.delete_member(project, user_id).await.map(|_| ()),
+                (None, None) => Ok(()),
+            };
+            match result {
+                // A project that does not exist (yet): nothing to be a member of.
+                Err(StoreError::NotFound(_)) => {}
+                other => other?,
+            }
+        }
+        Ok(())
     }
 
     async fn link_or_create(&mut self, identity: &SsoIdentity) -> StoreResult<String> {

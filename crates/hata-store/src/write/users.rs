@@ -281,7 +281,11 @@ impl WriteTx {
         Ok((None, 1))
     }
 
-    async fn member(&mut self, project: &str, user_id: &str) -> StoreResult<Option<MemberRecord>> {
+    pub(super) async fn member(
+        &mut self,
+        project: &str,
+        user_id: &str,
+    ) -> StoreResult<Option<MemberRecord>> {
         let row = sqlx::query(&format!(
             "{MEMBER_SELECT} WHERE m.project = $1 AND m.user_id = $2"
         ))
