@@ -87,6 +87,8 @@ class Replica:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HATA_")}
         env.update({"HATA_ADMIN_TOKEN": ADMIN_TOKEN, "HATA_DATABASE_URL": database_url,
                     "HATA_DATA_DIR": data, "HATA_LISTEN": f"127.0.0.1:{self.port}",
+                    # Benchmarks write through the admin API in bulk: no admin budget.
+                    "HATA_ADMIN_RATE_LIMIT": "0",
                     "RUST_LOG": env.get("RUST_LOG", "warn")})
         env.update(extra_env or {})
         self.proc = subprocess.Popen([binary, "serve"], env=env, stdin=subprocess.DEVNULL,

@@ -42,7 +42,7 @@ sleep 3
 AUTH="" measure ceiling 7381 / $CP
 kill $CP; wait $CP 2>/dev/null || true
 
-HATA_ADMIN_TOKEN=bench-admin-token-0123456789 valgrind --tool=callgrind \
+HATA_ADMIN_TOKEN=bench-admin-token-0123456789 HATA_ADMIN_RATE_LIMIT=0 valgrind --tool=callgrind \
   --callgrind-out-file="$W/hata.out.%p" "$BIN" serve --data-dir "$W/data" --listen 127.0.0.1:7380 2>"$W/hata.log" &
 HP=$!
 for _ in $(seq 1 120); do curl -sf localhost:7380/health/ready >/dev/null && break; sleep 1; done

@@ -107,8 +107,9 @@ start_hata() {
   mkdir -p "$WORK/hata-data"
   # Many open streams need many descriptors.
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  # Seeding is bulk load through the admin API: no admin budget (default 100/min) for it.
   bench_spawn HATA_PID "$WORK/hata.log" \
-    env HATA_ADMIN_TOKEN="$HATA_ADMIN_TOKEN" "$HATA_BIN" serve --data-dir "$WORK/hata-data" --listen "127.0.0.1:$port"
+    env HATA_ADMIN_TOKEN="$HATA_ADMIN_TOKEN" HATA_ADMIN_RATE_LIMIT=0 "$HATA_BIN" serve --data-dir "$WORK/hata-data" --listen "127.0.0.1:$port"
   wait_http "$HATA_URL/health/live" hata "$HATA_PID" "$WORK/hata.log"
   log "hata up on :$port (pid $HATA_PID, RSS $(rss_kb "$HATA_PID") kB); seeding $flags flags"
   SEED=$WORK/seed.json
@@ -125,7 +126,7 @@ restart_hata() {
   kill -INT "$HATA_PID"
   wait "$HATA_PID" 2>/dev/null || true
   bench_spawn HATA_PID "$WORK/hata-restarted.log" \
-    env HATA_ADMIN_TOKEN="$HATA_ADMIN_TOKEN" "$HATA_BIN" serve --data-dir "$WORK/hata-data" --listen "127.0.0.1:$port"
+    env HATA_ADMIN_TOKEN="$HATA_ADMIN_TOKEN" HATA_ADMIN_RATE_LIMIT=0 "$HATA_BIN" serve --data-dir "$WORK/hata-data" --listen "127.0.0.1:$port"
   wait_http "$HATA_URL/health/ready" hata "$HATA_PID" "$WORK/hata-restarted.log"
   log "restarted on the seeded data (pid $HATA_PID, RSS $(rss_kb "$HATA_PID") kB)"
 }
