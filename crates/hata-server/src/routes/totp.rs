@@ -186,32 +186,13 @@ async fn disable_own(
     Writer(w): Writer,
     JsonBody(req): JsonBody<TotpRemoval>,
 ) -> AppResult<StatusCode> {
-    let creds = s.store.user_credentials(&caller.id).await?;
-    if !creds.user.mfa {
+    if !s.store.get_user(&caller.id).await?.mfa {
         return Err(AppError::NotFound(
             "two-factor authentication is not on".into(),
         ));
     }
-    let stored = creds
-        .password_hash
-        .clone()
-        .unwrap_or_else(|| hata_access::password::decoy_hash().to_string());
-    let password_ok =
-        identity.passwords.verify(req.password, stored).await? && creds.password_hash.is_some();
-    if !password_ok {
-        s.write(
-            &w,
-            WriteOp::LoginFailed {
-                user_id: caller.id.clone(),
-                policy: identity.lockout,
-            },
-        )
+    super::users::check_own_password(&s, &identity, &w, &caller.id, req.password, "password")
         .await?;
-        return Err(AppError::Invalid(vec![FieldError::new(
-            "password",
-            "is not the current password",
-        )]));
-    }
     if second_factor(&s, &caller.id, &req.code).await?.is_none() {
         return Err(wrong_code("code"));
     }

@@ -222,6 +222,42 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The caller's credentials, once `password` (the body's `field`) is checked to be their
+/// current password: for what a person confirms with it (a new password, turning two-factor
+/// authentication off). A wrong one is a 422 naming `field` and counts as a failed login
+/// (slow-down and lockout), as a guess at the login would.
+pub(super) async fn check_own_password(
+    s: &AppState,
+    identity: &Identity,
+    w: &hata_store::WriteMeta,
+    user_id: &str,
+    password: String,
+    field: &str,
+) -> AppResult<hata_store::UserCredentials> {
+    let creds = s.store.user_credentials(user_id).await?;
+    let stored = creds
+        .password_hash
+        .clone()
+        .unwrap_or_else(|| hata_access::password::decoy_hash().to_string());
+    let ok = identity.passwords.verify(password, stored).await? && creds.password_hash.is_some();
+    if !ok {
+        s.store
+            .write(
+                w,
+                WriteOp::LoginFailed {
+                    user_id: user_id.to_string(),
+                    policy: identity.lockout,
+                },
+            )
+            .await?;
+        return Err(AppError::Invalid(vec![FieldError::new(
+            field,
+            "is not the current password",
+        )]));
+    }
+    Ok(creds)
+}
+
 /// A user changes their own password: the current one is checked (a wrong one counts as a
 /// failed login), the new one against the policy; every other session of the user ends.
 async fn change_own_password(
@@ -232,28 +268,7 @@ async fn change_own_password(
     Writer(w): Writer,
     JsonBody(req): JsonBody<PasswordChange>,
 ) -> AppResult<StatusCode> {
-    let creds = s.store.user_credentials(&caller.id).await?;
-    let stored = creds
-        .password_hash
-        .clone()
-        .unwrap_or_else(|| hata_access::password::decoy_hash().to_string());
-    let current_ok =
-        identity.passwords.verify(req.current, stored).await? && creds.password_hash.is_some();
-    if !current_ok {
-        s.store
-            .write(
-                &w,
-                WriteOp::LoginFailed {
-                    user_id: caller.id.clone(),
-                    policy: identity.lockout,
-                },
-            )
-            .await?;
-        return Err(AppError::Invalid(vec![FieldError::new(
-            "current",
-            "is not the current password",
-        )]));
-    }
+    let creds = check_own_password(&s, &identity, &w, &caller.id, req.current, "current").await?;
     if let Some(problem) = password_problems(&req.new, &creds.user.email, "new") {
         return Err(AppError::Invalid(vec![problem]));
     }
