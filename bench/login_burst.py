@@ -10,52 +10,21 @@ hashing (that budget is per account and address; this measures the hashing bound
 
     HATA_LOGIN_RATE_LIMIT=0 bench/with-hata.sh -- python3 bench/login_burst.py
 
-Python 3 standard library only.
+Python 3 standard library only; shares `request` and `single_eval` with attacks.py.
 """
 
 import argparse
-import json
 import os
+import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
-URL = os.environ["HATA_URL"]
-ADMIN = os.environ["HATA_ADMIN_TOKEN"]
-SEED = json.load(open(os.environ["HATA_SEED"]))
+# The same client and evaluation probe as the hardening figures.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from attacks import ADMIN, request, single_eval  # noqa: E402
+
 EMAIL = "burst@example.com"
 PASSWORD = "a long enough password for the burst"
-
-
-def request(method, path, body=None, token=None, timeout=60):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(URL + path, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    start = time.perf_counter()
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            r.read()
-            status = r.status
-    except urllib.error.HTTPError as e:
-        e.read()
-        status = e.code
-    return status, (time.perf_counter() - start) * 1000
-
-
-def single_eval(n):
-    key = SEED["sample"]["rules"]
-    body = {"context": {"targetingKey": "user-1", "email": "a@b.c", "plan": "pro", "age": 30}}
-    got = [request("POST", f"/ofrep/v1/evaluate/flags/{key}", body, SEED["server_token"])
-           for _ in range(n)]
-    ms = sorted(t for _, t in got)
-    return {
-        "p50_ms": round(ms[len(ms) // 2], 2),
-        "p99_ms": round(ms[int(len(ms) * 0.99) - 1], 2),
-        "statuses": sorted({s for s, _ in got}),
-    }
 
 
 def main():

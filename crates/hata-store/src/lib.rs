@@ -276,6 +276,13 @@ pub fn now_rfc3339() -> String {
     rfc3339(time::OffsetDateTime::now_utc())
 }
 
+/// `nanos` (Unix nanoseconds) as `rfc3339` writes it; `None` out of `time`'s range.
+pub fn rfc3339_nanos(nanos: i128) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .map(rfc3339)
+}
+
 /// `at` in UTC as the store writes every time: RFC 3339 with milliseconds, so that times it
 /// wrote compare as text in the order they happened.
 pub fn rfc3339(at: time::OffsetDateTime) -> String {

@@ -71,9 +71,7 @@ fn nanos(t: &str) -> Option<i128> {
 }
 
 fn rfc3339_of(nanos: i128) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .map(hata_store::rfc3339)
-        .unwrap_or_default()
+    hata_store::rfc3339_nanos(nanos).unwrap_or_default()
 }
 
 fn now_nanos() -> i128 {

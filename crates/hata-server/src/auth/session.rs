@@ -40,13 +40,18 @@ const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// The session cookie's secret, if the request carries one.
 pub fn cookie_secret(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, COOKIE)
+}
+
+/// The value of the cookie `name`, if the request carries a non-empty one.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.trim())
         .filter(|v| !v.is_empty())
 }
@@ -190,9 +195,11 @@ pub fn origin_of(parts: &Parts) -> Option<Origin> {
 /// The client's address as the log and the budgets name it (through trusted proxies), or
 /// `unknown`.
 pub fn client_ip(parts: &Parts) -> String {
-    origin_of(parts)
-        .and_then(|o| o.client_ip)
-        .map(|ip| ip.to_string())
+    name_ip(origin_of(parts).and_then(|o| o.client_ip))
+}
+
+fn name_ip(ip: Option<std::net::IpAddr>) -> String {
+    ip.map(|ip| ip.to_string())
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -202,6 +209,15 @@ pub fn client_ip(parts: &Parts) -> String {
 pub struct Source {
     pub client_ip: Option<std::net::IpAddr>,
     pub https: bool,
+    /// `scheme://host` the request reached this server at (through trusted proxies).
+    pub reached_at: Option<String>,
+}
+
+impl Source {
+    /// The client's address as the log and the change record name it, or `unknown`.
+    pub fn client(&self) -> String {
+        name_ip(self.client_ip)
+    }
 }
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Source {
@@ -212,7 +228,8 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Source {
         let origin = origin_of(parts);
         Ok(Source {
             client_ip: origin.as_ref().and_then(|o| o.client_ip),
-            https: origin.is_some_and(|o| o.scheme == "https"),
+            https: origin.as_ref().is_some_and(|o| o.scheme == "https"),
+            reached_at: origin.and_then(|o| Some(format!("{}://{}", o.scheme, o.host?))),
         })
     }
 }

@@ -98,12 +98,12 @@ impl Limits {
         Ok(Limits {
             admin: quota(config.admin_per_minute),
             login: quota(config.login_per_minute),
-            local: LocalBudgets::default(),
             shared: config
                 .redis_url
                 .as_deref()
                 .map(SharedBudgets::new)
                 .transpose()?,
+            ..Limits::unlimited()
         })
     }
 

@@ -106,10 +106,7 @@ async fn login(
             message: m.into(),
         }])
     })?;
-    let client = source
-        .client_ip
-        .map(|ip| ip.to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let client = source.client();
     let mut tightest: Option<Decision> = None;
     for key in [format!("ip:{client}"), format!("account:{email}")] {
         let Some(decision) = limits.check(Scope::Login, &key).await else {

@@ -69,16 +69,14 @@ fn sso_error(e: SsoError) -> AppError {
     }
 }
 
-/// This server's `scheme://host`, for the default redirect URL.
-fn base_url(settings: &EvalSettings, source: &Source, headers: &HeaderMap) -> String {
-    if let Some(url) = &settings.public_url {
-        return url.trim_end_matches('/').to_string();
+/// This server's base URL, for the default redirect URL: `--public-url`, else where the
+/// request reached it (through trusted proxies).
+fn base_url(settings: &EvalSettings, source: &Source) -> String {
+    match (&settings.public_url, &source.reached_at) {
+        (Some(url), _) => url.trim_end_matches('/').to_string(),
+        (None, Some(origin)) => origin.clone(),
+        (None, None) => "http://localhost".into(),
     }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("{}://{host}", if source.https { "https" } else { "http" })
 }
 
 fn see_other(location: &str, cookies: &[HeaderValue]) -> AppResult<Response> {
@@ -99,11 +97,10 @@ async fn login(
     Extension(identity): Extension<Arc<Identity>>,
     Extension(settings): Extension<Arc<EvalSettings>>,
     source: Source,
-    headers: HeaderMap,
     Query(q): Query<LoginQuery>,
 ) -> AppResult<Response> {
     let sso = configured(&identity)?;
-    let redirect = sso.redirect_url(&base_url(&settings, &source, &headers));
+    let redirect = sso.redirect_url(&base_url(&settings, &source));
     let (url, flow) = sso
         .begin(&redirect, flow::safe_return_to(q.return_to.as_deref()))
         .await
@@ -141,7 +138,7 @@ async fn callback(
             "the callback's state does not match the login in progress".into(),
         ));
     };
-    let redirect = sso.redirect_url(&base_url(&settings, &source, &headers));
+    let redirect = sso.redirect_url(&base_url(&settings, &source));
     let verified = sso
         .finish(&redirect, code, &flow)
         .await

@@ -79,11 +79,7 @@ impl TokenView {
     pub fn of(token: TokenRecord, ages: TokenAges, now: i128) -> TokenView {
         let (due, _) = token.due(&ages);
         TokenView {
-            due_at: due.and_then(|d| {
-                time::OffsetDateTime::from_unix_timestamp_nanos(d)
-                    .ok()
-                    .map(hata_store::rfc3339)
-            }),
+            due_at: due.and_then(hata_store::rfc3339_nanos),
             standing: ages.standing(due, now).as_str(),
             token,
         }

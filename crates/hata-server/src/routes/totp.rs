@@ -87,9 +87,13 @@ pub async fn second_factor(
     let Some(state) = s.store.user_totp(user_id).await?.filter(|t| t.confirmed) else {
         return Ok(None);
     };
-    let step = totp::verify(&state.secret, code, unix_now(), state.last_step)
-        .map_err(|e| AppError::Store(StoreError::Internal(e.to_string())))?;
+    let step = totp::verify(&state.secret, code, unix_now(), state.last_step).map_err(corrupt)?;
     Ok(step.map(|step| SecondFactor::Totp { step }))
+}
+
+/// A stored secret `hata_access::totp` cannot use: a corrupt row, never the caller's fault.
+fn corrupt(e: totp::TotpError) -> AppError {
+    AppError::Store(StoreError::Internal(e.to_string()))
 }
 
 fn unix_now() -> u64 {
@@ -106,8 +110,7 @@ async fn enrol(
     let account = session
         .map(|Extension(s)| s.email)
         .unwrap_or_else(|| caller.name.clone());
-    let otpauth_uri = totp::otpauth_uri(&secret, ISSUER, &account)
-        .map_err(|e| AppError::Store(StoreError::Internal(e.to_string())))?;
+    let otpauth_uri = totp::otpauth_uri(&secret, ISSUER, &account).map_err(corrupt)?;
     s.write(
         &w,
         WriteOp::EnrolTotp {
@@ -156,7 +159,7 @@ async fn confirm(
         }
     };
     let step = totp::verify(&pending.secret, &req.code, unix_now(), pending.last_step)
-        .map_err(|e| AppError::Store(StoreError::Internal(e.to_string())))?
+        .map_err(corrupt)?
         .ok_or_else(|| wrong_code("code"))?;
     let codes = totp::generate_recovery_codes();
     let op = WriteOp::ConfirmTotp {

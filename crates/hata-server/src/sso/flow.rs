@@ -78,14 +78,7 @@ impl Flow {
         signer: &hata_serving::ticket::Signer,
         now: i64,
     ) -> Option<Flow> {
-        let value = headers
-            .get_all(axum::http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == COOKIE)
-            .map(|(_, value)| value.trim())?;
+        let value = crate::auth::session::cookie(headers, COOKIE)?;
         let flow = Flow::parse(&signer.open(value).ok()?)?;
         (flow.expires > now).then_some(flow)
     }
