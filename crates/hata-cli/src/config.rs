@@ -38,8 +38,18 @@ pub struct StoreArgs {
     /// on a power loss or OS crash, full syncs every commit (slower writes) [default: normal]
     #[arg(long, env = "HATA_SQLITE_SYNCHRONOUS")]
     pub sqlite_synchronous: Option<String>,
+    /// PEM file of the Ed25519 key that signs the audit log's checkpoints; created (mode
+    /// 0600) when missing. Replicas on one PostgreSQL must share it
+    /// [default: <data-dir>/audit-signing-key.pem]
+    #[arg(long, env = "HATA_AUDIT_KEY")]
+    pub audit_key: Option<PathBuf>,
+    /// The audit log gets a signed checkpoint every this many entries (and at least every
+    /// 10 minutes while anything is written) [default: 1000]
+    #[arg(long, env = "HATA_AUDIT_CHECKPOINT_EVERY")]
+    pub audit_checkpoint_every: Option<u64>,
     /// TOML file with any of the `hata serve` settings (keys: listen, data_dir, database_url,
-    /// body_limit, db_max_connections, sqlite_synchronous, log_format, public_url,
+    /// body_limit, db_max_connections, sqlite_synchronous, audit_key, audit_checkpoint_every,
+    /// log_format, public_url,
     /// eval_rate_limit, admin_rate_limit, login_rate_limit, redis_url, token_max_age_days,
     /// trusted_proxies, tls_cert, tls_key, header_timeout, idle_timeout,
     /// body_timeout, max_connections, max_streams, max_streams_per_token,
@@ -60,6 +70,8 @@ pub struct StoreSettings {
     pub database_url: String,
     pub db_max_connections: u32,
     pub sqlite_synchronous: hata_store::SqliteSynchronous,
+    pub audit_key: PathBuf,
+    pub audit_checkpoint_every: u64,
 }
 
 #[derive(Debug, Args)]
@@ -382,6 +394,8 @@ struct FileSettings {
     body_limit: Option<usize>,
     db_max_connections: Option<u32>,
     sqlite_synchronous: Option<String>,
+    audit_key: Option<PathBuf>,
+    audit_checkpoint_every: Option<u64>,
     log_format: Option<String>,
     public_url: Option<String>,
     eval_rate_limit: Option<u32>,
@@ -560,11 +574,24 @@ impl StoreArgs {
                 )
             })?,
         };
+        let audit_key = self
+            .audit_key
+            .or_else(|| file.audit_key.clone())
+            .unwrap_or_else(|| data_dir.join("audit-signing-key.pem"));
+        let audit_checkpoint_every = self
+            .audit_checkpoint_every
+            .or(file.audit_checkpoint_every)
+            .unwrap_or(1000);
+        if audit_checkpoint_every == 0 {
+            bail!("audit_checkpoint_every (HATA_AUDIT_CHECKPOINT_EVERY) must be at least 1");
+        }
         Ok(StoreSettings {
             data_dir,
             database_url,
             db_max_connections,
             sqlite_synchronous,
+            audit_key,
+            audit_checkpoint_every,
         })
     }
 }

@@ -1,6 +1,7 @@
-//! The `hata` binary: `serve`, `migrate`, `export` and `import`. The only place that uses
+//! The `hata` binary: `serve`, `migrate`, `export`, `import`, `token`, `user` and `audit`. The only place that uses
 //! `anyhow`: errors from the libraries are printed for a human here.
 
+mod audit;
 mod config;
 mod token;
 mod user;
@@ -112,6 +113,9 @@ enum Command {
     /// Manage users on the store directly (the first administrator, or a way back in).
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Verify the audit log (on the store, or offline on an export) and print its key.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 const EXPORT_HELP: &str = "\
@@ -186,6 +190,10 @@ async fn run() -> anyhow::Result<()> {
         Command::User(command) => {
             init_stderr_logging();
             user::run(command).await
+        }
+        Command::Audit(command) => {
+            init_stderr_logging();
+            audit::run(command).await
         }
     }
 }
@@ -316,6 +324,22 @@ async fn open_store(settings: &config::StoreSettings) -> anyhow::Result<Store> {
     let mut config = StoreConfig::new(settings.database_url.clone());
     config.max_connections = settings.db_max_connections;
     config.sqlite_synchronous = settings.sqlite_synchronous;
+    // Every command that opens the store may write (migrations chain the earlier change
+    // record), so each signs the audit checkpoints its writes make due.
+    let (key, created) = hata_server::bootstrap::audit_signing_key(&settings.audit_key)?;
+    if created {
+        tracing::warn!(
+            path = %settings.audit_key.display(),
+            key_id = %key.key_id(),
+            "created the audit log's signing key; replicas sharing this database need the same file (audit_key)"
+        );
+    }
+    config.audit = hata_store::audit::AuditSettings {
+        key: Some(std::sync::Arc::new(key)),
+        policy: hata_store::audit::CheckpointPolicy {
+            every: settings.audit_checkpoint_every,
+        },
+    };
     let store = Store::open(&config).await.with_context(|| {
         format!(
             "database_url: cannot open {}",

@@ -104,11 +104,14 @@ struct Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+        // Into the test's captured output, which the search for leaked secrets reads.
+        eprintln!("--- log of hata serve ---\n{}--- end ---", self.log_text());
     }
 }
 
 impl Server {
     async fn start() -> Server {
+        support::secrets::remember(ADMIN_TOKEN);
         let mut last_log = String::new();
         // A free port can be taken between asking for it and binding it: try a few.
         for _ in 0..3 {

@@ -54,6 +54,7 @@ fn installed() -> Option<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_failure() {
     let Some(deps) = installed() else { return };
+    support::secrets::remember(ADMIN_TOKEN);
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -163,4 +164,9 @@ async fn schemathesis_finds_no_failure() {
         std::fs::read_to_string(&log_path).unwrap_or_default()
     );
     drop(server.start_kill());
+    // Into the test's captured output, which the search for leaked secrets reads.
+    eprintln!(
+        "--- log of hata serve ---\n{}--- end ---",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
 }

@@ -28,6 +28,12 @@ impl Drop for Hata {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        // Into the test's captured output, which the search for leaked secrets reads.
+        eprintln!(
+            "--- hata serve stdout ---\n{}--- stderr ---\n{}--- end ---",
+            read(&self.stdout),
+            read(&self.stderr)
+        );
     }
 }
 
@@ -38,6 +44,7 @@ fn hata(
     logs: &Path,
     run: &str,
 ) -> (Command, PathBuf, PathBuf) {
+    support::secrets::remember_env(env);
     let mut cmd = support::hata(args, env);
     let stdout = logs.join(format!("{run}.stdout"));
     let stderr = logs.join(format!("{run}.stderr"));

@@ -212,3 +212,71 @@ fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
     writeln!(file, "{secret}")?;
     file.sync_all()
 }
+
+/// Why the audit signing key could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditKeyError {
+    #[error("audit_key: cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("audit_key: cannot create {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("audit_key: {path} is not an Ed25519 private key in PEM (PKCS#8): {source}")]
+    Parse {
+        path: PathBuf,
+        source: hata_audit::KeyError,
+    },
+}
+
+/// The Ed25519 key that signs the audit log's checkpoints: read from `path`, or, when there
+/// is no such file, generated and written there (mode 0600; `true` in the answer). Replicas
+/// that start together race to create it: the loser reads the winner's.
+pub fn audit_signing_key(path: &Path) -> Result<(hata_audit::SigningKey, bool), AuditKeyError> {
+    let read = |path: &Path| -> Result<hata_audit::SigningKey, AuditKeyError> {
+        let pem = std::fs::read_to_string(path).map_err(|source| AuditKeyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        hata_audit::SigningKey::from_pem(&pem).map_err(|source| AuditKeyError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    if path.exists() {
+        return Ok((read(path)?, false));
+    }
+    let key = hata_audit::SigningKey::generate(&mut rand::rngs::OsRng);
+    let create = |e| AuditKeyError::Create {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let pem = key
+        .to_pem()
+        .map_err(|e| create(std::io::Error::other(e.to_string())))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir(dir).map_err(create)?;
+    }
+    // Written whole under a temporary name, then linked into place: a replica starting at
+    // the same moment finds either no key or a complete one.
+    let tmp = path.with_extension(format!("pem.{}.tmp", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(pem.as_bytes())?;
+        file.sync_all()
+    });
+    let linked = written.and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok((key, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok((read(path)?, false)),
+        Err(e) => Err(create(e)),
+    }
+}

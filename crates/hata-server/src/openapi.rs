@@ -37,6 +37,7 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::error::Problem;
 use crate::extract::Paging;
+use crate::routes::audit::{schema as audit_schema, AuditQuery, ExportQuery, HistoryQuery};
 use crate::routes::auth::{LoginRequest, LoginResponse, Me};
 use crate::routes::environments::{EnvironmentUpdate, EvaluateRequest};
 use crate::routes::flags::FlagQuery;
@@ -310,6 +311,14 @@ impl Route {
         self.response = json(body);
         self
     }
+    /// A success body that is not JSON.
+    const fn gives_as(mut self, content_type: &'static str, schema: SchemaFn) -> Route {
+        self.response = Some(Body {
+            content_type,
+            schema,
+        });
+        self
+    }
     const fn streams(mut self) -> Route {
         self.response = Some(Body {
             content_type: "text/event-stream",
@@ -357,6 +366,34 @@ fn sso_login_query() -> Vec<Parameter> {
 
 fn sso_callback_query() -> Vec<Parameter> {
     crate::routes::sso::CallbackQuery::into_params(|| Some(ParameterIn::Query))
+}
+
+fn audit_query() -> Vec<Parameter> {
+    AuditQuery::into_params(|| Some(ParameterIn::Query))
+}
+
+fn audit_export_query() -> Vec<Parameter> {
+    ExportQuery::into_params(|| Some(ParameterIn::Query))
+}
+
+fn history_query() -> Vec<Parameter> {
+    HistoryQuery::into_params(|| Some(ParameterIn::Query))
+}
+
+fn json_lines(_: &mut Schemas) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::String))
+        .description(Some(
+            "JSON Lines, oldest first: audit entries, and `{\"checkpoint\": {seq, hash, at, key_id, signature}}` after the entry at its seq (docs/audit.md)",
+        ))
+        .into()
+}
+
+fn pem_text(_: &mut Schemas) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::String))
+        .description(Some("An Ed25519 public key, PEM (SubjectPublicKeyInfo)"))
+        .into()
 }
 
 fn token_query() -> Vec<Parameter> {
@@ -845,6 +882,49 @@ pub const ROUTES: &[Route] = &[
     .query(ticket_query)
     .streams()
     .errors(Errors::Evaluator),
+    route(
+        "get",
+        "/api/v1/audit",
+        "audit",
+        "Audit entries, newest first, by project, environment, resource, actor, action and time (admins: all; owners: their projects')",
+    )
+    .access(Access::Authenticated)
+    .query(audit_query)
+    .gives(page_of::<audit_schema::Entry>),
+    route(
+        "get",
+        "/api/v1/projects/{project}/flags/{flag}/history",
+        "audit",
+        "One flag's audit entries, newest first (also after it was deleted)",
+    )
+    .access(Access::Own)
+    .query(history_query)
+    .gives(page_of::<audit_schema::Entry>),
+    route(
+        "get",
+        "/api/v1/audit/export",
+        "audit",
+        "The audit log as JSON Lines with its signed checkpoints, oldest first, for `hata audit verify --from-file`",
+    )
+    .access(Access::Admin)
+    .query(audit_export_query)
+    .gives_as("application/jsonl", json_lines),
+    route(
+        "get",
+        "/api/v1/audit/verify",
+        "audit",
+        "Recompute the stored chain: 200 {ok: true, entries, head} or {ok: false, entries, first_bad: {seq, reason}}",
+    )
+    .access(Access::Admin)
+    .gives(of::<audit_schema::Verification>),
+    route(
+        "get",
+        "/api/v1/audit/public-key",
+        "audit",
+        "The Ed25519 public key that verifies the audit checkpoints (PEM); 404 when the server signs none",
+    )
+    .access(Access::Public)
+    .gives_as("text/plain", pem_text),
     route("get", "/health/live", "operations", "The process is up")
     .access(Access::Public)
         .gives(health)

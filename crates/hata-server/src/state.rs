@@ -57,6 +57,7 @@ impl AppState {
             state.tokens.clone(),
             state.store.clone(),
         ));
+        tokio::spawn(sign_audit_checkpoints(state.store.clone()));
         Ok(state)
     }
 
@@ -88,6 +89,26 @@ impl AppState {
         self.serving.begin_shutdown();
         hata_serving::counts::flush_now(&self.serving).await;
         self.tokens.flush_uses(&self.store).await;
+        // The entries since the last checkpoint are signed before the process goes.
+        if let Err(e) = self.store.checkpoint_head().await {
+            tracing::warn!(error = %e, "signing the audit chain's head at shutdown failed");
+        }
+    }
+}
+
+/// Signs the audit chain's head every `hata_audit::checkpoint::TIME_INTERVAL` when entries
+/// were appended since the last checkpoint (by any replica), so that the unsigned tail a
+/// truncation could remove unnoticed is at most that old.
+async fn sign_audit_checkpoints(store: hata_store::Store) {
+    let period = std::time::Duration::try_from(hata_audit::checkpoint::TIME_INTERVAL)
+        .unwrap_or(Duration::from_secs(600));
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(e) = store.checkpoint_head().await {
+            tracing::warn!(error = %e, "signing the audit chain's head failed; trying again later");
+        }
     }
 }
 

@@ -91,8 +91,12 @@ pub struct ExportDocument {
     /// users existed).
     #[serde(default)]
     pub memberships: Vec<ExportMember>,
-    /// The change record, by id.
+    /// The change record (the audit log), by id.
     pub changes: Vec<ExportChange>,
+    /// The audit chain's signed checkpoints, by seq (absent in documents written before the
+    /// chain existed).
+    #[serde(default)]
+    pub audit_checkpoints: Vec<ExportCheckpoint>,
     /// Telemetry, by (project, environment, flag, hour, variant, reason). May name flags and
     /// environments that no longer exist.
     pub evaluation_counts: Vec<EvaluationCount>,
@@ -212,6 +216,35 @@ pub struct ExportChange {
     pub new_value: Option<Value>,
     /// The environment revisions the change produced.
     pub revisions: Value,
+    /// The audit entry's members the change record did not always have (absent in
+    /// documents written before the audit chain; such changes are chained on import).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+/// A signed checkpoint of the audit chain, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportCheckpoint {
+    pub seq: i64,
+    pub hash: String,
+    pub at: String,
+    pub key_id: String,
+    pub signature: String,
 }
 
 /// How much an import loaded.
@@ -251,7 +284,7 @@ impl std::fmt::Display for ImportSummary {
 
 /// Every table that holds state; an import needs them all empty (`meta` aside, see
 /// `Store::import`). `sessions` is not exported, but a store with sessions has users.
-const STATE_TABLES: [&str; 14] = [
+const STATE_TABLES: [&str; 15] = [
     "projects",
     "environments",
     "flags",
@@ -264,6 +297,7 @@ const STATE_TABLES: [&str; 14] = [
     "recovery_codes",
     "user_identities",
     "changes",
+    "audit_checkpoints",
     "evaluation_counts",
     "flag_last_evaluated",
 ];
@@ -495,12 +529,26 @@ async fn read_all(
 
     let mut changes = Vec::new();
     for r in sqlx::query(
-        "SELECT id, at, actor, request_id, action, resource_type, project, resource_key, old_value, new_value, revisions FROM changes ORDER BY id",
+        "SELECT id, at, actor, request_id, action, resource_type, project, resource_key, old_value, new_value, revisions, actor_name, role, environment, patch, ip, user_agent, prev_hash, hash FROM changes ORDER BY id",
     )
     .fetch_all(&mut **tx)
     .await?
     {
         changes.push(decode_change(&r)?);
+    }
+    let mut audit_checkpoints = Vec::new();
+    for r in
+        sqlx::query("SELECT seq, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq")
+            .fetch_all(&mut **tx)
+            .await?
+    {
+        audit_checkpoints.push(ExportCheckpoint {
+            seq: r.try_get("seq")?,
+            hash: r.try_get("hash")?,
+            at: r.try_get("at")?,
+            key_id: r.try_get("key_id")?,
+            signature: r.try_get("signature")?,
+        });
     }
 
     let mut evaluation_counts = Vec::new();
@@ -550,6 +598,7 @@ async fn read_all(
         users,
         memberships,
         changes,
+        audit_checkpoints,
         evaluation_counts,
         flag_last_evaluated,
     })
@@ -583,6 +632,14 @@ fn decode_change(r: &AnyRow) -> StoreResult<ExportChange> {
         old_value: json("old_value")?,
         new_value: json("new_value")?,
         revisions: json("revisions")?.unwrap_or(Value::Null),
+        actor_name: r.try_get("actor_name")?,
+        role: r.try_get("role")?,
+        environment: r.try_get("environment")?,
+        patch: json("patch")?,
+        ip: r.try_get("ip")?,
+        user_agent: r.try_get("user_agent")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
     })
 }
 
@@ -646,8 +703,8 @@ impl Store {
             Backend::Postgres => {
                 sqlx::query(
                     "LOCK TABLE projects, environments, flags, segments, tokens, users, memberships, \
-                     sessions, user_totp, recovery_codes, user_identities, changes, evaluation_counts, \
-                     flag_last_evaluated, meta \
+                     sessions, user_totp, recovery_codes, user_identities, changes, audit_checkpoints, \
+                     evaluation_counts, flag_last_evaluated, meta \
                      IN SHARE ROW EXCLUSIVE MODE",
                 )
                 .execute(&mut *tx)
@@ -692,6 +749,8 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        // Changes of a document written before the audit chain existed join it now.
+        crate::audit::backfill(self).await?;
         self.publish(vec![ChangeNotice::Resync]);
         Ok(summary)
     }
@@ -847,8 +906,8 @@ async fn write_all(
         // Stored compactly, as the write path stores them; serde_json keeps member order, so
         // the text reads back as the same value.
         sqlx::query(
-            "INSERT INTO changes (id, at, actor, request_id, action, resource_type, project, resource_key, old_value, new_value, revisions)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO changes (id, at, actor, request_id, action, resource_type, project, resource_key, old_value, new_value, revisions, actor_name, role, environment, patch, ip, user_agent, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         )
         .bind(c.id)
         .bind(&c.at)
@@ -861,9 +920,30 @@ async fn write_all(
         .bind(c.old_value.as_ref().map(Value::to_string))
         .bind(c.new_value.as_ref().map(Value::to_string))
         .bind(c.revisions.to_string())
+        .bind(&c.actor_name)
+        .bind(&c.role)
+        .bind(&c.environment)
+        .bind(c.patch.as_ref().map(Value::to_string))
+        .bind(&c.ip)
+        .bind(&c.user_agent)
+        .bind(&c.prev_hash)
+        .bind(&c.hash)
         .execute(&mut **tx)
         .await?;
         summary.changes += 1;
+    }
+    // The chain and its checkpoints as they were: a restored store still verifies.
+    for c in &doc.audit_checkpoints {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, at, key_id, signature) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(c.seq)
+        .bind(&c.hash)
+        .bind(&c.at)
+        .bind(&c.key_id)
+        .bind(&c.signature)
+        .execute(&mut **tx)
+        .await?;
     }
     for c in &doc.evaluation_counts {
         sqlx::query(
@@ -1112,8 +1192,18 @@ fn check_document(doc: &ExportDocument) -> StoreResult<()> {
     check_users(&mut p, doc, &project_keys);
 
     let mut last_id = 0;
+    let mut unchained = None;
     for c in &doc.changes {
         let at = format!("changes[{}]", c.id);
+        // Chained changes (with hashes) come first; the rest are chained after import.
+        match (&c.hash, unchained) {
+            (None, None) => unchained = Some(c.id),
+            (Some(_), Some(first)) => p.add(
+                format!("{at}.hash"),
+                format!("a chained change cannot follow unchained ones (from changes[{first}])"),
+            ),
+            _ => {}
+        }
         if let Err(e) = validate::check_text(c) {
             p.nested(&at, e);
         }

@@ -14,6 +14,7 @@
 //! `ON CONFLICT`), through sqlx's `Any` driver; what differs per backend lives in the migrations,
 //! in `Backend` and in `sqlite`.
 
+pub mod audit;
 pub mod change;
 pub mod error;
 pub mod evaluations;
@@ -61,6 +62,8 @@ pub struct StoreConfig {
     pub acquire_timeout: Duration,
     /// SQLite only: how durably a commit is written (see `SqliteSynchronous`).
     pub sqlite_synchronous: SqliteSynchronous,
+    /// The audit chain's checkpoint key and policy (no key: no checkpoints are signed).
+    pub audit: audit::AuditSettings,
 }
 
 impl StoreConfig {
@@ -70,6 +73,7 @@ impl StoreConfig {
             max_connections: 8,
             acquire_timeout: Duration::from_secs(3),
             sqlite_synchronous: SqliteSynchronous::default(),
+            audit: audit::AuditSettings::default(),
         }
     }
 }
@@ -88,6 +92,7 @@ pub struct Store {
     /// Background tasks tied to this store hold a `Weak` of it and stop once every clone of
     /// the store is gone.
     alive: std::sync::Arc<()>,
+    audit: std::sync::Arc<audit::AuditSettings>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -162,6 +167,7 @@ impl Store {
                     notices: tx,
                     url: config.url.as_str().into(),
                     alive: std::sync::Arc::new(()),
+                    audit: std::sync::Arc::new(config.audit.clone()),
                 })
             }
             Backend::Postgres => {
@@ -177,6 +183,7 @@ impl Store {
                     notices: tx,
                     url: config.url.as_str().into(),
                     alive: std::sync::Arc::new(()),
+                    audit: std::sync::Arc::new(config.audit.clone()),
                 })
             }
         }
@@ -192,7 +199,16 @@ impl Store {
         migrator
             .run(&self.writer)
             .await
-            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
+            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        // Changes recorded before the audit chain existed join it now.
+        let chained = audit::backfill(self).await?;
+        if chained > 0 {
+            tracing::info!(
+                entries = chained,
+                "audit log: chained the earlier change record"
+            );
+        }
+        Ok(())
     }
 
     pub fn backend(&self) -> Backend {

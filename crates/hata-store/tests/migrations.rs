@@ -84,3 +84,146 @@ async fn tokens_with_hash_derived_ids_get_random_ids() {
         store.close().await;
     }
 }
+
+/// 0009: the change record written before the audit chain joins it, oldest first and
+/// renumbered without gaps (PostgreSQL's sequences skip the ids of rolled-back writes), with
+/// checkpoints where the policy asks; the chain then verifies, and the next write links to it.
+#[tokio::test]
+async fn the_earlier_change_record_is_chained() {
+    sqlx::any::install_default_drivers();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut urls = vec![(
+        "sqlite",
+        format!("sqlite://{}?mode=rwc", tmp.path().join("hata.db").display()),
+    )];
+    if let Some(url) = support::new_postgres_database().await {
+        urls.push(("postgres", url));
+    }
+    for (backend, url) in urls {
+        let dir = tmp.path().join(backend);
+        std::fs::create_dir(&dir).expect("dir");
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .expect("connect");
+        earlier_migrations(backend, 8, &dir)
+            .await
+            .run(&pool)
+            .await
+            .expect("migrations 1-8");
+        // Ids 1, 2, 5, 6, 7 (3 and 4 rolled back), as hata wrote them: milliseconds.
+        for (id, action, key, old, new) in [
+            (
+                1,
+                "create",
+                "shop",
+                None,
+                Some(r#"{"key":"shop","name":"Shop"}"#),
+            ),
+            (
+                2,
+                "create",
+                "dark-mode",
+                None,
+                Some(r#"{"key":"dark-mode","on":true}"#),
+            ),
+            (
+                5,
+                "update",
+                "dark-mode",
+                Some(r#"{"key":"dark-mode","on":true}"#),
+                Some(r#"{"key":"dark-mode","on":false}"#),
+            ),
+            (
+                6,
+                "delete",
+                "dark-mode",
+                Some(r#"{"key":"dark-mode","on":false}"#),
+                None,
+            ),
+            (
+                7,
+                "update",
+                "production",
+                Some(r#"{"protected":false}"#),
+                Some(r#"{"protected":true}"#),
+            ),
+        ] {
+            let resource = match key {
+                "shop" => "project",
+                "production" => "environment",
+                _ => "flag",
+            };
+            sqlx::query(
+                "INSERT INTO changes (id, at, actor, request_id, action, resource_type, project, resource_key, old_value, new_value, revisions) \
+                 VALUES ($1, $2, 'token:tok_admin', 'req-1', $3, $4, 'shop', $5, $6, $7, '[]')",
+            )
+            .bind(id as i64)
+            .bind(format!("2026-01-0{id}T10:00:00.123Z"))
+            .bind(action)
+            .bind(resource)
+            .bind(key)
+            .bind(old)
+            .bind(new)
+            .execute(&pool)
+            .await
+            .expect("insert");
+        }
+        pool.close().await;
+
+        let key = hata_audit::SigningKey::generate(&mut rand::rngs::OsRng);
+        let mut config = StoreConfig::new(url);
+        config.audit.key = Some(std::sync::Arc::new(key));
+        config.audit.policy = hata_audit::CheckpointPolicy { every: 2 };
+        let store = Store::open(&config).await.expect("open");
+        let page = store
+            .page_audit(&Default::default(), 100, None)
+            .await
+            .expect("entries");
+        let seqs: Vec<i64> = page
+            .items
+            .iter()
+            .map(|e| e["seq"].as_i64().expect("seq"))
+            .collect();
+        assert_eq!(seqs, [5, 4, 3, 2, 1], "{backend}: newest first, renumbered");
+        let update = &page.items[2];
+        assert_eq!(update["at"], "2026-01-05T10:00:00.123000Z", "{backend}");
+        assert_eq!(update["actor"]["kind"], "token", "{backend}");
+        assert_eq!(update["actor"]["id"], "tok_admin", "{backend}");
+        assert_eq!(
+            update["patch"],
+            serde_json::json!([{"op": "replace", "path": "/on", "value": false}]),
+            "{backend}"
+        );
+        assert_eq!(page.items[0]["environment"], "production", "{backend}");
+        assert_eq!(page.items[4]["prev_hash"], "0".repeat(64), "{backend}");
+        let report = store.verify_audit().await.expect("verify");
+        assert!(report.ok, "{backend}: {report:?}");
+        assert_eq!(report.entries, 5, "{backend}");
+        assert_eq!(report.checkpoints, 2, "{backend}: at seqs 2 and 4");
+        assert!(report.signatures_checked, "{backend}");
+
+        // Opening again changes nothing; the next write links to the chained head.
+        store.close().await;
+        let store = Store::open(&config).await.expect("open again");
+        let meta = hata_store::WriteMeta::new(hata_store::Actor::system("test"), "");
+        store
+            .write(
+                &meta,
+                hata_store::WriteOp::CreateProject {
+                    project: serde_json::from_value(
+                        serde_json::json!({"key": "next", "name": "Next"}),
+                    )
+                    .expect("a project"),
+                    environments: None,
+                },
+            )
+            .await
+            .expect("a write after the backfill");
+        let report = store.verify_audit().await.expect("verify");
+        assert!(report.ok, "{backend}: {report:?}");
+        assert!(report.entries > 5, "{backend}: {report:?}");
+        store.close().await;
+    }
+}

@@ -22,6 +22,10 @@
 #[path = "../../../hata-server/tests/support/tls.rs"]
 pub mod tls;
 
+/// The run's secrets and logs, for `secrets_in_logs.rs` (the server crate's copy, shared).
+#[path = "../../../hata-server/tests/support/secrets.rs"]
+pub mod secrets;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -275,6 +279,12 @@ pub struct Replica {
 impl Drop for Replica {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+        // Into the test's captured output, which the search for leaked secrets reads.
+        eprintln!(
+            "--- log of {} ---\n{}--- end of log ---",
+            self.name,
+            self.log()
+        );
     }
 }
 
@@ -311,6 +321,8 @@ impl Replica {
             )
             .kill_on_drop(true);
         cmd.envs(env.iter().copied());
+        secrets::remember(ADMIN_TOKEN);
+        secrets::remember_env(env);
         let child = cmd.spawn().expect("spawn hata serve");
         let mut replica = Replica {
             name: name.to_string(),
@@ -329,6 +341,11 @@ impl Replica {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The replica's `HATA_DATA_DIR` (its audit signing key is there).
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
     }
 
     async fn wait_ready(&mut self) {
@@ -377,6 +394,7 @@ impl Replica {
             .request(method, format!("{}/api/v1{path}", self.base))
             .bearer_auth(ADMIN_TOKEN);
         if let Some(body) = body {
+            secrets::remember_json(&body);
             request = request.json(&body);
         }
         let response = request.send().await.expect("admin request");
@@ -388,6 +406,7 @@ impl Replica {
             .unwrap_or("")
             .to_string();
         let value = response.json::<Value>().await.unwrap_or(Value::Null);
+        secrets::remember_json(&value);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             assert_eq!(
                 content_type, "application/problem+json",

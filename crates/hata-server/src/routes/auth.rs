@@ -78,8 +78,10 @@ pub struct Me {
 }
 
 /// The change record's meta of a login attempt (no `Writer`: nobody is authenticated yet).
-fn meta(actor: Actor, headers: &axum::http::HeaderMap) -> WriteMeta {
-    WriteMeta::new(actor, super::request_id(headers))
+fn meta(actor: Actor, source: &Source, headers: &axum::http::HeaderMap) -> WriteMeta {
+    let mut meta = WriteMeta::new(actor, super::request_id(headers));
+    super::audit_source(&mut meta, headers, source.client_ip);
+    meta
 }
 
 /// Seconds from now until an RFC 3339 time (at least 1).
@@ -188,7 +190,7 @@ async fn attempt(
         let out = s
             .store
             .write(
-                &meta(anonymous, headers),
+                &meta(anonymous, source, headers),
                 WriteOp::LoginFailed {
                     user_id: user.user.id.clone(),
                     policy: identity.lockout,
@@ -246,7 +248,7 @@ pub(super) async fn open_session(
     let actor = Actor::user(user.id.clone(), user.name.clone());
     s.store
         .write(
-            &meta(actor, headers),
+            &meta(actor, source, headers),
             WriteOp::Login {
                 user_id: user.id.clone(),
                 session: NewSession {

@@ -1,5 +1,6 @@
 //! Route handlers, one module per resource. Each handler: extract → store/engine → map.
 
+pub mod audit;
 pub mod auth;
 pub mod environments;
 pub mod flags;
@@ -41,6 +42,7 @@ pub fn admin_router() -> Router<AppState> {
         .merge(members::router())
         .merge(totp::router())
         .merge(sso::router())
+        .merge(audit::router())
 }
 
 /// Settings of the evaluation endpoints, shared as an extension.
@@ -105,6 +107,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Writer {
             .map(|c| actor_of(&c.0))
             .ok_or(AppError::Unauthorized)?;
         let mut meta = WriteMeta::new(actor, request_id(&parts.headers));
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            meta.role = role_of(&caller.0, project_in_path(parts.uri.path()));
+        }
+        let ip = crate::auth::session::origin_of(parts).and_then(|o| o.client_ip);
+        audit_source(&mut meta, &parts.headers, ip);
         // A session without the second factor the policy asks for may not change protected
         // environments; the store decides what changes one.
         if let (Some(session), Some(identity)) = (
@@ -119,6 +126,54 @@ impl<S: Send + Sync> FromRequestParts<S> for Writer {
         }
         Ok(Writer(meta))
     }
+}
+
+/// The audit entry's `role`: `admin` for an administrator, else the role held in the
+/// project the request names, else (an evaluation token) the token's kind.
+pub fn role_of(principal: &hata_access::Principal, project: Option<&str>) -> Option<String> {
+    if principal.admin {
+        return Some("admin".into());
+    }
+    if let Some(role) = project.and_then(|p| principal.projects.get(p)) {
+        return Some(role.as_str().into());
+    }
+    match principal.kind {
+        hata_access::PrincipalKind::Token(kind) => Some(kind.as_str().into()),
+        _ => None,
+    }
+}
+
+/// `p` of a path `/api/v1/projects/p/…`.
+fn project_in_path(path: &str) -> Option<&str> {
+    path.strip_prefix("/api/v1/projects/")?
+        .split('/')
+        .next()
+        .filter(|p| !p.is_empty())
+}
+
+/// The longest `User-Agent` the audit log keeps (longer ones are cut on a character).
+const MAX_USER_AGENT: usize = 512;
+
+/// Fills the audit entry's client address (through trusted proxies) and user agent.
+pub fn audit_source(
+    meta: &mut WriteMeta,
+    headers: &axum::http::HeaderMap,
+    ip: Option<std::net::IpAddr>,
+) {
+    meta.ip = ip.map(|ip| ip.to_string());
+    meta.user_agent = headers
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .map(|mut ua| {
+            if ua.len() > MAX_USER_AGENT {
+                let mut end = MAX_USER_AGENT;
+                while !ua.is_char_boundary(end) {
+                    end -= 1;
+                }
+                ua.truncate(end);
+            }
+            ua
+        });
 }
 
 /// The request's `X-Request-Id` (set by the edge on every request) for the change record.

@@ -156,7 +156,7 @@ async fn callback(
         email_verified: verified.email_verified,
         roles: sso.roles(&verified.claims),
     };
-    let meta = hata_store::WriteMeta::new(
+    let mut meta = hata_store::WriteMeta::new(
         hata_store::Actor {
             kind: hata_store::ActorKind::System,
             id: "sso".into(),
@@ -164,6 +164,7 @@ async fn callback(
         },
         super::request_id(&headers),
     );
+    super::audit_source(&mut meta, &headers, source.client_ip);
     let out = match s
         .store
         .write(

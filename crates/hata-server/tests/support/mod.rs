@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod secrets;
 pub mod tls;
 
 use std::path::{Path, PathBuf};
@@ -65,9 +66,19 @@ pub fn database_url(data_dir: &Path) -> String {
 }
 
 async fn open_store(data_dir: &Path) -> Store {
-    Store::open(&StoreConfig::new(database_url(data_dir)))
+    Store::open(&store_config(database_url(data_dir), data_dir))
         .await
         .expect("open the SQLite store")
+}
+
+/// The store settings `hata serve` would use: the audit signing key in the data dir.
+pub fn store_config(url: String, data_dir: &Path) -> StoreConfig {
+    let (key, _) =
+        hata_server::bootstrap::audit_signing_key(&data_dir.join("audit-signing-key.pem"))
+            .expect("the audit signing key");
+    let mut config = StoreConfig::new(url);
+    config.audit.key = Some(std::sync::Arc::new(key));
+    config
 }
 
 /// Serves `store` on a fresh port; returns the base URL and the running server.
@@ -161,10 +172,11 @@ impl TestServer {
         config: ServerConfig,
         client: reqwest::Client,
     ) -> TestServer {
+        secrets::init_logging();
         let dir = tempfile::tempdir().expect("temp dir");
         let store = match &database_url {
             None => open_store(dir.path()).await,
-            Some(url) => Store::open(&StoreConfig::new(url.clone()))
+            Some(url) => Store::open(&store_config(url.clone(), dir.path()))
                 .await
                 .expect("open the PostgreSQL store"),
         };
@@ -179,6 +191,7 @@ impl TestServer {
             }
             other => panic!("a new store must get a generated admin token, got {other:?}"),
         };
+        secrets::remember(&token);
         let (base, running) = serve(&store, &config).await;
         let server = TestServer {
             base,
@@ -200,6 +213,14 @@ impl TestServer {
 
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("hata.db")
+    }
+
+    /// The database the server runs on, for tests that reach under the API (SQLite's file
+    /// or the PostgreSQL database).
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| database_url(self.dir.path()))
     }
 
     /// Polls `/health/ready` until it answers 200.
@@ -241,7 +262,7 @@ impl TestServer {
         self.stop().await;
         self.store = match &self.database_url {
             None => open_store(self.dir.path()).await,
-            Some(url) => Store::open(&StoreConfig::new(url.clone()))
+            Some(url) => Store::open(&store_config(url.clone(), self.dir.path()))
                 .await
                 .expect("open the PostgreSQL store"),
         };
@@ -459,7 +480,10 @@ pub struct Reply {
 
 impl Reply {
     pub async fn of(request: RequestBuilder) -> Reply {
-        let response = request.send().await.expect("send the request");
+        let (client, request) = request.build_split();
+        let request = request.expect("build the request");
+        secrets::remember_request(&request);
+        let response = client.execute(request).await.expect("send the request");
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.expect("read the body");
@@ -469,6 +493,7 @@ impl Reply {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
+        secrets::remember_response(&headers, &body);
         let reply = Reply {
             status,
             headers,

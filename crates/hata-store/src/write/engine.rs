@@ -13,16 +13,18 @@ use super::{Expected, WriteMeta, WriteOp, WriteOutcome};
 use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 use crate::notice::{ChangeNotice, EnvRevision, RuleSetDelta, RuleSetWrite};
-use crate::{now_rfc3339, Store};
+use crate::{rfc3339, Store};
 
 impl Store {
     /// Applies `op` as one transaction; see the module doc for what that includes.
     pub async fn write(&self, meta: &WriteMeta, op: WriteOp) -> StoreResult<WriteOutcome> {
         op.check_text(meta)?;
         let tx = self.writer().begin().await?;
+        let at = time::OffsetDateTime::now_utc();
         let mut w = WriteTx {
             tx,
-            now: now_rfc3339(),
+            at,
+            now: rfc3339(at),
             revisions: Vec::new(),
             env_ids: Vec::new(),
             notices: Vec::new(),
@@ -31,7 +33,7 @@ impl Store {
             protected_refusal: meta.protected_refusal.clone(),
         };
         let (value, version) = w.apply(op).await?;
-        w.record_changes(meta).await?;
+        let appended = w.record_changes(meta, self).await?;
         let WriteTx {
             mut tx,
             now,
@@ -56,6 +58,10 @@ impl Store {
             query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        appended
+            .checkpoints
+            .iter()
+            .for_each(crate::audit::log_checkpoint);
         let rule_sets = Arc::new(RuleSetWrite {
             revisions,
             env_ids,
@@ -89,7 +95,9 @@ struct Change {
 /// An open write: the transaction and what the write has done so far.
 pub(super) struct WriteTx {
     pub(super) tx: Transaction<'static, Any>,
-    /// The write's time: `updated_at`, `revised_at` and the change's `at`.
+    /// The write's time: the audit entry's `at` (with microseconds).
+    at: time::OffsetDateTime,
+    /// The write's time as the store writes times: `updated_at`, `revised_at`.
     pub(super) now: String,
     revisions: Vec<EnvRevision>,
     /// Parallel to `revisions`.
@@ -316,28 +324,51 @@ impl WriteTx {
         });
     }
 
-    async fn record_changes(&mut self, meta: &WriteMeta) -> StoreResult<()> {
+    /// Appends the write's changes to the audit chain (`audit::append`).
+    async fn record_changes(
+        &mut self,
+        meta: &WriteMeta,
+        store: &Store,
+    ) -> StoreResult<crate::audit::Appended> {
         let revisions = to_value(&self.revisions)?.to_string();
-        let actor = meta.actor.qualified_id();
-        for c in std::mem::take(&mut self.changes) {
-            sqlx::query(
-                "INSERT INTO changes (at, actor, request_id, action, resource_type, project, resource_key, old_value, new_value, revisions)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(&self.now)
-            .bind(&actor)
-            .bind(&meta.request_id)
-            .bind(c.action.as_str())
-            .bind(c.resource_type.as_str())
-            .bind(c.project)
-            .bind(c.key)
-            .bind(c.old.map(|v| v.to_string()))
-            .bind(c.new.map(|v| v.to_string()))
-            .bind(&revisions)
-            .execute(&mut *self.tx)
-            .await?;
-        }
-        Ok(())
+        let actor = hata_audit::Actor {
+            kind: audit_actor_kind(meta.actor.kind),
+            id: meta.actor.id.clone(),
+            name: meta.actor.name.clone(),
+        };
+        let entries = std::mem::take(&mut self.changes)
+            .into_iter()
+            .map(|c| {
+                let old = c.old.unwrap_or(Value::Null);
+                let new = c.new.unwrap_or(Value::Null);
+                hata_audit::NewEntry {
+                    at: self.at,
+                    actor: actor.clone(),
+                    role: meta.role.clone(),
+                    action: c.action.as_str().to_string(),
+                    environment: environment_of(c.resource_type, &c.key, &old, &new),
+                    resource: hata_audit::Resource {
+                        kind: c.resource_type.as_str().to_string(),
+                        key: c.key,
+                    },
+                    project: c.project,
+                    old,
+                    new,
+                    patch: None,
+                    ip: meta.ip.clone(),
+                    user_agent: meta.user_agent.clone(),
+                    request_id: (!meta.request_id.is_empty()).then(|| meta.request_id.clone()),
+                }
+            })
+            .collect();
+        crate::audit::append(
+            &mut self.tx,
+            store.backend(),
+            &store.audit,
+            entries,
+            &revisions,
+        )
+        .await
     }
 
     /// Bumps the revision of every environment of the project and queues the notices. Row
@@ -381,4 +412,54 @@ impl WriteTx {
             .transpose()?
             .ok_or_else(|| StoreError::NotFound(format!("project {key:?}")))
     }
+}
+
+fn audit_actor_kind(kind: crate::change::ActorKind) -> hata_audit::ActorKind {
+    use crate::change::ActorKind as K;
+    match kind {
+        K::User => hata_audit::ActorKind::User,
+        K::Token => hata_audit::ActorKind::Token,
+        K::Jwt => hata_audit::ActorKind::Jwt,
+        K::System => hata_audit::ActorKind::System,
+        K::Anonymous => hata_audit::ActorKind::Anonymous,
+    }
+}
+
+/// The environment an entry is about: an environment's own change, or a flag change that
+/// touched the configuration of exactly one environment (what a kill switch or a rollout
+/// is), so that `GET /audit?environment=production` finds it.
+fn environment_of(kind: ResourceType, key: &str, old: &Value, new: &Value) -> Option<String> {
+    match kind {
+        ResourceType::Environment => Some(key.to_string()),
+        ResourceType::Flag => {
+            let empty = serde_json::Map::new();
+            let configs = |v: &Value| v.get("environments").and_then(Value::as_object).cloned();
+            let (old_envs, new_envs) = (configs(old), configs(new));
+            let (o, n) = (
+                old_envs.as_ref().unwrap_or(&empty),
+                new_envs.as_ref().unwrap_or(&empty),
+            );
+            let mut changed = o
+                .keys()
+                .chain(n.keys())
+                .filter(|env| o.get(*env) != n.get(*env));
+            let first = changed.next()?;
+            // Only when no other environment's configuration changed, and nothing but
+            // configurations did (a renamed flag is about every environment).
+            let rest_same = changed.all(|env| env == first) && strip_envs(old) == strip_envs(new);
+            (rest_same && old_envs.is_some() && new_envs.is_some()).then(|| first.clone())
+        }
+        _ => None,
+    }
+}
+
+/// A flag without its configurations and version, to compare the rest.
+fn strip_envs(flag: &Value) -> Value {
+    let mut flag = flag.clone();
+    if let Some(map) = flag.as_object_mut() {
+        map.remove("environments");
+        map.remove("version");
+        map.remove("updated_at");
+    }
+    flag
 }

@@ -53,6 +53,13 @@ pub struct WriteMeta {
     /// `StoreError::Forbidden` naming the environment and `why`. What counts as changing one
     /// is in `write/protected.rs`.
     pub protected_refusal: Option<String>,
+    /// The audit entry's `role`: what the actor acts as (`admin`, the role in the project
+    /// written to, a token's kind); `None` when nobody is authenticated.
+    pub role: Option<String>,
+    /// The audit entry's `ip`: the client's address (through trusted proxies).
+    pub ip: Option<String>,
+    /// The audit entry's `user_agent`.
+    pub user_agent: Option<String>,
 }
 
 impl WriteMeta {
@@ -62,6 +69,9 @@ impl WriteMeta {
             actor,
             request_id: request_id.into(),
             protected_refusal: None,
+            role: None,
+            ip: None,
+            user_agent: None,
         }
     }
 }

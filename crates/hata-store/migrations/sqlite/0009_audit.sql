@@ -1,0 +1,25 @@
+-- The change record becomes the audit log (hata-audit): every entry is linked to the one
+-- before it by `prev_hash` and `hash` (SHA-256 over the previous hash and the entry's
+-- canonical JSON), and the chain head is signed from time to time (`audit_checkpoints`).
+-- `id` is the entry's sequence number, given by the write path under the chain lock, never
+-- by the column's default. Rows written before this migration are hashed, oldest first, by
+-- the store right after migrating (their `at` rewritten with microseconds, as entries have).
+ALTER TABLE changes ADD COLUMN actor_name TEXT;
+ALTER TABLE changes ADD COLUMN role TEXT;
+ALTER TABLE changes ADD COLUMN environment TEXT;
+ALTER TABLE changes ADD COLUMN patch TEXT;
+ALTER TABLE changes ADD COLUMN ip TEXT;
+ALTER TABLE changes ADD COLUMN user_agent TEXT;
+ALTER TABLE changes ADD COLUMN prev_hash TEXT;
+ALTER TABLE changes ADD COLUMN hash TEXT;
+CREATE INDEX changes_resource ON changes (resource_type, resource_key, id);
+CREATE INDEX changes_at ON changes (at);
+
+-- Signed chain heads: `signature` is Ed25519 over the head (`seq`, `hash`, `at`, `key_id`).
+CREATE TABLE audit_checkpoints (
+    seq       BIGINT PRIMARY KEY,
+    hash      TEXT NOT NULL,
+    at        TEXT NOT NULL,
+    key_id    TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
