@@ -49,9 +49,9 @@ pub struct StoreArgs {
     pub audit_checkpoint_every: Option<u64>,
     /// TOML file with any of the `hata serve` settings (keys: listen, data_dir, database_url,
     /// body_limit, db_max_connections, sqlite_synchronous, audit_key, audit_checkpoint_every,
-    /// log_format, public_url,
-    /// eval_rate_limit, admin_rate_limit, login_rate_limit, redis_url, token_max_age_days,
-    /// trusted_proxies, tls_cert, tls_key, header_timeout, idle_timeout,
+    /// log_format, public_url, eval_rate_limit, admin_rate_limit, login_rate_limit, redis_url,
+    /// token_max_age_days, audit_retention, trusted_proxies, tls_cert, tls_key, header_timeout,
+    /// idle_timeout,
     /// body_timeout, max_connections, max_streams, max_streams_per_token,
     /// max_context_members, session_idle_timeout, session_max_age, lockout_after,
     /// lockout_duration, password_hashers, mfa_required_for_admins,
@@ -114,6 +114,10 @@ pub struct ServeArgs {
     /// 0 = no maximum age [default: 90]
     #[arg(long, env = "HATA_TOKEN_MAX_AGE_DAYS")]
     pub token_max_age_days: Option<u64>,
+    /// Days the audit log keeps entries; older ones are removed every hour behind a signed
+    /// checkpoint, so what is kept still verifies; 0 = keep forever [default: 0]
+    #[arg(long, env = "HATA_AUDIT_RETENTION")]
+    pub audit_retention: Option<u64>,
     /// Comma-separated addresses and CIDR networks of reverse proxies whose X-Forwarded-For,
     /// -Proto and -Host headers are believed; from anyone else they are ignored [default: none]
     #[arg(long, env = "HATA_TRUSTED_PROXIES")]
@@ -403,6 +407,7 @@ struct FileSettings {
     login_rate_limit: Option<u32>,
     redis_url: Option<String>,
     token_max_age_days: Option<u64>,
+    audit_retention: Option<u64>,
     trusted_proxies: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -448,6 +453,8 @@ pub struct Settings {
     pub rate_limits: hata_server::limits::LimitsConfig,
     /// How old API tokens may get.
     pub token_ages: hata_access::token::TokenAges,
+    /// Days the audit log keeps entries (0: forever).
+    pub audit_retention_days: u64,
     pub trusted_proxies: hata_server::forwarded::TrustedProxies,
     /// The certificate and key files to serve HTTPS with; `None`: plain HTTP. Read (and
     /// checked) by `serve`, before it binds.
@@ -686,6 +693,7 @@ impl ServeArgs {
             tls,
             public_url,
             eval_rate_limit: self.eval_rate_limit.or(file.eval_rate_limit).unwrap_or(0),
+            audit_retention_days: self.audit_retention.or(file.audit_retention).unwrap_or(0),
             token_ages: hata_access::token::TokenAges::with_max_age_days(
                 self.token_max_age_days
                     .or(file.token_max_age_days)

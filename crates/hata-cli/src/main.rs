@@ -390,6 +390,12 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     let state = AppState::start_with(store.clone(), settings.token_ages)
         .await
         .context("loading server state")?;
+    if settings.audit_retention_days > 0 {
+        tokio::spawn(hata_server::state::run_audit_retention(
+            store.clone(),
+            std::time::Duration::from_secs(settings.audit_retention_days * 86_400),
+        ));
+    }
     let limits = &settings.limits;
     let config = ServerConfig {
         body_limit: settings.body_limit,

@@ -235,3 +235,57 @@ async fn an_export_verifies_offline_with_the_public_key_alone() {
         "{stderr}"
     );
 }
+
+/// Three replicas on one PostgreSQL, each with the same signing key, writing at once: one
+/// linear chain (the chain lock), with the policy's checkpoints, that verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_writing_at_once_make_one_chain() {
+    let Some(db) = support::PgDatabase::create().await else {
+        return;
+    };
+    let keys = tempfile::tempdir().expect("temp dir");
+    let key_path = keys.path().join("audit-signing-key.pem");
+    let key_file = key_path.to_str().expect("utf-8").to_string();
+    let env = [
+        ("HATA_AUDIT_KEY", key_file.as_str()),
+        ("HATA_AUDIT_CHECKPOINT_EVERY", "7"),
+        ("HATA_ADMIN_RATE_LIMIT", "0"),
+    ];
+    let mut replicas = Vec::new();
+    for name in ["a", "b", "c"] {
+        replicas.push(Replica::start_with_env(name, &db.url(), &env).await);
+    }
+    replicas[0]
+        .admin_ok(
+            Method::POST,
+            "/projects",
+            Some(json!({"key": "shop", "name": "Shop"})),
+            StatusCode::CREATED,
+        )
+        .await;
+    let writers = replicas.iter().enumerate().map(|(r, replica)| async move {
+        for i in 0..15 {
+            replica
+                .admin_ok(
+                    Method::POST,
+                    "/projects/shop/flags",
+                    Some(json!({"key": format!("r{r}-f{i}"), "type": "boolean"})),
+                    StatusCode::CREATED,
+                )
+                .await;
+        }
+    });
+    futures::future::join_all(writers).await;
+    let report = replicas[2]
+        .admin_ok(Method::GET, "/audit/verify", None, StatusCode::OK)
+        .await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["entries"].as_u64() >= Some(46), "{report}");
+    assert_eq!(report["signatures_checked"], true, "{report}");
+    assert_eq!(report["policy_every"], 7, "{report}");
+    let checkpoints = report["checkpoints"].as_u64().expect("checkpoints");
+    assert!(
+        checkpoints >= report["entries"].as_u64().unwrap_or(0) / 7,
+        "{report}"
+    );
+}

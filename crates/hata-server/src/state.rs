@@ -154,3 +154,25 @@ async fn follow_changes(state: AppState) {
         }
     }
 }
+
+/// How often retention looks for entries past their time.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Removes audit entries older than `keep`, at start and then every hour (`--audit-retention`;
+/// any replica may do it: the chain lock makes them take turns, and a second pass finds
+/// nothing to remove).
+pub async fn run_audit_retention(store: hata_store::Store, keep: Duration) {
+    let mut every = tokio::time::interval(RETENTION_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let cutoff = time::OffsetDateTime::now_utc() - keep;
+        let Ok(before) = hata_audit::format_at(cutoff) else {
+            tracing::warn!("audit retention: the cutoff is out of range; nothing removed");
+            continue;
+        };
+        if let Err(e) = store.prune_audit(&before).await {
+            tracing::warn!(error = %e, "audit retention failed; trying again in an hour");
+        }
+    }
+}

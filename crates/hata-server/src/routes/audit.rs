@@ -93,8 +93,14 @@ fn entry_time(field: &str, value: Option<&str>) -> Result<Option<String>, FieldE
         .map_err(|_| FieldError::new(field, format!("out of range: {value:?}")))
 }
 
+/// An empty query parameter (`?action=`) is one not given.
+fn given(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
+}
+
 fn cursor(cursor: Option<&str>) -> AppResult<Option<i64>> {
     cursor
+        .filter(|c| !c.is_empty())
         .map(|c| {
             c.parse::<i64>().map_err(|_| {
                 AppError::BadRequest(format!(
@@ -130,6 +136,16 @@ async fn list(
     Extension(Caller(caller)): Extension<Caller>,
     Query(q): Query<AuditQuery>,
 ) -> AppResult<Json<Page<Map<String, Value>>>> {
+    let q = AuditQuery {
+        project: given(q.project),
+        environment: given(q.environment),
+        resource: given(q.resource),
+        actor: given(q.actor),
+        action: given(q.action),
+        from: given(q.from),
+        to: given(q.to),
+        ..q
+    };
     let among = visible_projects(&caller)?;
     if let (Some(project), Some(among)) = (&q.project, &among) {
         if !among.contains(project) {
@@ -224,6 +240,10 @@ async fn history(
 /// streamed a batch at a time. A failure midway ends the body early: the verifier then
 /// reports where the export stops.
 async fn export(State(s): State<AppState>, Query(q): Query<ExportQuery>) -> AppResult<Response> {
+    let q = ExportQuery {
+        from: given(q.from),
+        to: given(q.to),
+    };
     let mut errors = Vec::new();
     let from = entry_time("from", q.from.as_deref()).unwrap_or_else(|e| {
         errors.push(e);

@@ -11,10 +11,12 @@
 //! - `read`: filtered pages, one flag's history, the export's lines, verification.
 //! - `checkpoints`: the signing key the store was given, the policy, and time-based
 //!   checkpoints.
+//! - `prune`: retention, removing the oldest entries behind a signed anchor checkpoint.
 
 mod append;
 mod backfill;
 mod checkpoints;
+mod prune;
 mod read;
 mod rows;
 

@@ -14,6 +14,17 @@ pub struct TestStore {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// How every test store is opened: with an audit signing key, and a checkpoint every 4
+/// entries so that short tests cross several.
+pub fn config(url: String) -> StoreConfig {
+    let mut config = StoreConfig::new(url);
+    config.audit.key = Some(std::sync::Arc::new(hata_audit::SigningKey::generate(
+        &mut rand::rngs::OsRng,
+    )));
+    config.audit.policy = hata_audit::CheckpointPolicy { every: 4 };
+    config
+}
+
 pub fn postgres_admin_url() -> String {
     std::env::var("HATA_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
@@ -22,9 +33,7 @@ pub fn postgres_admin_url() -> String {
 pub async fn sqlite() -> TestStore {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("hata.db").display());
-    let store = Store::open(&StoreConfig::new(url))
-        .await
-        .expect("open sqlite store");
+    let store = Store::open(&config(url)).await.expect("open sqlite store");
     TestStore {
         store,
         name: "sqlite",
@@ -36,7 +45,7 @@ pub async fn sqlite() -> TestStore {
 /// not in CI (under `CI=true` a missing PostgreSQL fails the test).
 pub async fn postgres() -> Option<TestStore> {
     let url = new_postgres_database().await?;
-    let store = Store::open(&StoreConfig::new(url))
+    let store = Store::open(&config(url))
         .await
         .expect("open postgres store");
     Some(TestStore {
