@@ -58,6 +58,10 @@ impl AppState {
             state.store.clone(),
         ));
         tokio::spawn(sign_audit_checkpoints(state.store.clone()));
+        tokio::spawn(auth::run_refusal_recorder(
+            state.tokens.clone(),
+            state.store.clone(),
+        ));
         Ok(state)
     }
 

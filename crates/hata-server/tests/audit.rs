@@ -205,6 +205,25 @@ async fn chain_with_a_checkpoint(s: &TestServer) -> i64 {
     unreachable!("the loop returns")
 }
 
+/// `GET /audit/export` verified line by line with the key `GET /audit/public-key` serves.
+async fn verify_export(s: &TestServer) -> hata_audit::Report {
+    let export = Reply::of(s.admin(Method::GET, "/api/v1/audit/export")).await;
+    assert_eq!(export.status, StatusCode::OK);
+    assert_eq!(export.header("content-type"), Some("application/jsonl"));
+    let pem = Reply::of(s.client.get(s.url("/api/v1/audit/public-key"))).await;
+    let key = hata_audit::PublicKey::from_pem(pem.body.as_str().expect("PEM")).expect("a key");
+    let mut verifier = hata_audit::Verifier::new().with_public_key(key);
+    let text = match &export.body {
+        Value::String(text) => text.clone(),
+        // A one-line export parses as JSON whole.
+        other => other.to_string(),
+    };
+    for line in text.lines() {
+        verifier.push_line(line);
+    }
+    verifier.finish()
+}
+
 async fn sql(s: &TestServer, statements: &[&str]) {
     sqlx::any::install_default_drivers();
     let pool = AnyPoolOptions::new()
@@ -319,6 +338,17 @@ async fn tampering_in_the_database_is_found_and_named() {
                 (Some(seq(cp)), Some(reason)),
                 "{backend}, {what} (checkpoint at {cp}): {report}"
             );
+            // The export, verified offline with the public key alone (as `hata audit verify
+            // --from-file` does), finds the same.
+            let offline = verify_export(&s).await;
+            assert_eq!(
+                offline
+                    .first_bad
+                    .as_ref()
+                    .map(|b| (b.seq as i64, b.reason.as_str())),
+                Some((seq(cp), reason)),
+                "{backend}, {what}, offline: {offline:?}"
+            );
         }
     }
 }
@@ -379,4 +409,66 @@ async fn the_public_key_verifies_the_checkpoints() {
     let pem = r.body.as_str().expect("PEM text");
     let key = hata_audit::PublicKey::from_pem(pem).expect("an Ed25519 public key");
     checkpoint.verify(&key).expect("signed by the served key");
+}
+
+/// A token presented after it ended is refused, and the refusal is a security event in the
+/// audit log: once an hour per token however often it is retried.
+#[tokio::test]
+async fn an_ended_token_presented_is_recorded_once() {
+    let s = TestServer::start().await;
+    s.project("shop").await;
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let soon = soon
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("a time");
+    let created = s
+        .post(
+            "/api/v1/tokens",
+            &json!({"name": "short-lived", "kind": "project", "project": "shop",
+                    "role": "viewer", "expires_at": soon}),
+        )
+        .await
+        .expect(StatusCode::CREATED)
+        .body;
+    let (id, secret) = (
+        created["id"].as_str().expect("id"),
+        created["secret"].as_str().expect("secret"),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    for _ in 0..3 {
+        Reply::of(s.as_token(secret, Method::GET, "/api/v1/projects/shop"))
+            .await
+            .problem(StatusCode::UNAUTHORIZED);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let refused = loop {
+        let page = s
+            .get(&format!("/api/v1/audit?action=refused&resource=token:{id}"))
+            .await
+            .expect(StatusCode::OK)
+            .body;
+        let items = page["items"].as_array().expect("items").clone();
+        if !items.is_empty() || std::time::Instant::now() > deadline {
+            break items;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        refused.len(),
+        1,
+        "one entry for three refusals: {refused:?}"
+    );
+    let entry = &refused[0];
+    assert_eq!(
+        entry["actor"],
+        json!({"kind": "token", "id": id, "name": "short-lived"})
+    );
+    assert_eq!(entry["project"], "shop");
+    assert!(
+        entry["new"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("expired")),
+        "{entry}"
+    );
+    assert_eq!(verify(&s).await["ok"], true);
 }

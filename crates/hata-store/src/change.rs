@@ -21,16 +21,20 @@ pub enum Action {
     LoginFailed,
     /// A session was ended by its user.
     Logout,
+    /// A credential was presented and refused because it ended (an expired, rotated-out or
+    /// too old token): a security event, recorded at most once an hour per token.
+    Refused,
 }
 
 impl Action {
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 7] = [
         Action::Create,
         Action::Update,
         Action::Delete,
         Action::Login,
         Action::LoginFailed,
         Action::Logout,
+        Action::Refused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +45,7 @@ impl Action {
             Action::Login => "login",
             Action::LoginFailed => "login_failed",
             Action::Logout => "logout",
+            Action::Refused => "refused",
         }
     }
 
@@ -215,7 +220,8 @@ mod tests {
                 "delete",
                 "login",
                 "login_failed",
-                "logout"
+                "logout",
+                "refused"
             ]
         );
         for action in Action::ALL {

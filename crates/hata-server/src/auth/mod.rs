@@ -20,7 +20,7 @@ use hata_access::token::{Standing, TokenAges};
 use hata_access::{EvaluationAccess, Principal, PrincipalKind};
 use hata_store::{Store, StoreResult, TokenKind, TokenRecord};
 use rustc_hash::FxHashMap;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::error::AppError;
 use crate::AppState;
@@ -40,7 +40,24 @@ pub struct TokenCache {
     uses: Mutex<FxHashMap<String, Arc<AtomicI64>>>,
     /// Token id → the last use stored, and the last due-soon warning logged (Unix seconds).
     flushed: Mutex<FxHashMap<String, (i64, i64)>>,
+    /// Token id → when its last refusal was queued for the audit log (Unix seconds): one
+    /// entry an hour per token, however often a client retries an ended secret.
+    refusals_noted: Mutex<FxHashMap<String, i64>>,
+    /// Refusals to record (token id, name, why), for `run_refusal_recorder`; a full queue
+    /// drops them rather than slow the refused request.
+    refusals: mpsc::Sender<Refusal>,
+    refusals_rx: Mutex<Option<mpsc::Receiver<Refusal>>>,
 }
+
+/// A refused token, for the audit log.
+pub struct Refusal {
+    pub id: String,
+    pub name: String,
+    pub reason: String,
+}
+
+/// How often one token's refusals are recorded at most.
+const REFUSAL_EVERY_SECS: i64 = 3600;
 
 /// A cached secret: the token (its `expires_at` the moment it stops working: its expiry, its
 /// age limit or, for a rotated-out secret, the end of its grace period), why it stops then,
@@ -80,12 +97,16 @@ fn now_nanos() -> i128 {
 
 impl TokenCache {
     pub fn new(ages: TokenAges) -> TokenCache {
+        let refusals = mpsc::channel(256);
         TokenCache {
             by_hash: ArcSwap::default(),
             changed: watch::channel(0).0,
             ages,
             uses: Mutex::default(),
             flushed: Mutex::default(),
+            refusals_noted: Mutex::default(),
+            refusals: refusals.0,
+            refusals_rx: Mutex::new(Some(refusals.1)),
         }
     }
 
@@ -186,7 +207,7 @@ impl TokenCache {
         let entry = map.get(&key)?;
         let at = entry.token.expires_at.clone().unwrap_or_default();
         let id = &entry.token.id;
-        Some(match entry.ends_by {
+        let why = match entry.ends_by {
             Ending::Expiry => format!("token {id} expired at {at}"),
             Ending::Rotation => format!(
                 "this secret of token {id} was rotated out; it stopped working at {at}: use the new secret"
@@ -195,7 +216,30 @@ impl TokenCache {
                 "token {id} is older than the maximum token age ({} days since it was created or last rotated) and stopped working at {at}: rotate it (POST /api/v1/tokens/{id}/rotate) or create a new one",
                 self.ages.max_age.map(|a| a.as_secs() / 86_400).unwrap_or_default()
             ),
-        })
+        };
+        self.note_refusal(&entry.token, &why);
+        Some(why)
+    }
+
+    /// Queues a refusal for the audit log, unless this token's last one was queued within
+    /// the hour.
+    fn note_refusal(&self, token: &TokenRecord, why: &str) {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        {
+            let mut noted = self
+                .refusals_noted
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match noted.get(&token.id) {
+                Some(last) if now - last < REFUSAL_EVERY_SECS => return,
+                _ => noted.insert(token.id.clone(), now),
+            };
+        }
+        let _ = self.refusals.try_send(Refusal {
+            id: token.id.clone(),
+            name: token.name.clone(),
+            reason: why.to_string(),
+        });
     }
 
     /// The live token record of the secret with this (hex) hash: event streams hold hashes,
@@ -277,6 +321,30 @@ impl TokenCache {
         if let Err(e) = store.record_token_use(&uses).await {
             tracing::warn!(error = %e, "recording tokens' last use failed; retrying later");
             self.unflushed(&uses);
+        }
+    }
+}
+
+/// Records queued token refusals in the audit log (`WriteOp::TokenRefused`, the token as
+/// actor), off the request path. Runs once per cache (it takes the queue).
+pub async fn run_refusal_recorder(tokens: Arc<TokenCache>, store: Store) {
+    let receiver = tokens
+        .refusals_rx
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    let Some(mut receiver) = receiver else { return };
+    while let Some(refusal) = receiver.recv().await {
+        let meta = hata_store::WriteMeta::new(
+            hata_store::Actor::token(refusal.id.clone(), refusal.name),
+            "",
+        );
+        let op = hata_store::WriteOp::TokenRefused {
+            id: refusal.id,
+            reason: refusal.reason,
+        };
+        if let Err(e) = store.write(&meta, op).await {
+            tracing::warn!(error = %e, "recording a token refusal in the audit log failed");
         }
     }
 }

@@ -44,7 +44,7 @@ pub struct AuditQuery {
     resource: Option<String>,
     /// `kind:id` (`user:u_…`, `token:tok_…`), or an id of any kind.
     actor: Option<String>,
-    /// `create`, `update`, `delete`, `login`, `login_failed`, `logout`.
+    /// `create`, `update`, `delete`, `login`, `login_failed`, `logout`, `refused`.
     action: Option<String>,
     /// Entries at or after this time (RFC 3339).
     #[param(format = DateTime)]
@@ -342,7 +342,7 @@ pub mod schema {
         actor: Actor,
         /// What the actor acted as: `admin`, its role in the project, a token's kind.
         role: Option<String>,
-        /// `create`, `update`, `delete`, `login`, `login_failed`, `logout`.
+        /// `create`, `update`, `delete`, `login`, `login_failed`, `logout`, `refused`.
         action: String,
         resource: Resource,
         project: Option<String>,

@@ -248,6 +248,7 @@ impl WriteTx {
             } => self.delete_segment(&project, &key, &expected_version).await,
             WriteOp::CreateToken { token } => self.create_token(token).await,
             WriteOp::DeleteToken { id } => self.delete_token(&id).await,
+            WriteOp::TokenRefused { id, reason } => self.token_refused(&id, &reason).await,
             WriteOp::RotateToken {
                 id,
                 secret_hash,

@@ -290,6 +290,12 @@ pub enum WriteOp {
     DeleteToken {
         id: String,
     },
+    /// A security event, no change: token `id` was presented after it ended, and refused
+    /// (`reason` says how it ended).
+    TokenRefused {
+        id: String,
+        reason: String,
+    },
     /// A new secret for a token; the current one keeps working until `previous_valid_until`.
     RotateToken {
         id: String,
@@ -424,7 +430,9 @@ impl WriteOp {
             | WriteOp::DeleteSegment { project, key, .. } => {
                 &[("project", project), ("segment", key)]
             }
-            WriteOp::DeleteToken { id } | WriteOp::RotateToken { id, .. } => &[("token", id)],
+            WriteOp::DeleteToken { id }
+            | WriteOp::RotateToken { id, .. }
+            | WriteOp::TokenRefused { id, .. } => &[("token", id)],
         };
         if let Some((what, name)) = names.iter().find(|(_, name)| name.contains('\0')) {
             return Err(StoreError::NotFound(format!("{what} {name:?}")));
@@ -519,7 +527,8 @@ impl WriteOp {
             | WriteOp::DeleteEnvironment { .. }
             | WriteOp::DeleteFlag { .. }
             | WriteOp::DeleteSegment { .. }
-            | WriteOp::DeleteToken { .. } => {}
+            | WriteOp::DeleteToken { .. }
+            | WriteOp::TokenRefused { .. } => {}
         }
         // Recorded with the change.
         check("actor", check_text(&meta.actor.qualified_id()));

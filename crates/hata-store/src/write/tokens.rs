@@ -111,6 +111,31 @@ impl WriteTx {
         decode_token(&row)
     }
 
+    /// Records that token `id` was refused after it ended; changes nothing. The token may
+    /// be gone meanwhile: the event is recorded all the same.
+    pub(super) async fn token_refused(
+        &mut self,
+        id: &str,
+        reason: &str,
+    ) -> StoreResult<(Option<Value>, i64)> {
+        let project: Option<String> = sqlx::query("SELECT project FROM tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .map(|row| row.try_get("project"))
+            .transpose()?
+            .flatten();
+        self.change(
+            Action::Refused,
+            ResourceType::Token,
+            project.as_deref(),
+            id,
+            None,
+            Some(serde_json::json!({ "reason": reason })),
+        );
+        Ok((None, 0))
+    }
+
     pub(super) async fn delete_token(&mut self, id: &str) -> StoreResult<(Option<Value>, i64)> {
         let old = self.token(id).await?;
         if old.kind == TokenKind::Admin {
