@@ -231,6 +231,11 @@ pub struct Verifier {
     /// A checkpoint for a seq not reached yet (the highest such): matched when its entry
     /// comes, `truncated` if it never does.
     ahead: Option<Pending>,
+    /// A due checkpoint was not after its entry. Reported at the next line unless that line
+    /// is the checkpoint (then `misplaced_checkpoint`), and only once the entry after the due
+    /// one has passed its own checks: a gap, reorder or broken link there says more about
+    /// what happened than the checkpoint that went with the displaced rows.
+    missing: Option<Bad>,
     bad: Option<Bad>,
     /// The canonical form of the entry being hashed, reused.
     buf: Vec<u8>,
@@ -307,6 +312,8 @@ impl Verifier {
         if self.bad.is_none() {
             if let Some((bad, _)) = self.gap.take() {
                 self.bad = Some(bad);
+            } else if let Some(bad) = self.missing.take() {
+                self.bad = Some(bad);
             } else if let Some(prev) = self.prev {
                 if let Some(bad) = self.missing_checkpoint(prev) {
                     self.bad = Some(bad);
@@ -353,8 +360,13 @@ impl Verifier {
     }
 
     fn malformed(&mut self, seq: Option<u64>, detail: String) {
-        if let Some((bad, _)) = self.gap.take() {
-            // A seq jumped just before: that stays the first problem.
+        if let Some(bad) = self
+            .gap
+            .take()
+            .map(|(bad, _)| bad)
+            .or_else(|| self.missing.take())
+        {
+            // Found before this line: that stays the first problem.
             self.bad = Some(bad);
             return;
         }
@@ -373,6 +385,10 @@ impl Verifier {
     }
 
     fn entry(&mut self, map: &Map<String, Value>) {
+        if let Some(bad) = self.missing.take() {
+            self.bad = Some(bad);
+            return;
+        }
         let links = match check_entry(map) {
             Ok(links) => links,
             Err(detail) => {
@@ -404,10 +420,6 @@ impl Verifier {
                 }
             }
             Some(prev) => {
-                if let Some(bad) = self.missing_checkpoint(prev) {
-                    self.bad = Some(bad);
-                    return;
-                }
                 let expected = prev.head.seq.saturating_add(1);
                 if links.seq > expected {
                     let gap = Bad {
@@ -441,6 +453,7 @@ impl Verifier {
         if self.bad.is_some() {
             return;
         }
+        self.missing = self.prev.and_then(|prev| self.missing_checkpoint(prev));
         self.prev = Some(Prev {
             head: Head {
                 seq: links.seq,
@@ -478,6 +491,20 @@ impl Verifier {
     fn checkpoint(&mut self, checkpoint: &Checkpoint) {
         if self.gap.is_some() {
             // The next entry decides between gap and reorder.
+            return;
+        }
+        if let Some(missing) = self.missing.take() {
+            self.bad = Some(if checkpoint.seq == missing.seq {
+                let detail = format!("it comes after the entry at seq {}", missing.seq + 1);
+                Bad {
+                    reason: Reason::MisplacedCheckpoint,
+                    detail: Some(detail),
+                    line: self.line,
+                    ..missing
+                }
+            } else {
+                missing
+            });
             return;
         }
         let verified = match self.verify_signature(checkpoint) {
