@@ -25,6 +25,9 @@ def finite(s):
     if not math.isfinite(float(s)): raise ValueError(f"number out of range: {s}")
     return float(s)
 def constant(c): raise ValueError(f"{c} is not JSON")
+def members(pairs):  # a repeated member name means different things to different readers
+    if len(dict(pairs)) < len(pairs): raise ValueError("duplicate member")
+    return dict(pairs)
 
 key = load_pem_public_key(open(sys.argv[2], "rb").read())
 key_id = hashlib.sha256(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()[:16]
@@ -53,7 +56,7 @@ def check(o):
 
 for i, line in enumerate(open(sys.argv[1], "rb"), 1):
     if not line.strip(): continue
-    try: check(json.loads(line.decode("utf-8"), parse_float=finite, parse_constant=constant))
+    try: check(json.loads(line.decode("utf-8"), parse_float=finite, parse_constant=constant, object_pairs_hook=members))
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as e: fail(i, f"malformed: {e!r}")
 if ahead: fail(i, f"truncated: a checkpoint names seq {ahead[0]}, the last entry is seq {prev[0]}")
 print(f"ok: {entries} entries, last seq {prev and prev[0]}, head {prev and prev[1]}")

@@ -19,14 +19,22 @@
 //! `Report::signed_through`.
 
 use serde::ser::SerializeStruct;
-use serde::{Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 
-use crate::chain::{entry_hash, Hash, Head};
+use crate::chain::{Hash, Head};
 use crate::checkpoint::{Checkpoint, CheckpointPolicy};
-use crate::export::{classify, Line, LineError};
 use crate::key::{KeyId, PublicKey};
 use crate::shape::{check_entry, Links};
+use crate::tree::Json;
+
+/// `{"checkpoint": {…}}`, the line of a checkpoint.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointLine {
+    checkpoint: Checkpoint,
+}
 
 /// Why verification failed. `as_str` is stable (the API and scripts match on it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -277,25 +285,19 @@ impl Verifier {
         if self.bad.is_some() || line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        let parsed = serde_json::from_slice::<Value>(line)
-            .map_err(|e| LineError::NotJson(e.to_string()))
-            .and_then(classify);
-        match parsed {
-            Ok(Line::Entry(map)) => self.entry(&map),
-            Ok(Line::Checkpoint(checkpoint)) => self.checkpoint(&checkpoint),
-            Err(e) => self.malformed(None, e.to_string()),
-        }
+        self.read_line(line);
     }
 
-    /// Feeds an entry already parsed (e.g. a stored row's JSON).
-    pub fn push_entry(&mut self, entry: Value) {
+    /// Feeds an entry already parsed (e.g. a stored row's JSON; the row's text itself, given
+    /// to `push_line`, is cheaper: this writes the value out to read it back).
+    pub fn push_entry(&mut self, entry: &Value) {
         self.line += 1;
         if self.bad.is_some() {
             return;
         }
-        match entry {
-            Value::Object(map) => self.entry(&map),
-            _ => self.malformed(None, LineError::NotObject.to_string()),
+        match serde_json::to_vec(entry) {
+            Ok(line) => self.read_line(&line),
+            Err(e) => self.malformed(None, e.to_string()),
         }
     }
 
@@ -376,7 +378,7 @@ impl Verifier {
 
     fn missing_checkpoint(&self, prev: Prev) -> Option<Bad> {
         let due = self.policy.is_some_and(|policy| policy.due(prev.head.seq));
-        (due && !prev.anchor && !prev.checkpointed).then(|| Bad {
+        (due && !prev.anchor && !prev.checkpointed).then_some(Bad {
             seq: prev.head.seq,
             line: self.line,
             reason: Reason::MissingCheckpoint,
@@ -384,15 +386,32 @@ impl Verifier {
         })
     }
 
-    fn entry(&mut self, map: &Map<String, Value>) {
+    fn read_line(&mut self, line: &[u8]) {
+        let tree = match Json::parse(line) {
+            Ok(tree) => tree,
+            Err(e) => return self.malformed(None, format!("not JSON: {e}")),
+        };
+        if let Json::Object(members) = &tree {
+            if members.len() == 1 && members[0].0 == "checkpoint" {
+                // Rare (one per `every` entries): read again, typed.
+                return match serde_json::from_slice::<CheckpointLine>(line) {
+                    Ok(CheckpointLine { checkpoint }) => self.checkpoint(&checkpoint),
+                    Err(e) => self.malformed(None, format!("not a checkpoint: {e}")),
+                };
+            }
+        }
+        self.entry(&tree);
+    }
+
+    fn entry(&mut self, entry: &Json<'_>) {
         if let Some(bad) = self.missing.take() {
             self.bad = Some(bad);
             return;
         }
-        let links = match check_entry(map) {
+        let links = match check_entry(entry) {
             Ok(links) => links,
             Err(detail) => {
-                let seq = map.get("seq").and_then(Value::as_u64);
+                let seq = entry.get("seq").and_then(Json::as_u64);
                 return self.malformed(seq, detail);
             }
         };
@@ -446,7 +465,12 @@ impl Verifier {
         if links.prev_hash != expected_prev {
             return self.fail(links.seq, Reason::BrokenLink, None);
         }
-        if entry_hash(&links.prev_hash, map, &mut self.buf) != links.hash {
+        self.buf.clear();
+        entry.write_canonical(Some("hash"), &mut self.buf);
+        let mut sha = Sha256::new();
+        sha.update(links.prev_hash.0);
+        sha.update(&self.buf);
+        if Hash(sha.finalize().into()) != links.hash {
             return self.fail(links.seq, Reason::HashMismatch, None);
         }
         let checkpointed = self.match_ahead(links);

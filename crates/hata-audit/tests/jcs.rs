@@ -1,5 +1,5 @@
-//! `jcs` against an independent RFC 8785 implementation (`serde_json_canonicalizer`) on
-//! arbitrary JSON, and entries with arbitrary `old`/`new` values: sealed, written, read back
+//! `jcs` (on values, and on text as the verifier reads it) against an independent RFC 8785
+//! implementation (`serde_json_canonicalizer`) on arbitrary JSON, and entries with arbitrary `old`/`new` values: sealed, written, read back
 //! and verified, the hash of the typed entry always equals the hash of its parsed line.
 
 mod support;
@@ -47,7 +47,10 @@ proptest! {
     #[test]
     fn same_as_an_independent_implementation(value in json_value()) {
         let theirs = serde_json_canonicalizer::to_string(&value).expect("finite numbers only");
-        prop_assert_eq!(jcs::to_string(&value), theirs);
+        prop_assert_eq!(&jcs::to_string(&value), &theirs);
+        // The verifier's path, from the text.
+        let text = serde_json::to_vec(&value).expect("serialisable");
+        prop_assert_eq!(jcs::from_text(&text).expect("JSON"), theirs);
     }
 
     #[test]

@@ -149,6 +149,14 @@ fn python_verifier_agrees() {
         "unanchored start at seq 11",
     );
 
+    let mut repeated = lines.clone();
+    let i = entry_index(&repeated, 5);
+    repeated[i] = format!(
+        "{},\"action\":\"delete\"}}",
+        repeated[i].trim_end_matches('}')
+    );
+    assert_fails(&run.verify("repeated.jsonl", &repeated), "duplicate member");
+
     // Numbers Python reads differently from JSON's doubles must still hash alike: an entry
     // whose old value has them, sealed here and checked there.
     let tricky = json!([

@@ -352,6 +352,13 @@ fn malformed_lines() {
             Some(u64::try_from(i + 1).expect("small"))
         );
     }
+    // A member twice: JSON readers disagree on which counts.
+    let mut lines = lines();
+    let i = entry_index(&lines, 12);
+    let line = lines[i].trim_end_matches('}').to_string();
+    lines[i] = format!("{line},\"action\":\"delete\"}}");
+    assert_bad(&verify(&lines), 12, Reason::Malformed);
+
     let mut verifier = Verifier::new();
     verifier.push_line_bytes(b"{\"seq\":\"\xff\"}");
     assert_bad(&verifier.finish(), 0, Reason::Malformed);
@@ -429,7 +436,7 @@ fn push_entry_and_push_checkpoint_match_push_line() {
         .with_policy(CheckpointPolicy { every: EVERY });
     for line in &lines {
         match parse_line(line.as_bytes()).expect("a line") {
-            Line::Entry(map) => verifier.push_entry(serde_json::Value::Object(map)),
+            Line::Entry(map) => verifier.push_entry(&serde_json::Value::Object(map)),
             Line::Checkpoint(cp) => verifier.push_checkpoint(&cp),
         }
     }
