@@ -10,14 +10,17 @@
 //!
 //! Why a module of our own and not `serde_json_canonicalizer` or `serde_jcs`: both canonicalise
 //! through serde's `Serializer`, buffering every member into its own `Vec` and re-parsing each
-//! member name as JSON to sort it, which is most of the cost of verifying a chain; the
-//! verifier already holds a parsed `serde_json::Value` and wants bytes for SHA-256 with one
-//! reused buffer. The hard part, ECMAScript number formatting, is `ryu-js` (maintained by
-//! the Boa JavaScript engine); what is left here is sorting and escaping, tested against the
-//! RFC's examples and, property-wise, against `serde_json_canonicalizer` (tests/jcs.rs).
+//! member name as JSON to sort it, which would be most of the cost of verifying a chain; the
+//! verifier wants canonical bytes for SHA-256 straight from the line it read (`from_text`,
+//! through the private `tree`), into one reused buffer. The hard part, ECMAScript number
+//! formatting, is `ryu-js` (maintained by the Boa JavaScript engine); what is left here is
+//! sorting and escaping, tested against the RFC's examples and, property-wise, against
+//! `serde_json_canonicalizer` (tests/jcs.rs). Both also need serde_json's `float_roundtrip`,
+//! which this crate turns on anyway (see Cargo.toml).
 //!
-//! It is not a parser: whatever `serde_json` accepted is what is canonicalised. A
-//! `serde_json::Value` cannot hold NaN or infinities, so canonicalisation cannot fail.
+//! `to_string` / `write_value` take a `serde_json::Value`, which cannot hold NaN or infinities,
+//! so they cannot fail; `from_text` refuses what `serde_json` refuses, and repeated member
+//! names.
 
 use std::cmp::Ordering;
 

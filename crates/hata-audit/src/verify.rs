@@ -8,9 +8,13 @@
 //! (`broken_link`), own hash (`hash_mismatch`). For each checkpoint: signature, when a public
 //! key is given (`bad_signature`), then its hash against the entry at its seq
 //! (`checkpoint_mismatch`); a checkpoint line that comes after a later entry is
-//! `misplaced_checkpoint`. At the end, a checkpoint for a seq past the last entry is
-//! `truncated`, and with a `CheckpointPolicy`, a due seq without a checkpoint is
-//! `missing_checkpoint`.
+//! `misplaced_checkpoint`. With a `CheckpointPolicy`, a due seq without a checkpoint is
+//! `missing_checkpoint`, reported once the entry after it has passed its own checks (so a
+//! gap or broken link there, which says more, comes first). At the end, a checkpoint for a
+//! seq past the last entry is `truncated`.
+//!
+//! Lines are read into a borrowed tree (`tree`), not `serde_json::Value`: that halves the
+//! time (benches/verify.rs: a million entries of ~1 KB in about 7 s on one core).
 //!
 //! The first problem is where the chain stops verifying, which is not always where the
 //! tampering was: an inserted entry whose links were computed correctly is only caught at the

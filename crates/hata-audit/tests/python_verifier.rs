@@ -172,3 +172,19 @@ fn python_verifier_agrees() {
         .expect("sealable");
     assert_ok(&run.verify("numbers.jsonl", &[sealed.json]), 1);
 }
+
+#[test]
+fn docs_show_the_script_as_it_is() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/audit.md")).expect("docs/audit.md");
+    let script =
+        std::fs::read_to_string(repo_root().join("docs/audit_verify.py")).expect("the script");
+    let shown = doc
+        .split_once("```python\n")
+        .and_then(|(_, rest)| rest.split_once("```\n"))
+        .map(|(code, _)| code)
+        .expect("a python block in docs/audit.md");
+    assert_eq!(
+        shown, script,
+        "docs/audit.md shows another script than docs/audit_verify.py"
+    );
+}
