@@ -92,8 +92,9 @@ impl Head {
 }
 
 /// The hash of an entry object whose `prev_hash` is `prev`; the object's own `hash` member,
-/// if present, is left out. `buf` is scratch space for the canonical form, reused across calls
-/// by a verifier so that hashing a chain allocates nothing per entry for it.
+/// if present, is left out. `buf` is scratch space for the canonical form. (`NewEntry::seal`
+/// hashes this way; the verifier computes the same from the line's text, tests/jcs.rs and
+/// tests/tamper.rs hold the two together.)
 pub fn entry_hash(prev: &Hash, entry: &Map<String, Value>, buf: &mut Vec<u8>) -> Hash {
     buf.clear();
     jcs::write_object_without(entry, Some("hash"), buf);

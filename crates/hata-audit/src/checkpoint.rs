@@ -162,7 +162,7 @@ impl Default for CheckpointPolicy {
 impl CheckpointPolicy {
     /// Whether the entry at `seq` must be followed by a checkpoint.
     pub fn due(&self, seq: u64) -> bool {
-        self.every != 0 && seq != 0 && seq % self.every == 0
+        self.every != 0 && seq != 0 && seq.is_multiple_of(self.every)
     }
 }
 

@@ -10,14 +10,19 @@
 //!
 //! Why a module of our own and not `serde_json_canonicalizer` or `serde_jcs`: both canonicalise
 //! through serde's `Serializer`, buffering every member into its own `Vec` and re-parsing each
-//! member name as JSON to sort it, which is most of the cost of verifying a chain; the
-//! verifier already holds a parsed `serde_json::Value` and wants bytes for SHA-256 with one
-//! reused buffer. The hard part, ECMAScript number formatting, is `ryu-js` (maintained by
-//! the Boa JavaScript engine); what is left here is sorting and escaping, tested against the
-//! RFC's examples and, property-wise, against `serde_json_canonicalizer` (tests/jcs.rs).
+//! member name as JSON to sort it, which would be most of the cost of verifying a chain; the
+//! verifier wants canonical bytes for SHA-256 straight from the line it read (`from_text`,
+//! through the private `tree`), into one reused buffer. The hard part, ECMAScript number
+//! formatting, is `ryu-js` (maintained by the Boa JavaScript engine); what is left here is
+//! sorting and escaping, tested against the RFC's examples and, property-wise, against
+//! `serde_json_canonicalizer` (tests/jcs.rs). Both also need serde_json's `float_roundtrip`,
+//! which this crate turns on anyway (see Cargo.toml).
 //!
-//! It is not a parser: whatever `serde_json` accepted is what is canonicalised. A
-//! `serde_json::Value` cannot hold NaN or infinities, so canonicalisation cannot fail.
+//! `to_string` / `write_value` take a `serde_json::Value`, which cannot hold NaN or infinities,
+//! so they cannot fail; `from_text` refuses what `serde_json` refuses, and repeated member
+//! names.
+
+use std::cmp::Ordering;
 
 use serde_json::{Map, Number, Value};
 
@@ -27,6 +32,15 @@ pub fn to_string(value: &Value) -> String {
     write_value(value, &mut out);
     // Only valid UTF-8 is written: the input strings' bytes and ASCII.
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The canonical form of JSON text (refusing an object with a repeated member name, whose
+/// meaning JSON leaves open). This is the path the verifier takes.
+pub fn from_text(text: &[u8]) -> Result<String, serde_json::Error> {
+    let mut out = Vec::with_capacity(text.len());
+    crate::tree::Json::parse(text)?.write_canonical(None, &mut out);
+    Ok(String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// Appends the canonical form of `value` to `out`.
@@ -73,12 +87,21 @@ pub fn write_object_without(map: &Map<String, Value>, skip: Option<&str>, out: &
     out.push(b'}');
 }
 
-fn utf16_order(a: &str, b: &str) -> std::cmp::Ordering {
-    if a.is_ascii() && b.is_ascii() {
-        // Same order, no transcoding: the common case of every member name hata writes.
-        return a.as_bytes().cmp(b.as_bytes());
+pub(crate) fn utf16_order(a: &str, b: &str) -> Ordering {
+    // UTF-8 bytes sort as code points, and code points as UTF-16 code units except for one
+    // pair of ranges: U+E000..U+FFFF (lead bytes EE, EF) sort before U+10000.. (F0..F4) as
+    // code points but after them as UTF-16 (whose surrogates are D800..DFFF). So compare bytes
+    // and swap that one case. Where the first difference is a continuation byte the two
+    // characters share a lead byte, hence a range, and bytes decide.
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let Some(i) = a.iter().zip(b).position(|(x, y)| x != y) else {
+        return a.len().cmp(&b.len());
+    };
+    match (a[i], b[i]) {
+        (0xee..=0xef, 0xf0..) => Ordering::Greater,
+        (0xf0.., 0xee..=0xef) => Ordering::Less,
+        (x, y) => x.cmp(&y),
     }
-    a.encode_utf16().cmp(b.encode_utf16())
 }
 
 /// 2^53: below it every integer is a double exactly, and ECMAScript prints it as its digits.
@@ -86,24 +109,55 @@ const EXACT_INT: u64 = 1 << 53;
 
 fn write_number(n: &Number, out: &mut Vec<u8>) {
     if let Some(u) = n.as_u64() {
-        if u < EXACT_INT {
-            out.extend_from_slice(u.to_string().as_bytes());
-            return;
-        }
+        write_u64(u, out);
     } else if let Some(i) = n.as_i64() {
-        if i.unsigned_abs() < EXACT_INT {
-            out.extend_from_slice(i.to_string().as_bytes());
-            return;
+        write_i64(i, out);
+    } else {
+        // Without serde_json's `arbitrary_precision` every number has an f64 view.
+        write_f64(n.as_f64().unwrap_or(0.0), out);
+    }
+}
+
+pub(crate) fn write_u64(u: u64, out: &mut Vec<u8>) {
+    if u < EXACT_INT {
+        out.extend_from_slice(itoa(u, &mut [0; 20]));
+    } else {
+        // The nearest double (round half to even, as JCS readers convert).
+        write_f64(u as f64, out);
+    }
+}
+
+pub(crate) fn write_i64(i: i64, out: &mut Vec<u8>) {
+    if i < 0 && i.unsigned_abs() < EXACT_INT {
+        out.push(b'-');
+        out.extend_from_slice(itoa(i.unsigned_abs(), &mut [0; 20]));
+    } else if i >= 0 {
+        write_u64(i.unsigned_abs(), out);
+    } else {
+        write_f64(i as f64, out);
+    }
+}
+
+/// `n`'s decimal digits, written into the end of `buf`.
+fn itoa(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
         }
     }
-    // Without serde_json's `arbitrary_precision` every number has an f64 view: a large
-    // integer's is the nearest double (round half to even, as JCS readers convert).
-    let f = n.as_f64().unwrap_or(0.0);
+}
+
+/// A finite double as ECMAScript writes it (a `Value` or a parsed line holds no other).
+pub(crate) fn write_f64(f: f64, out: &mut Vec<u8>) {
     let mut buffer = ryu_js::Buffer::new();
     out.extend_from_slice(buffer.format_finite(f).as_bytes());
 }
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
+pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
@@ -264,6 +318,41 @@ mod tests {
             ("2.5e+25", "2.5e+25"),
         ] {
             assert_eq!(canon(input), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn utf16_order_is_the_order_of_code_units() {
+        let names = [
+            "",
+            "a",
+            "ab",
+            "b",
+            "\u{7f}",
+            "\u{80}",
+            "é",
+            "\u{7ff}",
+            "\u{800}",
+            "\u{d7ff}",
+            "\u{e000}",
+            "\u{fb33}",
+            "\u{ffff}",
+            "\u{10000}",
+            "\u{1f600}",
+            "\u{10ffff}",
+            "a\u{e000}",
+            "a\u{1f600}",
+            "\u{1f600}a",
+            "\u{e000}a",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(
+                    utf16_order(a, b),
+                    a.encode_utf16().cmp(b.encode_utf16()),
+                    "{a:?} {b:?}"
+                );
+            }
         }
     }
 

@@ -14,6 +14,7 @@
 //! - `key`: Ed25519 keys in PEM, and key ids.
 //! - `checkpoint`: signed checkpoints and `CheckpointPolicy`.
 //! - `export`: the JSON Lines of an export.
+//! - `tree`: a line parsed for hashing, fast (private to the verifier).
 //! - `shape`: what a well-formed entry object is (private to the verifier).
 //! - `verify`: `Verifier` and its `Report`.
 
@@ -25,6 +26,7 @@ pub mod export;
 pub mod jcs;
 pub mod key;
 mod shape;
+mod tree;
 pub mod verify;
 
 pub use at::{format_at, AtError};

@@ -7,11 +7,10 @@
 //! beyond the format's are allowed here for the same reason; they are hashed like the rest,
 //! so one added to a stored line is caught by the hash.
 
-use serde_json::{Map, Value};
-
 use crate::at::is_at;
 use crate::chain::Hash;
 use crate::entry::ENTRY_MEMBERS;
+use crate::tree::Json;
 
 /// An entry's place in the chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,22 +21,28 @@ pub(crate) struct Links {
 }
 
 /// The links of a well-formed entry, or what is wrong with it.
-pub(crate) fn check_entry(map: &Map<String, Value>) -> Result<Links, String> {
-    for name in ENTRY_MEMBERS {
-        if !map.contains_key(name) {
-            return Err(format!("member `{name}` is missing"));
-        }
+pub(crate) fn check_entry(entry: &Json<'_>) -> Result<Links, String> {
+    if !matches!(entry, Json::Object(_)) {
+        return Err("not a JSON object".into());
     }
-    let seq = match map["seq"].as_u64() {
+    let member = |name: &str| {
+        entry
+            .get(name)
+            .ok_or_else(|| format!("member `{name}` is missing"))
+    };
+    for name in ENTRY_MEMBERS {
+        member(name)?;
+    }
+    let seq = match member("seq")?.as_u64() {
         Some(seq) if seq >= 1 => seq,
         _ => return Err("`seq` is not an integer >= 1".into()),
     };
-    if !map["at"].as_str().is_some_and(is_at) {
+    if !member("at")?.as_str().is_some_and(is_at) {
         return Err("`at` is not YYYY-MM-DDTHH:MM:SS.ffffffZ".into());
     }
-    check_object(map, "actor", &["kind", "id"], &["name"])?;
-    check_object(map, "resource", &["type", "key"], &[])?;
-    if !map["action"].is_string() {
+    check_object(member("actor")?, "actor", &["kind", "id"], &["name"])?;
+    check_object(member("resource")?, "resource", &["type", "key"], &[])?;
+    if !member("action")?.is_str() {
         return Err("`action` is not a string".into());
     }
     for name in [
@@ -48,15 +53,15 @@ pub(crate) fn check_entry(map: &Map<String, Value>) -> Result<Links, String> {
         "user_agent",
         "request_id",
     ] {
-        if !is_string_or_null(&map[name]) {
+        if !is_string_or_null(member(name)?) {
             return Err(format!("`{name}` is neither a string nor null"));
         }
     }
-    if !map["patch"].is_array() {
+    if !matches!(member("patch")?, Json::Array(_)) {
         return Err("`patch` is not an array".into());
     }
-    let prev_hash = hash_member(map, "prev_hash")?;
-    let hash = hash_member(map, "hash")?;
+    let prev_hash = hash_member(member("prev_hash")?, "prev_hash")?;
+    let hash = hash_member(member("hash")?, "hash")?;
     Ok(Links {
         seq,
         prev_hash,
@@ -65,33 +70,33 @@ pub(crate) fn check_entry(map: &Map<String, Value>) -> Result<Links, String> {
 }
 
 fn check_object(
-    map: &Map<String, Value>,
+    object: &Json<'_>,
     name: &str,
     strings: &[&str],
     nullable: &[&str],
 ) -> Result<(), String> {
-    let Some(object) = map[name].as_object() else {
+    if !matches!(object, Json::Object(_)) {
         return Err(format!("`{name}` is not an object"));
-    };
+    }
     for member in strings {
-        if !object.get(*member).is_some_and(Value::is_string) {
+        if !object.get(member).is_some_and(Json::is_str) {
             return Err(format!("`{name}.{member}` is not a string"));
         }
     }
     for member in nullable {
-        if !object.get(*member).is_some_and(is_string_or_null) {
+        if !object.get(member).is_some_and(is_string_or_null) {
             return Err(format!("`{name}.{member}` is neither a string nor null"));
         }
     }
     Ok(())
 }
 
-fn is_string_or_null(value: &Value) -> bool {
-    value.is_string() || value.is_null()
+fn is_string_or_null(value: &Json<'_>) -> bool {
+    value.is_str() || value.is_null()
 }
 
-fn hash_member(map: &Map<String, Value>, name: &str) -> Result<Hash, String> {
-    map[name]
+fn hash_member(value: &Json<'_>, name: &str) -> Result<Hash, String> {
+    value
         .as_str()
         .and_then(Hash::parse)
         .ok_or_else(|| format!("`{name}` is not 64 lower-case hex digits"))
@@ -100,7 +105,12 @@ fn hash_member(map: &Map<String, Value>, name: &str) -> Result<Hash, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Map, Value};
+
+    fn check(map: &Map<String, Value>) -> Result<Links, String> {
+        let line = serde_json::to_vec(map).expect("serialisable");
+        check_entry(&Json::parse(&line).expect("JSON"))
+    }
 
     fn entry() -> Map<String, Value> {
         let value = json!({
@@ -116,7 +126,7 @@ mod tests {
 
     #[test]
     fn well_formed() {
-        let links = check_entry(&entry()).expect("well-formed");
+        let links = check(&entry()).expect("well-formed");
         assert_eq!(links.seq, 3);
         assert_eq!(links.prev_hash, Hash::GENESIS);
         assert_eq!(links.hash, Hash([0xaa; 32]));
@@ -141,13 +151,13 @@ mod tests {
         for (member, value, expected) in cases {
             let mut map = entry();
             map.insert(member.into(), value);
-            let err = check_entry(&map).expect_err(member);
+            let err = check(&map).expect_err(member);
             assert!(err.contains(expected), "{member}: {err}");
         }
         for member in ENTRY_MEMBERS {
             let mut map = entry();
             map.remove(member);
-            let err = check_entry(&map).expect_err(member);
+            let err = check(&map).expect_err(member);
             assert!(err.contains(&format!("`{member}` is missing")), "{err}");
         }
     }
