@@ -166,6 +166,30 @@ impl TryFrom<RuleFields> for RoleRule {
 }
 
 impl RoleRule {
+    /// The rule as configuration writes it (`[[role_mappings]]`), e.g. for the audit log.
+    pub fn to_json(&self) -> Value {
+        let mut rule = serde_json::json!({"claim": self.claim, "value": self.value});
+        let grant = match &self.grant {
+            Grant::Admin => serde_json::json!({"admin": true}),
+            Grant::Role { project, role } => {
+                serde_json::json!({"project": project, "role": role.as_str()})
+            }
+            Grant::Evaluate {
+                project,
+                environment,
+                access,
+            } => serde_json::json!({
+                "project": project,
+                "environment": environment,
+                "evaluate": access.as_str(),
+            }),
+        };
+        if let (Some(rule), Value::Object(grant)) = (rule.as_object_mut(), grant) {
+            rule.extend(grant);
+        }
+        rule
+    }
+
     /// Whether `claims` satisfy this rule.
     pub fn matches(&self, claims: &Map<String, Value>) -> bool {
         strings(lookup(claims, &self.claim)).any(|v| v == self.value)

@@ -387,6 +387,9 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
                 "admin user created from HATA_ADMIN_EMAIL and HATA_ADMIN_PASSWORD");
         }
     }
+    hata_server::bootstrap::record_sso_config(&store, settings.identity.sso.as_deref())
+        .await
+        .context("recording the single sign-on configuration in the audit log")?;
     let state = AppState::start_with(store.clone(), settings.token_ages)
         .await
         .context("loading server state")?;

@@ -163,17 +163,17 @@ async fn an_export_verifies_offline_with_the_public_key_alone() {
     );
     assert_eq!(report["first_bad"]["seq"].as_u64(), Some(5), "{report}");
 
-    // A range starting after seq 1 is anchored by the checkpoint before it.
-    let sixth: Value = serde_json::from_str(
+    // A range from seq 8 starts after the checkpoint before it (5), which anchors it.
+    let eighth: Value = serde_json::from_str(
         lines
             .iter()
             .filter(|l| !l.starts_with("{\"checkpoint\""))
-            .nth(5)
-            .expect("a sixth entry"),
+            .nth(7)
+            .expect("an eighth entry"),
     )
     .expect("an entry");
-    assert_eq!(sixth["seq"], 6);
-    let at = sixth["at"].as_str().expect("at");
+    assert_eq!(eighth["seq"], 8);
+    let at = eighth["at"].as_str().expect("at");
     let range = get_text(
         &replica,
         &format!("/api/v1/audit/export?from={at}"),
@@ -184,6 +184,9 @@ async fn an_export_verifies_offline_with_the_public_key_alone() {
         range.starts_with("{\"checkpoint\":{\"seq\":5,"),
         "the anchor first:\n{range}"
     );
+    let second: Value =
+        serde_json::from_str(range.lines().nth(1).expect("a second line")).expect("an entry");
+    assert_eq!(second["seq"], 6, "{range}");
     let range_file = write(&dir.path().join("range.jsonl"), &range);
     let (ok, stdout, stderr) = audit(&[
         "verify",

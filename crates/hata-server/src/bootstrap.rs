@@ -280,3 +280,21 @@ pub fn audit_signing_key(path: &Path) -> Result<(hata_audit::SigningKey, bool), 
         Err(e) => Err(create(e)),
     }
 }
+
+/// Records the single sign-on configuration this server starts with in the audit log, when
+/// it differs from the last one recorded (a provider added, changed or removed).
+pub async fn record_sso_config(
+    store: &Store,
+    sso: Option<&crate::sso::Sso>,
+) -> Result<(), StoreError> {
+    let meta = WriteMeta::new(Actor::system("config"), "");
+    store
+        .write(
+            &meta,
+            WriteOp::ConfigureSso {
+                config: sso.map(crate::sso::Sso::describe),
+            },
+        )
+        .await
+        .map(|_| ())
+}

@@ -472,3 +472,51 @@ async fn an_ended_token_presented_is_recorded_once() {
     );
     assert_eq!(verify(&s).await["ok"], true);
 }
+
+/// The single sign-on configuration servers start with is recorded when it changes (never
+/// its client secret); the same configuration again records nothing.
+#[tokio::test]
+async fn single_sign_on_configuration_changes_are_recorded() {
+    let s = TestServer::start().await;
+    let sso = |scopes: &[&str]| {
+        hata_server::sso::Sso::new(hata_server::sso::OidcConfig {
+            issuer: "https://id.example.com".into(),
+            client_id: "hata".into(),
+            client_secret: Some("sso-client-secret-0123456789".into()),
+            redirect_url: None,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            role_map: Default::default(),
+        })
+        .expect("a configuration")
+    };
+    let record = |sso: Option<hata_server::sso::Sso>| {
+        let store = s.store.clone();
+        async move {
+            hata_server::bootstrap::record_sso_config(&store, sso.as_ref())
+                .await
+                .expect("record")
+        }
+    };
+    record(None).await;
+    record(Some(sso(&["email"]))).await;
+    record(Some(sso(&["email"]))).await;
+    record(Some(sso(&["email", "groups"]))).await;
+    record(None).await;
+    let page = s
+        .get("/api/v1/audit?resource=sso")
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    let actions: Vec<&str> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(actions, ["delete", "update", "create"], "{page}");
+    let update = &page["items"][1];
+    assert_eq!(update["actor"]["id"], "config");
+    assert_eq!(update["new"]["scopes"], json!(["email", "groups"]));
+    assert_eq!(update["new"]["client_secret_set"], true);
+    assert!(!page.to_string().contains("sso-client-secret"), "{page}");
+}

@@ -71,10 +71,12 @@ pub enum ResourceType {
     Session,
     /// A user's two-factor authentication (key: the user id; never the secret or codes).
     Totp,
+    /// The single sign-on configuration (key: `oidc`; never the client secret).
+    Sso,
 }
 
 impl ResourceType {
-    pub const ALL: [ResourceType; 9] = [
+    pub const ALL: [ResourceType; 10] = [
         ResourceType::Project,
         ResourceType::Environment,
         ResourceType::Flag,
@@ -84,6 +86,7 @@ impl ResourceType {
         ResourceType::Member,
         ResourceType::Session,
         ResourceType::Totp,
+        ResourceType::Sso,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +100,7 @@ impl ResourceType {
             ResourceType::Member => "member",
             ResourceType::Session => "session",
             ResourceType::Totp => "totp",
+            ResourceType::Sso => "sso",
         }
     }
 
@@ -247,7 +251,8 @@ mod tests {
                 "user",
                 "member",
                 "session",
-                "totp"
+                "totp",
+                "sso"
             ]
         );
         for resource in ResourceType::ALL {

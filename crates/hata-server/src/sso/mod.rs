@@ -111,6 +111,20 @@ impl Sso {
         })
     }
 
+    /// The configuration as the audit log records it: everything but the client secret (only
+    /// whether there is one).
+    pub fn describe(&self) -> serde_json::Value {
+        let c = &self.config;
+        serde_json::json!({
+            "issuer": c.issuer,
+            "client_id": c.client_id,
+            "client_secret_set": c.client_secret.is_some(),
+            "redirect_url": c.redirect_url,
+            "scopes": c.scopes,
+            "role_mappings": c.role_map.rules.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
+        })
+    }
+
     pub fn issuer(&self) -> &str {
         self.issuer.as_str()
     }

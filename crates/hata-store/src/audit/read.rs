@@ -156,8 +156,10 @@ impl Store {
         Ok(Page { items, next_cursor })
     }
 
-    /// The first and last seq of entries in `[from, to)` (times as entries write them), for
-    /// an export by time; `None` when no entry is in the range.
+    /// The first and last seq of an export of the entries in `[from, to)` (times as entries
+    /// write them): from just after the last checkpoint before the range (or the chain's
+    /// start), so that the export verifies from a signed anchor; `None` when no entry is in
+    /// the range.
     pub async fn audit_seq_range(
         &self,
         from: Option<&str>,
@@ -172,7 +174,26 @@ impl Store {
         .await?;
         let first: Option<i64> = row.try_get("first")?;
         let last: Option<i64> = row.try_get("last")?;
-        Ok(first.zip(last))
+        let Some((first, last)) = first.zip(last) else {
+            return Ok(None);
+        };
+        // Back to the entry after the last checkpoint before the range: its first entry's
+        // `prev_hash` is then vouched for by a signed anchor (the first line of the export).
+        let anchor: Option<i64> =
+            sqlx::query("SELECT MAX(seq) AS seq FROM audit_checkpoints WHERE seq < $1")
+                .bind(first)
+                .fetch_one(self.reader())
+                .await?
+                .try_get("seq")?;
+        let oldest: Option<i64> = sqlx::query("SELECT MIN(id) AS id FROM changes")
+            .fetch_one(self.reader())
+            .await?
+            .try_get("id")?;
+        let start = match anchor {
+            Some(seq) => seq + 1,
+            None => oldest.unwrap_or(first),
+        };
+        Ok(Some((start.min(first), last)))
     }
 }
 
@@ -292,6 +313,6 @@ pub fn push_line(verifier: &mut hata_audit::Verifier, line: AuditLine) {
     if line.get("checkpoint").is_some() {
         verifier.push_line(&line.to_string());
     } else {
-        verifier.push_entry(line);
+        verifier.push_entry(&line);
     }
 }

@@ -303,6 +303,7 @@ impl WriteTx {
             }
             WriteOp::DisableTotp { user_id } => self.disable_totp(&user_id).await,
             WriteOp::SsoUser { identity } => self.sso_user(identity).await,
+            WriteOp::ConfigureSso { config } => self.configure_sso(config).await,
         }
     }
 

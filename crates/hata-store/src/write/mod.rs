@@ -290,6 +290,11 @@ pub enum WriteOp {
     DeleteToken {
         id: String,
     },
+    /// The single sign-on configuration servers start with (`None`: none), recorded when it
+    /// differs from the last one recorded. Never holds the client secret.
+    ConfigureSso {
+        config: Option<Value>,
+    },
     /// A security event, no change: token `id` was presented after it ended, and refused
     /// (`reason` says how it ended).
     TokenRefused {
@@ -389,7 +394,7 @@ impl WriteOp {
             | WriteOp::EnrolTotp { user_id: id, .. }
             | WriteOp::ConfirmTotp { user_id: id, .. }
             | WriteOp::DisableTotp { user_id: id } => &[("user", id)],
-            WriteOp::SsoUser { .. } => &[],
+            WriteOp::SsoUser { .. } | WriteOp::ConfigureSso { .. } => &[],
             WriteOp::PutMember {
                 project, user_id, ..
             }
@@ -528,7 +533,8 @@ impl WriteOp {
             | WriteOp::DeleteFlag { .. }
             | WriteOp::DeleteSegment { .. }
             | WriteOp::DeleteToken { .. }
-            | WriteOp::TokenRefused { .. } => {}
+            | WriteOp::TokenRefused { .. }
+            | WriteOp::ConfigureSso { .. } => {}
         }
         // Recorded with the change.
         check("actor", check_text(&meta.actor.qualified_id()));

@@ -12,7 +12,54 @@ use super::{SsoIdentity, SsoRoles};
 use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
 
+/// The `meta` key of the single sign-on configuration last recorded.
+const SSO_CONFIG_META: &str = "sso_config";
+
 impl WriteTx {
+    /// Records a change of the single sign-on configuration (`None`: none configured), as
+    /// servers start with it; the same configuration again records nothing.
+    pub(super) async fn configure_sso(
+        &mut self,
+        config: Option<Value>,
+    ) -> StoreResult<(Option<Value>, i64)> {
+        let stored: Option<String> = sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(SSO_CONFIG_META)
+            .fetch_optional(&mut *self.tx)
+            .await?
+            .map(|r| r.try_get("value"))
+            .transpose()?;
+        let old = stored
+            .map(|t| serde_json::from_str::<Value>(&t))
+            .transpose()?;
+        if old == config {
+            return Ok((config, 0));
+        }
+        let action = match (&old, &config) {
+            (None, _) => Action::Create,
+            (_, None) => Action::Delete,
+            _ => Action::Update,
+        };
+        match &config {
+            Some(value) => {
+                sqlx::query(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(SSO_CONFIG_META)
+                .bind(value.to_string())
+                .execute(&mut *self.tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM meta WHERE key = $1")
+                    .bind(SSO_CONFIG_META)
+                    .execute(&mut *self.tx)
+                    .await?;
+            }
+        }
+        self.change(action, ResourceType::Sso, None, "oidc", old, config.clone());
+        Ok((config, 0))
+    }
+
     pub(super) async fn sso_user(
         &mut self,
         identity: SsoIdentity,
