@@ -108,3 +108,46 @@ async fn retention_removes_the_oldest_entries_and_the_rest_verifies() {
         assert!(report.ok && report.entries == 4, "{}: {report:?}", t.name);
     }
 }
+
+/// An export carries the chain and its checkpoints unchanged: restored into an empty store
+/// of either kind that signs with the same key, it verifies; with another key, its
+/// checkpoints do not.
+#[tokio::test]
+async fn a_restored_store_still_verifies() {
+    for source in support::all().await {
+        let meta = WriteMeta::new(Actor::system("test"), "");
+        for i in 0..6 {
+            source
+                .store
+                .write(&meta, create_project(&format!("p{i}")))
+                .await
+                .expect("write");
+        }
+        let before = source.store.verify_audit().await.expect("verify");
+        assert!(before.ok && before.checkpoints > 0, "{before:?}");
+        let document = source.store.export().await.expect("export");
+        let public = source.store.audit_public_key().expect("a key");
+        for target in support::all().await {
+            target.store.import(&document).await.expect("import");
+            let same_key = target
+                .store
+                .verify_audit_with(Some(public.clone()))
+                .await
+                .expect("verify");
+            assert!(
+                same_key.ok,
+                "{} -> {}: {same_key:?}",
+                source.name, target.name
+            );
+            assert_eq!(same_key.head, before.head);
+            let other_key = target.store.verify_audit().await.expect("verify");
+            assert_eq!(
+                other_key.first_bad.map(|b| b.reason.as_str()),
+                Some("bad_signature"),
+                "{} -> {}",
+                source.name,
+                target.name
+            );
+        }
+    }
+}
