@@ -131,7 +131,7 @@ async fn a_restored_store_still_verifies() {
             target.store.import(&document).await.expect("import");
             let same_key = target
                 .store
-                .verify_audit_with(Some(public.clone()))
+                .verify_audit_with(Some(public))
                 .await
                 .expect("verify");
             assert!(

@@ -23,3 +23,15 @@ CREATE TABLE audit_checkpoints (
     key_id    TEXT NOT NULL,
     signature TEXT NOT NULL
 );
+
+-- The chain head, read under the chain lock in one round trip: a volatile PL/pgSQL function
+-- takes a new snapshot for each query under READ COMMITTED, so the SELECT sees every entry
+-- committed before the lock was granted (a single SQL statement would not: its snapshot is
+-- taken before it waits).
+CREATE FUNCTION hata_audit_head(lock_key BIGINT) RETURNS TABLE (id BIGINT, hash TEXT)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(lock_key);
+    RETURN QUERY SELECT c.id, c.hash FROM changes c ORDER BY c.id DESC LIMIT 1;
+END
+$$;

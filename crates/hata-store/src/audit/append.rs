@@ -29,8 +29,7 @@ pub(crate) async fn append(
     if entries.is_empty() {
         return Ok(appended);
     }
-    lock_chain(tx, backend).await?;
-    let mut head = read_head(tx).await?;
+    let mut head = lock_and_read_head(tx, backend).await?;
     for entry in entries {
         let at = entry.at;
         let sealed = entry
@@ -52,6 +51,27 @@ pub(crate) async fn append(
     Ok(appended)
 }
 
+/// Takes the chain lock and reads the head after it: one round trip on PostgreSQL (the
+/// `hata_audit_head` function of migration 0009), where every write pays it.
+pub(super) async fn lock_and_read_head(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+) -> StoreResult<Head> {
+    match backend {
+        Backend::Postgres => {
+            let row = sqlx::query("SELECT id, hash FROM hata_audit_head($1)")
+                .bind(CHAIN_LOCK)
+                .fetch_optional(&mut **tx)
+                .await?;
+            match row {
+                None => Ok(Head::genesis()),
+                Some(row) => head_of(&row),
+            }
+        }
+        Backend::Sqlite => read_head(tx).await,
+    }
+}
+
 /// Serialises appenders across replicas until this transaction ends.
 pub(super) async fn lock_chain(
     tx: &mut Transaction<'static, Any>,
@@ -67,7 +87,7 @@ pub(super) async fn lock_chain(
 }
 
 /// The last entry's seq and hash (genesis for an empty chain). Under the chain lock.
-pub(super) async fn read_head(tx: &mut Transaction<'static, Any>) -> StoreResult<Head> {
+async fn read_head(tx: &mut Transaction<'static, Any>) -> StoreResult<Head> {
     let row = sqlx::query("SELECT id, hash FROM changes ORDER BY id DESC LIMIT 1")
         .fetch_optional(&mut **tx)
         .await?;

@@ -5,7 +5,7 @@
 use hata_audit::Checkpoint;
 use sqlx::Row;
 
-use super::append::{insert_checkpoint, lock_chain, read_head, seq_column};
+use super::append::{insert_checkpoint, lock_and_read_head, seq_column};
 use crate::error::{StoreError, StoreResult};
 use crate::Store;
 
@@ -28,8 +28,7 @@ impl Store {
             return Ok(None);
         };
         let mut tx = self.writer().begin().await?;
-        lock_chain(&mut tx, self.backend()).await?;
-        let head = read_head(&mut tx).await?;
+        let head = lock_and_read_head(&mut tx, self.backend()).await?;
         let last: Option<i64> = sqlx::query("SELECT MAX(seq) AS seq FROM audit_checkpoints")
             .fetch_one(&mut *tx)
             .await?

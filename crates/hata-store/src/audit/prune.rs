@@ -5,7 +5,7 @@
 use hata_audit::Checkpoint;
 use sqlx::Row;
 
-use super::append::{head_of, insert_checkpoint, lock_chain, read_head};
+use super::append::{head_of, insert_checkpoint, lock_and_read_head};
 use crate::error::{StoreError, StoreResult};
 use crate::Store;
 
@@ -20,8 +20,7 @@ impl Store {
             ));
         };
         let mut tx = self.writer().begin().await?;
-        lock_chain(&mut tx, self.backend()).await?;
-        let head = read_head(&mut tx).await?;
+        let head = lock_and_read_head(&mut tx, self.backend()).await?;
         let last_old = sqlx::query(
             "SELECT id, hash FROM changes WHERE at < $1 AND id < $2 ORDER BY id DESC LIMIT 1",
         )
