@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use hata_access::Role;
+use hata_core::key::is_valid_key;
 use hata_core::validate::FieldError;
 use hata_store::audit::{AuditFilter, AuditLines};
 use hata_store::{Action, Page, ResourceType};
@@ -41,10 +42,14 @@ pub struct AuditQuery {
     /// configuration alone).
     environment: Option<String>,
     /// A resource type (`flag`), or a type and key (`flag:new-checkout`).
+    #[param(
+        pattern = r"^(project|environment|flag|segment|token|user|member|session|totp|sso)(:.+)?$"
+    )]
     resource: Option<String>,
     /// `kind:id` (`user:u_…`, `token:tok_…`), or an id of any kind.
     actor: Option<String>,
     /// `create`, `update`, `delete`, `login`, `login_failed`, `logout`, `refused`.
+    #[param(pattern = r"^(create|update|delete|login|login_failed|logout|refused)$")]
     action: Option<String>,
     /// Entries at or after this time (RFC 3339).
     #[param(format = DateTime)]
@@ -56,6 +61,7 @@ pub struct AuditQuery {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,19}$")]
     cursor: Option<String>,
 }
 
@@ -79,6 +85,7 @@ pub struct HistoryQuery {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9]{1,19}$")]
     cursor: Option<String>,
 }
 
@@ -93,14 +100,14 @@ fn entry_time(field: &str, value: Option<&str>) -> Result<Option<String>, FieldE
         .map_err(|_| FieldError::new(field, format!("out of range: {value:?}")))
 }
 
-/// An empty query parameter (`?action=`) is one not given.
+/// An empty `project`, `environment` or `actor` (`?project=`) is one not given; the other
+/// parameters have a syntax that an empty value does not meet.
 fn given(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
 
 fn cursor(cursor: Option<&str>) -> AppResult<Option<i64>> {
     cursor
-        .filter(|c| !c.is_empty())
         .map(|c| {
             c.parse::<i64>().map_err(|_| {
                 AppError::BadRequest(format!(
@@ -139,11 +146,7 @@ async fn list(
     let q = AuditQuery {
         project: given(q.project),
         environment: given(q.environment),
-        resource: given(q.resource),
         actor: given(q.actor),
-        action: given(q.action),
-        from: given(q.from),
-        to: given(q.to),
         ..q
     };
     let among = visible_projects(&caller)?;
@@ -162,7 +165,12 @@ async fn list(
     {
         None => (None, None),
         Some((kind, key)) => {
-            if ResourceType::parse(kind).is_none() {
+            if q.resource.as_deref().is_some_and(|r| r.ends_with(':')) {
+                errors.push(FieldError::new(
+                    "resource",
+                    "a key must follow the colon (`flag:new-checkout`)",
+                ));
+            } else if ResourceType::parse(kind).is_none() {
                 errors.push(FieldError::new(
                     "resource",
                     format!(
@@ -223,6 +231,12 @@ async fn history(
     Path((project, flag)): Path<(String, String)>,
     Query(q): Query<HistoryQuery>,
 ) -> AppResult<Json<Page<Map<String, Value>>>> {
+    // As every path naming a key: one no key can have names nothing.
+    if !is_valid_key(&project) || !is_valid_key(&flag) {
+        return Err(AppError::NotFound(format!(
+            "no flag {flag:?} in project {project:?}: not a valid key"
+        )));
+    }
     let filter = AuditFilter {
         project: Some(project),
         resource_type: Some(ResourceType::Flag.as_str().into()),
@@ -240,10 +254,6 @@ async fn history(
 /// streamed a batch at a time. A failure midway ends the body early: the verifier then
 /// reports where the export stops.
 async fn export(State(s): State<AppState>, Query(q): Query<ExportQuery>) -> AppResult<Response> {
-    let q = ExportQuery {
-        from: given(q.from),
-        to: given(q.to),
-    };
     let mut errors = Vec::new();
     let from = entry_time("from", q.from.as_deref()).unwrap_or_else(|e| {
         errors.push(e);
@@ -422,5 +432,39 @@ pub mod schema {
         line: u64,
         #[serde(skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::IntoParams;
+
+    /// The patterns the OpenAPI document states for `resource` and `action` name exactly the
+    /// store's resource types and actions.
+    #[test]
+    fn documented_patterns_are_the_vocabulary() {
+        let params = AuditQuery::into_params(|| Some(utoipa::openapi::path::ParameterIn::Query));
+        let pattern = |name: &str| -> String {
+            let param = params.iter().find(|p| p.name == name).expect("documented");
+            let schema = serde_json::to_value(&param.schema).expect("a schema");
+            schema["pattern"].as_str().expect("a pattern").to_string()
+        };
+        let words = |pattern: &str| -> Vec<String> {
+            let inner = pattern
+                .split_once("^(")
+                .and_then(|(_, rest)| rest.split_once(')'))
+                .map(|(words, _)| words)
+                .unwrap_or_default();
+            inner.split('|').map(str::to_string).collect()
+        };
+        assert_eq!(
+            words(&pattern("resource")),
+            ResourceType::ALL.map(|r| r.as_str().to_string())
+        );
+        assert_eq!(
+            words(&pattern("action")),
+            Action::ALL.map(|a| a.as_str().to_string())
+        );
     }
 }
