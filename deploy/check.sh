@@ -7,9 +7,11 @@
 # - deploy/compose/haproxy.cfg: `haproxy -c` (HAProxy's own parser);
 # - deploy/kubernetes/*.yaml: kubernetes-validate --strict against Kubernetes $K8S_VERSION
 #   (kinds it has no schema for, the Kustomization and the ServiceMonitor, are only warned
-#   about; the Kustomization is checked below to list exactly the manifests beside it);
+#   about: the ServiceMonitor is then checked against the Prometheus Operator's schema, and
+#   the Kustomization to list exactly the manifests beside it);
 # - deploy/prometheus/ and deploy/grafana/: parse, and the shape Prometheus/Grafana read.
-# The tools are pinned in tests/deploy/requirements.txt. Without them, or without haproxy, a
+# The tools are pinned in tests/deploy/ (requirements.txt; servicemonitor/package-lock.json,
+# which needs node). Without them, or without haproxy, a
 # check is skipped with a note, except under CI=true, where that fails.
 set -euo pipefail
 
@@ -49,6 +51,17 @@ if [ "$tools" = 1 ]; then
         deploy/compose/docker-compose.yml
     run "$python" -m kubernetes_validate --strict --kubernetes-version "$K8S_VERSION" \
         deploy/kubernetes/*.yaml
+fi
+
+if [ "$tools" = 1 ] && ! command -v node >/dev/null 2>&1; then
+    missing "node is not installed: deploy/kubernetes/servicemonitor.yaml not checked"
+elif [ "$tools" = 1 ]; then
+    # The ServiceMonitor against the Prometheus Operator's schema (tests/deploy/servicemonitor/).
+    echo "--- deploy/kubernetes/servicemonitor.yaml: the ServiceMonitor schema"
+    if ! "$python" -c 'import json, sys, yaml; json.dump([d for d in yaml.safe_load_all(open(sys.argv[1])) if d], sys.stdout)' \
+        deploy/kubernetes/servicemonitor.yaml | node "${deps}-servicemonitor/check.mjs"; then
+        failed=1
+    fi
 fi
 
 if command -v haproxy >/dev/null 2>&1; then

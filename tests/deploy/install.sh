@@ -20,3 +20,20 @@ else
         --target "$deps/deploy" --cache-dir "$deps/pip-cache" -r "$req"
     cp "$req" "$deps/deploy/.installed-requirements.txt"
 fi
+
+# The ServiceMonitor check (kubernetes-validate has no schema for the Prometheus Operator's
+# kinds): @kubernetes-models/prometheus-operator, pinned by servicemonitor/package-lock.json,
+# into $deps/deploy-servicemonitor (npm ci) with check.mjs beside it; stamped like the above.
+sm="$deps/deploy-servicemonitor"
+if cmp -s "$here/servicemonitor/package-lock.json" "$sm/.installed-package-lock.json" \
+    && cmp -s "$here/servicemonitor/package.json" "$sm/package.json"; then
+    echo "ServiceMonitor schema: up to date in $sm"
+else
+    echo "ServiceMonitor schema: installing into $sm"
+    rm -rf "$sm"
+    mkdir -p "$sm"
+    cp "$here/servicemonitor/package.json" "$here/servicemonitor/package-lock.json" "$sm/"
+    (cd "$sm" && npm ci --no-audit --no-fund --loglevel=error --cache "$deps/npm-cache")
+    cp "$here/servicemonitor/package-lock.json" "$sm/.installed-package-lock.json"
+fi
+cp "$here/servicemonitor/check.mjs" "$sm/check.mjs"
