@@ -6,6 +6,9 @@
 //! - One replica killed (SIGKILL) under a steady evaluation load through the balancer: not one
 //!   evaluation fails, during the kill or after it (HAProxy retries what the dead replica
 //!   dropped and its health check on `/health/ready` takes it out).
+//! - The database down (a proxy in front of it stopped): every replica reports not ready, and
+//!   evaluations through the balancer still do not fail (HAProxy sends them to the live
+//!   replicas when none is ready); admin writes get 503.
 //!
 //! Needs `haproxy` (Debian package; `.ci/run` installs it, `HATA_TEST_HAPROXY` names another
 //! binary). Without it the test is skipped, except under `CI=true`, where it fails.
@@ -14,13 +17,13 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{free_port, PgDatabase, Replica, ADMIN_TOKEN, DEADLINE};
+use support::{free_port, PgDatabase, PgProxy, Replica, ADMIN_TOKEN, DEADLINE};
 use tokio::process::{Child, Command};
 
 /// How long a change may take to reach a replica: push propagation takes milliseconds.
@@ -180,8 +183,82 @@ async fn evaluate_via(
     Ok(body["value"].clone())
 }
 
+/// Clients evaluating one flag through the balancer without a pause, counting the answers
+/// per phase (the test moves to the next phase around each event it causes).
+struct Load {
+    stop: Arc<AtomicBool>,
+    phase: Arc<AtomicUsize>,
+    served: Arc<[AtomicU64; 4]>,
+    failures: Arc<Mutex<Vec<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(lb: &str, token: &str, flag: &str, expected: Value) -> Load {
+        let load = Load {
+            stop: Arc::new(AtomicBool::new(false)),
+            phase: Arc::new(AtomicUsize::new(0)),
+            served: Arc::new(Default::default()),
+            failures: Arc::new(Mutex::new(Vec::new())),
+            tasks: Vec::new(),
+        };
+        let mut tasks = Vec::new();
+        for _ in 0..CLIENTS {
+            let (stop, phase, served, failures) = (
+                load.stop.clone(),
+                load.phase.clone(),
+                load.served.clone(),
+                load.failures.clone(),
+            );
+            let (lb, token, flag, expected) = (
+                lb.to_string(),
+                token.to_string(),
+                flag.to_string(),
+                expected.clone(),
+            );
+            // A client of its own each, keeping its connection to HAProxy alive, as SDKs do.
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("http client");
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let at = phase.load(Ordering::Relaxed);
+                    match evaluate_via(&client, &lb, &token, &flag).await {
+                        Ok(value) if value == expected => {
+                            served[at].fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(value) => failures.lock().unwrap().push(format!("served {value}")),
+                        Err(e) => failures.lock().unwrap().push(e),
+                    }
+                }
+            }));
+        }
+        Load { tasks, ..load }
+    }
+
+    fn next_phase(&self) {
+        self.phase.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Stops the clients; the evaluations served in each phase so far, and every failure.
+    async fn finish(self) -> (Vec<u64>, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.expect("load client");
+        }
+        let phases = self.phase.load(Ordering::Relaxed) + 1;
+        let served = self.served[..phases]
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .collect();
+        let failures = self.failures.lock().unwrap().clone();
+        (served, failures)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_compose_topology_serves_through_haproxy_and_survives_a_killed_replica() {
+async fn the_compose_topology_serves_through_haproxy_a_killed_replica_and_a_database_outage() {
     let Some(haproxy) = haproxy_binary() else {
         assert_ne!(
             std::env::var("CI").as_deref(),
@@ -194,7 +271,9 @@ async fn the_compose_topology_serves_through_haproxy_and_survives_a_killed_repli
     let Some(db) = PgDatabase::create().await else {
         return;
     };
-    let url = db.url();
+    // Through a proxy that the outage at the end stops (the suite shares one PostgreSQL).
+    let proxy = PgProxy::start(db.upstream).await;
+    let url = db.url_at(proxy.addr);
     // One audit signing key for the three, as the Compose file's secret gives them.
     let keys = tempfile::tempdir().expect("temp dir");
     let key = keys.path().join("audit-signing-key.pem");
@@ -268,55 +347,15 @@ async fn the_compose_topology_serves_through_haproxy_and_survives_a_killed_repli
     }
 
     // (b) Clients evaluating through the balancer without a pause; one replica killed.
-    let stop = Arc::new(AtomicBool::new(false));
-    let killed = Arc::new(AtomicBool::new(false));
-    let (before, after) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut clients = Vec::new();
-    for _ in 0..CLIENTS {
-        let (stop, killed, before, after, failures) = (
-            stop.clone(),
-            killed.clone(),
-            before.clone(),
-            after.clone(),
-            failures.clone(),
-        );
-        let (lb, token) = (lb.clone(), token.clone());
-        // A client of its own each, keeping its connection to HAProxy alive, as SDKs do.
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("http client");
-        clients.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let after_kill = killed.load(Ordering::Relaxed);
-                match evaluate_via(&client, &lb, &token, "banner").await {
-                    Ok(value) if value == json!("B") => {
-                        let n = if after_kill { &after } else { &before };
-                        n.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok(value) => failures.lock().unwrap().push(format!("served {value}")),
-                    Err(e) => failures.lock().unwrap().push(e),
-                }
-            }
-        }));
-    }
+    let load = Load::start(&lb, &token, "banner", json!("B"));
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Dropping a replica kills it (SIGKILL): no draining, connections reset mid-request.
     drop(r3);
-    killed.store(true, Ordering::Relaxed);
+    load.next_phase();
     // Past HAProxy's detection (2 failed checks 1 s apart) and well after it.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.await.expect("client task");
-    }
-    let failures = failures.lock().unwrap().clone();
-    let (before, after) = (
-        before.load(Ordering::Relaxed),
-        after.load(Ordering::Relaxed),
-    );
-    eprintln!("evaluations through the balancer: {before} before the kill, {after} after");
+    let (served, failures) = load.finish().await;
+    eprintln!("evaluations through the balancer: {served:?} before and after the kill");
     assert!(
         failures.is_empty(),
         "{} evaluations through the balancer failed around the kill, e.g. {:?}:\n{}",
@@ -324,10 +363,7 @@ async fn the_compose_topology_serves_through_haproxy_and_survives_a_killed_repli
         &failures[..failures.len().min(5)],
         balancer.log()
     );
-    assert!(
-        before > 0 && after > 0,
-        "no load: {before} before, {after} after"
-    );
+    assert!(served.iter().all(|&n| n > 0), "no load: {served:?}");
 
     // The two left still take writes through the balancer and serve them.
     admin_via(
@@ -348,4 +384,48 @@ async fn the_compose_topology_serves_through_haproxy_and_survives_a_killed_repli
         Ok(json!("A")),
         "through the balancer after the kill"
     );
+
+    // (c) The database down: both replicas left report not ready, and evaluations through
+    // the balancer go on (to the live replicas) while admin writes get 503.
+    let load = Load::start(&lb, &token, "banner", json!("A"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.stop();
+    load.next_phase();
+    for r in [&r1, &r2] {
+        let deadline = Instant::now() + DEADLINE;
+        while r.health("ready").await != Some(StatusCode::SERVICE_UNAVAILABLE) {
+            assert!(
+                Instant::now() < deadline,
+                "{} still ready without its database",
+                r.name
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Past HAProxy's detection: every server of backend hata is down by now.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    load.next_phase();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Admin requests stay with the ready replicas: there are none, HAProxy answers 503.
+    let response = client
+        .patch(format!(
+            "{lb}/api/v1/projects/shop/flags/banner/environments/development"
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"default": {"variant": "b"}}))
+        .send()
+        .await
+        .expect("a write through the balancer during the outage");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let (served, failures) = load.finish().await;
+    eprintln!("evaluations through the balancer: {served:?} before, into and during the outage");
+    assert!(
+        failures.is_empty(),
+        "{} evaluations through the balancer failed during the database outage, e.g. {:?}:\n{}",
+        failures.len(),
+        &failures[..failures.len().min(5)],
+        balancer.log()
+    );
+    assert!(served.iter().all(|&n| n > 0), "no load: {served:?}");
+    proxy.start_again();
 }
