@@ -227,3 +227,33 @@ async fn the_earlier_change_record_is_chained() {
         store.close().await;
     }
 }
+
+/// On PostgreSQL, a replica of the previous version (appending changes without hashes during
+/// a rolling upgrade) is refused by the database instead of breaking the chain.
+#[tokio::test]
+async fn an_outdated_replica_cannot_append_unchained_changes() {
+    sqlx::any::install_default_drivers();
+    let Some(url) = support::new_postgres_database().await else {
+        return;
+    };
+    let store = Store::open(&StoreConfig::new(url.clone())).await.expect("open");
+    store.close().await;
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("connect");
+    // What the previous version's write path inserts.
+    let refused = sqlx::query(
+        "INSERT INTO changes (at, actor, request_id, action, resource_type, project, resource_key, old_value, new_value, revisions) \
+         VALUES ('2026-12-01T00:00:00.000Z', 'token:tok_old', '', 'create', 'project', 'p', 'p', NULL, '{}', '[]')",
+    )
+    .execute(&pool)
+    .await
+    .expect_err("refused");
+    assert!(
+        refused.to_string().contains("upgrade this hata replica"),
+        "{refused}"
+    );
+    pool.close().await;
+}

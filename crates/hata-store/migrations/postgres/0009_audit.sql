@@ -35,3 +35,20 @@ BEGIN
     RETURN QUERY SELECT c.id, c.hash FROM changes c ORDER BY c.id DESC LIMIT 1;
 END
 $$;
+
+-- A replica still running the previous version during a rolling upgrade would append rows
+-- without hashes (and with ids from the column's sequence, which the chain does not use),
+-- breaking the chain for everyone. Refuse them: that replica's admin writes fail until it is
+-- upgraded (its evaluations are unaffected). An import of a document written before the chain
+-- (`SET LOCAL hata.importing = 'on'`) may insert unchained rows; they are chained after it.
+CREATE FUNCTION hata_changes_chained() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.hash IS NULL AND current_setting('hata.importing', true) IS DISTINCT FROM 'on' THEN
+        RAISE EXCEPTION 'the change record is an audit chain since this database was upgraded: upgrade this hata replica';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER changes_chained BEFORE INSERT ON changes
+    FOR EACH ROW EXECUTE FUNCTION hata_changes_chained();
