@@ -200,6 +200,14 @@ fn health(s: &mut Schemas) -> RefOr<Schema> {
                 ObjectBuilder::new().schema_type(SchemaType::new(Type::Integer)),
             )
             .property("detail", string())
+            .property(
+                "draining",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::new(Type::Boolean))
+                    .description(Some(
+                        "Shutting down: in-flight requests finish, new ones go elsewhere",
+                    )),
+            )
             .into()
     })
 }

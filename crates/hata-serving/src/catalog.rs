@@ -464,6 +464,11 @@ impl Serving {
         self.shutdown.send_replace(true);
     }
 
+    /// Whether `begin_shutdown` was called: the server is draining (readiness says so).
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
     /// Moves every live counter into the pending batch (the flusher then writes it).
     pub fn drain_counts(&self) {
         for env in self.all() {

@@ -236,7 +236,9 @@ async fn an_outdated_replica_cannot_append_unchained_changes() {
     let Some(url) = support::new_postgres_database().await else {
         return;
     };
-    let store = Store::open(&StoreConfig::new(url.clone())).await.expect("open");
+    let store = Store::open(&StoreConfig::new(url.clone()))
+        .await
+        .expect("open");
     store.close().await;
     let pool = AnyPoolOptions::new()
         .max_connections(1)

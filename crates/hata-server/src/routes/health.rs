@@ -31,6 +31,14 @@ async fn live() -> Json<serde_json::Value> {
 }
 
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    // Shutting down (SIGTERM): not ready at once, so balancers stop sending new requests
+    // while the ones in flight finish.
+    if state.serving.is_shutting_down() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "down", "draining": true, "detail": "shutting down"})),
+        );
+    }
     let loaded = state.serving.is_loaded();
     let environments = state.serving.all().len();
     let ping = match tokio::time::timeout(STORE_PING_TIMEOUT, state.store.ping()).await {
