@@ -100,6 +100,21 @@ fn entry_time(field: &str, value: Option<&str>) -> Result<Option<String>, FieldE
         .map_err(|_| FieldError::new(field, format!("out of range: {value:?}")))
 }
 
+/// `from` and `to` as entries write times; each one that is not a time adds its error.
+fn time_range(
+    from: Option<&str>,
+    to: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) -> (Option<String>, Option<String>) {
+    let mut read = |field: &str, value: Option<&str>| {
+        entry_time(field, value).unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        })
+    };
+    (read("from", from), read("to", to))
+}
+
 /// An empty `project`, `environment` or `actor` (`?project=`) is one not given; the other
 /// parameters have a syntax that an empty value does not meet.
 fn given(value: Option<String>) -> Option<String> {
@@ -194,14 +209,7 @@ async fn list(
             ),
         ));
     }
-    let from = entry_time("from", q.from.as_deref()).unwrap_or_else(|e| {
-        errors.push(e);
-        None
-    });
-    let to = entry_time("to", q.to.as_deref()).unwrap_or_else(|e| {
-        errors.push(e);
-        None
-    });
+    let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), &mut errors);
     let limit = page_limit(q.limit)?;
     if !errors.is_empty() {
         return Err(AppError::Invalid(errors));
@@ -255,14 +263,7 @@ async fn history(
 /// reports where the export stops.
 async fn export(State(s): State<AppState>, Query(q): Query<ExportQuery>) -> AppResult<Response> {
     let mut errors = Vec::new();
-    let from = entry_time("from", q.from.as_deref()).unwrap_or_else(|e| {
-        errors.push(e);
-        None
-    });
-    let to = entry_time("to", q.to.as_deref()).unwrap_or_else(|e| {
-        errors.push(e);
-        None
-    });
+    let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), &mut errors);
     if !errors.is_empty() {
         return Err(AppError::Invalid(errors));
     }
