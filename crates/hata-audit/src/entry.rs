@@ -70,14 +70,44 @@ pub struct Actor {
     pub name: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What kind of principal an `Actor` is (the store keeps it as the `kind` of `kind:id`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
+    /// A person, by user id.
     User,
+    /// An API token, by token id.
     Token,
+    /// A JWT from a configured issuer, by subject.
     Jwt,
+    /// hata itself (e.g. `bootstrap`, the admin token created at first start).
     System,
+    /// Someone not (yet) authenticated, by client IP: a failed login.
     Anonymous,
+}
+
+impl ActorKind {
+    pub const ALL: [ActorKind; 5] = [
+        ActorKind::User,
+        ActorKind::Token,
+        ActorKind::Jwt,
+        ActorKind::System,
+        ActorKind::Anonymous,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::User => "user",
+            ActorKind::Token => "token",
+            ActorKind::Jwt => "jwt",
+            ActorKind::System => "system",
+            ActorKind::Anonymous => "anonymous",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ActorKind> {
+        ActorKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
 }
 
 /// What was acted on.

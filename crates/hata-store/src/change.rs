@@ -115,49 +115,11 @@ impl fmt::Display for ResourceType {
     }
 }
 
-/// What kind of principal an `Actor` is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ActorKind {
-    /// A person, by user id.
-    User,
-    /// An API token, by token id.
-    Token,
-    /// A JWT from a configured issuer, by subject.
-    Jwt,
-    /// hata itself (e.g. `bootstrap`, the admin token created at first start).
-    System,
-    /// Someone not (yet) authenticated, by client IP: a failed login.
-    Anonymous,
-}
-
-impl ActorKind {
-    pub const ALL: [ActorKind; 5] = [
-        ActorKind::User,
-        ActorKind::Token,
-        ActorKind::Jwt,
-        ActorKind::System,
-        ActorKind::Anonymous,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActorKind::User => "user",
-            ActorKind::Token => "token",
-            ActorKind::Jwt => "jwt",
-            ActorKind::System => "system",
-            ActorKind::Anonymous => "anonymous",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ActorKind> {
-        ActorKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
+/// What kind of principal an `Actor` is: the audit entry's own vocabulary.
+pub use hata_audit::ActorKind;
 
 /// Who makes a change. `changes.actor` keeps `kind:id` (`qualified_id`); `name` is what the
-/// actor was called at the time, for those who read a record later (the change record does
-/// not keep it).
+/// actor was called at the time (`changes.actor_name`), for those who read the entry later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub kind: ActorKind,

@@ -114,8 +114,8 @@ fn entry_of_legacy(row: &AnyRow) -> StoreResult<NewEntry> {
     let (kind, actor_id) = actor
         .split_once(':')
         .ok_or_else(|| StoreError::Internal(format!("changes[{id}].actor {actor:?}")))?;
-    let kind = serde_json::from_value(Value::String(kind.to_string()))
-        .map_err(|e| StoreError::Internal(format!("changes[{id}].actor {actor:?}: {e}")))?;
+    let kind = hata_audit::ActorKind::parse(kind)
+        .ok_or_else(|| StoreError::Internal(format!("changes[{id}].actor {actor:?}")))?;
     let resource_type: String = row.try_get("resource_type")?;
     let resource_key: String = row.try_get("resource_key")?;
     let request_id: String = row.try_get("request_id")?;

@@ -13,11 +13,7 @@ pub(crate) const ENTRY_COLUMNS: &str = "id, at, actor, actor_name, role, action,
 
 /// `changes.actor`: `kind:id`, as the change record has always written it.
 pub(crate) fn actor_column(actor: &hata_audit::Actor) -> String {
-    let kind = serde_json::to_value(actor.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    format!("{kind}:{}", actor.id)
+    format!("{}:{}", actor.kind.as_str(), actor.id)
 }
 
 /// The entry a row holds.

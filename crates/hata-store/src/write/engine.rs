@@ -334,7 +334,7 @@ impl WriteTx {
     ) -> StoreResult<crate::audit::Appended> {
         let revisions = to_value(&self.revisions)?.to_string();
         let actor = hata_audit::Actor {
-            kind: audit_actor_kind(meta.actor.kind),
+            kind: meta.actor.kind,
             id: meta.actor.id.clone(),
             name: meta.actor.name.clone(),
         };
@@ -413,17 +413,6 @@ impl WriteTx {
             .map(|r| r.try_get::<i64, _>("version"))
             .transpose()?
             .ok_or_else(|| StoreError::NotFound(format!("project {key:?}")))
-    }
-}
-
-fn audit_actor_kind(kind: crate::change::ActorKind) -> hata_audit::ActorKind {
-    use crate::change::ActorKind as K;
-    match kind {
-        K::User => hata_audit::ActorKind::User,
-        K::Token => hata_audit::ActorKind::Token,
-        K::Jwt => hata_audit::ActorKind::Jwt,
-        K::System => hata_audit::ActorKind::System,
-        K::Anonymous => hata_audit::ActorKind::Anonymous,
     }
 }
 
