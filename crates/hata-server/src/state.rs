@@ -20,6 +20,8 @@ pub struct AppState {
     /// The JWT issuer's verifier, when one is configured (`ServerConfig::jwt`; `router` sets
     /// it).
     pub jwt: Option<Arc<auth::jwt::JwtVerifier>>,
+    /// What `GET /metrics` reports; the edge records every request into it.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
             serving: serving.clone(),
             tickets: Arc::new(Signer::new(key.as_bytes())),
             jwt: None,
+            metrics: crate::metrics::Metrics::new(),
         };
         tokio::spawn(follow_changes(state.clone()));
         tokio::spawn(hata_serving::follow_changes(serving.clone()));
