@@ -15,15 +15,16 @@ fn main() {
             (out.status.success() && !commit.is_empty()).then_some(commit)
         })
         .unwrap_or_else(|| "unknown".to_string());
-    // A new commit changes HEAD (or the branch it points to).
-    if let Ok(out) = std::process::Command::new("git")
-        .args(["rev-parse", "--git-dir"])
-        .output()
-    {
-        let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if !dir.is_empty() {
-            println!("cargo:rerun-if-changed={dir}/HEAD");
-            println!("cargo:rerun-if-changed={dir}/refs/heads");
+    // A new commit moves HEAD (this worktree's) or the branch it names (in the common dir).
+    for (flag, path) in [("--git-dir", "HEAD"), ("--git-common-dir", "refs/heads")] {
+        if let Ok(out) = std::process::Command::new("git")
+            .args(["rev-parse", flag])
+            .output()
+        {
+            let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if out.status.success() && !dir.is_empty() {
+                println!("cargo:rerun-if-changed={dir}/{path}");
+            }
         }
     }
     println!("cargo:rustc-env=HATA_COMMIT={commit}");

@@ -39,15 +39,16 @@ const STATUSES: [u16; 44] = [
 ];
 const STATUS_SLOTS: usize = STATUSES.len() + 1;
 
-/// What kind of surface a route is, for the refusal counters (`Refusal`).
+/// What kind of surface a route is, for `hata_rate_limited_total{scope}` (its value is the
+/// counter's index, in `Metrics`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Surface {
     /// OFREP, SDK config and streams.
-    Evaluation,
+    Evaluation = 0,
     /// `POST /api/v1/auth/login` and the single sign-on routes.
-    Login,
+    Login = 1,
     /// Everything else (the admin API, operations).
-    Admin,
+    Admin = 2,
 }
 
 /// A matched route: its index into the cells and its surface.

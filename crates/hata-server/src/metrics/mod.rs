@@ -108,9 +108,6 @@ impl AuthFailure {
     }
 }
 
-/// Scheduled jobs, whose families exist (at zero) until the jobs do.
-const JOBS: [&str; 0] = [];
-
 /// Every family this process records as it goes; read-at-scrape families are in `scrape`.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -172,8 +169,8 @@ impl Metrics {
             ConstCounter::new(cell.load(Ordering::Relaxed))
                 .encode(failures.encode_family(&[("reason", reason.label())])?)?;
         }
-        // Families of the scheduled jobs and backups (a later issue), present so dashboards
-        // can be built now: no series until there are jobs.
+        // Families of the scheduled jobs and backups (a later issue), declared now so that
+        // dashboards and alerts can be written against them: no series until there are jobs.
         for (name, help, kind) in [
             (
                 "hata_job_runs",
@@ -190,18 +187,14 @@ impl Metrics {
                 "When each job last succeeded, Unix seconds",
                 MetricType::Gauge,
             ),
+            (
+                "hata_backup_last_success_timestamp_seconds",
+                "When the last backup succeeded, Unix seconds",
+                MetricType::Gauge,
+            ),
         ] {
-            let mut family = encoder.encode_descriptor(name, help, None, kind)?;
-            for job in JOBS {
-                ConstCounter::new(0u64).encode(family.encode_family(&[("job", job)])?)?;
-            }
+            encoder.encode_descriptor(name, help, None, kind)?;
         }
-        encoder.encode_descriptor(
-            "hata_backup_last_success_timestamp_seconds",
-            "When the last backup succeeded, Unix seconds",
-            None,
-            MetricType::Gauge,
-        )?;
         ConstGauge::new(1i64).encode(
             encoder
                 .encode_descriptor(
