@@ -836,6 +836,57 @@ mod tests {
     }
 
     #[test]
+    fn metrics_settings_come_from_the_file_and_flags_and_are_checked() {
+        let resolve = |file: &str, args: MetricsArgs| {
+            let file: FileSettings = toml::from_str(file).expect("TOML");
+            args.resolve_with(&file)
+        };
+        let none = || MetricsArgs {
+            metrics_token: None,
+            metrics_listen: None,
+            metrics_max_flags: None,
+        };
+        let default = resolve("", none()).unwrap();
+        assert_eq!(default.listen, None);
+        assert!(default.config.on_main && default.config.token.is_none());
+        assert_eq!(default.config.max_flags, 1000);
+        let file = r#"
+            metrics_token = "0123456789abcdef-file"
+            metrics_listen = "127.0.0.1:9090"
+            metrics_max_flags = 50
+        "#;
+        let from_file = resolve(file, none()).unwrap();
+        assert_eq!(from_file.listen, Some("127.0.0.1:9090".parse().unwrap()));
+        assert!(
+            !from_file.config.on_main,
+            "a listener of its own takes it off the main one"
+        );
+        assert_eq!(
+            from_file.config.token.as_deref(),
+            Some("0123456789abcdef-file")
+        );
+        assert_eq!(from_file.config.max_flags, 50);
+        let args = MetricsArgs {
+            metrics_max_flags: Some(7),
+            metrics_token: Some("0123456789abcdef-flag".into()),
+            ..none()
+        };
+        let flags_win = resolve(file, args).unwrap();
+        assert_eq!(flags_win.config.max_flags, 7);
+        assert_eq!(
+            flags_win.config.token.as_deref(),
+            Some("0123456789abcdef-flag")
+        );
+        for (file, says) in [
+            ("metrics_max_flags = 0", "metrics_max_flags"),
+            ("metrics_token = \"short\"", "metrics_token"),
+        ] {
+            let err = resolve(file, none()).unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{file}: {err:#}");
+        }
+    }
+
+    #[test]
     fn bad_jwt_settings_fail_naming_the_setting() {
         let cases = [
             ("jwt_audience = \"hata\"", "jwt_issuer"),

@@ -467,3 +467,28 @@ async fn a_listener_of_its_own_serves_metrics_and_the_main_one_then_does_not() {
         Some(1.0)
     );
 }
+
+#[tokio::test]
+async fn the_change_listener_is_reported_connected_on_postgres() {
+    let Some(s) = TestServer::start_postgres().await else {
+        return;
+    };
+    // The listener connects in the background after the start.
+    let mut connected = None;
+    for _ in 0..100 {
+        connected = scrape(&s).await.get("hata_change_listener_connected", &[]);
+        if connected == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(connected, Some(1.0));
+    let e = scrape(&s).await;
+    // One pool serves reads and writes on PostgreSQL.
+    let pools: Vec<_> = e
+        .matching("db_connection_pool_max", &[])
+        .into_iter()
+        .map(|(labels, _)| labels["pool"].clone())
+        .collect();
+    assert_eq!(pools, ["reader"]);
+}
