@@ -187,6 +187,7 @@ async fn families_are_exposed_and_requests_are_counted_under_their_templates() {
         ("db_connection_pool_max", "gauge"),
         ("hata_sse_streams", "gauge"),
         ("hata_rate_limited_total", "counter"),
+        ("hata_store_operation_duration_seconds", "histogram"),
         ("hata_auth_failures_total", "counter"),
         ("hata_job_runs_total", "counter"),
         ("hata_job_failures_total", "counter"),
@@ -273,6 +274,20 @@ async fn families_are_exposed_and_requests_are_counted_under_their_templates() {
         Some(s.revision("shop", "development").await as f64)
     );
     assert!(after.sum("db_connection_pool_max", &[]) >= 1.0);
+    // The writes of the setup (a project, a flag, a token) went through the one write path.
+    let writes = [("operation", "write")];
+    assert!(
+        after
+            .get("hata_store_operation_duration_seconds_count", &writes)
+            .unwrap()
+            >= 3.0
+    );
+    assert!(
+        after
+            .get("hata_store_operation_duration_seconds_sum", &writes)
+            .unwrap()
+            > 0.0
+    );
     let usage = after.matching("db_connection_pool_usage", &[]);
     assert!(!usage.is_empty() && usage.iter().all(|(_, v)| (0.0..=1.0).contains(v)));
     let build = after.matching("hata_build_info", &[]);

@@ -11,18 +11,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::MetricType;
 
+use super::histogram::DurationHistogram;
 use crate::openapi::ROUTES;
 
 /// The `route` label of a path no template matches.
 pub const UNMATCHED: &str = "unmatched";
-
-/// Upper bounds of the duration buckets, in seconds (`+Inf` follows). 0.2 s is the p95
-/// objective operators alert on.
-pub const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.5];
 
 /// The `method` labels; any other method is `other` (clients choose methods, and a label's
 /// values must stay few).
@@ -59,17 +56,14 @@ pub struct RouteId {
 }
 
 struct Cells {
-    /// Non-cumulative counts per bucket; the last is `+Inf`.
-    buckets: [AtomicU64; BUCKETS.len() + 1],
-    sum_nanos: AtomicU64,
+    duration: DurationHistogram,
     statuses: [AtomicU64; STATUS_SLOTS],
 }
 
 impl Default for Cells {
     fn default() -> Cells {
         Cells {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_nanos: AtomicU64::new(0),
+            duration: DurationHistogram::default(),
             statuses: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -149,19 +143,12 @@ impl HttpMetrics {
     pub fn record(&self, route: RouteId, method: &Method, status: StatusCode, elapsed: Duration) {
         let cells = &self.cells[route.index * METHODS.len() + method_slot(method)];
         cells.statuses[status_slot(status)].fetch_add(1, Ordering::Relaxed);
-        let seconds = elapsed.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .position(|&le| seconds <= le)
-            .unwrap_or(BUCKETS.len());
-        cells.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        cells.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        cells.duration.observe(elapsed);
     }
 
     /// Writes both families; only (route, method) pairs that served a request have series.
     pub fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let used = |cells: &Cells| cells.buckets.iter().any(|b| b.load(Ordering::Relaxed) > 0);
+        let used = |cells: &Cells| cells.duration.count() > 0;
         let mut counts = encoder.encode_descriptor(
             "http_requests",
             "HTTP requests answered, by method, route template and status",
@@ -201,19 +188,8 @@ impl HttpMetrics {
                 self.templates[i / METHODS.len()],
                 METHODS[i % METHODS.len()],
             );
-            // Per bucket, not cumulative: the encoder accumulates.
-            let mut count = 0;
-            let mut buckets = Vec::with_capacity(BUCKETS.len() + 1);
-            for (j, cell) in cells.buckets.iter().enumerate() {
-                let n = cell.load(Ordering::Relaxed);
-                count += n;
-                buckets.push((BUCKETS.get(j).copied().unwrap_or(f64::INFINITY), n));
-            }
-            let sum = cells.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
             let labels = [("method", method), ("route", route)];
-            durations
-                .encode_family(&labels)?
-                .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+            cells.duration.encode(durations.encode_family(&labels)?)?;
         }
         Ok(())
     }

@@ -13,6 +13,7 @@
 //! Recorded in one place for every request, whichever way it was served: `dispatch::edge`
 //! calls [`Metrics::observe`].
 
+pub mod histogram;
 pub mod http;
 pub mod process;
 pub mod scrape;
@@ -116,6 +117,10 @@ pub struct Metrics {
     rate_limited: [AtomicU64; 3],
     /// `hata_auth_failures_total{reason}`, by `AuthFailure::ALL`.
     auth_failures: [AtomicU64; 6],
+    /// `hata_store_operation_duration_seconds{operation="write"}`: `AppState::write`'s
+    /// `Store::write`, the one write path. Reads are not timed yet: handlers call the store's
+    /// read functions directly, and there is no one place around them.
+    pub store_writes: histogram::DurationHistogram,
 }
 
 impl Metrics {
@@ -146,6 +151,14 @@ impl Metrics {
 
     fn encode_live(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         self.http.encode(encoder)?;
+        let mut store = encoder.encode_descriptor(
+            "hata_store_operation_duration_seconds",
+            "Time the store took, by operation (`write`: a whole write transaction)",
+            None,
+            MetricType::Histogram,
+        )?;
+        self.store_writes
+            .encode(store.encode_family(&[("operation", "write")])?)?;
         let mut limited = encoder.encode_descriptor(
             "hata_rate_limited",
             "Requests refused with 429, by the surface whose budget or cap refused them",
