@@ -1,6 +1,6 @@
-//! The routing table: every route of the admin API, the evaluation endpoints, health and the
-//! OpenAPI document and `/metrics`, with the per-route layers (admin authentication) inside, wrapped in the
-//! `dispatch` that applies the cross-cutting concerns.
+//! The routing table: every route of the admin API, the evaluation endpoints, health, the
+//! OpenAPI document and `/metrics`, with the per-route layers (admin authentication) inside,
+//! wrapped in the `dispatch` that applies the cross-cutting concerns.
 
 use std::sync::Arc;
 

@@ -1,8 +1,9 @@
 //! What every answer gets, whichever way its request was served: the request id, the body
 //! limit, CORS (under `/ofrep/`), the security headers (and HSTS when served over TLS), the
 //! request's tracing span with a log line for server errors, and the request metrics
-//! (`metrics::Metrics::observe`: count and duration by method, route template and status). Written once here and wrapped around both the router and the single-flag
-//! fast path (see `dispatch`).
+//! (`metrics::Metrics::observe`: count and duration by method, route template and status).
+//! Written once here and wrapped around both the router and the single-flag fast path (see
+//! `dispatch`).
 
 use std::future::Future;
 use std::sync::Arc;
