@@ -507,3 +507,42 @@ async fn the_change_listener_is_reported_connected_on_postgres() {
         .collect();
     assert_eq!(pools, ["reader"]);
 }
+
+#[tokio::test]
+async fn open_event_streams_are_counted_by_kind() {
+    let s = TestServer::start().await;
+    flags(&s, &["banner"]).await;
+    let token = s.evaluation_token("server", "shop").await;
+    let streams = |e: &Exposition, kind: &str| e.get("hata_sse_streams", &[("kind", kind)]);
+    let before = scrape(&s).await;
+    assert_eq!(streams(&before, "sdk"), Some(0.0));
+    assert_eq!(streams(&before, "ofrep"), Some(0.0));
+    let open = || s.as_token(&token, Method::GET, "/api/v1/sdk/stream").send();
+    let first = open().await.expect("stream");
+    let second = open().await.expect("stream");
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(second.status(), StatusCode::OK);
+    let during = scrape(&s).await;
+    assert_eq!(streams(&during, "sdk"), Some(2.0));
+    assert_eq!(streams(&during, "ofrep"), Some(0.0));
+    drop((first, second));
+    // A closed stream is noticed at its next write; wait for both.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        // A change makes every open stream write, and so notice a gone client.
+        s.patch(
+            "/api/v1/projects/shop/flags/banner",
+            &json!({"description": "nudge"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+        if streams(&scrape(&s).await, "sdk") == Some(0.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "streams never closed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
