@@ -53,7 +53,8 @@ pub struct StoreArgs {
     /// token_max_age_days, audit_retention, trusted_proxies, tls_cert, tls_key, header_timeout,
     /// idle_timeout,
     /// body_timeout, max_connections, max_streams, max_streams_per_token,
-    /// max_context_members, session_idle_timeout, session_max_age, lockout_after,
+    /// max_context_members, metrics_token, metrics_listen, metrics_max_flags,
+    /// session_idle_timeout, session_max_age, lockout_after,
     /// lockout_duration, password_hashers, mfa_required_for_admins,
     /// mfa_required_for_protected, oidc_issuer, oidc_client_id, oidc_client_secret,
     /// oidc_redirect_url, oidc_scopes, jwt_issuer, jwt_audience, jwt_jwks_url,
@@ -130,6 +131,60 @@ pub struct ServeArgs {
     pub identity: IdentityArgs,
     #[command(flatten)]
     pub jwt: JwtArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// `GET /metrics` (`hata serve`).
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Serve /metrics only to `Authorization: Bearer <this>` (401 otherwise); prefer the
+    /// environment variable, which stays out of the process list [default: none, open]
+    #[arg(long, env = "HATA_METRICS_TOKEN")]
+    pub metrics_token: Option<String>,
+    /// Serve /metrics on this address (e.g. 127.0.0.1:9090) instead of the main listener
+    /// [default: none, on the main listener]
+    #[arg(long, env = "HATA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Flags per environment with hata_evaluations_total series of their own; the rest are
+    /// summed under flag="_other" [default: 1000]
+    #[arg(long, env = "HATA_METRICS_MAX_FLAGS")]
+    pub metrics_max_flags: Option<usize>,
+}
+
+/// The resolved metrics settings.
+#[derive(Debug, Clone)]
+pub struct MetricsSettings {
+    pub listen: Option<SocketAddr>,
+    pub config: hata_server::metrics::MetricsConfig,
+}
+
+impl MetricsArgs {
+    fn resolve_with(self, file: &FileSettings) -> anyhow::Result<MetricsSettings> {
+        let token = self
+            .metrics_token
+            .or_else(|| file.metrics_token.clone())
+            .filter(|t| !t.is_empty());
+        if token.as_ref().is_some_and(|t| t.len() < 16) {
+            bail!("metrics_token (HATA_METRICS_TOKEN) must be at least 16 characters");
+        }
+        let max_flags = self
+            .metrics_max_flags
+            .or(file.metrics_max_flags)
+            .unwrap_or(hata_server::metrics::DEFAULT_MAX_FLAGS);
+        if max_flags == 0 {
+            bail!("metrics_max_flags (HATA_METRICS_MAX_FLAGS) must be at least 1");
+        }
+        let listen = self.metrics_listen.or(file.metrics_listen);
+        Ok(MetricsSettings {
+            listen,
+            config: hata_server::metrics::MetricsConfig {
+                token,
+                max_flags,
+                on_main: listen.is_none(),
+            },
+        })
+    }
 }
 
 /// JWT bearer tokens of an identity provider (`hata serve`). Their claims map to roles by the
@@ -418,6 +473,9 @@ struct FileSettings {
     max_streams: Option<usize>,
     max_streams_per_token: Option<usize>,
     max_context_members: Option<usize>,
+    metrics_token: Option<String>,
+    metrics_listen: Option<SocketAddr>,
+    metrics_max_flags: Option<usize>,
     session_idle_timeout: Option<u64>,
     session_max_age: Option<u64>,
     lockout_after: Option<u32>,
@@ -469,6 +527,7 @@ pub struct Settings {
     pub identity: hata_server::auth::identity::IdentityConfig,
     /// The JWT issuer's verifier (`--jwt-*`, `role_mappings`); `None`: JWTs are not accepted.
     pub jwt: Option<std::sync::Arc<hata_server::auth::jwt::JwtVerifier>>,
+    pub metrics: MetricsSettings,
 }
 
 /// The resolved connection and stream limits.
@@ -622,6 +681,7 @@ impl ServeArgs {
         let limits = self.limits.resolve_with(&file)?;
         let identity = self.identity.resolve_with(&file)?;
         let jwt = self.jwt.resolve_with(&file)?;
+        let metrics = self.metrics.resolve_with(&file)?;
         if !file.role_mappings.is_empty() && jwt.is_none() && identity.sso.is_none() {
             bail!("role_mappings are set but neither jwt_issuer nor oidc_issuer is: they map the claims of their tokens");
         }
@@ -721,6 +781,7 @@ impl ServeArgs {
             admin_user,
             identity,
             jwt,
+            metrics,
         })
     }
 }
@@ -772,6 +833,57 @@ mod tests {
         };
         let got = jwt(file, args).unwrap().expect("a verifier");
         assert!(got.contains("keys.example.com"), "{got}");
+    }
+
+    #[test]
+    fn metrics_settings_come_from_the_file_and_flags_and_are_checked() {
+        let resolve = |file: &str, args: MetricsArgs| {
+            let file: FileSettings = toml::from_str(file).expect("TOML");
+            args.resolve_with(&file)
+        };
+        let none = || MetricsArgs {
+            metrics_token: None,
+            metrics_listen: None,
+            metrics_max_flags: None,
+        };
+        let default = resolve("", none()).unwrap();
+        assert_eq!(default.listen, None);
+        assert!(default.config.on_main && default.config.token.is_none());
+        assert_eq!(default.config.max_flags, 1000);
+        let file = r#"
+            metrics_token = "0123456789abcdef-file"
+            metrics_listen = "127.0.0.1:9090"
+            metrics_max_flags = 50
+        "#;
+        let from_file = resolve(file, none()).unwrap();
+        assert_eq!(from_file.listen, Some("127.0.0.1:9090".parse().unwrap()));
+        assert!(
+            !from_file.config.on_main,
+            "a listener of its own takes it off the main one"
+        );
+        assert_eq!(
+            from_file.config.token.as_deref(),
+            Some("0123456789abcdef-file")
+        );
+        assert_eq!(from_file.config.max_flags, 50);
+        let args = MetricsArgs {
+            metrics_max_flags: Some(7),
+            metrics_token: Some("0123456789abcdef-flag".into()),
+            ..none()
+        };
+        let flags_win = resolve(file, args).unwrap();
+        assert_eq!(flags_win.config.max_flags, 7);
+        assert_eq!(
+            flags_win.config.token.as_deref(),
+            Some("0123456789abcdef-flag")
+        );
+        for (file, says) in [
+            ("metrics_max_flags = 0", "metrics_max_flags"),
+            ("metrics_token = \"short\"", "metrics_token"),
+        ] {
+            let err = resolve(file, none()).unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{file}: {err:#}");
+        }
     }
 
     #[test]

@@ -375,6 +375,14 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("listen: cannot bind {}", settings.listen))?;
+    let metrics_listener = match settings.metrics.listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("metrics_listen: cannot bind {addr}"))?,
+        ),
+        None => None,
+    };
     raise_open_files_limit(settings.limits.max_connections);
     spawn_allocator_purger();
     let store = open_store(&settings.store).await?;
@@ -417,6 +425,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         tls,
         identity: settings.identity.clone(),
         jwt: settings.jwt.clone(),
+        metrics: settings.metrics.config.clone(),
         limits: std::sync::Arc::new(
             hata_server::limits::Limits::new(&settings.rate_limits).map_err(anyhow::Error::msg)?,
         ),
@@ -436,6 +445,15 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         shared_through = %budgets.redis_url.as_deref().map(hata_store::redact).unwrap_or_else(|| "nothing (per replica)".into()),
         "rate limits"
     );
+    if let Some(metrics) = metrics_listener {
+        tracing::info!(listen = ?metrics.local_addr().ok(), "serving /metrics");
+        let router = app.metrics_router(settings.metrics.config.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(metrics, router).await {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
+    }
     let stopping = state.clone();
     hata_server::serve(
         listener,

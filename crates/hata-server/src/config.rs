@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub limits: std::sync::Arc<crate::limits::Limits>,
     /// Accept JWTs of this issuer as bearer tokens (`auth::jwt`); `None`: only hata's tokens.
     pub jwt: Option<std::sync::Arc<crate::auth::jwt::JwtVerifier>>,
+    /// `GET /metrics`: its bearer token and the cardinality limit.
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +55,7 @@ impl Default for ServerConfig {
             identity: Default::default(),
             limits: std::sync::Arc::new(crate::limits::Limits::unlimited()),
             jwt: None,
+            metrics: Default::default(),
         }
     }
 }

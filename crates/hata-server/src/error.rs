@@ -244,6 +244,9 @@ impl IntoResponse for AppError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            if let Some(why) = self.auth_failure() {
+                response.extensions_mut().insert(why);
+            }
         }
         response
     }
@@ -252,6 +255,19 @@ impl IntoResponse for AppError {
 pub type AppResult<T> = Result<T, AppError>;
 
 impl AppError {
+    /// Why a 401 was answered, for `hata_auth_failures_total` (the edge counts it).
+    pub fn auth_failure(&self) -> Option<crate::metrics::AuthFailure> {
+        use crate::metrics::AuthFailure;
+        Some(match self {
+            AppError::Unauthorized => AuthFailure::Missing,
+            AppError::TokenRefused(_) => AuthFailure::TokenRefused,
+            AppError::BadJwt(_) => AuthFailure::Jwt,
+            AppError::BadLogin | AppError::SecondFactorRequired => AuthFailure::Login,
+            AppError::SsoRefused(_) => AuthFailure::Sso,
+            _ => return None,
+        })
+    }
+
     /// A failure to read a request body (limited and timed by `dispatch::edge`): 413 past the
     /// size limit, 408 when it stopped arriving, else `None` (the caller's own 400).
     pub fn from_body_error(error: &(dyn std::error::Error + 'static)) -> Option<AppError> {

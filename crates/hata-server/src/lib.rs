@@ -3,7 +3,8 @@
 //!
 //! Handlers are thin (parse → call the store or the engine → map). Cross-cutting concerns
 //! (request ids, body limits, CORS, security headers, tracing, metrics) are applied once, in
-//! `dispatch`, around every request; per-route layers (auth) in `router`.
+//! `dispatch`, around every request; per-route layers (auth) in `router`. `GET /metrics`
+//! and its families are `metrics`.
 
 pub mod auth;
 pub mod bootstrap;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod forwarded;
 pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod request_id;
 pub mod router;

@@ -404,6 +404,15 @@ fn pem_text(_: &mut Schemas) -> RefOr<Schema> {
         .into()
 }
 
+fn metrics_text(_: &mut Schemas) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::String))
+        .description(Some(
+            "Prometheus text exposition format 0.0.4 (families in docs/operations.md)",
+        ))
+        .into()
+}
+
 fn token_query() -> Vec<Parameter> {
     TokenQuery::into_params(|| Some(ParameterIn::Query))
 }
@@ -945,6 +954,15 @@ pub const ROUTES: &[Route] = &[
     )
     .access(Access::Public)
     .gives(health)
+    .errors(Errors::None),
+    route(
+        "get",
+        "/metrics",
+        "operations",
+        "Prometheus metrics; with `--metrics-token` set, only for `Authorization: Bearer <that token>` (401 otherwise)",
+    )
+    .access(Access::Public)
+    .gives_as("text/plain; version=0.0.4", metrics_text)
     .errors(Errors::None),
     route("get", "/openapi.json", "operations", "This document")
     .access(Access::Public)

@@ -1,6 +1,6 @@
-//! The routing table: every route of the admin API, the evaluation endpoints, health and the
-//! OpenAPI document, with the per-route layers (admin authentication) inside, wrapped in the
-//! `dispatch` that applies the cross-cutting concerns.
+//! The routing table: every route of the admin API, the evaluation endpoints, health, the
+//! OpenAPI document and `/metrics`, with the per-route layers (admin authentication) inside,
+//! wrapped in the `dispatch` that applies the cross-cutting concerns.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use axum::Router;
 use crate::dispatch::{edge::Edge, App};
 use crate::error::AppError;
 use crate::routes::{self, EvalSettings};
-use crate::{auth, openapi, AppState, ServerConfig};
+use crate::{auth, metrics, openapi, AppState, ServerConfig};
 
 /// The whole application, ready for `axum::serve(listener, app.into_make_service())`.
 pub fn router(mut state: AppState, config: &ServerConfig) -> App {
@@ -28,6 +28,7 @@ pub fn router(mut state: AppState, config: &ServerConfig) -> App {
         .nest("/api/v1", api)
         .merge(routes::ofrep::router())
         .merge(routes::health::router())
+        .merge(metrics::router())
         .merge(openapi::router())
         // Both after every route: the 405 fallback is set on the routes that exist.
         .fallback(no_route)
@@ -41,12 +42,18 @@ pub fn router(mut state: AppState, config: &ServerConfig) -> App {
             &config.identity,
         ))))
         .layer(axum::Extension(config.limits.clone()))
+        .layer(axum::Extension(Arc::new(config.metrics.clone())))
         // The edge limits every body already (to the configured size); axum's own default
         // limit would otherwise cut at 2 MiB whatever was configured.
         .layer(DefaultBodyLimit::disable())
         .service(routes);
     App::new(
-        Edge::new(config.body_limit, config.body_timeout, config.tls.is_some()),
+        Edge::new(
+            config.body_limit,
+            config.body_timeout,
+            config.tls.is_some(),
+            state.metrics.clone(),
+        ),
         state,
         eval,
         tower::util::BoxCloneSyncService::new(routes),

@@ -20,6 +20,8 @@ pub struct AppState {
     /// The JWT issuer's verifier, when one is configured (`ServerConfig::jwt`; `router` sets
     /// it).
     pub jwt: Option<Arc<auth::jwt::JwtVerifier>>,
+    /// What `GET /metrics` reports; the edge records every request into it.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
             serving: serving.clone(),
             tickets: Arc::new(Signer::new(key.as_bytes())),
             jwt: None,
+            metrics: crate::metrics::Metrics::new(),
         };
         tokio::spawn(follow_changes(state.clone()));
         tokio::spawn(hata_serving::follow_changes(serving.clone()));
@@ -73,7 +76,10 @@ impl AppState {
         meta: &hata_store::WriteMeta,
         op: hata_store::WriteOp,
     ) -> Result<hata_store::WriteOutcome, AppError> {
-        let outcome = self.store.write(meta, op).await?;
+        let started = std::time::Instant::now();
+        let outcome = self.store.write(meta, op).await;
+        self.metrics.store_writes.observe(started.elapsed());
+        let outcome = outcome?;
         if let Err(e) = self.serving.refresh_after(&outcome.rule_sets).await {
             // Committed is committed: the change notice and the repair check retry the load.
             tracing::warn!(error = %e, "reloading rule sets after a write failed");

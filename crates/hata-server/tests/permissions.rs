@@ -195,6 +195,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/audit/public-key", "yyyyyyyyyyyy"),
     ("get", "/health/live", "yyyyyyyyyyyy"),
     ("get", "/health/ready", "yyyyyyyyyyyy"),
+    ("get", "/metrics", "yyyyyyyyyyyy"),
     ("get", "/openapi.json", "yyyyyyyyyyyy"),
 ];
 

@@ -986,6 +986,28 @@ async fn change_notices_of_this_process_are_applied_in_memory() {
     );
 }
 
+/// `http_requests_total` of POSTs to the single-flag route template, any status, from
+/// `GET /metrics`.
+async fn single_flag_requests(s: &TestServer) -> u64 {
+    let text = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics");
+    let prefix = r#"http_requests_total{method="POST",route="/ofrep/v1/evaluate/flags/{key}","#;
+    text.lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(|rest| {
+            let (_, n) = rest.rsplit_once(' ').expect("a value");
+            n.parse::<u64>().expect("a count")
+        })
+        .sum()
+}
+
 /// Single-flag evaluations skip the router (the hot path, see `dispatch`); they must answer
 /// exactly as the routed handler does, with everything the edge adds to every answer. An
 /// escaped key (`%6E` is `n`) goes through the router, which decodes it: the same request set
@@ -1038,6 +1060,8 @@ async fn single_flag_evaluations_off_the_router_answer_as_the_router_does() {
         all.sort();
         all
     };
+    // Both paths are counted by the edge, under the same route template.
+    let counted_before = single_flag_requests(&s).await;
     let mut compared = 0;
     for (direct_key, routed_key) in keys {
         for (body_name, body) in &bodies {
@@ -1059,8 +1083,19 @@ async fn single_flag_evaluations_off_the_router_answer_as_the_router_does() {
                         r
                     };
                     let case = format!("{direct_key} / {body_name} / {token_name} / {origin:?}");
+                    let counted = single_flag_requests(&s).await;
                     let direct = Reply::of(ask(direct_key)).await;
+                    assert_eq!(
+                        single_flag_requests(&s).await,
+                        counted + 1,
+                        "fast path counted: {case}"
+                    );
                     let routed = Reply::of(ask(routed_key)).await;
+                    assert_eq!(
+                        single_flag_requests(&s).await,
+                        counted + 2,
+                        "router path counted: {case}"
+                    );
                     assert_eq!(direct.status, routed.status, "{case}");
                     assert_eq!(headers(&direct), headers(&routed), "{case}");
                     assert_eq!(direct.body, routed.body, "{case}");
@@ -1082,6 +1117,10 @@ async fn single_flag_evaluations_off_the_router_answer_as_the_router_does() {
         }
     }
     assert_eq!(compared, 2 * 8 * 5 * 2);
+    assert_eq!(
+        single_flag_requests(&s).await - counted_before,
+        2 * compared
+    );
     // Spot checks that the set covers what it means to.
     let ask = |path: &str, body: &[u8]| {
         s.as_token(&t, Method::POST, path)

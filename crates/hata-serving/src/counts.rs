@@ -116,6 +116,33 @@ struct CountKey {
 #[derive(Default)]
 pub struct Pending {
     inner: Mutex<PendingBatch>,
+    /// Everything drained since the process started, never taken by the flusher: what
+    /// `totals` reports (monitoring reads monotonic counters, the store reads hourly deltas).
+    totals: Mutex<Totals>,
+}
+
+/// One flag's totals: when it was first drained, and its counts per (variant, reason).
+type FlagTotals = (u64, HashMap<(String, Reason), u64>);
+
+#[derive(Default)]
+struct Totals {
+    /// Per (project, environment, flag): when it was first drained (an order), and its
+    /// counts per (variant, reason).
+    flags: HashMap<(String, String, String), FlagTotals>,
+    next: u64,
+}
+
+/// One evaluation total since the process started (`Pending::totals`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvaluationTotal {
+    pub project: String,
+    pub environment: String,
+    pub flag: String,
+    /// Which flag of its environment was counted first: a lower `seen` was drained earlier.
+    pub seen: u64,
+    pub variant: String,
+    pub reason: Reason,
+    pub count: u64,
 }
 
 #[derive(Default)]
@@ -129,6 +156,21 @@ impl Pending {
         let now = time::OffsetDateTime::now_utc();
         let hour = hour_of(now);
         let at = hata_store::now_rfc3339();
+        if let Ok(mut totals) = self.totals.lock() {
+            let totals = &mut *totals;
+            for &(flag, variant, reason, n) in &drained {
+                let key = (
+                    project.to_string(),
+                    environment.to_string(),
+                    flag.to_string(),
+                );
+                let (_, counts) = totals.flags.entry(key).or_insert_with(|| {
+                    totals.next += 1;
+                    (totals.next, HashMap::new())
+                });
+                *counts.entry((variant.to_string(), reason)).or_default() += n;
+            }
+        }
         let Ok(mut batch) = self.inner.lock() else {
             return;
         };
@@ -151,6 +193,29 @@ impl Pending {
                 at.clone(),
             );
         }
+    }
+
+    /// Every evaluation counted since the process started, as of the last drain (at most
+    /// `FLUSH_INTERVAL` behind): monotonic, for a monitoring system's counters.
+    pub fn totals(&self) -> Vec<EvaluationTotal> {
+        let Ok(totals) = self.totals.lock() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for ((project, environment, flag), (seen, counts)) in &totals.flags {
+            for ((variant, reason), count) in counts {
+                out.push(EvaluationTotal {
+                    project: project.clone(),
+                    environment: environment.clone(),
+                    flag: flag.clone(),
+                    seen: *seen,
+                    variant: variant.clone(),
+                    reason: *reason,
+                    count: *count,
+                });
+            }
+        }
+        out
     }
 
     fn take(&self) -> PendingBatch {

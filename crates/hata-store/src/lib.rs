@@ -92,7 +92,20 @@ pub struct Store {
     /// Background tasks tied to this store hold a `Weak` of it and stop once every clone of
     /// the store is gone.
     alive: std::sync::Arc<()>,
+    /// Whether the change listener (`spawn_listener`) is listening now.
+    listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
     audit: std::sync::Arc<audit::AuditSettings>,
+}
+
+/// One connection pool's use (`Store::pools`), for monitoring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// `reader` or `writer` (on PostgreSQL one pool serves both: only `reader` is listed).
+    pub pool: &'static str,
+    /// Connections open, busy or idle.
+    pub open: u32,
+    pub idle: u32,
+    pub max: u32,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -167,6 +180,7 @@ impl Store {
                     notices: tx,
                     url: config.url.as_str().into(),
                     alive: std::sync::Arc::new(()),
+                    listening: Default::default(),
                     audit: std::sync::Arc::new(config.audit.clone()),
                 })
             }
@@ -183,6 +197,7 @@ impl Store {
                     notices: tx,
                     url: config.url.as_str().into(),
                     alive: std::sync::Arc::new(()),
+                    listening: Default::default(),
                     audit: std::sync::Arc::new(config.audit.clone()),
                 })
             }
@@ -239,7 +254,29 @@ impl Store {
                 self.url.to_string(),
                 self.notices.clone(),
                 std::sync::Arc::downgrade(&self.alive),
+                self.listening.clone(),
             ));
+        }
+    }
+
+    /// Whether the change listener is connected and listening; `None` on SQLite, which has
+    /// none.
+    pub fn listener_connected(&self) -> Option<bool> {
+        (self.backend == Backend::Postgres)
+            .then(|| self.listening.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// How the connection pools are used now (no query: the pools' own counts).
+    pub fn pools(&self) -> Vec<PoolUsage> {
+        let usage = |pool: &'static str, p: &AnyPool| PoolUsage {
+            pool,
+            open: p.size(),
+            idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
+            max: p.options().get_max_connections(),
+        };
+        match self.backend {
+            Backend::Sqlite => vec![usage("reader", &self.reader), usage("writer", &self.writer)],
+            Backend::Postgres => vec![usage("reader", &self.reader)],
         }
     }
 

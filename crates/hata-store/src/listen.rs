@@ -39,13 +39,20 @@ const IDLE_CHECK: Duration = Duration::from_secs(2);
 /// How long a ping may take before the connection counts as dead.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub(crate) async fn relay(url: String, notices: broadcast::Sender<ChangeNotice>, alive: Weak<()>) {
+pub(crate) async fn relay(
+    url: String,
+    notices: broadcast::Sender<ChangeNotice>,
+    alive: Weak<()>,
+    listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
     let mut backoff = FIRST_BACKOFF;
     // Logged once per outage, not once per attempt: an outage of minutes would flood the log.
     let mut down_since: Option<std::time::Instant> = None;
     while alive.strong_count() > 0 {
         let mut connected = false;
-        match listen_once(&url, &notices, &alive, &mut connected).await {
+        let result = listen_once(&url, &notices, &alive, &mut connected, &listening).await;
+        listening.store(false, std::sync::atomic::Ordering::Relaxed);
+        match result {
             Ok(()) => return,
             Err(e) => {
                 if connected {
@@ -76,6 +83,7 @@ async fn listen_once(
     notices: &broadcast::Sender<ChangeNotice>,
     alive: &Weak<()>,
     connected: &mut bool,
+    listening: &std::sync::atomic::AtomicBool,
 ) -> Result<(), sqlx::Error> {
     let mut listener = tokio::time::timeout(CONNECT_TIMEOUT, async {
         let mut listener = PgListener::connect(url).await?;
@@ -88,6 +96,7 @@ async fn listen_once(
     .await
     .map_err(|_| sqlx::Error::PoolTimedOut)??;
     *connected = true;
+    listening.store(true, std::sync::atomic::Ordering::Relaxed);
     tracing::info!("listening for changes from other replicas");
     // Sent after LISTEN took effect: whatever a subscriber reloads now cannot miss a change
     // that commits later, because that change's notice will arrive.

@@ -1,10 +1,12 @@
 //! What every answer gets, whichever way its request was served: the request id, the body
 //! limit, CORS (under `/ofrep/`), the security headers (and HSTS when served over TLS), the
-//! request's tracing span with a log line for server errors, and the place where request
-//! metrics hook in. Written once here and wrapped around both the router and the single-flag
-//! fast path (see `dispatch`).
+//! request's tracing span with a log line for server errors, and the request metrics
+//! (`metrics::Metrics::observe`: count and duration by method, route template and status).
+//! Written once here and wrapped around both the router and the single-flag fast path (see
+//! `dispatch`).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
@@ -15,6 +17,7 @@ use tracing::Instrument;
 
 use super::cors;
 use crate::error::AppError;
+use crate::metrics::Metrics;
 use crate::request_id::{RequestIds, REQUEST_ID};
 
 /// The longest request target (path and query) served. No path or query of hata's comes
@@ -48,6 +51,7 @@ pub struct Edge {
     body_timeout: Duration,
     /// Whether answers carry `Strict-Transport-Security` (served over TLS).
     hsts: bool,
+    metrics: Arc<Metrics>,
 }
 
 /// A request body as handlers get it: at most `body_limit` bytes, each part within
@@ -55,12 +59,18 @@ pub struct Edge {
 pub type Body<B> = Limited<TimeoutBody<B>>;
 
 impl Edge {
-    pub fn new(body_limit: usize, body_timeout: Duration, hsts: bool) -> Edge {
+    pub fn new(
+        body_limit: usize,
+        body_timeout: Duration,
+        hsts: bool,
+        metrics: Arc<Metrics>,
+    ) -> Edge {
         Edge {
             ids: RequestIds::default(),
             body_limit,
             body_timeout,
             hsts,
+            metrics,
         }
     }
 
@@ -78,6 +88,7 @@ impl Edge {
         let cross_origin = cors::applies(req.uri().path());
         let span = request_span(&req, &id);
         let method = req.method().clone();
+        let route = self.metrics.http.route(req.uri().path());
         let uri_len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
         let mut response = if uri_len > MAX_URI_BYTES {
             axum::response::IntoResponse::into_response(AppError::UriTooLong(MAX_URI_BYTES))
@@ -90,7 +101,9 @@ impl Edge {
             inner(req).instrument(span.clone()).await
         };
         finish(response.headers_mut(), id, cross_origin, self.hsts);
-        observe(&span, &method, response.status(), started.elapsed());
+        let elapsed = started.elapsed();
+        self.metrics.observe(route, &method, &response, elapsed);
+        observe(&span, &method, response.status(), elapsed);
         response
     }
 }
@@ -126,8 +139,7 @@ fn request_span<B>(req: &Request<B>, id: &HeaderValue) -> tracing::Span {
     }
 }
 
-/// Called once per answer, on both paths: server errors are logged here, and request metrics
-/// (count and duration by method, route and status) are recorded here.
+/// Called once per answer, on both paths: server errors are logged here.
 fn observe(span: &tracing::Span, method: &Method, status: StatusCode, elapsed: Duration) {
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     if status.is_server_error() {

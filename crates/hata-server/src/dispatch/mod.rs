@@ -70,6 +70,12 @@ impl App {
         self.0.tls.as_ref()
     }
 
+    /// `GET /metrics` alone, for a listener of its own (`hata serve --metrics-listen`). Its
+    /// requests are not counted in the request families: they are not the service's.
+    pub fn metrics_router(&self, config: crate::metrics::MetricsConfig) -> axum::Router {
+        crate::metrics::alone(self.0.state.clone(), self.0.eval.clone(), Arc::new(config))
+    }
+
     /// For `axum::serve`: every connection is served by a clone of this `App`.
     pub fn into_make_service(self) -> axum::routing::IntoMakeService<App> {
         axum::ServiceExt::<Request>::into_make_service(self)

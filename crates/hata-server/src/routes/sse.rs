@@ -183,7 +183,7 @@ fn open(
         ),
         Holder::Jwt(jwt) => (&jwt.key, None, unix_instant(jwt.expires)),
     };
-    let slot = settings.streams.take(key)?;
+    let slot = settings.streams.take(key, feed)?;
     let period = settings.heartbeat;
     Ok(EventStream {
         serving: s.serving.clone(),
@@ -235,6 +235,9 @@ pub struct StreamSlots {
 #[derive(Default)]
 struct StreamCounts {
     total: usize,
+    /// Open streams per kind (`ofrep`, `sdk`), for metrics.
+    ofrep: usize,
+    sdk: usize,
     per_token: std::collections::HashMap<String, usize>,
 }
 
@@ -257,7 +260,7 @@ impl StreamSlots {
     }
 
     /// A slot for one more stream of `token_id`.
-    pub fn take(self: &Arc<Self>, token_id: &str) -> Result<StreamSlot, AppError> {
+    fn take(self: &Arc<Self>, token_id: &str, feed: Feed) -> Result<StreamSlot, AppError> {
         let mut counts = self.counts();
         let of_token = counts.per_token.get(token_id).copied().unwrap_or(0);
         if counts.total >= self.max_total {
@@ -276,10 +279,12 @@ impl StreamSlots {
             });
         }
         counts.total += 1;
+        *counts.kind(feed) += 1;
         *counts.per_token.entry(token_id.to_string()).or_default() += 1;
         Ok(StreamSlot {
             slots: self.clone(),
             token_id: token_id.to_string(),
+            feed,
         })
     }
 
@@ -287,18 +292,36 @@ impl StreamSlots {
     pub fn open(&self) -> usize {
         self.counts().total
     }
+
+    /// Streams open now, per kind (`hata_sse_streams{kind}`).
+    pub fn open_by_kind(&self) -> Vec<(&'static str, usize)> {
+        let counts = self.counts();
+        vec![("ofrep", counts.ofrep), ("sdk", counts.sdk)]
+    }
+}
+
+impl StreamCounts {
+    fn kind(&mut self, feed: Feed) -> &mut usize {
+        match feed {
+            Feed::Ofrep => &mut self.ofrep,
+            Feed::Sdk => &mut self.sdk,
+        }
+    }
 }
 
 /// One open stream's place under the caps.
 pub struct StreamSlot {
     slots: Arc<StreamSlots>,
     token_id: String,
+    feed: Feed,
 }
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
         let mut counts = self.slots.counts();
         counts.total = counts.total.saturating_sub(1);
+        let kind = counts.kind(self.feed);
+        *kind = kind.saturating_sub(1);
         if let Some(n) = counts.per_token.get_mut(&self.token_id) {
             *n -= 1;
             if *n == 0 {

@@ -1,0 +1,234 @@
+//! The families read at scrape time from what the server already keeps: evaluation totals
+//! (`hata_serving::counts`), the rule sets in memory, the store's pools and change listener,
+//! and the open event streams. Nothing here is touched by a request.
+
+use std::collections::HashMap;
+
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+
+use super::{MetricsConfig, OTHER_FLAGS};
+use crate::AppState;
+
+/// Evaluation totals keyed by (project, environment, flag label, variant, reason).
+type Evaluations = Vec<((String, String, String, String, &'static str), u64)>;
+
+/// One figure of a pool's use.
+type PoolFigure = fn(&hata_store::PoolUsage) -> f64;
+
+/// Everything one scrape reads, taken at once.
+#[derive(Debug)]
+pub struct Reading {
+    evaluations: Evaluations,
+    /// (project, environment, revision, age in seconds).
+    rule_sets: Vec<(String, String, i64, i64)>,
+    pools: Vec<hata_store::PoolUsage>,
+    listener: Option<bool>,
+    streams: Vec<(&'static str, usize)>,
+}
+
+impl Reading {
+    pub fn take(
+        state: &AppState,
+        streams: &crate::routes::sse::StreamSlots,
+        config: &MetricsConfig,
+    ) -> Reading {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut rule_sets: Vec<_> = state
+            .serving
+            .all()
+            .iter()
+            .map(|env| {
+                (
+                    env.project.clone(),
+                    env.environment.clone(),
+                    env.revision,
+                    (now - env.last_modified).max(0),
+                )
+            })
+            .collect();
+        rule_sets.sort();
+        Reading {
+            evaluations: fold_flags(state.serving.pending().totals(), config.max_flags),
+            rule_sets,
+            pools: state.store.pools(),
+            listener: state.store.listener_connected(),
+            streams: streams.open_by_kind(),
+        }
+    }
+
+    pub fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        let mut family = encoder.encode_descriptor(
+            "hata_evaluations",
+            "Evaluations answered since start, by environment, flag, variant and reason \
+             (as of the last drain, at most 10 s behind; flags past the limit are `_other`)",
+            None,
+            MetricType::Counter,
+        )?;
+        for ((project, environment, flag, variant, reason), count) in &self.evaluations {
+            let labels = [
+                ("project", project.as_str()),
+                ("environment", environment.as_str()),
+                ("flag", flag.as_str()),
+                ("variant", variant.as_str()),
+                ("reason", reason),
+            ];
+            ConstCounter::new(*count).encode(family.encode_family(&labels)?)?;
+        }
+        let mut revision = encoder.encode_descriptor(
+            "hata_rule_set_revision",
+            "Revision of the rule set served, per environment",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (project, environment, rev, _) in &self.rule_sets {
+            let labels = [
+                ("project", project.as_str()),
+                ("environment", environment.as_str()),
+            ];
+            ConstGauge::new(*rev).encode(revision.encode_family(&labels)?)?;
+        }
+        let mut age = encoder.encode_descriptor(
+            "hata_rule_set_age_seconds",
+            "Seconds since the served rule set's revision last increased",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (project, environment, _, seconds) in &self.rule_sets {
+            let labels = [
+                ("project", project.as_str()),
+                ("environment", environment.as_str()),
+            ];
+            ConstGauge::new(*seconds).encode(age.encode_family(&labels)?)?;
+        }
+        if let Some(connected) = self.listener {
+            ConstGauge::new(i64::from(connected)).encode(encoder.encode_descriptor(
+                "hata_change_listener_connected",
+                "1 while the PostgreSQL change listener is listening (absent on SQLite)",
+                None,
+                MetricType::Gauge,
+            )?)?;
+        }
+        let pool_gauges: [(&str, &str, PoolFigure); 4] = [
+            (
+                "db_connection_pool_usage",
+                "Connections in use over the pool's maximum",
+                |p| f64::from(p.open.saturating_sub(p.idle)) / f64::from(p.max.max(1)),
+            ),
+            ("db_connection_pool_in_use", "Connections in use", |p| {
+                f64::from(p.open.saturating_sub(p.idle))
+            }),
+            ("db_connection_pool_idle", "Idle connections", |p| {
+                f64::from(p.idle)
+            }),
+            ("db_connection_pool_max", "The pool's maximum", |p| {
+                f64::from(p.max)
+            }),
+        ];
+        for (name, help, value) in pool_gauges {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for pool in &self.pools {
+                ConstGauge::new(value(pool))
+                    .encode(family.encode_family(&[("pool", pool.pool)])?)?;
+            }
+        }
+        let mut streams = encoder.encode_descriptor(
+            "hata_sse_streams",
+            "Event streams open now, by kind",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (kind, open) in &self.streams {
+            ConstGauge::new(*open as i64).encode(streams.encode_family(&[("kind", *kind)])?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Per environment, the first `max_flags` flags counted keep their own series; the rest
+/// are summed under `OTHER_FLAGS`. "First counted" is stable across scrapes, so a series
+/// never moves between a flag and `_other` while the process runs.
+fn fold_flags(totals: Vec<hata_serving::counts::EvaluationTotal>, max_flags: usize) -> Evaluations {
+    let mut order: HashMap<(&str, &str), Vec<(u64, &str)>> = HashMap::new();
+    for t in &totals {
+        let flags = order.entry((&t.project, &t.environment)).or_default();
+        if !flags.iter().any(|(_, f)| *f == t.flag) {
+            flags.push((t.seen, &t.flag));
+        }
+    }
+    let mut kept: HashMap<(&str, &str, &str), ()> = HashMap::new();
+    for ((project, environment), mut flags) in order {
+        flags.sort_unstable();
+        for (_, flag) in flags.into_iter().take(max_flags) {
+            kept.insert((project, environment, flag), ());
+        }
+    }
+    let mut folded: HashMap<(String, String, String, String, &'static str), u64> = HashMap::new();
+    for t in &totals {
+        let flag =
+            if kept.contains_key(&(t.project.as_str(), t.environment.as_str(), t.flag.as_str())) {
+                t.flag.clone()
+            } else {
+                OTHER_FLAGS.to_string()
+            };
+        let key = (
+            t.project.clone(),
+            t.environment.clone(),
+            flag,
+            t.variant.clone(),
+            t.reason.as_str(),
+        );
+        *folded.entry(key).or_default() += t.count;
+    }
+    let mut out: Evaluations = folded.into_iter().collect();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hata_core::evaluate::Reason;
+    use hata_serving::counts::EvaluationTotal;
+
+    fn total(env: &str, flag: &str, seen: u64, variant: &str, count: u64) -> EvaluationTotal {
+        EvaluationTotal {
+            project: "shop".into(),
+            environment: env.into(),
+            flag: flag.into(),
+            seen,
+            variant: variant.into(),
+            reason: Reason::Static,
+            count,
+        }
+    }
+
+    #[test]
+    fn flags_past_the_limit_fold_per_environment_in_first_counted_order() {
+        let folded = fold_flags(
+            vec![
+                total("prod", "c", 3, "on", 5),
+                total("prod", "a", 1, "on", 1),
+                total("prod", "b", 2, "on", 2),
+                total("prod", "b", 2, "off", 7),
+                total("dev", "z", 4, "on", 9),
+            ],
+            1,
+        );
+        let got: Vec<(&str, &str, &str, u64)> = folded
+            .iter()
+            .map(|((_, e, f, v, _), n)| (e.as_str(), f.as_str(), v.as_str(), *n))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("dev", "z", "on", 9),
+                ("prod", "_other", "off", 7),
+                ("prod", "_other", "on", 7),
+                ("prod", "a", "on", 1),
+            ]
+        );
+    }
+}
