@@ -201,6 +201,14 @@ fn health(s: &mut Schemas) -> RefOr<Schema> {
             )
             .property("detail", string())
             .property(
+                "checks",
+                ObjectBuilder::new().description(Some(
+                    "Each check by name (store, rule_sets; change_listener on PostgreSQL; redis \
+                     when configured): {status: up|down, …}. Only store and rule_sets decide \
+                     readiness.",
+                )),
+            )
+            .property(
                 "draining",
                 ObjectBuilder::new()
                     .schema_type(SchemaType::new(Type::Boolean))

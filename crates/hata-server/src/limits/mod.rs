@@ -82,6 +82,11 @@ impl std::fmt::Debug for Limits {
 }
 
 impl Limits {
+    /// `None` without a shared Redis; else whether it answered the last time it was asked.
+    pub fn redis_answering(&self) -> Option<bool> {
+        self.shared.as_ref().map(SharedBudgets::answering)
+    }
+
     /// No budgets at all.
     pub fn unlimited() -> Limits {
         Limits {

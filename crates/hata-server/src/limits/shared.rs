@@ -66,6 +66,11 @@ impl SharedBudgets {
         })
     }
 
+    /// Whether Redis answered the last time it was asked (the budgets are local while not).
+    pub fn answering(&self) -> bool {
+        !self.down.load(Ordering::Relaxed)
+    }
+
     /// The decision Redis makes, or `None` when it cannot be asked now.
     pub async fn check(&self, key: &str, quota: Quota) -> Option<Decision> {
         if now_micros() < self.resting_until.load(Ordering::Relaxed) {

@@ -3,18 +3,23 @@
 //! being served from memory while the store is down, so an orchestrator must not restart on
 //! a failing readiness probe.
 //!
-//! The readiness check waits at most [`STORE_PING_TIMEOUT`] for the database, so that a probe
-//! with a 1 s timeout (Kubernetes' default) gets a `503` with a reason rather than no answer
-//! while the database is unreachable.
+//! `/health/ready` names each check (`checks`): the store and the rule sets decide readiness;
+//! the change listener (PostgreSQL) and Redis (when configured) are reported, never a reason
+//! to take the replica out. It waits at most [`STORE_PING_TIMEOUT`] for the database, so that
+//! a probe with a 1 s timeout (Kubernetes' default) gets a `503` with a reason rather than no
+//! answer while the database is unreachable. From the moment shutdown begins it answers 503
+//! (`draining`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
 
+use crate::limits::Limits;
 use crate::AppState;
 
 /// How long `/health/ready` waits for the database to answer `SELECT 1`.
@@ -30,7 +35,10 @@ async fn live() -> Json<serde_json::Value> {
     Json(json!({"status": "up"}))
 }
 
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+async fn ready(
+    State(state): State<AppState>,
+    limits: Option<Extension<Arc<Limits>>>,
+) -> (StatusCode, Json<serde_json::Value>) {
     // Shutting down (SIGTERM): not ready at once, so balancers stop sending new requests
     // while the ones in flight finish.
     if state.serving.is_shutting_down() {
@@ -48,23 +56,42 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<serde_json::V
             STORE_PING_TIMEOUT.as_millis()
         ))),
     };
-    match ping {
-        Ok(()) if loaded => (
-            StatusCode::OK,
-            Json(
-                json!({"status": "up", "store": "up", "snapshots": "loaded", "environments": environments}),
-            ),
-        ),
-        Ok(()) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "down", "store": "up", "snapshots": "loading"})),
-        ),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(
-                json!({"status": "down", "store": "down", "detail": e.to_string(),
-                "snapshots": if loaded { "loaded" } else { "loading" }, "environments": environments}),
-            ),
-        ),
+    let up = |ok: bool| if ok { "up" } else { "down" };
+    let mut checks = serde_json::Map::new();
+    checks.insert(
+        "store".into(),
+        match &ping {
+            Ok(()) => json!({"status": "up"}),
+            Err(e) => json!({"status": "down", "detail": e.to_string()}),
+        },
+    );
+    checks.insert(
+        "rule_sets".into(),
+        json!({"status": up(loaded), "environments": environments}),
+    );
+    // Informational: neither makes the replica unready. Without the listener, changes still
+    // arrive through the 10 s repair check; without Redis, budgets are per replica.
+    if let Some(connected) = state.store.listener_connected() {
+        checks.insert("change_listener".into(), json!({"status": up(connected)}));
     }
+    if let Some(answering) = limits.and_then(|Extension(l)| l.redis_answering()) {
+        checks.insert("redis".into(), json!({"status": up(answering)}));
+    }
+    let ready = ping.is_ok() && loaded;
+    let mut body = json!({
+        "status": up(ready),
+        "store": up(ping.is_ok()),
+        "snapshots": if loaded { "loaded" } else { "loading" },
+        "environments": environments,
+        "checks": checks,
+    });
+    if let Err(e) = &ping {
+        body["detail"] = json!(e.to_string());
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
 }
