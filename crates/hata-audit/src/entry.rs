@@ -152,10 +152,15 @@ pub enum EntryError {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SealedEntry {
     pub entry: Entry,
-    pub json: String,
 }
 
 impl SealedEntry {
+    /// The entry's JSON text (one line, no newline): what an export carries. Written on
+    /// demand: the store keeps the entry in columns and never needs it.
+    pub fn json(&self) -> String {
+        serde_json::to_string(&self.entry).unwrap_or_default()
+    }
+
     /// The chain's head once this entry is appended.
     pub fn head(&self) -> Head {
         Head {
@@ -197,15 +202,13 @@ impl NewEntry {
         };
         // Hash the object form, the same `Value` a verifier parses from the line (the `hash`
         // member is left out by `entry_hash`).
-        let Value::Object(mut map) = serde_json::to_value(&entry)? else {
+        let Value::Object(map) = serde_json::to_value(&entry)? else {
             return Err(EntryError::Encode(serde::ser::Error::custom(
                 "not an object",
             )));
         };
         entry.hash = entry_hash(&head.hash, &map, &mut Vec::new());
-        map.insert("hash".into(), Value::String(entry.hash.to_hex()));
-        let json = serde_json::to_string(&map)?;
-        Ok(SealedEntry { entry, json })
+        Ok(SealedEntry { entry })
     }
 }
 
@@ -245,7 +248,7 @@ mod tests {
         let sealed = new_entry(Value::Null, json!({"on": true}))
             .seal(&Head::genesis())
             .expect("ok");
-        let value: Value = serde_json::from_str(&sealed.json).expect("JSON");
+        let value: Value = serde_json::from_str(&sealed.json()).expect("JSON");
         let names: Vec<&str> = value
             .as_object()
             .expect("object")
@@ -304,7 +307,7 @@ mod tests {
             })
             .expect("ok");
         assert_eq!(sealed.entry.seq, 10);
-        let parsed: Value = serde_json::from_str(&sealed.json).expect("JSON");
+        let parsed: Value = serde_json::from_str(&sealed.json()).expect("JSON");
         let map = parsed.as_object().expect("object");
         assert_eq!(
             entry_hash(&Hash([3; 32]), map, &mut Vec::new()),

@@ -64,7 +64,7 @@ proptest! {
     fn sealed_entries_verify_whatever_they_carry(old in json_value(), new in json_value()) {
         let sealed = new_entry(1, old, new).seal(&Head::genesis()).expect("sealable");
         let mut verifier = Verifier::new();
-        verifier.push_line(&sealed.json);
+        verifier.push_line(&sealed.json());
         let report = verifier.finish();
         prop_assert!(report.ok, "{:?}", report);
         prop_assert_eq!(report.head, Some(sealed.entry.hash));

@@ -170,7 +170,7 @@ fn python_verifier_agrees() {
     let sealed = new_entry(1, tricky, json!(null))
         .seal(&Head::genesis())
         .expect("sealable");
-    assert_ok(&run.verify("numbers.jsonl", &[sealed.json]), 1);
+    assert_ok(&run.verify("numbers.jsonl", &[sealed.json()]), 1);
 }
 
 #[test]

@@ -131,7 +131,7 @@ fn edited_field_with_its_hash_recomputed_breaks_the_next_link() {
             hash: prev_hash,
         })
         .expect("sealable")
-        .json;
+        .json();
     assert_bad(&verify(&lines), 24, Reason::BrokenLink);
 }
 
@@ -174,7 +174,7 @@ fn inserted_line_breaks_the_link_of_the_entry_after_it() {
             edit_entry(&mut lines, i, "seq", json!(seq + 1));
         }
     }
-    lines.insert(at, forged.json);
+    lines.insert(at, forged.json());
     assert_bad(&verify(&lines), 21, Reason::BrokenLink);
 }
 
@@ -287,7 +287,7 @@ fn rewritten_tail_fails_at_the_next_checkpoint() {
         entry.request_id = Some("rewritten".into());
         let sealed = entry.seal(&head).expect("sealable");
         head = sealed.head();
-        forged.push(sealed.json);
+        forged.push(sealed.json());
         if seq % EVERY == 0 {
             forged.push(lines[checkpoint_index(&lines, seq)].clone());
         }

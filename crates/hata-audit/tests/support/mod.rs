@@ -106,7 +106,7 @@ pub fn chain(n: u64, every: u64, key: &SigningKey, tricky: bool) -> Vec<String> 
     for seq in 1..=n {
         let sealed = entry_for(seq, tricky).seal(&head).expect("sealable");
         head = sealed.head();
-        lines.push(sealed.json);
+        lines.push(sealed.json());
         if policy.due(seq) {
             let cp = Checkpoint::sign(head, at(seq), key).expect("in range");
             lines.push(checkpoint_line(&cp));

@@ -423,34 +423,30 @@ fn environment_of(kind: ResourceType, key: &str, old: &Value, new: &Value) -> Op
     match kind {
         ResourceType::Environment => Some(key.to_string()),
         ResourceType::Flag => {
-            let empty = serde_json::Map::new();
-            let configs = |v: &Value| v.get("environments").and_then(Value::as_object).cloned();
-            let (old_envs, new_envs) = (configs(old), configs(new));
-            let (o, n) = (
-                old_envs.as_ref().unwrap_or(&empty),
-                new_envs.as_ref().unwrap_or(&empty),
-            );
+            let (old, new) = (old.as_object()?, new.as_object()?);
+            let o = old.get("environments").and_then(Value::as_object)?;
+            let n = new.get("environments").and_then(Value::as_object)?;
+            // Nothing but configurations changed (a renamed flag is about every environment;
+            // the version and times change with every write).
+            let bookkeeping = ["environments", "version", "updated_at"];
+            let same_rest = old
+                .iter()
+                .filter(|(k, _)| !bookkeeping.contains(&k.as_str()))
+                .all(|(k, v)| new.get(k) == Some(v))
+                && new
+                    .keys()
+                    .filter(|k| !bookkeeping.contains(&k.as_str()))
+                    .all(|k| old.contains_key(k));
+            if !same_rest {
+                return None;
+            }
             let mut changed = o
                 .keys()
-                .chain(n.keys())
+                .chain(n.keys().filter(|k| !o.contains_key(*k)))
                 .filter(|env| o.get(*env) != n.get(*env));
             let first = changed.next()?;
-            // Only when no other environment's configuration changed, and nothing but
-            // configurations did (a renamed flag is about every environment).
-            let rest_same = changed.all(|env| env == first) && strip_envs(old) == strip_envs(new);
-            (rest_same && old_envs.is_some() && new_envs.is_some()).then(|| first.clone())
+            changed.next().is_none().then(|| first.clone())
         }
         _ => None,
     }
-}
-
-/// A flag without its configurations and version, to compare the rest.
-fn strip_envs(flag: &Value) -> Value {
-    let mut flag = flag.clone();
-    if let Some(map) = flag.as_object_mut() {
-        map.remove("environments");
-        map.remove("version");
-        map.remove("updated_at");
-    }
-    flag
 }
