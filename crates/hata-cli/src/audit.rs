@@ -109,7 +109,7 @@ fn verify_file(
     key: Option<PublicKey>,
     every: u64,
 ) -> anyhow::Result<Report> {
-    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+    let mut reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         let file = std::fs::File::open(path)
@@ -123,7 +123,6 @@ fn verify_file(
     if every > 0 {
         verifier = verifier.with_policy(CheckpointPolicy { every });
     }
-    let mut reader = reader;
     let mut line = Vec::with_capacity(4096);
     loop {
         line.clear();

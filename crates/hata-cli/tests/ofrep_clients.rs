@@ -104,8 +104,7 @@ struct Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
-        // Into the test's captured output, which the search for leaked secrets reads.
-        eprintln!("--- log of hata serve ---\n{}--- end ---", self.log_text());
+        support::secrets::show_log("log of hata serve", &self.log_text());
     }
 }
 

@@ -164,9 +164,8 @@ async fn schemathesis_finds_no_failure() {
         std::fs::read_to_string(&log_path).unwrap_or_default()
     );
     drop(server.start_kill());
-    // Into the test's captured output, which the search for leaked secrets reads.
-    eprintln!(
-        "--- log of hata serve ---\n{}--- end ---",
-        std::fs::read_to_string(&log_path).unwrap_or_default()
+    support::secrets::show_log(
+        "log of hata serve",
+        &std::fs::read_to_string(&log_path).unwrap_or_default(),
     );
 }

@@ -28,12 +28,8 @@ impl Drop for Hata {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        // Into the test's captured output, which the search for leaked secrets reads.
-        eprintln!(
-            "--- hata serve stdout ---\n{}--- stderr ---\n{}--- end ---",
-            read(&self.stdout),
-            read(&self.stderr)
-        );
+        support::secrets::show_log("hata serve stdout", &read(&self.stdout));
+        support::secrets::show_log("hata serve stderr", &read(&self.stderr));
     }
 }
 

@@ -26,32 +26,45 @@ async fn earlier_migrations(
     sqlx::migrate::Migrator::new(dir).await.expect("migrator")
 }
 
-/// 0003: tokens whose id was derived from the secret's hash get a random id; the rest of the
-/// row and tokens with other ids are kept.
-#[tokio::test]
-async fn tokens_with_hash_derived_ids_get_random_ids() {
+/// On SQLite (a file in `tmp`) and PostgreSQL when there is one: a database with the first
+/// `n` migrations applied as an earlier version left it, and a connection to fill it through.
+async fn earlier_stores(
+    tmp: &std::path::Path,
+    n: usize,
+) -> Vec<(&'static str, String, sqlx::AnyPool)> {
     sqlx::any::install_default_drivers();
-    let tmp = tempfile::tempdir().expect("temp dir");
     let mut urls = vec![(
         "sqlite",
-        format!("sqlite://{}?mode=rwc", tmp.path().join("hata.db").display()),
+        format!("sqlite://{}?mode=rwc", tmp.join("hata.db").display()),
     )];
     if let Some(url) = support::new_postgres_database().await {
         urls.push(("postgres", url));
     }
+    let mut stores = Vec::new();
     for (backend, url) in urls {
-        let dir = tmp.path().join(backend);
+        let dir = tmp.join(backend);
         std::fs::create_dir(&dir).expect("dir");
         let pool = AnyPoolOptions::new()
             .max_connections(1)
             .connect(&url)
             .await
             .expect("connect");
-        earlier_migrations(backend, 2, &dir)
+        earlier_migrations(backend, n, &dir)
             .await
             .run(&pool)
             .await
-            .expect("migrations 1-2");
+            .unwrap_or_else(|e| panic!("{backend}: migrations 1-{n}: {e}"));
+        stores.push((backend, url, pool));
+    }
+    stores
+}
+
+/// 0003: tokens whose id was derived from the secret's hash get a random id; the rest of the
+/// row and tokens with other ids are kept.
+#[tokio::test]
+async fn tokens_with_hash_derived_ids_get_random_ids() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    for (backend, url, pool) in earlier_stores(tmp.path(), 2).await {
         let hash = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         for (id, name, secret_hash) in [
             ("tok_ba7816bf8f01cfea", "derived", hash),
@@ -90,28 +103,8 @@ async fn tokens_with_hash_derived_ids_get_random_ids() {
 /// checkpoints where the policy asks; the chain then verifies, and the next write links to it.
 #[tokio::test]
 async fn the_earlier_change_record_is_chained() {
-    sqlx::any::install_default_drivers();
     let tmp = tempfile::tempdir().expect("temp dir");
-    let mut urls = vec![(
-        "sqlite",
-        format!("sqlite://{}?mode=rwc", tmp.path().join("hata.db").display()),
-    )];
-    if let Some(url) = support::new_postgres_database().await {
-        urls.push(("postgres", url));
-    }
-    for (backend, url) in urls {
-        let dir = tmp.path().join(backend);
-        std::fs::create_dir(&dir).expect("dir");
-        let pool = AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&url)
-            .await
-            .expect("connect");
-        earlier_migrations(backend, 8, &dir)
-            .await
-            .run(&pool)
-            .await
-            .expect("migrations 1-8");
+    for (backend, url, pool) in earlier_stores(tmp.path(), 8).await {
         // Ids 1, 2, 5, 6, 7 (3 and 4 rolled back), as hata wrote them: milliseconds.
         for (id, action, key, old, new) in [
             (

@@ -279,12 +279,7 @@ pub struct Replica {
 impl Drop for Replica {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
-        // Into the test's captured output, which the search for leaked secrets reads.
-        eprintln!(
-            "--- log of {} ---\n{}--- end of log ---",
-            self.name,
-            self.log()
-        );
+        secrets::show_log(&format!("log of {}", self.name), &self.log());
     }
 }
 

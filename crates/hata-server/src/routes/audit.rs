@@ -267,20 +267,17 @@ async fn export(State(s): State<AppState>, Query(q): Query<ExportQuery>) -> AppR
     if !errors.is_empty() {
         return Err(AppError::Invalid(errors));
     }
-    let range = if from.is_some() || to.is_some() {
-        match s
+    let lines = if from.is_some() || to.is_some() {
+        // Nothing in the range: an empty export (first 1, last 0).
+        let (first, last) = s
             .store
             .audit_seq_range(from.as_deref(), to.as_deref())
             .await?
-        {
-            Some((first, last)) => Some((first, last)),
-            // Nothing in the range: an empty export.
-            None => Some((1, 0)),
-        }
+            .unwrap_or((1, 0));
+        AuditLines::new(Some(first), Some(last))
     } else {
-        None
+        AuditLines::new(None, None)
     };
-    let lines = AuditLines::new(range.map(|r| r.0), range.map(|r| r.1));
     let store = s.store.clone();
     let body = futures::stream::unfold(Some((lines, store)), |state| async move {
         let (mut lines, store) = state?;

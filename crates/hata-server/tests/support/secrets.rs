@@ -139,6 +139,12 @@ pub fn remember_response(headers: &reqwest::header::HeaderMap, body: &Value) {
     remember_json(body);
 }
 
+/// Copies a `hata serve` log into the test's captured output (where the search for leaked
+/// secrets reads it), framed by `what`.
+pub fn show_log(what: &str, log: &str) {
+    eprintln!("--- {what} ---\n{log}--- end of {what} ---");
+}
+
 /// Sends hata's logs (`tracing`) to the test's captured output, at debug level for hata's
 /// own crates, so that the search covers what an operator who turns up `RUST_LOG` would
 /// see. Once per process; later calls do nothing.
