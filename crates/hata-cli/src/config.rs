@@ -52,7 +52,7 @@ pub struct StoreArgs {
     /// log_format, public_url, eval_rate_limit, admin_rate_limit, login_rate_limit, redis_url,
     /// token_max_age_days, audit_retention, trusted_proxies, tls_cert, tls_key, header_timeout,
     /// idle_timeout,
-    /// body_timeout, max_connections, max_streams, max_streams_per_token,
+    /// body_timeout, shutdown_grace, max_connections, max_streams, max_streams_per_token,
     /// max_context_members, metrics_token, metrics_listen, metrics_max_flags,
     /// session_idle_timeout, session_max_age, lockout_after,
     /// lockout_duration, password_hashers, mfa_required_for_admins,
@@ -442,6 +442,12 @@ pub struct LimitArgs {
     /// Members an evaluation context may have; more get OFREP INVALID_CONTEXT [default: 1000]
     #[arg(long, env = "HATA_MAX_CONTEXT_MEMBERS")]
     pub max_context_members: Option<usize>,
+    /// Seconds a shutdown (SIGTERM) waits for requests in flight before closing their
+    /// connections; readiness answers 503 and event streams are told to reconnect at once.
+    /// Keep it below Kubernetes' terminationGracePeriodSeconds minus the preStop sleep
+    /// [default: 20]
+    #[arg(long, env = "HATA_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -473,6 +479,7 @@ struct FileSettings {
     max_streams: Option<usize>,
     max_streams_per_token: Option<usize>,
     max_context_members: Option<usize>,
+    shutdown_grace: Option<u64>,
     metrics_token: Option<String>,
     metrics_listen: Option<SocketAddr>,
     metrics_max_flags: Option<usize>,
@@ -540,6 +547,8 @@ pub struct Limits {
     pub max_streams: usize,
     pub max_streams_per_token: usize,
     pub max_context_members: usize,
+    /// How long a shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
 }
 
 impl LimitArgs {
@@ -576,6 +585,12 @@ impl LimitArgs {
                 "HATA_BODY_TIMEOUT",
                 self.body_timeout.or(file.body_timeout),
                 30,
+            )?,
+            shutdown_grace: seconds(
+                "shutdown_grace",
+                "HATA_SHUTDOWN_GRACE",
+                self.shutdown_grace.or(file.shutdown_grace),
+                20,
             )?,
             max_connections: count(
                 "max_connections",

@@ -447,7 +447,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     );
     if let Some(metrics) = metrics_listener {
         tracing::info!(listen = ?metrics.local_addr().ok(), "serving /metrics");
-        let router = app.metrics_router(settings.metrics.config.clone());
+        let router = app.metrics_router(settings.metrics.config.clone(), config.limits.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(metrics, router).await {
                 tracing::error!(error = %e, "the metrics listener failed");
@@ -464,7 +464,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
             // Open event streams never end on their own; end them so in-flight requests can.
             stopping.begin_shutdown();
         },
-        hata_server::SHUTDOWN_GRACE,
+        settings.limits.shutdown_grace,
     )
     .await;
     tracing::info!(

@@ -28,6 +28,3 @@ pub use connections::{serve, ConnectionLimits};
 pub use dispatch::App;
 pub use router::router;
 pub use state::AppState;
-
-/// How long a graceful shutdown waits for in-flight requests.
-pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);

@@ -76,10 +76,7 @@ impl AppState {
         meta: &hata_store::WriteMeta,
         op: hata_store::WriteOp,
     ) -> Result<hata_store::WriteOutcome, AppError> {
-        let started = std::time::Instant::now();
-        let outcome = self.store.write(meta, op).await;
-        self.metrics.store_writes.observe(started.elapsed());
-        let outcome = outcome?;
+        let outcome = self.store.write(meta, op).await?;
         if let Err(e) = self.serving.refresh_after(&outcome.rule_sets).await {
             // Committed is committed: the change notice and the repair check retry the load.
             tracing::warn!(error = %e, "reloading rule sets after a write failed");

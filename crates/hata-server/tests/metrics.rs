@@ -188,6 +188,9 @@ async fn families_are_exposed_and_requests_are_counted_under_their_templates() {
         ("hata_sse_streams", "gauge"),
         ("hata_rate_limited_total", "counter"),
         ("hata_store_operation_duration_seconds", "histogram"),
+        ("hata_rule_set_propagation_seconds", "histogram"),
+        ("hata_ready", "gauge"),
+        ("hata_health_check_up", "gauge"),
         ("hata_auth_failures_total", "counter"),
         ("hata_job_runs_total", "counter"),
         ("hata_job_failures_total", "counter"),
@@ -288,6 +291,30 @@ async fn families_are_exposed_and_requests_are_counted_under_their_templates() {
             .unwrap()
             > 0.0
     );
+    // Reads are timed where they are made, whoever calls: every rule set was loaded at start
+    // and the token cache read every token.
+    for operation in ["load_rule_set", "list_tokens"] {
+        assert!(
+            after
+                .get(
+                    "hata_store_operation_duration_seconds_count",
+                    &[("operation", operation)]
+                )
+                .unwrap_or(0.0)
+                >= 1.0,
+            "{operation}"
+        );
+    }
+    // Readiness as `/health/ready` decides it, each check named.
+    assert_eq!(after.get("hata_ready", &[]), Some(1.0));
+    assert_eq!(
+        after.get("hata_health_check_up", &[("check", "store")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        after.get("hata_health_check_up", &[("check", "rule_sets")]),
+        Some(1.0)
+    );
     let usage = after.matching("db_connection_pool_usage", &[]);
     assert!(!usage.is_empty() && usage.iter().all(|(_, v)| (0.0..=1.0).contains(v)));
     let build = after.matching("hata_build_info", &[]);
@@ -301,6 +328,39 @@ async fn families_are_exposed_and_requests_are_counted_under_their_templates() {
         after.matching("hata_change_listener_connected", &[]).len(),
         0
     );
+}
+
+#[tokio::test]
+async fn a_change_served_is_a_propagation_and_draining_is_unready() {
+    let s = TestServer::start().await;
+    flags(&s, &["banner"]).await;
+    let before = scrape(&s).await;
+    let propagated = |e: &Exposition| {
+        e.get("hata_rule_set_propagation_seconds_count", &[])
+            .unwrap_or(0.0)
+    };
+    s.patch(
+        "/api/v1/projects/shop/flags/banner/environments/development",
+        &serde_json::json!({"enabled": false}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let after = scrape(&s).await;
+    // One per environment whose revision the change bumped, however the swap came about
+    // (the writer's refresh and the change follower both try; one installs).
+    let bumped = after.matching("hata_rule_set_revision", &[]).len() as f64;
+    let observed = propagated(&after) - propagated(&before);
+    assert!(
+        (1.0..=bumped).contains(&observed),
+        "{observed} propagations for {bumped} environments"
+    );
+    let sum = after
+        .get("hata_rule_set_propagation_seconds_sum", &[])
+        .unwrap_or(0.0);
+    assert!(sum > 0.0 && sum < 60.0, "measured from the commit: {sum} s");
+    s.state().begin_shutdown();
+    let draining = scrape(&s).await;
+    assert_eq!(draining.get("hata_ready", &[]), Some(0.0));
 }
 
 #[tokio::test]
@@ -458,7 +518,7 @@ async fn a_listener_of_its_own_serves_metrics_and_the_main_one_then_does_not() {
     s.get("/metrics").await.expect(StatusCode::NOT_FOUND);
     // What `hata serve --metrics-listen` does: the same app's metrics, on another port.
     let app = hata_server::router(s.state().clone(), &s.config);
-    let router = app.metrics_router(s.config.metrics.clone());
+    let router = app.metrics_router(s.config.metrics.clone(), s.config.limits.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });

@@ -37,6 +37,9 @@ pub struct EnvServing {
     pub revision: i64,
     /// When the revision last increased, in Unix seconds (OFREP `lastModified`).
     pub last_modified: i64,
+    /// The same, exactly (the propagation lag is measured from it); `None` if the stored
+    /// time does not parse.
+    revised_at: Option<time::OffsetDateTime>,
     pub snapshot: Snapshot,
     /// `id()` as an entity tag: names this rule set on every replica.
     pub config_etag: String,
@@ -102,7 +105,13 @@ pub struct Serving {
     loaders: std::sync::Mutex<HashMap<(String, String), LoadTurn>>,
     /// Rule sets read back from the store (the others were updated in memory after a write).
     store_loads: AtomicU64,
+    /// From a change's commit to its rule set being served here (`install`).
+    propagation: PropagationLag,
 }
+
+/// The propagation lag's histogram (`Serving::propagation`).
+pub type PropagationLag =
+    hata_store::timing::DurationHistogram<{ hata_store::timing::PROPAGATION_BUCKETS.len() }>;
 
 impl Serving {
     /// Loads every environment, then keeps following the store.
@@ -116,10 +125,19 @@ impl Serving {
             shutdown: watch::channel(false).0,
             loaders: std::sync::Mutex::default(),
             store_loads: AtomicU64::new(0),
+            propagation: PropagationLag::new(&hata_store::timing::PROPAGATION_BUCKETS),
         });
         serving.reload_all().await?;
         serving.loaded.store(true, Ordering::Release);
         Ok(serving)
+    }
+
+    /// How long changes took from their commit to being served here: observed for every
+    /// newer revision of a rule set already served (not at start, not for a new environment),
+    /// from the environment's `revised_at` (stamped in the write's transaction, so the commit
+    /// itself is included). Across replicas, clocks must agree.
+    pub fn propagation(&self) -> &PropagationLag {
+        &self.propagation
     }
 
     pub fn store(&self) -> &Store {
@@ -264,6 +282,7 @@ impl Serving {
             env_id: current.env_id,
             revision,
             last_modified: unix_seconds(revised_at),
+            revised_at: parse_time(revised_at),
             counters: Counters::new(&snapshot),
             ofrep,
             snapshot,
@@ -370,6 +389,7 @@ impl Serving {
             env_id: env.id,
             revision: env.revision,
             last_modified: unix_seconds(&env.revised_at),
+            revised_at: parse_time(&env.revised_at),
             counters: Counters::new(&snapshot),
             ofrep: OfrepPieces::build(&snapshot),
             snapshot,
@@ -383,10 +403,13 @@ impl Serving {
 
     fn install(&self, new: Arc<EnvServing>) {
         let mut installed = false;
+        let mut newer_revision = false;
         self.catalog.rcu(|catalog| {
             let current = catalog
                 .get(&new.project)
                 .and_then(|envs| envs.get(&new.environment));
+            newer_revision =
+                current.is_some_and(|c| c.env_id == new.env_id && c.revision < new.revision);
             // Loads can race (a write's own refresh and the change notice); never go back.
             // Ids only grow, so a re-created environment (new id) replaces the old one, and
             // a late load of the old one cannot come back.
@@ -403,6 +426,14 @@ impl Serving {
             Arc::new(next)
         });
         if installed {
+            if newer_revision && self.is_loaded() {
+                if let Some(at) = new.revised_at {
+                    let lag = time::OffsetDateTime::now_utc() - at;
+                    // A replica whose clock is behind the writer's sees a negative lag.
+                    self.propagation
+                        .observe(lag.try_into().unwrap_or(std::time::Duration::ZERO));
+                }
+            }
             tracing::debug!(project = %new.project, environment = %new.environment,
                 revision = new.revision, flags = new.snapshot.len(), "rule set swapped in");
             self.changed.send_modify(|g| *g += 1);
@@ -523,7 +554,9 @@ pub async fn follow_changes(serving: Arc<Serving>) {
 
 /// RFC 3339 → Unix seconds; 0 if it does not parse (only metadata depends on it).
 fn unix_seconds(rfc3339: &str) -> i64 {
-    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .map(|t| t.unix_timestamp())
-        .unwrap_or(0)
+    parse_time(rfc3339).map_or(0, time::OffsetDateTime::unix_timestamp)
+}
+
+fn parse_time(rfc3339: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339).ok()
 }

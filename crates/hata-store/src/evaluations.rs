@@ -47,6 +47,9 @@ impl Store {
         counts: &[EvaluationCount],
         evaluated: &[FlagEvaluated],
     ) -> StoreResult<()> {
+        let _timer = self
+            .timings
+            .start(crate::timing::Operation::RecordEvaluations);
         if counts.is_empty() && evaluated.is_empty() {
             return Ok(());
         }

@@ -361,6 +361,7 @@ impl ExportDocument {
 impl Store {
     /// Everything in the store, read as one consistent snapshot.
     pub async fn export(&self) -> StoreResult<ExportDocument> {
+        let _timer = self.timings.start(crate::timing::Operation::Export);
         let mut tx = self.reader().begin().await?;
         if self.backend() == Backend::Postgres {
             // READ COMMITTED (the default) gives each statement its own snapshot; the export

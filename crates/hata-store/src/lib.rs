@@ -24,6 +24,7 @@ pub mod notice;
 pub mod read;
 pub mod records;
 pub mod sqlite;
+pub mod timing;
 pub mod users;
 pub mod write;
 
@@ -95,6 +96,8 @@ pub struct Store {
     /// Whether the change listener (`spawn_listener`) is listening now.
     listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
     audit: std::sync::Arc<audit::AuditSettings>,
+    /// How long the timed operations took (`timing::Operation`), for `/metrics`.
+    timings: std::sync::Arc<timing::OperationTimings>,
 }
 
 /// One connection pool's use (`Store::pools`), for monitoring.
@@ -182,6 +185,7 @@ impl Store {
                     alive: std::sync::Arc::new(()),
                     listening: Default::default(),
                     audit: std::sync::Arc::new(config.audit.clone()),
+                    timings: Default::default(),
                 })
             }
             Backend::Postgres => {
@@ -199,6 +203,7 @@ impl Store {
                     alive: std::sync::Arc::new(()),
                     listening: Default::default(),
                     audit: std::sync::Arc::new(config.audit.clone()),
+                    timings: Default::default(),
                 })
             }
         }
@@ -264,6 +269,11 @@ impl Store {
     pub fn listener_connected(&self) -> Option<bool> {
         (self.backend == Backend::Postgres)
             .then(|| self.listening.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// How long the timed store operations took so far (`/metrics`).
+    pub fn timings(&self) -> &timing::OperationTimings {
+        &self.timings
     }
 
     /// How the connection pools are used now (no query: the pools' own counts).

@@ -232,6 +232,7 @@ impl Store {
         limit: usize,
         cursor: Option<&str>,
     ) -> StoreResult<Page<Flag>> {
+        let _timer = self.timings.start(crate::timing::Operation::ListFlags);
         self.get_project(project).await?;
         let rows =
             sqlx::query("SELECT doc FROM flags WHERE project = $1 AND key > $2 ORDER BY key")
@@ -264,6 +265,7 @@ impl Store {
     }
 
     pub async fn get_flag(&self, project: &str, key: &str) -> StoreResult<Flag> {
+        let _timer = self.timings.start(crate::timing::Operation::GetFlag);
         self.get_project(project).await?;
         let row = sqlx::query("SELECT doc FROM flags WHERE project = $1 AND key = $2")
             .bind(project)
@@ -315,6 +317,7 @@ impl Store {
     /// server. Telemetry, outside the write path (nothing is versioned or recorded); a time
     /// never moves backwards, and a deleted token is skipped.
     pub async fn record_token_use(&self, uses: &[(String, String)]) -> StoreResult<()> {
+        let _timer = self.timings.start(crate::timing::Operation::RecordTokenUse);
         if uses.is_empty() {
             return Ok(());
         }
@@ -333,6 +336,7 @@ impl Store {
     }
 
     pub async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
+        let _timer = self.timings.start(crate::timing::Operation::ListTokens);
         let rows = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
         ))
@@ -403,6 +407,7 @@ impl Store {
         project: &str,
         environment: &str,
     ) -> StoreResult<EnvironmentState> {
+        let _timer = self.timings.start(crate::timing::Operation::LoadRuleSet);
         let mut tx = self.reader().begin().await?;
         let env_row = sqlx::query(&format!(
             "SELECT {ENV_COLUMNS} FROM environments WHERE project = $1 AND key = $2"
@@ -444,6 +449,9 @@ impl Store {
     /// snapshots with at start and in its periodic repair check. The id matters as much as
     /// the revision: an environment deleted and created again starts again at revision 1.
     pub async fn environment_revisions(&self) -> StoreResult<Vec<(i64, EnvRevision)>> {
+        let _timer = self
+            .timings
+            .start(crate::timing::Operation::RuleSetRevisions);
         let rows = sqlx::query(
             "SELECT id, project, key, revision FROM environments ORDER BY project, key",
         )

@@ -210,6 +210,7 @@ impl Store {
     /// read in one query plus one for the roles. Read on every cookie-authenticated request,
     /// so a logout, a disabled user or a changed role takes effect at once on every replica.
     pub async fn session_user(&self, secret_hash: &str) -> StoreResult<Option<SessionUser>> {
+        let _timer = self.timings.start(crate::timing::Operation::Session);
         let row = sqlx::query(&format!(
             "SELECT s.id AS session_id, s.csrf_token, s.created_at AS session_created_at, s.mfa AS session_mfa, \
              s.last_seen_at, {} FROM sessions s JOIN users u ON u.id = s.user_id \
@@ -235,6 +236,7 @@ impl Store {
 
     /// Records that a session was used at `now` (for its idle timeout).
     pub async fn touch_session(&self, session_id: &str, now: &str) -> StoreResult<()> {
+        let _timer = self.timings.start(crate::timing::Operation::TouchSession);
         sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
             .bind(session_id)
             .bind(now)

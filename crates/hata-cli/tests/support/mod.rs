@@ -507,14 +507,24 @@ impl Replica {
         }
     }
 
-    /// Sends SIGTERM and waits for a clean exit (the evaluation counts are stored then).
-    pub async fn terminate(mut self) {
+    /// Sends SIGTERM and returns at once.
+    pub fn signal_terminate(&self) {
         let pid = self.child.id().expect("replica pid");
         let sent = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status()
             .expect("run kill");
         assert!(sent.success(), "kill -TERM failed");
+    }
+
+    /// Sends SIGTERM and waits for a clean exit (the evaluation counts are stored then).
+    pub async fn terminate(mut self) {
+        self.signal_terminate();
+        self.wait_exit().await;
+    }
+
+    /// Waits (up to 20 s) for the process to exit cleanly after a SIGTERM.
+    pub async fn wait_exit(&mut self) {
         let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
             .await
             .unwrap_or_else(|_| panic!("{} did not exit after SIGTERM", self.name))
@@ -571,6 +581,22 @@ impl EventReader {
             match chunk {
                 Ok(Some(bytes)) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
                 Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// Everything the stream sends until it ends, comments and `retry:` fields included
+    /// (after what `next` already consumed); panics if it has not ended `within`.
+    pub async fn rest(&mut self, within: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        let mut text = std::mem::take(&mut self.buffer);
+        loop {
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("the stream did not end within {within:?}: {text:?}"));
+            match chunk {
+                Ok(Some(bytes)) => text.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(None) | Err(_) => return text,
             }
         }
     }

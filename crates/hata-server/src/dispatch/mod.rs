@@ -72,8 +72,17 @@ impl App {
 
     /// `GET /metrics` alone, for a listener of its own (`hata serve --metrics-listen`). Its
     /// requests are not counted in the request families: they are not the service's.
-    pub fn metrics_router(&self, config: crate::metrics::MetricsConfig) -> axum::Router {
-        crate::metrics::alone(self.0.state.clone(), self.0.eval.clone(), Arc::new(config))
+    pub fn metrics_router(
+        &self,
+        config: crate::metrics::MetricsConfig,
+        limits: Arc<crate::limits::Limits>,
+    ) -> axum::Router {
+        crate::metrics::alone(
+            self.0.state.clone(),
+            self.0.eval.clone(),
+            Arc::new(config),
+            limits,
+        )
     }
 
     /// For `axum::serve`: every connection is served by a clone of this `App`.

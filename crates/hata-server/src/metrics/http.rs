@@ -15,7 +15,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::MetricType;
 
-use super::histogram::DurationHistogram;
+use super::histogram::{self, DurationHistogram};
 use crate::openapi::ROUTES;
 
 /// The `route` label of a path no template matches.
@@ -63,7 +63,7 @@ struct Cells {
 impl Default for Cells {
     fn default() -> Cells {
         Cells {
-            duration: DurationHistogram::default(),
+            duration: histogram::request_histogram(),
             statuses: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -189,7 +189,7 @@ impl HttpMetrics {
                 METHODS[i % METHODS.len()],
             );
             let labels = [("method", method), ("route", route)];
-            cells.duration.encode(durations.encode_family(&labels)?)?;
+            histogram::encode(&cells.duration.read(), durations.encode_family(&labels)?)?;
         }
         Ok(())
     }

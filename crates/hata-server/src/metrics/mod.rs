@@ -33,6 +33,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
 use crate::error::AppError;
+use crate::limits::Limits;
 use crate::AppState;
 
 pub use http::{HttpMetrics, RouteId, Surface};
@@ -117,10 +118,6 @@ pub struct Metrics {
     rate_limited: [AtomicU64; 3],
     /// `hata_auth_failures_total{reason}`, by `AuthFailure::ALL`.
     auth_failures: [AtomicU64; 6],
-    /// `hata_store_operation_duration_seconds{operation="write"}`: `AppState::write`'s
-    /// `Store::write`, the one write path. Reads are not timed yet: handlers call the store's
-    /// read functions directly, and there is no one place around them.
-    pub store_writes: histogram::DurationHistogram,
 }
 
 impl Metrics {
@@ -151,14 +148,6 @@ impl Metrics {
 
     fn encode_live(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         self.http.encode(encoder)?;
-        let mut store = encoder.encode_descriptor(
-            "hata_store_operation_duration_seconds",
-            "Time the store took, by operation (`write`: a whole write transaction)",
-            None,
-            MetricType::Histogram,
-        )?;
-        self.store_writes
-            .encode(store.encode_family(&[("operation", "write")])?)?;
         let mut limited = encoder.encode_descriptor(
             "hata_rate_limited",
             "Requests refused with 429, by the surface whose budget or cap refused them",
@@ -232,11 +221,12 @@ pub fn render(
     state: &AppState,
     streams: &crate::routes::sse::StreamSlots,
     config: &MetricsConfig,
+    readiness: &crate::routes::health::Readiness,
 ) -> String {
     let mut registry = prometheus_client::registry::Registry::default();
     registry.register_collector(Box::new(Scrape {
         metrics: metrics.clone(),
-        read: scrape::Reading::take(state, streams, config),
+        read: scrape::Reading::take(state, streams, config, readiness),
     }));
     let mut out = String::new();
     // Only `fmt::Write` into a `String`, which does not fail.
@@ -268,12 +258,13 @@ async fn serve(
     State(state): State<AppState>,
     Extension(config): Extension<Arc<MetricsConfig>>,
     Extension(eval): Extension<Arc<crate::routes::EvalSettings>>,
+    Extension(limits): Extension<Arc<Limits>>,
     headers: HeaderMap,
 ) -> Response {
     if !config.on_main {
         return AppError::NoRoute("/metrics".into()).into_response();
     }
-    scrape_response(&state, &eval, &config, &headers)
+    scrape_response(&state, &eval, &config, &limits, &headers).await
 }
 
 /// `/metrics` on its own listener (`App::metrics_router`).
@@ -281,9 +272,10 @@ async fn serve_alone(
     State(state): State<AppState>,
     Extension(config): Extension<Arc<MetricsConfig>>,
     Extension(eval): Extension<Arc<crate::routes::EvalSettings>>,
+    Extension(limits): Extension<Arc<Limits>>,
     headers: HeaderMap,
 ) -> Response {
-    scrape_response(&state, &eval, &config, &headers)
+    scrape_response(&state, &eval, &config, &limits, &headers).await
 }
 
 /// A router serving `/metrics` alone, for a listener of its own.
@@ -291,18 +283,21 @@ pub(crate) fn alone(
     state: AppState,
     eval: Arc<crate::routes::EvalSettings>,
     config: Arc<MetricsConfig>,
+    limits: Arc<Limits>,
 ) -> Router {
     Router::new()
         .route("/metrics", get(serve_alone))
+        .layer(Extension(limits))
         .layer(Extension(eval))
         .layer(Extension(config))
         .with_state(state)
 }
 
-fn scrape_response(
+async fn scrape_response(
     state: &AppState,
     eval: &crate::routes::EvalSettings,
     config: &MetricsConfig,
+    limits: &Limits,
     headers: &HeaderMap,
 ) -> Response {
     if !token_given(config, headers) {
@@ -310,7 +305,10 @@ fn scrape_response(
         refused.extensions_mut().insert(AuthFailure::MetricsToken);
         return refused;
     }
-    let body = render(&state.metrics, state, &eval.streams, config);
+    // The same checks as `/health/ready` (a store ping included), so an alert sees what the
+    // balancer sees.
+    let readiness = crate::routes::health::Readiness::check(state, Some(limits)).await;
+    let body = render(&state.metrics, state, &eval.streams, config, &readiness);
     (
         [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
         body,

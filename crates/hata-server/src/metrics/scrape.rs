@@ -9,6 +9,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
+use super::histogram::{self, HistogramReading};
 use super::{MetricsConfig, OTHER_FLAGS};
 use crate::AppState;
 
@@ -27,6 +28,11 @@ pub struct Reading {
     pools: Vec<hata_store::PoolUsage>,
     listener: Option<bool>,
     streams: Vec<(&'static str, usize)>,
+    store_timings: Vec<(hata_store::timing::Operation, HistogramReading)>,
+    propagation: HistogramReading,
+    /// Whether `/health/ready` would answer 200, and each of its checks.
+    ready: bool,
+    checks: Vec<(&'static str, bool)>,
 }
 
 impl Reading {
@@ -34,6 +40,7 @@ impl Reading {
         state: &AppState,
         streams: &crate::routes::sse::StreamSlots,
         config: &MetricsConfig,
+        readiness: &crate::routes::health::Readiness,
     ) -> Reading {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut rule_sets: Vec<_> = state
@@ -56,6 +63,10 @@ impl Reading {
             pools: state.store.pools(),
             listener: state.store.listener_connected(),
             streams: streams.open_by_kind(),
+            store_timings: state.store.timings().read(),
+            propagation: state.serving.propagation().read(),
+            ready: readiness.ready,
+            checks: readiness.checks.iter().map(|c| (c.name, c.up)).collect(),
         }
     }
 
@@ -142,6 +153,44 @@ impl Reading {
         )?;
         for (kind, open) in &self.streams {
             ConstGauge::new(*open as i64).encode(streams.encode_family(&[("kind", *kind)])?)?;
+        }
+        let mut store = encoder.encode_descriptor(
+            "hata_store_operation_duration_seconds",
+            "Time the store took, by operation (`write`: a whole write transaction; \
+             `load_rule_set`: one environment read for compiling; …)",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (operation, reading) in &self.store_timings {
+            histogram::encode(
+                reading,
+                store.encode_family(&[("operation", operation.as_str())])?,
+            )?;
+        }
+        histogram::encode(
+            &self.propagation,
+            encoder.encode_descriptor(
+                "hata_rule_set_propagation_seconds",
+                "From a change's commit (the environment's revised_at) to this replica serving \
+                 it; replicas' clocks must agree (NTP)",
+                None,
+                MetricType::Histogram,
+            )?,
+        )?;
+        ConstGauge::new(i64::from(self.ready)).encode(encoder.encode_descriptor(
+            "hata_ready",
+            "1 while /health/ready answers 200 (0 while draining or a deciding check fails)",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        let mut checks = encoder.encode_descriptor(
+            "hata_health_check_up",
+            "Each check of /health/ready: 1 up, 0 down",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (check, up) in &self.checks {
+            ConstGauge::new(i64::from(*up)).encode(checks.encode_family(&[("check", *check)])?)?;
         }
         Ok(())
     }

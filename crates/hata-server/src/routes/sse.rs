@@ -32,6 +32,10 @@ use hata_serving::{EnvServing, RuleSetId, Serving};
 /// Sent first on every stream: how long `EventSource` waits before reconnecting (ms).
 const RETRY: &[u8] = b"retry: 1000\n\n";
 const HEARTBEAT: &[u8] = b": heartbeat\n\n";
+/// Sent last when the server shuts down: a short reconnection delay, so clients come back
+/// (through the balancer, to a replica that is not draining) at once rather than after
+/// `RETRY`. The stream then ends, which is what makes `EventSource` reconnect.
+const GOODBYE: &[u8] = b": shutting down, reconnect\nretry: 250\n\n";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Feed {
@@ -60,6 +64,8 @@ struct EventStream {
     changes: watch::Receiver<u64>,
     token_changes: watch::Receiver<u64>,
     shutdown: watch::Receiver<bool>,
+    /// Whether `GOODBYE` was sent (the next call ends the stream).
+    said_goodbye: bool,
     heartbeat: Interval,
     /// When the secret stops working: the stream ends then, not at the next heart-beat.
     /// Reset when a token change moves it (a rotation).
@@ -91,18 +97,26 @@ impl EventStream {
             && token.environment.as_deref() == Some(self.environment.as_str())
     }
 
+    /// At shutdown: `GOODBYE` once, then the end.
+    fn goodbye(&mut self) -> Option<Bytes> {
+        if std::mem::replace(&mut self.said_goodbye, true) {
+            return None;
+        }
+        Some(Bytes::from_static(GOODBYE))
+    }
+
     /// The next chunk of the body; `None` ends the stream.
     async fn next(&mut self) -> Option<Bytes> {
         if let Some(chunk) = self.queued.pop_front() {
             return Some(chunk);
         }
         if *self.shutdown.borrow() {
-            return None;
+            return self.goodbye();
         }
         loop {
             tokio::select! {
                 biased;
-                _ = self.shutdown.changed() => return None,
+                _ = self.shutdown.changed() => return self.goodbye(),
                 () = self.expiry.as_mut() => return None,
                 changed = self.changes.changed() => {
                     changed.ok()?;
@@ -197,6 +211,7 @@ fn open(
         changes: s.serving.subscribe(),
         token_changes: s.tokens.subscribe(),
         shutdown: s.serving.shutdown_signal(),
+        said_goodbye: false,
         heartbeat: tokio::time::interval_at(Instant::now() + period, period),
         expiry: Box::pin(tokio::time::sleep_until(expires)),
         _slot: slot,

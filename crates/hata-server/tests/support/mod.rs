@@ -105,7 +105,7 @@ async fn serve(store: &Store, config: &ServerConfig) -> (String, Running) {
         async {
             let _ = rx.await;
         },
-        hata_server::SHUTDOWN_GRACE,
+        std::time::Duration::from_secs(10),
     ));
     (
         format!("{scheme}://{addr}"),

@@ -128,6 +128,7 @@ impl Store {
         limit: usize,
         before: Option<i64>,
     ) -> StoreResult<Page<Map<String, Value>>> {
+        let _timer = self.timings.start(crate::timing::Operation::PageAudit);
         let limit = limit.clamp(1, MAX_PAGE);
         let mut c = filter.clauses();
         if let Some(before) = before {

@@ -18,6 +18,7 @@ use crate::{rfc3339, Store};
 impl Store {
     /// Applies `op` as one transaction; see the module doc for what that includes.
     pub async fn write(&self, meta: &WriteMeta, op: WriteOp) -> StoreResult<WriteOutcome> {
+        let _timer = self.timings.start(crate::timing::Operation::Write);
         op.check_text(meta)?;
         let tx = self.writer().begin().await?;
         let at = time::OffsetDateTime::now_utc();
