@@ -132,6 +132,15 @@ async fn a_change_on_one_replica_reaches_every_replica_and_its_streams() {
         }
     }
 
+    // C measured each of those changes from its commit on A to C serving it.
+    let (count, sum) = propagation(&c).await;
+    assert!(count >= 4.0, "C saw {count} propagations of 4 changes");
+    assert!(
+        sum / count < PUSH.as_secs_f64(),
+        "C's mean propagation lag is {} s",
+        sum / count
+    );
+
     // A flag deleted through B disappears from A's and C's streams and evaluations.
     b.admin_ok(
         Method::DELETE,
@@ -155,6 +164,28 @@ async fn a_change_on_one_replica_reaches_every_replica_and_its_streams() {
     for r in [&a, &c] {
         assert_eq!(r.value(&token, "banner").await, None, "{}", r.name);
     }
+}
+
+/// `hata_rule_set_propagation_seconds`' count and sum on `r`'s `/metrics`.
+async fn propagation(r: &Replica) -> (f64, f64) {
+    let text = r
+        .client
+        .get(format!("{}/metrics", r.base))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("scrape body");
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+    };
+    (
+        value("hata_rule_set_propagation_seconds_count"),
+        value("hata_rule_set_propagation_seconds_sum"),
+    )
 }
 
 /// Counts of the load that runs through the outage.
