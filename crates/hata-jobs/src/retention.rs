@@ -16,8 +16,9 @@ pub const BATCH: i64 = 5_000;
 pub const DEFAULT_EVALUATION_RETENTION: Duration = Duration::from_secs(30 * 86_400);
 
 pub struct Retention {
-    /// Evaluation counts and last-evaluated times older than this are deleted.
-    pub evaluations: Duration,
+    /// Evaluation counts and last-evaluated times older than this are deleted; `None` keeps
+    /// them forever.
+    pub evaluations: Option<Duration>,
     /// Audit entries older than this are removed; `None` keeps them forever.
     pub audit: Option<Duration>,
     /// Rows per delete statement.
@@ -27,7 +28,7 @@ pub struct Retention {
 }
 
 impl Retention {
-    pub fn new(evaluations: Duration, audit: Option<Duration>) -> Retention {
+    pub fn new(evaluations: Option<Duration>, audit: Option<Duration>) -> Retention {
         Retention {
             evaluations,
             audit,
@@ -45,19 +46,26 @@ impl Retention {
 
     async fn run_all(&self, context: &JobContext) -> Result<String, JobError> {
         let now = time::OffsetDateTime::now_utc();
-        let cutoff = now - time::Duration::try_from(self.evaluations).map_err(JobError::new)?;
-        let pruned = context.store.prune_evaluations(cutoff, self.batch).await?;
-        let mut detail = format!(
-            "evaluation data before {}: {} count rows and {} last-evaluated times removed",
-            hata_store::rfc3339(cutoff),
-            pruned.counts,
-            pruned.last_evaluated
-        );
+        let mut detail = match self.evaluations {
+            Some(keep) => {
+                let cutoff = now - time::Duration::try_from(keep).map_err(JobError::new)?;
+                let pruned = context.store.prune_evaluations(cutoff, self.batch).await?;
+                format!(
+                    "evaluation data before {}: {} count rows and {} last-evaluated times removed",
+                    hata_store::rfc3339(cutoff),
+                    pruned.counts,
+                    pruned.last_evaluated
+                )
+            }
+            None => "evaluation data kept (no evaluation retention)".to_string(),
+        };
         if let Some(keep) = self.audit {
             let cutoff = now - time::Duration::try_from(keep).map_err(JobError::new)?;
             let before = hata_audit::format_at(cutoff).map_err(JobError::new)?;
             let removed = context.store.prune_audit(&before).await?;
-            detail.push_str(&format!("; audit entries before {before}: {removed} removed"));
+            detail.push_str(&format!(
+                "; audit entries before {before}: {removed} removed"
+            ));
         }
         let mut failed = Vec::new();
         for (name, step) in &self.steps {

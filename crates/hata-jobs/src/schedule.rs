@@ -67,7 +67,9 @@ mod tests {
     use time::macros::datetime;
 
     fn next(pattern: &str, after: OffsetDateTime) -> Option<OffsetDateTime> {
-        Schedule::parse(pattern).expect("a pattern").next_after(after)
+        Schedule::parse(pattern)
+            .expect("a pattern")
+            .next_after(after)
     }
 
     #[test]

@@ -297,11 +297,9 @@ impl Jobs {
         let (now_text, until) = (hata_store::rfc3339(now), self.lease_from(now));
         let retry = self.config.retry.clone();
         let retry_at = move |attempts: i64, failed_at: &str| {
-            let failed_at = OffsetDateTime::parse(
-                failed_at,
-                &time::format_description::well_known::Rfc3339,
-            )
-            .unwrap_or(now);
+            let failed_at =
+                OffsetDateTime::parse(failed_at, &time::format_description::well_known::Rfc3339)
+                    .unwrap_or(now);
             retry
                 .next_attempt(attempts, failed_at)
                 .map(hata_store::rfc3339)

@@ -53,11 +53,15 @@ fn config(name: &str, schedule: &str, probe: Arc<Probe>) -> JobsConfig {
 async fn replica_pairs() -> Vec<(&'static str, Store, Store, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("hata.db").display());
-    let a = Store::open(&support::config(url.clone())).await.expect("open");
+    let a = Store::open(&support::config(url.clone()))
+        .await
+        .expect("open");
     let b = Store::open(&support::config(url)).await.expect("open");
     let mut pairs = vec![("sqlite", a, b, Some(dir))];
     if let Some(url) = support::new_postgres_database().await {
-        let a = Store::open(&support::config(url.clone())).await.expect("open");
+        let a = Store::open(&support::config(url.clone()))
+            .await
+            .expect("open");
         let b = Store::open(&support::config(url)).await.expect("open");
         pairs.push(("postgres", a, b, None));
     }
@@ -91,10 +95,21 @@ async fn two_replicas_run_each_occurrence_once() {
         );
         let mut occurrences: Vec<&str> = runs.iter().map(|r| r.scheduled_at.as_str()).collect();
         occurrences.dedup();
-        assert_eq!(occurrences.len(), runs.len(), "{name}: one row per occurrence");
-        assert_eq!(probe.most.load(Ordering::SeqCst), 1, "{name}: never two at once");
+        assert_eq!(
+            occurrences.len(),
+            runs.len(),
+            "{name}: one row per occurrence"
+        );
+        assert_eq!(
+            probe.most.load(Ordering::SeqCst),
+            1,
+            "{name}: never two at once"
+        );
         let stats = one.stats()["tick"].runs + two.stats()["tick"].runs;
-        assert_eq!(stats, ran, "{name}: each attempt counted by the replica that ran it");
+        assert_eq!(
+            stats, ran,
+            "{name}: each attempt counted by the replica that ran it"
+        );
     }
 }
 
@@ -104,7 +119,10 @@ async fn a_failing_run_is_retried_then_fails_and_a_requested_run_starts_at_once(
         let probe = Arc::new(Probe::default());
         probe.failures.store(5, Ordering::SeqCst);
         let jobs = Jobs::start(a.clone(), config("flaky", "off", probe.clone()));
-        let err = jobs.request("nope", "tok_admin").await.expect_err("unknown");
+        let err = jobs
+            .request("nope", "tok_admin")
+            .await
+            .expect_err("unknown");
         assert!(err.to_string().contains("nope"), "{err}");
         let run = jobs.request("flaky", "tok_admin").await.expect("request");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -116,10 +134,19 @@ async fn a_failing_run_is_retried_then_fails_and_a_requested_run_starts_at_once(
             assert!(std::time::Instant::now() < deadline, "{name}: {run:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        assert_eq!(finished.attempts, 3, "{name}: the first attempt and two retries");
-        assert_eq!(finished.error.as_deref(), Some("the destination is unreachable"));
+        assert_eq!(
+            finished.attempts, 3,
+            "{name}: the first attempt and two retries"
+        );
+        assert_eq!(
+            finished.error.as_deref(),
+            Some("the destination is unreachable")
+        );
         let stats = jobs.stats()["flaky"];
-        assert_eq!((stats.runs, stats.failures, stats.last_success), (3, 3, None));
+        assert_eq!(
+            (stats.runs, stats.failures, stats.last_success),
+            (3, 3, None)
+        );
         // The next one succeeds on its second attempt.
         probe.failures.store(1, Ordering::SeqCst);
         let run = jobs.request("flaky", "tok_admin").await.expect("request");

@@ -12,11 +12,15 @@ use hata_store::{EvaluationCount, FlagEvaluated, Store};
 async fn replica_pairs() -> Vec<(&'static str, Store, Store, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("hata.db").display());
-    let a = Store::open(&support::config(url.clone())).await.expect("open");
+    let a = Store::open(&support::config(url.clone()))
+        .await
+        .expect("open");
     let b = Store::open(&support::config(url)).await.expect("open");
     let mut pairs = vec![("sqlite", a, b, Some(dir))];
     if let Some(url) = support::new_postgres_database().await {
-        let a = Store::open(&support::config(url.clone())).await.expect("open");
+        let a = Store::open(&support::config(url.clone()))
+            .await
+            .expect("open");
         let b = Store::open(&support::config(url)).await.expect("open");
         pairs.push(("postgres", a, b, None));
     }
@@ -87,7 +91,9 @@ async fn one_occurrence_is_one_row_and_one_replica_claims_it() {
             until: &until,
         };
         assert_eq!(
-            b.claim_job_run("retention", lease, &never).await.expect("claim"),
+            b.claim_job_run("retention", lease, &never)
+                .await
+                .expect("claim"),
             None,
             "{name}"
         );
@@ -154,7 +160,9 @@ async fn a_claim_whose_lease_ran_out_is_taken_over_as_the_next_attempt() {
             until: &until,
         };
         assert_eq!(
-            b.claim_job_run("backup-full", early, &never).await.expect("claim"),
+            b.claim_job_run("backup-full", early, &never)
+                .await
+                .expect("claim"),
             None,
             "{name}"
         );
@@ -168,7 +176,10 @@ async fn a_claim_whose_lease_ran_out_is_taken_over_as_the_next_attempt() {
         };
         let asked = std::sync::Mutex::new(Vec::new());
         let retry_at = |attempts: i64, failed_at: &str| {
-            asked.lock().unwrap().push((attempts, failed_at.to_string()));
+            asked
+                .lock()
+                .unwrap()
+                .push((attempts, failed_at.to_string()));
             Some(failed_at.to_string())
         };
         let taken = b
@@ -185,7 +196,10 @@ async fn a_claim_whose_lease_ran_out_is_taken_over_as_the_next_attempt() {
             "{name}: {taken:?}"
         );
         // The dead replica's late result is not recorded, nor its lease renewed.
-        assert!(!a.renew_job_lease(run.id, "dead", 1, &at(200)).await.expect("renew"));
+        assert!(!a
+            .renew_job_lease(run.id, "dead", 1, &at(200))
+            .await
+            .expect("renew"));
         // When the retries are used up, a lost lease fails the run.
         assert_eq!(
             b.release_job_runs("alive", &at(11)).await.expect("release"),
@@ -194,15 +208,31 @@ async fn a_claim_whose_lease_ran_out_is_taken_over_as_the_next_attempt() {
         let released = a.job_run(run.id).await.expect("run");
         assert_eq!(released.outcome, "retrying", "{name}");
         let again = a
-            .claim_job_run("backup-full", Lease { replica: "r3", now: &at(12), until: &at(13) }, &never)
+            .claim_job_run(
+                "backup-full",
+                Lease {
+                    replica: "r3",
+                    now: &at(12),
+                    until: &at(13),
+                },
+                &never,
+            )
             .await
             .expect("claim")
             .expect("due again");
         assert_eq!(again.attempts, 3);
         assert_eq!(
-            b.claim_job_run("backup-full", Lease { replica: "r4", now: &at(20), until: &at(30) }, &never)
-                .await
-                .expect("claim"),
+            b.claim_job_run(
+                "backup-full",
+                Lease {
+                    replica: "r4",
+                    now: &at(20),
+                    until: &at(30)
+                },
+                &never
+            )
+            .await
+            .expect("claim"),
             None
         );
         let failed = a.job_run(run.id).await.expect("run");
@@ -239,19 +269,45 @@ async fn retention_deletes_only_older_evaluation_data_in_batches() {
             evaluated("old", "2026-11-01T10:00:00.000Z"),
             evaluated("f", "2026-11-10T13:30:00.000Z"),
         ];
-        t.store.record_evaluations(&counts, &last).await.expect("record");
+        t.store
+            .record_evaluations(&counts, &last)
+            .await
+            .expect("record");
         let cutoff = time::macros::datetime!(2026-11-10 12:30:00 UTC);
         let pruned = t.store.prune_evaluations(cutoff, 2).await.expect("prune");
         assert_eq!((pruned.counts, pruned.last_evaluated), (5, 1), "{}", t.name);
         let kept = t
             .store
-            .evaluation_counts("p", "f", None, "2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z")
+            .evaluation_counts(
+                "p",
+                "f",
+                None,
+                "2000-01-01T00:00:00Z",
+                "2100-01-01T00:00:00Z",
+            )
             .await
             .expect("read");
         let hours: Vec<&str> = kept.iter().map(|c| c.hour.as_str()).collect();
-        assert_eq!(hours, ["2026-11-10T12:00:00Z", "2026-11-10T13:00:00Z"], "{}", t.name);
-        assert!(t.store.flag_last_evaluated("p", "old").await.expect("read").is_empty());
-        assert_eq!(t.store.flag_last_evaluated("p", "f").await.expect("read").len(), 1);
+        assert_eq!(
+            hours,
+            ["2026-11-10T12:00:00Z", "2026-11-10T13:00:00Z"],
+            "{}",
+            t.name
+        );
+        assert!(t
+            .store
+            .flag_last_evaluated("p", "old")
+            .await
+            .expect("read")
+            .is_empty());
+        assert_eq!(
+            t.store
+                .flag_last_evaluated("p", "f")
+                .await
+                .expect("read")
+                .len(),
+            1
+        );
         let again = t.store.prune_evaluations(cutoff, 2).await.expect("prune");
         assert_eq!((again.counts, again.last_evaluated), (0, 0));
     }
