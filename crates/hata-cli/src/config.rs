@@ -999,6 +999,64 @@ mod tests {
     }
 
     #[test]
+    fn job_settings_come_from_the_file_and_flags_and_are_checked() {
+        let none = || JobArgs {
+            jobs_enabled: None,
+            schedule_retention: None,
+            schedule_backup_full: None,
+            schedule_backup_incremental: None,
+            schedule_backup_verify: None,
+            job_retry_delays: None,
+            evaluation_retention: None,
+        };
+        let resolve = |file: &str, args: JobArgs| {
+            let file: FileSettings = toml::from_str(file).expect("TOML");
+            args.resolve_with(&file, 0)
+        };
+        let defaults = resolve("", none()).unwrap();
+        assert!(defaults.enabled);
+        assert_eq!(defaults.schedules["backup-full"].as_str(), "0 2 * * *");
+        assert_eq!(
+            defaults.schedules["backup-incremental"].as_str(),
+            "0 * * * *"
+        );
+        assert_eq!(defaults.schedules["retention"].as_str(), "0 4 * * *");
+        assert_eq!(defaults.retry, hata_jobs::RetryPolicy::default());
+        assert_eq!(defaults.registered().collect::<Vec<_>>(), ["retention"]);
+        let file = r#"
+            jobs_enabled = false
+            schedule_retention = "30 1 * * *"
+            schedule_backup_verify = "off"
+            job_retry_delays = "1m,2m"
+            evaluation_retention = 7
+        "#;
+        let from_file = resolve(file, none()).unwrap();
+        assert!(!from_file.enabled);
+        assert_eq!(from_file.schedules["retention"].as_str(), "30 1 * * *");
+        assert!(from_file.schedules["backup-verify"].is_off());
+        assert_eq!(from_file.retry.delays.len(), 2);
+        let args = JobArgs {
+            schedule_retention: Some("0 5 * * *".into()),
+            jobs_enabled: Some(true),
+            ..none()
+        };
+        let flags_win = resolve(file, args).unwrap();
+        assert!(flags_win.enabled);
+        assert_eq!(flags_win.schedules["retention"].as_str(), "0 5 * * *");
+        for (file, says) in [
+            (
+                "schedule_backup_full = \"0 25 * * *\"",
+                "schedule_backup_full",
+            ),
+            ("schedule_retention = \"daily\"", "HATA_SCHEDULE_RETENTION"),
+            ("job_retry_delays = \"5 minutes\"", "job_retry_delays"),
+        ] {
+            let err = resolve(file, none()).unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{file}: {err:#}");
+        }
+    }
+
+    #[test]
     fn bad_jwt_settings_fail_naming_the_setting() {
         let cases = [
             ("jwt_audience = \"hata\"", "jwt_issuer"),
