@@ -340,7 +340,9 @@ impl Jobs {
         };
         // The job in a task of its own: a panic is a failed attempt, not a lost scheduler.
         let mut work = tokio::spawn(async move { job.run(&context).await });
-        let mut renew = tokio::time::interval(self.config.lease / 3);
+        // (`interval` refuses zero.)
+        let mut renew =
+            tokio::time::interval((self.config.lease / 3).max(Duration::from_millis(10)));
         renew.tick().await;
         let result = loop {
             tokio::select! {
