@@ -50,7 +50,9 @@ pub struct StoreArgs {
     /// TOML file with any of the `hata serve` settings (keys: listen, data_dir, database_url,
     /// body_limit, db_max_connections, sqlite_synchronous, audit_key, audit_checkpoint_every,
     /// log_format, public_url, eval_rate_limit, admin_rate_limit, login_rate_limit, redis_url,
-    /// token_max_age_days, audit_retention, trusted_proxies, tls_cert, tls_key, header_timeout,
+    /// token_max_age_days, audit_retention, jobs_enabled, schedule_retention,
+    /// schedule_backup_full, schedule_backup_incremental, schedule_backup_verify,
+    /// job_retry_delays, evaluation_retention, trusted_proxies, tls_cert, tls_key, header_timeout,
     /// idle_timeout,
     /// body_timeout, shutdown_grace, max_connections, max_streams, max_streams_per_token,
     /// max_context_members, metrics_token, metrics_listen, metrics_max_flags,
@@ -115,10 +117,12 @@ pub struct ServeArgs {
     /// 0 = no maximum age [default: 90]
     #[arg(long, env = "HATA_TOKEN_MAX_AGE_DAYS")]
     pub token_max_age_days: Option<u64>,
-    /// Days the audit log keeps entries; older ones are removed every hour behind a signed
-    /// checkpoint, so what is kept still verifies; 0 = keep forever [default: 0]
+    /// Days the audit log keeps entries; older ones are removed by the retention job behind a
+    /// signed checkpoint, so what is kept still verifies; 0 = keep forever [default: 0]
     #[arg(long, env = "HATA_AUDIT_RETENTION")]
     pub audit_retention: Option<u64>,
+    #[command(flatten)]
+    pub jobs: JobArgs,
     /// Comma-separated addresses and CIDR networks of reverse proxies whose X-Forwarded-For,
     /// -Proto and -Host headers are believed; from anyone else they are ignored [default: none]
     #[arg(long, env = "HATA_TRUSTED_PROXIES")]
@@ -133,6 +137,104 @@ pub struct ServeArgs {
     pub jwt: JwtArgs,
     #[command(flatten)]
     pub metrics: MetricsArgs,
+}
+
+/// The scheduled jobs (`hata serve`): whether this replica runs them, when each runs, how
+/// failures are retried, and how long the retention job keeps evaluation data.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// Run the scheduled jobs on this replica (with several replicas on PostgreSQL each
+    /// occurrence still runs once, on one of them) [default: true]
+    #[arg(long, env = "HATA_JOBS_ENABLED", num_args = 0..=1, default_missing_value = "true")]
+    pub jobs_enabled: Option<bool>,
+    /// When the retention job runs: a cron pattern in UTC (minute hour day-of-month month
+    /// day-of-week, optionally seconds first) or off [default: 0 4 * * *]
+    #[arg(long, env = "HATA_SCHEDULE_RETENTION")]
+    pub schedule_retention: Option<String>,
+    /// When the full backup runs (cron, UTC, or off) [default: 0 2 * * *]
+    #[arg(long, env = "HATA_SCHEDULE_BACKUP_FULL")]
+    pub schedule_backup_full: Option<String>,
+    /// When the incremental backup runs (cron, UTC, or off) [default: 0 * * * *]
+    #[arg(long, env = "HATA_SCHEDULE_BACKUP_INCREMENTAL")]
+    pub schedule_backup_incremental: Option<String>,
+    /// When the backups are verified (cron, UTC, or off) [default: 30 3 * * *]
+    #[arg(long, env = "HATA_SCHEDULE_BACKUP_VERIFY")]
+    pub schedule_backup_verify: Option<String>,
+    /// Delays before each retry of a failed job run, comma-separated with units (ms, s, m,
+    /// h); as many retries as delays; empty: none [default: 5m,15m,30m]
+    #[arg(long, env = "HATA_JOB_RETRY_DELAYS")]
+    pub job_retry_delays: Option<String>,
+    /// Days evaluation counts and last-evaluated times are kept; the retention job deletes
+    /// older ones; 0 = keep forever [default: 30]
+    #[arg(long, env = "HATA_EVALUATION_RETENTION")]
+    pub evaluation_retention: Option<u64>,
+}
+
+impl JobArgs {
+    /// The scheduler's configuration, with the retention job registered (audit retention
+    /// `audit_retention_days`, 0: forever).
+    fn resolve_with(
+        self,
+        file: &FileSettings,
+        audit_retention_days: u64,
+    ) -> anyhow::Result<hata_jobs::JobsConfig> {
+        use hata_jobs::names;
+        let mut config = hata_jobs::JobsConfig::default();
+        config.enabled = self.jobs_enabled.or(file.jobs_enabled).unwrap_or(true);
+        let schedules = [
+            (
+                names::RETENTION,
+                "schedule_retention",
+                "HATA_SCHEDULE_RETENTION",
+                self.schedule_retention.or(file.schedule_retention.clone()),
+            ),
+            (
+                names::BACKUP_FULL,
+                "schedule_backup_full",
+                "HATA_SCHEDULE_BACKUP_FULL",
+                self.schedule_backup_full
+                    .or(file.schedule_backup_full.clone()),
+            ),
+            (
+                names::BACKUP_INCREMENTAL,
+                "schedule_backup_incremental",
+                "HATA_SCHEDULE_BACKUP_INCREMENTAL",
+                self.schedule_backup_incremental
+                    .or(file.schedule_backup_incremental.clone()),
+            ),
+            (
+                names::BACKUP_VERIFY,
+                "schedule_backup_verify",
+                "HATA_SCHEDULE_BACKUP_VERIFY",
+                self.schedule_backup_verify
+                    .or(file.schedule_backup_verify.clone()),
+            ),
+        ];
+        for (job, setting, env, value) in schedules {
+            if let Some(text) = value {
+                let schedule = hata_jobs::Schedule::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("{setting} ({env}): {e}"))?;
+                config.schedules.insert(job.to_string(), schedule);
+            }
+        }
+        if let Some(delays) = self.job_retry_delays.or(file.job_retry_delays.clone()) {
+            config.retry = hata_jobs::RetryPolicy::parse(&delays)
+                .map_err(|e| anyhow::anyhow!("job_retry_delays (HATA_JOB_RETRY_DELAYS): {e}"))?;
+        }
+        let days = |d: u64| (d > 0).then(|| Duration::from_secs(d.saturating_mul(86_400)));
+        let evaluations = self
+            .evaluation_retention
+            .or(file.evaluation_retention)
+            .unwrap_or(30);
+        config.register(
+            names::RETENTION,
+            std::sync::Arc::new(hata_jobs::Retention::new(
+                days(evaluations),
+                days(audit_retention_days),
+            )),
+        );
+        Ok(config)
+    }
 }
 
 /// `GET /metrics` (`hata serve`).
@@ -469,6 +571,13 @@ struct FileSettings {
     redis_url: Option<String>,
     token_max_age_days: Option<u64>,
     audit_retention: Option<u64>,
+    jobs_enabled: Option<bool>,
+    schedule_retention: Option<String>,
+    schedule_backup_full: Option<String>,
+    schedule_backup_incremental: Option<String>,
+    schedule_backup_verify: Option<String>,
+    job_retry_delays: Option<String>,
+    evaluation_retention: Option<u64>,
     trusted_proxies: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -518,8 +627,9 @@ pub struct Settings {
     pub rate_limits: hata_server::limits::LimitsConfig,
     /// How old API tokens may get.
     pub token_ages: hata_access::token::TokenAges,
-    /// Days the audit log keeps entries (0: forever).
-    pub audit_retention_days: u64,
+    /// The scheduled jobs (`--jobs-enabled`, `--schedule-*`, `--job-retry-delays`,
+    /// `--evaluation-retention`), with the retention job registered.
+    pub jobs: hata_jobs::JobsConfig,
     pub trusted_proxies: hata_server::forwarded::TrustedProxies,
     /// The certificate and key files to serve HTTPS with; `None`: plain HTTP. Read (and
     /// checked) by `serve`, before it binds.
@@ -697,6 +807,8 @@ impl ServeArgs {
         let identity = self.identity.resolve_with(&file)?;
         let jwt = self.jwt.resolve_with(&file)?;
         let metrics = self.metrics.resolve_with(&file)?;
+        let audit_retention_days = self.audit_retention.or(file.audit_retention).unwrap_or(0);
+        let jobs = self.jobs.resolve_with(&file, audit_retention_days)?;
         if !file.role_mappings.is_empty() && jwt.is_none() && identity.sso.is_none() {
             bail!("role_mappings are set but neither jwt_issuer nor oidc_issuer is: they map the claims of their tokens");
         }
@@ -768,7 +880,7 @@ impl ServeArgs {
             tls,
             public_url,
             eval_rate_limit: self.eval_rate_limit.or(file.eval_rate_limit).unwrap_or(0),
-            audit_retention_days: self.audit_retention.or(file.audit_retention).unwrap_or(0),
+            jobs,
             token_ages: hata_access::token::TokenAges::with_max_age_days(
                 self.token_max_age_days
                     .or(file.token_max_age_days)
@@ -895,6 +1007,64 @@ mod tests {
         for (file, says) in [
             ("metrics_max_flags = 0", "metrics_max_flags"),
             ("metrics_token = \"short\"", "metrics_token"),
+        ] {
+            let err = resolve(file, none()).unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{file}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn job_settings_come_from_the_file_and_flags_and_are_checked() {
+        let none = || JobArgs {
+            jobs_enabled: None,
+            schedule_retention: None,
+            schedule_backup_full: None,
+            schedule_backup_incremental: None,
+            schedule_backup_verify: None,
+            job_retry_delays: None,
+            evaluation_retention: None,
+        };
+        let resolve = |file: &str, args: JobArgs| {
+            let file: FileSettings = toml::from_str(file).expect("TOML");
+            args.resolve_with(&file, 0)
+        };
+        let defaults = resolve("", none()).unwrap();
+        assert!(defaults.enabled);
+        assert_eq!(defaults.schedules["backup-full"].as_str(), "0 2 * * *");
+        assert_eq!(
+            defaults.schedules["backup-incremental"].as_str(),
+            "0 * * * *"
+        );
+        assert_eq!(defaults.schedules["retention"].as_str(), "0 4 * * *");
+        assert_eq!(defaults.retry, hata_jobs::RetryPolicy::default());
+        assert_eq!(defaults.registered().collect::<Vec<_>>(), ["retention"]);
+        let file = r#"
+            jobs_enabled = false
+            schedule_retention = "30 1 * * *"
+            schedule_backup_verify = "off"
+            job_retry_delays = "1m,2m"
+            evaluation_retention = 7
+        "#;
+        let from_file = resolve(file, none()).unwrap();
+        assert!(!from_file.enabled);
+        assert_eq!(from_file.schedules["retention"].as_str(), "30 1 * * *");
+        assert!(from_file.schedules["backup-verify"].is_off());
+        assert_eq!(from_file.retry.delays.len(), 2);
+        let args = JobArgs {
+            schedule_retention: Some("0 5 * * *".into()),
+            jobs_enabled: Some(true),
+            ..none()
+        };
+        let flags_win = resolve(file, args).unwrap();
+        assert!(flags_win.enabled);
+        assert_eq!(flags_win.schedules["retention"].as_str(), "0 5 * * *");
+        for (file, says) in [
+            (
+                "schedule_backup_full = \"0 25 * * *\"",
+                "schedule_backup_full",
+            ),
+            ("schedule_retention = \"daily\"", "HATA_SCHEDULE_RETENTION"),
+            ("job_retry_delays = \"5 minutes\"", "job_retry_delays"),
         ] {
             let err = resolve(file, none()).unwrap_err();
             assert!(format!("{err:#}").contains(says), "{file}: {err:#}");

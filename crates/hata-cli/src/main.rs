@@ -398,15 +398,12 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     hata_server::bootstrap::record_sso_config(&store, settings.identity.sso.as_deref())
         .await
         .context("recording the single sign-on configuration in the audit log")?;
-    let state = AppState::start_with(store.clone(), settings.token_ages)
-        .await
-        .context("loading server state")?;
-    if settings.audit_retention_days > 0 {
-        tokio::spawn(hata_server::state::run_audit_retention(
-            store.clone(),
-            std::time::Duration::from_secs(settings.audit_retention_days * 86_400),
-        ));
-    }
+    // The scheduler starts with the state: the retention job (evaluation data, the audit
+    // log's --audit-retention) and, once registered, the backup jobs.
+    let state =
+        AppState::start_with_jobs(store.clone(), settings.token_ages, settings.jobs.clone())
+            .await
+            .context("loading server state")?;
     let limits = &settings.limits;
     let config = ServerConfig {
         body_limit: settings.body_limit,
@@ -426,6 +423,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         identity: settings.identity.clone(),
         jwt: settings.jwt.clone(),
         metrics: settings.metrics.config.clone(),
+        jobs: settings.jobs.clone(),
         limits: std::sync::Arc::new(
             hata_server::limits::Limits::new(&settings.rate_limits).map_err(anyhow::Error::msg)?,
         ),

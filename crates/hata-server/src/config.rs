@@ -36,6 +36,9 @@ pub struct ServerConfig {
     pub jwt: Option<std::sync::Arc<crate::auth::jwt::JwtVerifier>>,
     /// `GET /metrics`: its bearer token and the cardinality limit.
     pub metrics: crate::metrics::MetricsConfig,
+    /// The scheduled jobs (off by default here; `hata serve` turns them on). Read by
+    /// `AppState::start_with_jobs`, which runs them.
+    pub jobs: hata_jobs::JobsConfig,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +59,7 @@ impl Default for ServerConfig {
             limits: std::sync::Arc::new(crate::limits::Limits::unlimited()),
             jwt: None,
             metrics: Default::default(),
+            jobs: Default::default(),
         }
     }
 }

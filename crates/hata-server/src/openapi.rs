@@ -42,6 +42,7 @@ use crate::routes::auth::{LoginRequest, LoginResponse, Me};
 use crate::routes::environments::{EnvironmentUpdate, EvaluateRequest};
 use crate::routes::flags::FlagQuery;
 use crate::routes::insights::{Insights, InsightsQuery};
+use crate::routes::jobs::{JobsOverview, JobsQuery};
 use crate::routes::members::MemberRequest;
 use crate::routes::projects::{NewProject, ProjectUpdate};
 use crate::routes::tokens::{RotateRequest, TokenQuery, TokenRequest, TokenView};
@@ -431,6 +432,10 @@ fn flag_query() -> Vec<Parameter> {
 
 fn insights_query() -> Vec<Parameter> {
     InsightsQuery::into_params(|| Some(ParameterIn::Query))
+}
+
+fn jobs_query() -> Vec<Parameter> {
+    JobsQuery::into_params(|| Some(ParameterIn::Query))
 }
 
 fn bulk_query() -> Vec<Parameter> {
@@ -950,6 +955,24 @@ pub const ROUTES: &[Route] = &[
     )
     .access(Access::Public)
     .gives_as("text/plain", pem_text),
+    route(
+        "get",
+        "/api/v1/jobs",
+        "jobs",
+        "The scheduled jobs (schedule, next run, last run) and their most recent runs, newest first",
+    )
+    .access(Access::Admin)
+    .query(jobs_query)
+    .gives(of::<JobsOverview>),
+    route(
+        "post",
+        "/api/v1/jobs/{job}/run",
+        "jobs",
+        "Run a job now: 202 with the run (pending until a replica running jobs takes it); 404 names an unknown job; 409 when jobs are off on this server",
+    )
+    .access(Access::Admin)
+    .ok("202")
+    .gives(of::<hata_store::JobRun>),
     route("get", "/health/live", "operations", "The process is up")
     .access(Access::Public)
         .gives(health)
@@ -1181,6 +1204,7 @@ fn operation(s: &mut Schemas, r: &Route) -> utoipa::openapi::path::Operation {
     }
     let mut ok = ResponseBuilder::new().description(match r.ok {
         "201" => "Created",
+        "202" => "Accepted: it runs shortly",
         "204" => "Done; no body",
         _ => "Success",
     });

@@ -22,6 +22,8 @@ pub struct AppState {
     pub jwt: Option<Arc<auth::jwt::JwtVerifier>>,
     /// What `GET /metrics` reports; the edge records every request into it.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The scheduled jobs (`hata_jobs`): `/api/v1/jobs` and `/metrics` read it.
+    pub jobs: Arc<hata_jobs::Jobs>,
 }
 
 impl AppState {
@@ -36,6 +38,16 @@ impl AppState {
         store: Store,
         ages: hata_access::token::TokenAges,
     ) -> hata_store::StoreResult<AppState> {
+        AppState::start_with_jobs(store, ages, hata_jobs::JobsConfig::default()).await
+    }
+
+    /// `start_with`, and the job scheduler (`hata serve` with `--jobs-enabled`; off in
+    /// `JobsConfig::default`).
+    pub async fn start_with_jobs(
+        store: Store,
+        ages: hata_access::token::TokenAges,
+        jobs: hata_jobs::JobsConfig,
+    ) -> hata_store::StoreResult<AppState> {
         let tokens = Arc::new(auth::TokenCache::new(ages));
         tokens.reload(&store).await?;
         let key = {
@@ -46,12 +58,13 @@ impl AppState {
         let serving = Serving::start(store.clone()).await?;
         store.spawn_listener();
         let state = AppState {
-            store,
+            store: store.clone(),
             tokens,
             serving: serving.clone(),
             tickets: Arc::new(Signer::new(key.as_bytes())),
             jwt: None,
             metrics: crate::metrics::Metrics::new(),
+            jobs: hata_jobs::Jobs::start(store.clone(), jobs),
         };
         tokio::spawn(follow_changes(state.clone()));
         tokio::spawn(hata_serving::follow_changes(serving.clone()));
@@ -94,6 +107,8 @@ impl AppState {
     /// not yet flushed.
     pub async fn finish_shutdown(&self) {
         self.serving.begin_shutdown();
+        // Runs in progress are handed back for another replica (or the next start).
+        self.jobs.shutdown().await;
         hata_serving::counts::flush_now(&self.serving).await;
         self.tokens.flush_uses(&self.store).await;
         // The entries since the last checkpoint are signed before the process goes.
@@ -158,28 +173,6 @@ async fn follow_changes(state: AppState) {
                 }
                 retry_at = Some(tokio::time::Instant::now() + TOKEN_RELOAD_RETRY);
             }
-        }
-    }
-}
-
-/// How often retention looks for entries past their time.
-const RETENTION_EVERY: Duration = Duration::from_secs(3600);
-
-/// Removes audit entries older than `keep`, at start and then every hour (`--audit-retention`;
-/// any replica may do it: the chain lock makes them take turns, and a second pass finds
-/// nothing to remove).
-pub async fn run_audit_retention(store: hata_store::Store, keep: Duration) {
-    let mut every = tokio::time::interval(RETENTION_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        let cutoff = time::OffsetDateTime::now_utc() - keep;
-        let Ok(before) = hata_audit::format_at(cutoff) else {
-            tracing::warn!("audit retention: the cutoff is out of range; nothing removed");
-            continue;
-        };
-        if let Err(e) = store.prune_audit(&before).await {
-            tracing::warn!(error = %e, "audit retention failed; trying again in an hour");
         }
     }
 }

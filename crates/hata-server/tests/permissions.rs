@@ -193,6 +193,8 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/audit/export", "y----y-----?"),
     ("get", "/api/v1/audit/verify", "y----y-----?"),
     ("get", "/api/v1/audit/public-key", "yyyyyyyyyyyy"),
+    ("get", "/api/v1/jobs", "y----y-----?"),
+    ("post", "/api/v1/jobs/{job}/run", "y----y-----?"),
     ("get", "/health/live", "yyyyyyyyyyyy"),
     ("get", "/health/ready", "yyyyyyyyyyyy"),
     ("get", "/metrics", "yyyyyyyyyyyy"),
@@ -296,6 +298,7 @@ fn concrete(path: &str, victim: &str, user: &str) -> String {
         .replace("{flag}", "ghost-flag")
         .replace("{key}", "dark-mode")
         .replace("{segment}", "ghost-segment")
+        .replace("{job}", "ghost-job")
         .replace("{admin}", victim)
         .replace(
             "{id}",

@@ -8,6 +8,8 @@
 //! - Reads are in `read`. After every commit the store publishes `ChangeNotice`s to
 //!   `Store::subscribe`rs, who rebuild what they derive (snapshots, token caches, streams).
 //! - `users`: reads of users, memberships and sessions.
+//! - `jobs`: scheduled job runs (claimed by one replica at a time) and retention's deletes;
+//!   telemetry written outside `Store::write`, like `evaluations`.
 //! - `sqlite`: SQLite's durability setting and the modes of its database files (0600).
 //!
 //! The queries are written once, in SQL both backends accept (`$n` parameters, `RETURNING`,
@@ -19,6 +21,7 @@ pub mod change;
 pub mod error;
 pub mod evaluations;
 pub mod export;
+pub mod jobs;
 mod listen;
 pub mod notice;
 pub mod read;
@@ -38,6 +41,7 @@ pub use change::{Action, Actor, ActorKind, ResourceType};
 pub use error::{StoreError, StoreResult};
 pub use evaluations::{EvaluationCount, FlagEvaluated};
 pub use export::{ExportDocument, ImportSummary};
+pub use jobs::JobRun;
 pub use notice::{ChangeNotice, EnvRevision, RuleSetDelta, RuleSetWrite};
 pub use records::*;
 pub use sqlite::SqliteSynchronous;

@@ -171,33 +171,6 @@ impl Metrics {
             ConstCounter::new(cell.load(Ordering::Relaxed))
                 .encode(failures.encode_family(&[("reason", reason.label())])?)?;
         }
-        // Families of the scheduled jobs and backups (a later issue), declared now so that
-        // dashboards and alerts can be written against them: no series until there are jobs.
-        // Their label will be `job_name`: `job` is the label Prometheus gives every target.
-        for (name, help, kind) in [
-            (
-                "hata_job_runs",
-                "Scheduled job runs, by job",
-                MetricType::Counter,
-            ),
-            (
-                "hata_job_failures",
-                "Failed scheduled job runs, by job",
-                MetricType::Counter,
-            ),
-            (
-                "hata_job_last_success_timestamp_seconds",
-                "When each job last succeeded, Unix seconds",
-                MetricType::Gauge,
-            ),
-            (
-                "hata_backup_last_success_timestamp_seconds",
-                "When the last backup succeeded, Unix seconds",
-                MetricType::Gauge,
-            ),
-        ] {
-            encoder.encode_descriptor(name, help, None, kind)?;
-        }
         ConstGauge::new(1i64).encode(
             encoder
                 .encode_descriptor(

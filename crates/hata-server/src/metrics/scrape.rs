@@ -33,9 +33,62 @@ pub struct Reading {
     /// Whether `/health/ready` would answer 200, and each of its checks.
     ready: bool,
     checks: Vec<(&'static str, bool)>,
+    /// The scheduled jobs, by name (`hata_jobs::Jobs::stats`).
+    jobs: std::collections::BTreeMap<String, hata_jobs::JobStats>,
 }
 
 impl Reading {
+    /// The scheduled jobs' families: attempts this replica finished and failed, and each
+    /// job's last success by any replica (read back from the store every minute). A job's
+    /// series exist once it is registered; backups' last success once a backup job is.
+    fn encode_jobs(&self, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        let mut runs = encoder.encode_descriptor(
+            "hata_job_runs",
+            "Scheduled job attempts this replica finished, by job",
+            None,
+            MetricType::Counter,
+        )?;
+        for (job, stats) in &self.jobs {
+            ConstCounter::new(stats.runs)
+                .encode(runs.encode_family(&[("job_name", job.as_str())])?)?;
+        }
+        let mut failures = encoder.encode_descriptor(
+            "hata_job_failures",
+            "Failed scheduled job attempts on this replica, by job",
+            None,
+            MetricType::Counter,
+        )?;
+        for (job, stats) in &self.jobs {
+            ConstCounter::new(stats.failures)
+                .encode(failures.encode_family(&[("job_name", job.as_str())])?)?;
+        }
+        let mut last = encoder.encode_descriptor(
+            "hata_job_last_success_timestamp_seconds",
+            "When each job last succeeded (any replica), Unix seconds",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (job, stats) in &self.jobs {
+            if let Some(at) = stats.last_success {
+                ConstGauge::new(at).encode(last.encode_family(&[("job_name", job.as_str())])?)?;
+            }
+        }
+        let backup = encoder.encode_descriptor(
+            "hata_backup_last_success_timestamp_seconds",
+            "When the last backup (full or incremental) succeeded, Unix seconds",
+            None,
+            MetricType::Gauge,
+        )?;
+        let last_backup = hata_jobs::names::BACKUPS
+            .iter()
+            .filter_map(|name| self.jobs.get(*name)?.last_success)
+            .max();
+        if let Some(at) = last_backup {
+            ConstGauge::new(at).encode(backup)?;
+        }
+        Ok(())
+    }
+
     pub fn take(
         state: &AppState,
         streams: &crate::routes::sse::StreamSlots,
@@ -67,10 +120,12 @@ impl Reading {
             propagation: state.serving.propagation().read(),
             ready: readiness.ready,
             checks: readiness.checks.iter().map(|c| (c.name, c.up)).collect(),
+            jobs: state.jobs.stats(),
         }
     }
 
     pub fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> std::fmt::Result {
+        self.encode_jobs(encoder)?;
         let mut family = encoder.encode_descriptor(
             "hata_evaluations",
             "Evaluations answered since start, by environment, flag, variant and reason \

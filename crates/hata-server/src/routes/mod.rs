@@ -6,6 +6,7 @@ pub mod environments;
 pub mod flags;
 pub mod health;
 pub mod insights;
+pub mod jobs;
 pub mod members;
 pub mod ofrep;
 pub mod projects;
@@ -43,6 +44,7 @@ pub fn admin_router() -> Router<AppState> {
         .merge(totp::router())
         .merge(sso::router())
         .merge(audit::router())
+        .merge(jobs::router())
 }
 
 /// Settings of the evaluation endpoints, shared as an extension.

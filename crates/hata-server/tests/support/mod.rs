@@ -83,9 +83,13 @@ pub fn store_config(url: String, data_dir: &Path) -> StoreConfig {
 
 /// Serves `store` on a fresh port; returns the base URL and the running server.
 async fn serve(store: &Store, config: &ServerConfig) -> (String, Running) {
-    let state = AppState::start(store.clone())
-        .await
-        .expect("load the server state");
+    let state = AppState::start_with_jobs(
+        store.clone(),
+        hata_access::token::TokenAges::default(),
+        config.jobs.clone(),
+    )
+    .await
+    .expect("load the server state");
     let app = hata_server::router(state.clone(), config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
