@@ -36,6 +36,11 @@ pub struct ServerConfig {
     pub jwt: Option<std::sync::Arc<crate::auth::jwt::JwtVerifier>>,
     /// `GET /metrics`: its bearer token and the cardinality limit.
     pub metrics: crate::metrics::MetricsConfig,
+    /// More routes served beside the API (the web UI, `hata-web`, which depends on this crate
+    /// and so cannot be named here): merged into the routing table before the 404/405
+    /// fallbacks and inside every layer, so the edge's headers, request ids and metrics, and
+    /// the identity, limits and settings extensions, apply to them too.
+    pub extra_routes: Option<fn() -> axum::Router<crate::AppState>>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +61,7 @@ impl Default for ServerConfig {
             limits: std::sync::Arc::new(crate::limits::Limits::unlimited()),
             jwt: None,
             metrics: Default::default(),
+            extra_routes: None,
         }
     }
 }
