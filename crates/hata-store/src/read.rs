@@ -135,7 +135,10 @@ struct FlagHead {
 /// what JSON escapes (`"`, `\`), so the document holds it as typed, and `LOWER` (ASCII-only on
 /// SQLite) lower-cases it alike on both backends.
 fn narrows(text: &str) -> bool {
-    !text.is_empty() && text.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
 }
 
 /// `text` with `LIKE`'s wildcards escaped (with `\`).
@@ -316,7 +319,10 @@ impl Store {
         let mut binds: Vec<String> = Vec::new();
         if let Some(q) = q.as_deref().filter(|q| narrows(q)) {
             binds.push(format!("%{}%", like_escape(q)));
-            sql.push_str(&format!(" AND LOWER(doc) LIKE ${} ESCAPE '\\'", binds.len() + 1));
+            sql.push_str(&format!(
+                " AND LOWER(doc) LIKE ${} ESCAPE '\\'",
+                binds.len() + 1
+            ));
         }
         if let Some(tag) = filter.tag.as_deref().filter(|t| narrows(t)) {
             binds.push(format!("%\"{}\"%", like_escape(tag)));

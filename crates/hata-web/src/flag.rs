@@ -34,7 +34,8 @@ pub async fn show(
     }
     let can_write = authorize(&who.principal, Need::Write(&project)).is_ok();
     // The audit log's own rule (routes::audit): admins, and owners for their projects.
-    let sees_history = who.principal.admin || who.principal.projects.get(&project) == Some(&Role::Owner);
+    let sees_history =
+        who.principal.admin || who.principal.projects.get(&project) == Some(&Role::Owner);
     let loaded = async {
         let flag = s.store.get_flag(&project, &key).await?;
         let envs = s.store.list_environments(&project).await?;
@@ -192,7 +193,9 @@ fn percent(weight: u32) -> String {
 }
 
 fn history_table(l: L, entries: &[Map<String, Value>]) -> Markup {
-    let text = |e: &Map<String, Value>, k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let text = |e: &Map<String, Value>, k: &str| {
+        e.get(k).and_then(Value::as_str).unwrap_or("").to_string()
+    };
     html! {
         table #history {
             thead {

@@ -285,9 +285,15 @@ pub async fn flip(
     if environment.environment.protected && form.confirm.as_deref() != Some("1") {
         let title = l.t("switch.confirm_title");
         let question = if form.enabled {
-            l.f("switch.confirm_on", &[("flag", &flag), ("env", &environment.environment.name)])
+            l.f(
+                "switch.confirm_on",
+                &[("flag", &flag), ("env", &environment.environment.name)],
+            )
         } else {
-            l.f("switch.confirm_off", &[("flag", &flag), ("env", &environment.environment.name)])
+            l.f(
+                "switch.confirm_off",
+                &[("flag", &flag), ("env", &environment.environment.name)],
+            )
         };
         let body = html! {
             h1 { (title) }

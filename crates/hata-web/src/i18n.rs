@@ -182,9 +182,15 @@ mod tests {
         used.remove("…");
         let en = keys(Lang::En);
         let missing: Vec<_> = used.difference(&en).collect();
-        assert!(missing.is_empty(), "keys used but not in the catalogues: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "keys used but not in the catalogues: {missing:?}"
+        );
         let unused: Vec<_> = en.difference(&used).collect();
-        assert!(unused.is_empty(), "keys in the catalogues never used: {unused:?}");
+        assert!(
+            unused.is_empty(),
+            "keys in the catalogues never used: {unused:?}"
+        );
     }
 
     #[test]
@@ -209,9 +215,18 @@ mod tests {
     #[test]
     fn accept_language_picks_the_preferred_language_we_speak() {
         assert_eq!(Lang::from_accept_language("ja,en;q=0.8"), Some(Lang::Ja));
-        assert_eq!(Lang::from_accept_language("fr, ja-JP;q=0.5, en;q=0.9"), Some(Lang::En));
+        assert_eq!(
+            Lang::from_accept_language("fr, ja-JP;q=0.5, en;q=0.9"),
+            Some(Lang::En)
+        );
         assert_eq!(Lang::from_accept_language("de, fr"), None);
-        assert_eq!(Lang::from_accept_language("ja;q=0, en;q=0.1"), Some(Lang::En));
-        assert_eq!(L::new(Lang::Ja).f("flags.page_of", &[("page", "2"), ("pages", "3")]), "2 / 3 ページ");
+        assert_eq!(
+            Lang::from_accept_language("ja;q=0, en;q=0.1"),
+            Some(Lang::En)
+        );
+        assert_eq!(
+            L::new(Lang::Ja).f("flags.page_of", &[("page", "2"), ("pages", "3")]),
+            "2 / 3 ページ"
+        );
     }
 }

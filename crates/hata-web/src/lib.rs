@@ -42,9 +42,11 @@ pub fn router() -> Router<AppState> {
         .route("/projects", get(flags::projects))
         .route(
             "/projects/{project}",
-            get(|axum::extract::Path(p): axum::extract::Path<String>| async move {
-                Redirect::to(&format!("/projects/{p}/flags"))
-            }),
+            get(
+                |axum::extract::Path(p): axum::extract::Path<String>| async move {
+                    Redirect::to(&format!("/projects/{p}/flags"))
+                },
+            ),
         )
         .route("/projects/{project}/flags", get(flags::list))
         .route("/projects/{project}/flags/{flag}", get(flag::show))

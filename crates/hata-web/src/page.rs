@@ -17,7 +17,7 @@ use hata_server::AppState;
 use maud::{html, Markup, DOCTYPE};
 
 use crate::assets::css_url;
-use crate::i18n::{Lang, L, COOKIE};
+use crate::i18n::{Lang, COOKIE, L};
 
 /// The request as every page needs it: its language and where it is.
 pub struct Ui {
