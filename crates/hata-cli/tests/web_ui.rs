@@ -25,9 +25,11 @@ const MIA_PASSWORD: &str = "mia's long enough password 3";
 
 /// axe-core as `tests/web/install.sh` installs it.
 fn axe_path() -> PathBuf {
-    let deps = std::env::var("HATA_CLIENT_DEPS").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/hata-client-deps")
-    });
+    let deps = std::env::var("HATA_CLIENT_DEPS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/hata-client-deps")
+        });
     deps.join("web/node_modules/axe-core/axe.min.js")
 }
 
@@ -80,7 +82,10 @@ async fn start_driver(path: &PathBuf) -> Driver {
         .expect("start chromedriver");
     let url = format!("http://127.0.0.1:{port}");
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Driver { url, _child: child };
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -121,7 +126,9 @@ async fn browser(driver: &Driver, chromium: &PathBuf, lang: &str, dark: bool) ->
 
 /// Runs axe-core on the current page; fails on serious or critical violations.
 async fn axe(c: &Client, axe_source: &str, page: &str) {
-    c.execute(axe_source, vec![]).await.expect("inject axe-core");
+    c.execute(axe_source, vec![])
+        .await
+        .expect("inject axe-core");
     let found = c
         .execute_async(
             "const done = arguments[arguments.length - 1];
@@ -189,7 +196,26 @@ async fn wait_for_path(c: &Client, path: &str) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("never reached {path}: at {}", path_of(c).await);
+    let source = c.source().await.unwrap_or_default();
+    panic!("never reached {path}: at {}:\n{source}", path_of(c).await);
+}
+
+/// Waits until the element at `css` shows `text` (the page after a form post).
+async fn wait_for_text(c: &Client, css: &str, text: &str) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(e) = c.find(Locator::Css(css)).await {
+            last = e.text().await.unwrap_or_default();
+            if last == text {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{css} never showed {text:?} (last {last:?}) at {}",
+        path_of(c).await
+    );
 }
 
 /// The session cookie and CSRF token of an API login.
@@ -217,7 +243,11 @@ async fn api_login(r: &Replica, email: &str, password: &str) -> (String, String)
 }
 
 /// Turns two-factor authentication on for `email`; returns the secret and the step used.
-async fn enrol_totp(r: &Replica, email: &str, password: &str) -> (hata_access::totp::TotpSecret, u64) {
+async fn enrol_totp(
+    r: &Replica,
+    email: &str,
+    password: &str,
+) -> (hata_access::totp::TotpSecret, u64) {
     let (cookie, csrf) = api_login(r, email, password).await;
     let call = |path: &str, body: Value| {
         r.client
@@ -227,13 +257,20 @@ async fn enrol_totp(r: &Replica, email: &str, password: &str) -> (hata_access::t
             .json(&body)
             .send()
     };
-    let enrolment: Value = call("/auth/totp", json!({})).await.expect("enrol").json().await.expect("json");
+    let enrolment: Value = call("/auth/totp", json!({}))
+        .await
+        .expect("enrol")
+        .json()
+        .await
+        .expect("json");
     let secret = enrolment["secret"].as_str().expect("secret").to_string();
     secrets::remember(&secret);
     let secret = hata_access::totp::TotpSecret::from_stored(secret);
     let step = hata_access::totp::step_of(time::OffsetDateTime::now_utc().unix_timestamp() as u64);
     let code = hata_access::totp::code_at(&secret, step).expect("code");
-    let confirmed = call("/auth/totp/confirm", json!({"code": code})).await.expect("confirm");
+    let confirmed = call("/auth/totp/confirm", json!({"code": code}))
+        .await
+        .expect("confirm");
     assert_eq!(confirmed.status(), StatusCode::OK);
     let codes: Value = confirmed.json().await.expect("codes");
     secrets::remember_json(&codes);
@@ -273,13 +310,15 @@ async fn the_web_ui_in_chromium() {
         r.admin_ok(
             Method::POST,
             "/projects/shop/flags",
-            Some(json!({"key": format!("flag-{i:03}"), "name": format!("Flag number {i}"),
+            Some(
+                json!({"key": format!("flag-{i:03}"), "name": format!("Flag number {i}"),
                 "description": "A flag of the shop", "type": "boolean", "tags": tags,
                 "environments": {
                     "development": {"enabled": i % 2 == 0, "default": {"variant": "on"}},
                     "production": {"enabled": false, "default": {"rollout": {"weights": [
                         {"variant": "on", "weight": 30000}, {"variant": "off", "weight": 70000}]}}},
-                }})),
+                }}),
+            ),
             StatusCode::CREATED,
         )
         .await;
@@ -334,45 +373,73 @@ async fn the_web_ui_in_chromium() {
     axe(&c, &axe_source, "projects").await;
     click(&c, "a[href='/projects/shop/flags']").await;
     wait_for_path(&c, "/projects/shop/flags").await;
-    c.wait().for_element(Locator::Css("table#flags")).await.expect("the list");
-    let rows = c.find_all(Locator::Css("tr[data-flag]")).await.expect("rows");
+    c.wait()
+        .for_element(Locator::Css("table#flags"))
+        .await
+        .expect("the list");
+    let rows = c
+        .find_all(Locator::Css("tr[data-flag]"))
+        .await
+        .expect("rows");
     assert_eq!(rows.len(), 50, "a page of 50");
     axe(&c, &axe_source, "flags list").await;
     screenshot(&c, "flags-en-light.png").await;
 
     // The kill switch, in development: flag-001 is off; one click turns it on for evaluations.
     assert_eq!(evaluate(&r, &token, "flag-001").await, json!(false));
-    click(&c, "tr[data-flag='flag-001'] form[action$='/environments/development/switch'] button").await;
-    c.wait().for_element(Locator::Css("table#flags")).await.expect("back on the list");
-    assert_eq!(evaluate(&r, &token, "flag-001").await, json!(true), "OFREP serves the switch");
-    let state = c
-        .find(Locator::Css("tr[data-flag='flag-001'] td:nth-child(4) .state"))
-        .await
-        .expect("state")
-        .text()
-        .await
-        .expect("text");
-    assert_eq!(state, "On");
+    click(
+        &c,
+        "tr[data-flag='flag-001'] form[action$='/environments/development/switch'] button",
+    )
+    .await;
+    // The list again, once the write is done (the page shows the new state)...
+    wait_for_text(&c, "tr[data-flag='flag-001'] td:nth-child(4) .state", "On").await;
+    // ...and by then evaluations serve it.
+    assert_eq!(
+        evaluate(&r, &token, "flag-001").await,
+        json!(true),
+        "OFREP serves the switch"
+    );
 
     // Production is protected: a confirmation first.
-    click(&c, "tr[data-flag='flag-002'] form[action$='/environments/production/switch'] button").await;
-    c.wait().for_element(Locator::Css("#confirm-question")).await.expect("asks first");
+    click(
+        &c,
+        "tr[data-flag='flag-002'] form[action$='/environments/production/switch'] button",
+    )
+    .await;
+    c.wait()
+        .for_element(Locator::Css("#confirm-question"))
+        .await
+        .expect("asks first");
     axe(&c, &axe_source, "confirmation").await;
     click(&c, "#confirm").await;
-    c.wait().for_element(Locator::Css("table#flags")).await.expect("back on the list");
+    wait_for_text(&c, "tr[data-flag='flag-002'] td:nth-child(5) .state", "On").await;
     let flag = r
-        .admin_ok(Method::GET, "/projects/shop/flags/flag-002", None, StatusCode::OK)
+        .admin_ok(
+            Method::GET,
+            "/projects/shop/flags/flag-002",
+            None,
+            StatusCode::OK,
+        )
         .await;
     assert_eq!(flag["environments"]["production"]["enabled"], json!(true));
 
     // Search, then the flag page.
     fill(&c, "input[name=q]", "number 42").await;
     click(&c, "form.filters button[type=submit]").await;
-    c.wait().for_element(Locator::Css("#count")).await.expect("count");
-    let rows = c.find_all(Locator::Css("tr[data-flag]")).await.expect("rows");
+    wait_for_text(&c, "#count", "Matching flags: 1").await;
+    let rows = c
+        .find_all(Locator::Css("tr[data-flag]"))
+        .await
+        .expect("rows");
     assert_eq!(rows.len(), 1);
-    c.goto(&format!("{base}/projects/shop/flags/flag-001")).await.expect("flag page");
-    c.wait().for_element(Locator::Css("table#history")).await.expect("history");
+    c.goto(&format!("{base}/projects/shop/flags/flag-001"))
+        .await
+        .expect("flag page");
+    c.wait()
+        .for_element(Locator::Css("table#history"))
+        .await
+        .expect("history");
     axe(&c, &axe_source, "flag page").await;
     screenshot(&c, "flag-en-light.png").await;
     click(&c, "header.top form button").await;
@@ -383,9 +450,17 @@ async fn the_web_ui_in_chromium() {
     let c = browser(&driver, &chromium, "en", false).await;
     sign_in(&c, &base, "vic@example.com", VIC_PASSWORD).await;
     wait_for_path(&c, "/projects").await;
-    c.goto(&format!("{base}/projects/shop/flags")).await.expect("list");
-    c.wait().for_element(Locator::Css("table#flags")).await.expect("the list");
-    let switches = c.find_all(Locator::Css("form[action$='/switch']")).await.expect("forms");
+    c.goto(&format!("{base}/projects/shop/flags"))
+        .await
+        .expect("list");
+    c.wait()
+        .for_element(Locator::Css("table#flags"))
+        .await
+        .expect("the list");
+    let switches = c
+        .find_all(Locator::Css("form[action$='/switch']"))
+        .await
+        .expect("forms");
     assert!(switches.is_empty(), "a viewer sees no switch");
     c.execute(
         "const csrf = document.querySelector('input[name=csrf]').value;
@@ -402,19 +477,45 @@ async fn the_web_ui_in_chromium() {
     )
     .await
     .expect("forge a post");
-    c.wait().for_element(Locator::Css("p.error[role=alert]")).await.expect("refused");
-    let title = c.find(Locator::Css("h1")).await.expect("h1").text().await.expect("text");
+    c.wait()
+        .for_element(Locator::Css("p.error[role=alert]"))
+        .await
+        .expect("refused");
+    let title = c
+        .find(Locator::Css("h1"))
+        .await
+        .expect("h1")
+        .text()
+        .await
+        .expect("text");
     assert_eq!(title, "Not allowed");
-    assert_eq!(evaluate(&r, &token, "flag-001").await, json!(true), "unchanged");
+    assert_eq!(
+        evaluate(&r, &token, "flag-001").await,
+        json!(true),
+        "unchanged"
+    );
     c.close().await.expect("close");
 
     // --- two-factor sign-in ---------------------------------------------------------------
     let c = browser(&driver, &chromium, "en", false).await;
     sign_in(&c, &base, "mia@example.com", MIA_PASSWORD).await;
-    c.wait().for_element(Locator::Css("#code")).await.expect("asks for the code");
+    c.wait()
+        .for_element(Locator::Css("#code"))
+        .await
+        .expect("asks for the code");
     axe(&c, &axe_source, "login, second step").await;
-    let email = c.find(Locator::Css("#email")).await.expect("email").prop("value").await.expect("value");
-    assert_eq!(email.as_deref(), Some("mia@example.com"), "the email is kept");
+    let email = c
+        .find(Locator::Css("#email"))
+        .await
+        .expect("email")
+        .prop("value")
+        .await
+        .expect("value");
+    assert_eq!(
+        email.as_deref(),
+        Some("mia@example.com"),
+        "the email is kept"
+    );
     let code = hata_access::totp::code_at(&mia_secret, mia_step + 1).expect("code");
     secrets::remember(&code);
     fill(&c, "#password", MIA_PASSWORD).await;
@@ -426,18 +527,38 @@ async fn the_web_ui_in_chromium() {
     // --- Japanese (Accept-Language), light ------------------------------------------------
     let c = browser(&driver, &chromium, "ja", false).await;
     c.goto(&format!("{base}/login")).await.expect("login page");
-    let lang = c.find(Locator::Css("html")).await.expect("html").attr("lang").await.expect("lang");
+    let lang = c
+        .find(Locator::Css("html"))
+        .await
+        .expect("html")
+        .attr("lang")
+        .await
+        .expect("lang");
     assert_eq!(lang.as_deref(), Some("ja"));
     screenshot(&c, "login-ja-light.png").await;
     sign_in(&c, &base, "ann@example.com", ANN_PASSWORD).await;
     wait_for_path(&c, "/projects").await;
-    c.goto(&format!("{base}/projects/shop/flags")).await.expect("list");
-    let count = c.wait().for_element(Locator::Css("#count")).await.expect("count").text().await.expect("text");
+    c.goto(&format!("{base}/projects/shop/flags"))
+        .await
+        .expect("list");
+    let count = c
+        .wait()
+        .for_element(Locator::Css("#count"))
+        .await
+        .expect("count")
+        .text()
+        .await
+        .expect("text");
     assert_eq!(count, "60 件のフラグ");
     axe(&c, &axe_source, "flags list (ja)").await;
     screenshot(&c, "flags-ja-light.png").await;
-    c.goto(&format!("{base}/projects/shop/flags/flag-000")).await.expect("flag page");
-    c.wait().for_element(Locator::Css("table#variants")).await.expect("variants");
+    c.goto(&format!("{base}/projects/shop/flags/flag-000"))
+        .await
+        .expect("flag page");
+    c.wait()
+        .for_element(Locator::Css("table#variants"))
+        .await
+        .expect("variants");
     axe(&c, &axe_source, "flag page (ja)").await;
     c.close().await.expect("close");
 
@@ -445,17 +566,34 @@ async fn the_web_ui_in_chromium() {
     let c = browser(&driver, &chromium, "en", true).await;
     sign_in(&c, &base, "ann@example.com", ANN_PASSWORD).await;
     wait_for_path(&c, "/projects").await;
-    c.goto(&format!("{base}/projects/shop/flags")).await.expect("list");
-    c.wait().for_element(Locator::Css("table#flags")).await.expect("the list");
+    c.goto(&format!("{base}/projects/shop/flags"))
+        .await
+        .expect("list");
+    c.wait()
+        .for_element(Locator::Css("table#flags"))
+        .await
+        .expect("the list");
     let background = c
-        .execute("return getComputedStyle(document.body).backgroundColor;", vec![])
+        .execute(
+            "return getComputedStyle(document.body).backgroundColor;",
+            vec![],
+        )
         .await
         .expect("style");
-    assert_eq!(background, json!("rgb(13, 17, 23)"), "dark from prefers-color-scheme");
+    assert_eq!(
+        background,
+        json!("rgb(13, 17, 23)"),
+        "dark from prefers-color-scheme"
+    );
     axe(&c, &axe_source, "flags list (dark)").await;
     screenshot(&c, "flags-en-dark.png").await;
-    c.goto(&format!("{base}/projects/shop/flags/flag-000")).await.expect("flag page");
-    c.wait().for_element(Locator::Css("table#variants")).await.expect("variants");
+    c.goto(&format!("{base}/projects/shop/flags/flag-000"))
+        .await
+        .expect("flag page");
+    c.wait()
+        .for_element(Locator::Css("table#variants"))
+        .await
+        .expect("variants");
     screenshot(&c, "flag-en-dark.png").await;
     c.close().await.expect("close");
 }

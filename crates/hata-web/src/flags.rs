@@ -234,9 +234,10 @@ pub fn switch(
                     input type="hidden" name="enabled" value=(if on { "false" } else { "true" });
                     input type="hidden" name="version" value=(flag.version);
                     input type="hidden" name="back" value=(back);
-                    @let action = if on { l.f("switch.turn_off", &[("flag", &flag.key), ("env", &env.environment.name)]) } else { l.f("switch.turn_on", &[("flag", &flag.key), ("env", &env.environment.name)]) };
-                    button type="submit" class=(if on { "danger" } else { "" }) aria-label=(action) title=(action) {
+                    button type="submit" class=(if on { "danger" } else { "" }) {
                         (if on { l.t("switch.off") } else { l.t("switch.on") })
+                        // Read by screen readers after the visible words: which flag, where.
+                        span.vh { " " (l.f("switch.where", &[("flag", &flag.key), ("env", &env.environment.name)])) }
                     }
                 }
             }

@@ -58,10 +58,20 @@ pub fn router() -> Router<AppState> {
         .layer(axum::middleware::map_response(page_headers))
 }
 
-/// Every UI answer: the CSP, and pages (they hold the CSRF token) kept out of caches.
+/// Every UI answer: the CSP, the referrer policy, and pages (they hold the CSRF token) kept
+/// out of caches.
+///
+/// `same-origin` instead of the edge's `no-referrer` (which the edge keeps when an answer sets
+/// its own): under `no-referrer` browsers send `Origin: null` with a form post, which the
+/// same-origin check (`session::check_origin`) rightly refuses. Other sites still get no
+/// `Referer` from the UI.
 async fn page_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, CSP);
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     headers
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
