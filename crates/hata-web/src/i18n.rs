@@ -180,7 +180,9 @@ mod tests {
                     // Catalogue keys are `area.name`; anything else is not a lookup (this
                     // test's own patterns, say).
                     let is_key = key.contains('.')
-                        && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_');
+                        && key
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'_');
                     if is_key {
                         used.insert(key.to_string());
                     }
