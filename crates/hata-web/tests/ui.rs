@@ -367,6 +367,32 @@ async fn ui(s: TestServer) {
         json!(true)
     );
 
+    // Sorted by last change (flag-002, then flag-001), and by name (as text: 0, 1, 10, 11, …).
+    let rows = |r: &Reply| -> Vec<String> {
+        html(r)
+            .split("<tr data-flag=\"")
+            .skip(1)
+            .map(|rest| rest[..rest.find('"').expect("end")].to_string())
+            .collect()
+    };
+    let recent = page(&s, &cookie, "/projects/shop/flags?sort=updated&dir=desc").await;
+    assert_eq!(rows(&recent)[..2], ["flag-002", "flag-001"]);
+    let by_name = page(&s, &cookie, "/projects/shop/flags?sort=name").await;
+    assert_eq!(
+        rows(&by_name)[..4],
+        ["flag-000", "flag-001", "flag-010", "flag-011"]
+    );
+    let by_name_desc = page(
+        &s,
+        &cookie,
+        "/projects/shop/flags?sort=name&dir=desc&page=2",
+    )
+    .await;
+    assert_eq!(
+        rows(&by_name_desc).last().map(String::as_str),
+        Some("flag-000")
+    );
+
     // A viewer: the list without switches, and a forged post refused.
     let vcookie = cookie_of(&ui_login(&s, "vic@example.com", VIEWER_PASSWORD, None).await);
     let vlist = page(&s, &vcookie, "/projects/shop/flags")
