@@ -427,6 +427,8 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         limits: std::sync::Arc::new(
             hata_server::limits::Limits::new(&settings.rate_limits).map_err(anyhow::Error::msg)?,
         ),
+        // The web UI, at `/` beside the API.
+        extra_routes: Some(hata_web::router),
         ..ServerConfig::default()
     };
     let app = hata_server::router(state.clone(), &config);

@@ -8,6 +8,7 @@ pub mod context;
 pub mod evaluate;
 pub mod key;
 pub mod model;
+pub mod movement;
 pub mod operand;
 pub mod pattern;
 pub mod snapshot;

@@ -39,6 +39,11 @@ pub struct ServerConfig {
     /// The scheduled jobs (off by default here; `hata serve` turns them on). Read by
     /// `AppState::start_with_jobs`, which runs them.
     pub jobs: hata_jobs::JobsConfig,
+    /// More routes served beside the API (the web UI, `hata-web`, which depends on this crate
+    /// and so cannot be named here): merged into the routing table before the 404/405
+    /// fallbacks and inside every layer, so the edge's headers, request ids and metrics, and
+    /// the identity, limits and settings extensions, apply to them too.
+    pub extra_routes: Option<fn() -> axum::Router<crate::AppState>>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +65,7 @@ impl Default for ServerConfig {
             jwt: None,
             metrics: Default::default(),
             jobs: Default::default(),
+            extra_routes: None,
         }
     }
 }

@@ -24,12 +24,16 @@ pub fn router(mut state: AppState, config: &ServerConfig) -> App {
     ));
     let eval = Arc::new(EvalSettings::new(config));
     let api = admin.merge(routes::sdk::router());
-    let routes = Router::new()
+    let mut routes = Router::new()
         .nest("/api/v1", api)
         .merge(routes::ofrep::router())
         .merge(routes::health::router())
         .merge(metrics::router())
-        .merge(openapi::router())
+        .merge(openapi::router());
+    if let Some(extra) = config.extra_routes {
+        routes = routes.merge(extra());
+    }
+    let routes = routes
         // Both after every route: the 405 fallback is set on the routes that exist.
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -219,6 +219,23 @@ pub struct FlagFilter {
     pub archived: Option<bool>,
 }
 
+/// The order of a sorted page of flags (`Store::sorted_flags`); ties go by key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FlagSort {
+    #[default]
+    Key,
+    Name,
+    /// Last changed.
+    Updated,
+}
+
+/// A page of a sorted list, by position: `total` counts every item the filter matches.
+#[derive(Debug, Clone)]
+pub struct OffsetPage<T> {
+    pub items: Vec<T>,
+    pub total: usize,
+}
+
 #[cfg(feature = "openapi")]
 mod openapi {
     use utoipa::openapi::schema::Schema;

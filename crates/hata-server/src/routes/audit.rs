@@ -232,6 +232,16 @@ async fn list(
     Ok(Json(page))
 }
 
+/// The filter of one flag's entries (this route's and the web UI's flag page).
+pub fn flag_history(project: String, flag: String) -> AuditFilter {
+    AuditFilter {
+        project: Some(project),
+        resource_type: Some(ResourceType::Flag.as_str().into()),
+        resource_key: Some(flag),
+        ..AuditFilter::default()
+    }
+}
+
 /// One flag's entries, newest first (also after the flag was deleted). Owners only: the
 /// route's access.
 async fn history(
@@ -245,12 +255,7 @@ async fn history(
             "no flag {flag:?} in project {project:?}: not a valid key"
         )));
     }
-    let filter = AuditFilter {
-        project: Some(project),
-        resource_type: Some(ResourceType::Flag.as_str().into()),
-        resource_key: Some(flag),
-        ..AuditFilter::default()
-    };
+    let filter = flag_history(project, flag);
     let page = s
         .store
         .page_audit(&filter, page_limit(q.limit)?, cursor(q.cursor.as_deref())?)

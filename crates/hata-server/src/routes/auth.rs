@@ -91,23 +91,46 @@ fn seconds_until(t: &str) -> Option<u64> {
     (at > now).then(|| ((at - now) as u64).div_ceil(1_000_000_000).max(1))
 }
 
-/// `POST /auth/login`, within the login budgets: per client address, then per account, so
-/// neither many accounts from one address nor one account from many addresses get more than
-/// `--login-rate-limit` guesses a minute. The answer carries the tighter budget's headers.
-async fn login(
-    State(s): State<AppState>,
-    Extension(identity): Extension<Arc<Identity>>,
-    Extension(limits): Extension<Arc<Limits>>,
-    source: Source,
-    headers: axum::http::HeaderMap,
-    JsonBody(req): JsonBody<LoginRequest>,
-) -> AppResult<Response> {
-    let email = normalize_email(&req.email).map_err(|m| {
-        AppError::Invalid(vec![FieldError {
-            field: "email".into(),
-            message: m.into(),
-        }])
-    })?;
+/// What a login attempt presents (the JSON API's body, or the web UI's form).
+pub struct Credentials {
+    /// As typed; normalised here.
+    pub email: String,
+    pub password: String,
+    /// The authenticator's current code or a recovery code, when the account has one.
+    pub totp: Option<String>,
+}
+
+/// A login that opened a session.
+pub struct LoggedIn {
+    pub user: UserRecord,
+    /// Sent with every cookie-authenticated write.
+    pub csrf_token: String,
+    /// The session cookie's `Set-Cookie`.
+    pub cookie: axum::http::HeaderValue,
+}
+
+/// A login, within the login budgets: per client address, then per account, so neither many
+/// accounts from one address nor one account from many addresses get more than
+/// `--login-rate-limit` guesses a minute. Returns the outcome and the tighter budget's
+/// decision (for the answer's headers). The one login of the JSON API and the web UI.
+pub async fn log_in(
+    s: &AppState,
+    identity: &Identity,
+    limits: &Limits,
+    source: &Source,
+    headers: &axum::http::HeaderMap,
+    credentials: Credentials,
+) -> (AppResult<LoggedIn>, Option<Decision>) {
+    let email = match normalize_email(&credentials.email) {
+        Ok(email) => email,
+        Err(m) => {
+            let invalid = AppError::Invalid(vec![FieldError {
+                field: "email".into(),
+                message: m.into(),
+            }]);
+            return (Err(invalid), None);
+        }
+    };
     let client = source.client();
     let mut tightest: Option<Decision> = None;
     for key in [format!("ip:{client}"), format!("account:{email}")] {
@@ -116,19 +139,47 @@ async fn login(
         };
         if !decision.allowed {
             tracing::warn!(client = %client, "login refused: over the login rate limit");
-            let mut response =
-                limits::refusal(&decision, "too many login attempts").into_response();
-            limits::add_headers(response.headers_mut(), &decision);
-            return Ok(response);
+            return (
+                Err(limits::refusal(&decision, "too many login attempts")),
+                Some(decision),
+            );
         }
         if tightest.is_none_or(|t| decision.remaining < t.remaining) {
             tightest = Some(decision);
         }
     }
-    let mut response = attempt(&s, &identity, &source, &client, &headers, &email, req)
-        .await
-        .unwrap_or_else(IntoResponse::into_response);
-    if let Some(decision) = tightest {
+    let outcome = attempt(s, identity, source, &client, headers, &email, credentials).await;
+    (outcome, tightest)
+}
+
+/// `POST /auth/login` (`log_in`), its answer carrying the budget's headers.
+async fn login(
+    State(s): State<AppState>,
+    Extension(identity): Extension<Arc<Identity>>,
+    Extension(limits): Extension<Arc<Limits>>,
+    source: Source,
+    headers: axum::http::HeaderMap,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> AppResult<Response> {
+    let credentials = Credentials {
+        email: req.email,
+        password: req.password,
+        totp: req.totp,
+    };
+    let (outcome, decision) = log_in(&s, &identity, &limits, &source, &headers, credentials).await;
+    let mut response = match outcome {
+        Ok(LoggedIn {
+            user,
+            csrf_token,
+            cookie,
+        }) => {
+            let mut response = Json(LoginResponse { user, csrf_token }).into_response();
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+            response
+        }
+        Err(e) => e.into_response(),
+    };
+    if let Some(decision) = decision {
         limits::add_headers(response.headers_mut(), &decision);
     }
     Ok(response)
@@ -141,8 +192,8 @@ async fn attempt(
     client: &str,
     headers: &axum::http::HeaderMap,
     email: &str,
-    req: LoginRequest,
-) -> AppResult<Response> {
+    req: Credentials,
+) -> AppResult<LoggedIn> {
     let found = s.store.user_credentials_by_email(email).await?;
     if let Some(c) = &found {
         if let Some(wait) = c.user.locked_until.as_deref().and_then(seconds_until) {
@@ -223,13 +274,11 @@ async fn attempt(
     )
     .await?;
     tracing::info!(user = %record.id, session = %minted.id, client = %client, "login");
-    let mut response = Json(LoginResponse {
+    Ok(LoggedIn {
         user: record,
         csrf_token: minted.csrf_token,
+        cookie,
     })
-    .into_response();
-    response.headers_mut().insert(header::SET_COOKIE, cookie);
-    Ok(response)
 }
 
 /// Opens a session for `user` (a login: by password, or by single sign-on with `mfa` as the
@@ -271,6 +320,24 @@ pub(super) async fn open_session(
     Ok((record, minted, cookie))
 }
 
+/// Ends the session `session_id` (the JSON API's and the web UI's logout).
+pub async fn log_out(s: &AppState, w: &WriteMeta, session_id: &str) -> AppResult<()> {
+    match s
+        .store
+        .write(
+            w,
+            WriteOp::Logout {
+                session_id: session_id.to_string(),
+            },
+        )
+        .await
+    {
+        // Ended by a concurrent logout: the caller's wish holds.
+        Ok(_) | Err(hata_store::StoreError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn logout(
     State(s): State<AppState>,
     source: Source,
@@ -283,20 +350,7 @@ async fn logout(
             "only a session logs out; revoke a token with DELETE /api/v1/tokens/{id}".into(),
         ));
     };
-    match s
-        .store
-        .write(
-            &w,
-            WriteOp::Logout {
-                session_id: session.id.clone(),
-            },
-        )
-        .await
-    {
-        // Ended by a concurrent logout: the caller's wish holds.
-        Ok(_) | Err(hata_store::StoreError::NotFound(_)) => {}
-        Err(e) => return Err(e.into()),
-    }
+    log_out(&s, &w, &session.id).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()

@@ -145,9 +145,11 @@ pub fn role_of(principal: &hata_access::Principal, project: Option<&str>) -> Opt
     }
 }
 
-/// `p` of a path `/api/v1/projects/p/…`.
+/// `p` of a path `/api/v1/projects/p/…` (or the web UI's `/projects/p/…`).
 fn project_in_path(path: &str) -> Option<&str> {
-    path.strip_prefix("/api/v1/projects/")?
+    path.strip_prefix("/api/v1")
+        .unwrap_or(path)
+        .strip_prefix("/projects/")?
         .split('/')
         .next()
         .filter(|p| !p.is_empty())

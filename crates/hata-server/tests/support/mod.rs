@@ -145,6 +145,14 @@ impl TestServer {
 
     /// `start_postgres` with `config`.
     pub async fn start_postgres_with(config: ServerConfig) -> Option<TestServer> {
+        TestServer::start_postgres_with_client(config, reqwest::Client::new()).await
+    }
+
+    /// `start_postgres_with`, with `client` for every request the helpers make.
+    pub async fn start_postgres_with_client(
+        config: ServerConfig,
+        client: reqwest::Client,
+    ) -> Option<TestServer> {
         let admin_url = std::env::var("HATA_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
         let admin = match sqlx::PgPool::connect(&admin_url).await {
@@ -165,10 +173,7 @@ impl TestServer {
             .rsplit_once('/')
             .map(|(base, _)| base.to_string())
             .expect("a database in the URL");
-        Some(
-            TestServer::start_on(Some(format!("{base}/{db}")), config, reqwest::Client::new())
-                .await,
-        )
+        Some(TestServer::start_on(Some(format!("{base}/{db}")), config, client).await)
     }
 
     async fn start_on(

@@ -1,0 +1,332 @@
+//! Projects, and a project's flags: a row per flag and a column per environment with its
+//! on/off state and kill switch; search, tag and archived filters, sorting and page numbers
+//! in the query (server-side, `Store::sorted_flags`). The switch is a form post through
+//! `AppState::write` with the user as the actor; a protected environment asks for
+//! confirmation first. Viewers get no write controls, and a forged post is a 403.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Form;
+use hata_access::{authorize, Need};
+use hata_core::model::Flag;
+use hata_server::error::AppError;
+use hata_server::routes::Writer;
+use hata_server::AppState;
+use hata_store::{EnvironmentRecord, Expected, FlagFilter, FlagSort, WriteOp};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use crate::i18n::L;
+use crate::page::{error_page, html, layout, see_other, url, SignedIn, Ui};
+
+/// Flags per page.
+pub const PAGE_SIZE: usize = 50;
+
+/// `GET /projects`
+pub async fn projects(ui: Ui, State(s): State<AppState>, who: SignedIn) -> Response {
+    let among: Option<Vec<String>> =
+        (!who.principal.admin).then(|| who.principal.projects.keys().cloned().collect());
+    let page = match s
+        .store
+        .list_projects_among(among.as_deref(), hata_store::read::MAX_PAGE, None)
+        .await
+    {
+        Ok(page) => page,
+        Err(e) => return error_page(&ui, Some(&who), e.into()),
+    };
+    let l = ui.l;
+    let title = l.t("projects.title");
+    let body = html! {
+        h1 { (title) }
+        @if page.items.is_empty() {
+            p.muted { (l.t("projects.none")) }
+        } @else {
+            table {
+                thead { tr { th scope="col" { (l.t("projects.key")) } th scope="col" { (l.t("projects.name")) } } }
+                tbody {
+                    @for p in &page.items {
+                        tr {
+                            td.key { a href=(format!("/projects/{}/flags", p.project.key)) { (p.project.key) } }
+                            td { (p.project.name) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    html(&ui, StatusCode::OK, layout(&ui, Some(&who), title, body))
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    q: Option<String>,
+    tag: Option<String>,
+    /// `1`: archived flags instead of live ones.
+    archived: Option<String>,
+    /// `key`, `name` or `updated`.
+    sort: Option<String>,
+    /// `desc` for descending.
+    dir: Option<String>,
+    /// From 1.
+    page: Option<usize>,
+}
+
+fn given(v: &Option<String>) -> Option<String> {
+    v.as_ref()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// `GET /projects/{project}/flags`
+pub async fn list(
+    ui: Ui,
+    State(s): State<AppState>,
+    who: SignedIn,
+    Path(project): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    if let Err(d) = authorize(&who.principal, Need::Read(&project)) {
+        return error_page(&ui, Some(&who), AppError::Forbidden(d.0));
+    }
+    let can_write = authorize(&who.principal, Need::Write(&project)).is_ok();
+    let filter = FlagFilter {
+        q: given(&q.q),
+        tag: given(&q.tag),
+        owner: None,
+        archived: Some(q.archived.as_deref() == Some("1")),
+    };
+    let sort = match q.sort.as_deref() {
+        Some("name") => FlagSort::Name,
+        Some("updated") => FlagSort::Updated,
+        _ => FlagSort::Key,
+    };
+    let descending = q.dir.as_deref() == Some("desc");
+    let page_no = q.page.unwrap_or(1).max(1);
+    let loaded = async {
+        let project_record = s.store.get_project(&project).await?;
+        let envs = s.store.list_environments(&project).await?;
+        let flags = s
+            .store
+            .sorted_flags(
+                &project,
+                &filter,
+                sort,
+                descending,
+                (page_no - 1) * PAGE_SIZE,
+                PAGE_SIZE,
+            )
+            .await?;
+        Ok::<_, hata_store::StoreError>((project_record, envs, flags))
+    }
+    .await;
+    let (project_record, envs, flags) = match loaded {
+        Ok(found) => found,
+        Err(e) => return error_page(&ui, Some(&who), e.into()),
+    };
+    let l = ui.l;
+    let pages = flags.total.div_ceil(PAGE_SIZE).max(1);
+    let title = l.f("flags.title", &[("project", &project_record.project.name)]);
+    let sort_link = |key: &'static str, label: &str, this: FlagSort| {
+        let active = sort == this;
+        let next_dir = if active && !descending { "desc" } else { "asc" };
+        let aria = match (active, descending) {
+            (false, _) => None,
+            (true, false) => Some("ascending"),
+            (true, true) => Some("descending"),
+        };
+        html! {
+            th scope="col" aria-sort=[aria] {
+                a href=(ui.with(&[("sort", Some(key)), ("dir", Some(next_dir)), ("page", None)])) { (label) }
+            }
+        }
+    };
+    let back = ui.with(&[]);
+    let body = html! {
+        h1 { (title) }
+        form.filters method="get" action=(format!("/projects/{project}/flags")) role="search" {
+            label { (l.t("flags.search")) input type="search" name="q" value=[given(&q.q)]; }
+            label { (l.t("flags.tag")) input type="text" name="tag" value=[given(&q.tag)]; }
+            label.check {
+                input type="checkbox" name="archived" value="1" checked[filter.archived == Some(true)];
+                (l.t("flags.archived"))
+            }
+            @if let Some(sort) = &q.sort { input type="hidden" name="sort" value=(sort); }
+            @if let Some(dir) = &q.dir { input type="hidden" name="dir" value=(dir); }
+            button type="submit" { (l.t("flags.apply")) }
+        }
+        p.muted #count { (l.f("flags.count", &[("count", &flags.total.to_string())])) }
+        @if flags.items.is_empty() {
+            p { (l.t("flags.none")) }
+        } @else {
+            table #flags {
+                caption.skip { (title) }
+                thead {
+                    tr {
+                        (sort_link("key", l.t("flags.col_key"), FlagSort::Key))
+                        (sort_link("name", l.t("flags.col_name"), FlagSort::Name))
+                        th scope="col" { (l.t("flags.col_tags")) }
+                        @for env in &envs {
+                            th scope="col" {
+                                (env.environment.name)
+                                @if env.environment.protected { " " span.tag { (l.t("env.protected")) } }
+                            }
+                        }
+                        (sort_link("updated", l.t("flags.col_updated"), FlagSort::Updated))
+                    }
+                }
+                tbody {
+                    @for flag in &flags.items {
+                        tr data-flag=(flag.key) {
+                            td.key { a href=(format!("/projects/{project}/flags/{}", flag.key)) { (flag.key) } }
+                            td { (flag.name) }
+                            td { @for tag in &flag.tags { span.tag { (tag) } } }
+                            @for env in &envs {
+                                td { (switch(l, &project, flag, env, can_write, &who.session.csrf_token, &back)) }
+                            }
+                            td.muted { (flag.updated_at.as_deref().map(short_time).unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+        }
+        nav.pager aria-label=(l.t("flags.pages")) {
+            @if page_no > 1 {
+                a rel="prev" href=(ui.with(&[("page", Some(&(page_no - 1).to_string()))])) { (l.t("flags.prev")) }
+            }
+            span { (l.f("flags.page_of", &[("page", &page_no.to_string()), ("pages", &pages.to_string())])) }
+            @if page_no < pages {
+                a rel="next" href=(ui.with(&[("page", Some(&(page_no + 1).to_string()))])) { (l.t("flags.next")) }
+            }
+        }
+    };
+    html(&ui, StatusCode::OK, layout(&ui, Some(&who), &title, body))
+}
+
+/// `2026-12-06T13:30:24.123Z` → `2026-12-06 13:30`.
+pub fn short_time(t: &str) -> String {
+    t.get(..16).unwrap_or(t).replace('T', " ")
+}
+
+/// One environment's state of a flag, with its switch for those who may write.
+pub fn switch(
+    l: L,
+    project: &str,
+    flag: &Flag,
+    env: &EnvironmentRecord,
+    can_write: bool,
+    csrf: &str,
+    back: &str,
+) -> Markup {
+    let key = &env.environment.key;
+    let on = flag.environments.get(key).is_some_and(|c| c.enabled);
+    let (label, class) = if on {
+        (l.t("state.on"), "state on")
+    } else {
+        (l.t("state.off"), "state off")
+    };
+    html! {
+        div.switch {
+            span class=(class) { (label) }
+            @if can_write && flag.environments.contains_key(key) {
+                form method="post" action=(format!("/projects/{project}/flags/{}/environments/{key}/switch", flag.key)) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="enabled" value=(if on { "false" } else { "true" });
+                    input type="hidden" name="version" value=(flag.version);
+                    input type="hidden" name="back" value=(back);
+                    button type="submit" class=(if on { "danger" } else { "" }) {
+                        (if on { l.t("switch.off") } else { l.t("switch.on") })
+                        // Read by screen readers after the visible words: which flag, where.
+                        span.vh { " " (l.f("switch.where", &[("flag", &flag.key), ("env", &env.environment.name)])) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SwitchForm {
+    #[serde(default)]
+    csrf: String,
+    enabled: bool,
+    /// The flag's version the page showed: a change since is a conflict (412), not
+    /// overwritten.
+    version: i64,
+    /// `1` once the user confirmed a switch in a protected environment.
+    confirm: Option<String>,
+    /// The page to return to (a path on this server).
+    back: Option<String>,
+}
+
+/// `POST /projects/{project}/flags/{flag}/environments/{env}/switch`: the kill switch.
+pub async fn flip(
+    ui: Ui,
+    State(s): State<AppState>,
+    who: SignedIn,
+    Path((project, flag, env)): Path<(String, String, String)>,
+    Writer(w): Writer,
+    Form(form): Form<SwitchForm>,
+) -> Response {
+    let l = ui.l;
+    if let Err(e) = who.check_csrf(&form.csrf) {
+        return error_page(&ui, Some(&who), e);
+    }
+    if let Err(d) = authorize(&who.principal, Need::Write(&project)) {
+        return error_page(&ui, Some(&who), AppError::Forbidden(d.0));
+    }
+    let back = match form.back.as_deref() {
+        Some(b) if b.starts_with('/') && !b.starts_with("//") && !b.contains('\\') => b.to_string(),
+        _ => format!("/projects/{project}/flags"),
+    };
+    let environment = match s.store.get_environment(&project, &env).await {
+        Ok(e) => e,
+        Err(e) => return error_page(&ui, Some(&who), e.into()),
+    };
+    if environment.environment.protected && form.confirm.as_deref() != Some("1") {
+        let title = l.t("switch.confirm_title");
+        let question = if form.enabled {
+            l.f(
+                "switch.confirm_on",
+                &[("flag", &flag), ("env", &environment.environment.name)],
+            )
+        } else {
+            l.f(
+                "switch.confirm_off",
+                &[("flag", &flag), ("env", &environment.environment.name)],
+            )
+        };
+        let body = html! {
+            h1 { (title) }
+            p.notice #confirm-question { (question) }
+            form method="post" {
+                input type="hidden" name="csrf" value=(form.csrf);
+                input type="hidden" name="enabled" value=(form.enabled);
+                input type="hidden" name="version" value=(form.version);
+                input type="hidden" name="back" value=(back);
+                input type="hidden" name="confirm" value="1";
+                button.primary #confirm type="submit" { (l.t("switch.confirm")) }
+                " "
+                a href=(back) { (l.t("switch.cancel")) }
+            }
+        };
+        return html(&ui, StatusCode::OK, layout(&ui, Some(&who), title, body));
+    }
+    let op = WriteOp::PatchFlagConfig {
+        project,
+        flag,
+        environment: env,
+        expected_version: Expected::version(form.version),
+        patch: serde_json::json!({ "enabled": form.enabled }),
+    };
+    match s.write(&w, op).await {
+        // Written and the rule sets refreshed: evaluations here serve the new state now.
+        Ok(_) => see_other(&back),
+        Err(e) => error_page(&ui, Some(&who), e),
+    }
+}
+
+/// A link to a project's flag list with these filters (used by the flag page's tags).
+pub fn list_url(project: &str, pairs: &[(String, String)]) -> String {
+    url(&format!("/projects/{project}/flags"), pairs)
+}
