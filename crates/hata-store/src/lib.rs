@@ -8,6 +8,8 @@
 //! - Reads are in `read`. After every commit the store publishes `ChangeNotice`s to
 //!   `Store::subscribe`rs, who rebuild what they derive (snapshots, token caches, streams).
 //! - `users`: reads of users, memberships and sessions.
+//! - `evaluations` and `serving_hours`: telemetry the server adds in batches, outside the
+//!   write path (evaluation counts; requests, outcomes and durations per hour).
 //! - `sqlite`: SQLite's durability setting and the modes of its database files (0600).
 //!
 //! The queries are written once, in SQL both backends accept (`$n` parameters, `RETURNING`,
@@ -23,6 +25,7 @@ mod listen;
 pub mod notice;
 pub mod read;
 pub mod records;
+pub mod serving_hours;
 pub mod sqlite;
 pub mod users;
 pub mod write;
@@ -35,10 +38,11 @@ use tokio::sync::broadcast;
 
 pub use change::{Action, Actor, ActorKind, ResourceType};
 pub use error::{StoreError, StoreResult};
-pub use evaluations::{EvaluationCount, FlagEvaluated};
+pub use evaluations::{EvaluationCount, FlagEvaluated, VariantTotal};
 pub use export::{ExportDocument, ImportSummary};
 pub use notice::{ChangeNotice, EnvRevision, RuleSetDelta, RuleSetWrite};
 pub use records::*;
+pub use serving_hours::ServingHour;
 pub use sqlite::SqliteSynchronous;
 pub use write::{
     Expected, NewSession, NewToken, NewUser, SecondFactor, SsoIdentity, SsoRoles, UserUpdate,

@@ -263,6 +263,17 @@ impl Store {
         Ok(page(items, limit, |f| &f.key))
     }
 
+    /// Every flag of every project, archived ones too, as (project, flag), in key order (the
+    /// stale-flag report).
+    pub async fn all_flags(&self) -> StoreResult<Vec<(String, Flag)>> {
+        let rows = sqlx::query("SELECT project, doc FROM flags ORDER BY project, key")
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("project")?, decode_flag(r)?)))
+            .collect()
+    }
+
     pub async fn get_flag(&self, project: &str, key: &str) -> StoreResult<Flag> {
         self.get_project(project).await?;
         let row = sqlx::query("SELECT doc FROM flags WHERE project = $1 AND key = $2")
