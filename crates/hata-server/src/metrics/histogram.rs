@@ -46,6 +46,15 @@ impl DurationHistogram {
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
+    /// Counts per bucket (not cumulative, `+Inf` last) and the sum in nanoseconds, read one
+    /// cell at a time: a request observed meanwhile may be in one and not yet the other.
+    pub fn read(&self) -> ([u64; BUCKETS.len() + 1], u64) {
+        (
+            std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+            self.sum_nanos.load(Ordering::Relaxed),
+        )
+    }
+
     pub fn count(&self) -> u64 {
         self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
     }

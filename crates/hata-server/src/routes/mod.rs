@@ -9,6 +9,7 @@ pub mod insights;
 pub mod members;
 pub mod ofrep;
 pub mod projects;
+pub mod reports;
 pub mod sdk;
 pub mod segments;
 pub mod sse;
@@ -43,6 +44,7 @@ pub fn admin_router() -> Router<AppState> {
         .merge(totp::router())
         .merge(sso::router())
         .merge(audit::router())
+        .merge(reports::router())
 }
 
 /// Settings of the evaluation endpoints, shared as an extension.
