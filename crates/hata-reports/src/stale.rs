@@ -1,6 +1,6 @@
 //! The stale-flag report: flags that are candidates for removal, with their owners.
 //!
-//! A flag (not archived) is a candidate for any of these reasons (`Reason`):
+//! A flag (not archived) is a candidate for any of these reasons (`StaleReason`):
 //! - `not_evaluated`: no environment evaluated it in the last `days` days (its newest
 //!   last-evaluated time is older), or it was never evaluated and was created before them.
 //! - `single_variant`: it existed through the whole window, was evaluated in it, and every
@@ -56,18 +56,18 @@ impl StaleOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
-pub enum Reason {
+pub enum StaleReason {
     NotEvaluated,
     SingleVariant,
     TemporaryExpired,
 }
 
-impl Reason {
+impl StaleReason {
     pub fn as_str(self) -> &'static str {
         match self {
-            Reason::NotEvaluated => "not_evaluated",
-            Reason::SingleVariant => "single_variant",
-            Reason::TemporaryExpired => "temporary_expired",
+            StaleReason::NotEvaluated => "not_evaluated",
+            StaleReason::SingleVariant => "single_variant",
+            StaleReason::TemporaryExpired => "temporary_expired",
         }
     }
 }
@@ -99,7 +99,7 @@ pub struct Candidate {
     pub variant: Option<String>,
     /// For temporary flags: when the expected lifetime ends (RFC 3339 UTC).
     pub expires_at: Option<String>,
-    pub reasons: Vec<Reason>,
+    pub reasons: Vec<StaleReason>,
 }
 
 /// The stale-flag report as of `now`.
@@ -149,13 +149,13 @@ pub async fn stale(
             .as_deref()
             .is_some_and(|at| at >= since_text.trim_end_matches('Z'));
         if !evaluated_since && (last_evaluated.is_some() || existed_through_window) {
-            reasons.push(Reason::NotEvaluated);
+            reasons.push(StaleReason::NotEvaluated);
         }
         let variants = served.get(&key);
         let mut variant = None;
         if existed_through_window {
             if let Some([only]) = variants.map(Vec::as_slice) {
-                reasons.push(Reason::SingleVariant);
+                reasons.push(StaleReason::SingleVariant);
                 variant = Some(only.clone());
             }
         }
@@ -166,7 +166,7 @@ pub async fn stale(
                 let end = c + Duration::days(i64::from(lifetime));
                 expires_at = Some(second_of(end));
                 if end < now {
-                    reasons.push(Reason::TemporaryExpired);
+                    reasons.push(StaleReason::TemporaryExpired);
                 }
             }
         }
