@@ -186,6 +186,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn rows_keep_the_bounds_of_the_duration_histogram() {
+        assert_eq!(
+            super::super::histogram::BUCKETS,
+            hata_store::serving_hours::BUCKET_BOUNDS
+        );
+    }
+
+    #[test]
     fn deltas_count_the_minute_and_mark_it_bad_past_five_percent() {
         let before = [ClassTotals::default(); ROUTE_CLASSES.len()];
         let mut now = before;
