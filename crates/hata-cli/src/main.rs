@@ -3,6 +3,7 @@
 
 mod audit;
 mod config;
+mod report;
 mod token;
 mod user;
 
@@ -116,6 +117,9 @@ enum Command {
     /// Verify the audit log (on the store, or offline on an export) and print its key.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The daily report and the stale-flag report, from the store (JSON or Markdown).
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 const EXPORT_HELP: &str = "\
@@ -194,6 +198,10 @@ async fn run() -> anyhow::Result<()> {
         Command::Audit(command) => {
             init_stderr_logging();
             audit::run(command).await
+        }
+        Command::Report(command) => {
+            init_stderr_logging();
+            report::run(command).await
         }
     }
 }

@@ -111,6 +111,11 @@ pub struct Flag {
     pub tags: Vec<String>,
     #[serde(default)]
     pub temporary: bool,
+    /// For a temporary flag: how many days after its creation it is expected to be removed
+    /// (the stale-flag report lists it past that; without it, the report's default applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
+    pub lifetime_days: Option<u32>,
     #[serde(default)]
     pub archived: bool,
     #[serde(rename = "type")]

@@ -45,6 +45,9 @@ pub use crate::pattern::{
     REGEX_SIZE_LIMIT,
 };
 
+/// Longest expected lifetime of a temporary flag (`lifetime_days`): ten years.
+pub const MAX_LIFETIME_DAYS: u32 = 3650;
+
 /// Longest `name` (and `owner`), in characters.
 pub const MAX_NAME_CHARS: usize = 200;
 /// Longest `description`, in characters.
@@ -184,6 +187,14 @@ pub fn validate_flag(flag: &Flag, view: &ProjectView) -> Result<(), ValidationEr
     c.max_chars("name", &flag.name, MAX_NAME_CHARS);
     c.max_chars("description", &flag.description, MAX_DESCRIPTION_CHARS);
     c.max_chars("owner", &flag.owner, MAX_NAME_CHARS);
+    if let Some(days) = flag.lifetime_days {
+        if !(1..=MAX_LIFETIME_DAYS).contains(&days) {
+            c.error_at_field(
+                "lifetime_days".into(),
+                format!("must be between 1 and {MAX_LIFETIME_DAYS} days"),
+            );
+        }
+    }
     c.tags(&flag.tags);
     c.at("variants", |c| {
         c.variants(flag);

@@ -45,6 +45,7 @@ use crate::routes::insights::{Insights, InsightsQuery};
 use crate::routes::jobs::{JobsOverview, JobsQuery};
 use crate::routes::members::MemberRequest;
 use crate::routes::projects::{NewProject, ProjectUpdate};
+use crate::routes::reports::{DailyQuery, StaleQuery};
 use crate::routes::tokens::{RotateRequest, TokenQuery, TokenRequest, TokenView};
 use crate::routes::totp::{RecoveryCodes, TotpConfirm, TotpEnrolment, TotpRemoval};
 use crate::routes::users::{NewUserRequest, PasswordChange, UserPatch, UserWithProjects};
@@ -436,6 +437,14 @@ fn insights_query() -> Vec<Parameter> {
 
 fn jobs_query() -> Vec<Parameter> {
     JobsQuery::into_params(|| Some(ParameterIn::Query))
+}
+
+fn daily_report_query() -> Vec<Parameter> {
+    DailyQuery::into_params(|| Some(ParameterIn::Query))
+}
+
+fn stale_report_query() -> Vec<Parameter> {
+    StaleQuery::into_params(|| Some(ParameterIn::Query))
 }
 
 fn bulk_query() -> Vec<Parameter> {
@@ -973,6 +982,24 @@ pub const ROUTES: &[Route] = &[
     .access(Access::Admin)
     .ok("202")
     .gives(of::<hata_store::JobRun>),
+    route(
+        "get",
+        "/api/v1/reports/daily",
+        "reports",
+        "One UTC day: requests, latency, evaluations, flag changes, jobs, uptime and the error budget (docs/operations.md, Reports)",
+    )
+    .access(Access::Admin)
+    .query(daily_report_query)
+    .gives(of::<hata_reports::DailyReport>),
+    route(
+        "get",
+        "/api/v1/reports/stale",
+        "reports",
+        "Removal candidates with their owners: flags not evaluated, serving one variant, or temporary past their lifetime",
+    )
+    .access(Access::Admin)
+    .query(stale_report_query)
+    .gives(of::<hata_reports::StaleReport>),
     route("get", "/health/live", "operations", "The process is up")
     .access(Access::Public)
         .gives(health)

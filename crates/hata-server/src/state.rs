@@ -24,6 +24,9 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The scheduled jobs (`hata_jobs`): `/api/v1/jobs` and `/metrics` read it.
     pub jobs: Arc<hata_jobs::Jobs>,
+    /// This replica's requests per hour and route class, flushed to the store every minute
+    /// (`metrics::hours`) for the daily report.
+    pub serving_hours: Arc<crate::metrics::hours::ServingHours>,
 }
 
 impl AppState {
@@ -57,14 +60,16 @@ impl AppState {
         };
         let serving = Serving::start(store.clone()).await?;
         store.spawn_listener();
+        let metrics = crate::metrics::Metrics::new();
         let state = AppState {
             store: store.clone(),
             tokens,
             serving: serving.clone(),
             tickets: Arc::new(Signer::new(key.as_bytes())),
             jwt: None,
-            metrics: crate::metrics::Metrics::new(),
             jobs: hata_jobs::Jobs::start(store.clone(), jobs),
+            serving_hours: crate::metrics::hours::ServingHours::new(metrics.clone()),
+            metrics,
         };
         tokio::spawn(follow_changes(state.clone()));
         tokio::spawn(hata_serving::follow_changes(serving.clone()));
@@ -74,6 +79,11 @@ impl AppState {
             state.store.clone(),
         ));
         tokio::spawn(sign_audit_checkpoints(state.store.clone()));
+        tokio::spawn(crate::metrics::hours::run_flusher(
+            state.serving_hours.clone(),
+            state.store.clone(),
+            Duration::from_secs(60),
+        ));
         tokio::spawn(auth::run_refusal_recorder(
             state.tokens.clone(),
             state.store.clone(),
@@ -111,6 +121,10 @@ impl AppState {
         self.jobs.shutdown().await;
         hata_serving::counts::flush_now(&self.serving).await;
         self.tokens.flush_uses(&self.store).await;
+        let now = time::OffsetDateTime::now_utc();
+        if let Err(e) = self.serving_hours.flush(&self.store, now).await {
+            tracing::warn!(error = %e, "storing the last minute's serving hours at shutdown failed");
+        }
         // The entries since the last checkpoint are signed before the process goes.
         if let Err(e) = self.store.checkpoint_head().await {
             tracing::warn!(error = %e, "signing the audit chain's head at shutdown failed");

@@ -192,6 +192,8 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ),
     ("get", "/api/v1/audit/export", "y----y-----?"),
     ("get", "/api/v1/audit/verify", "y----y-----?"),
+    ("get", "/api/v1/reports/daily", "y----y-----?"),
+    ("get", "/api/v1/reports/stale", "y----y-----?"),
     ("get", "/api/v1/audit/public-key", "yyyyyyyyyyyy"),
     ("get", "/api/v1/jobs", "y----y-----?"),
     ("post", "/api/v1/jobs/{job}/run", "y----y-----?"),

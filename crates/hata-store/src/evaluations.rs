@@ -39,6 +39,16 @@ pub struct FlagEvaluated {
     pub at: String,
 }
 
+/// Evaluations of one (project, flag, variant) over a time range, all environments and
+/// reasons together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantTotal {
+    pub project: String,
+    pub flag: String,
+    pub variant: String,
+    pub count: i64,
+}
+
 impl Store {
     /// Adds `counts` to the stored counts and moves last-evaluated times forward, in one
     /// transaction.
@@ -131,6 +141,45 @@ impl Store {
         )
         .bind(project)
         .bind(flag)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(decode_flag_evaluated).collect()
+    }
+}
+
+impl Store {
+    /// Every project's evaluations with `from <= hour < to`, summed per (project, flag,
+    /// variant) over environments and reasons (the reports), ordered by project, flag and
+    /// variant.
+    pub async fn evaluation_totals(&self, from: &str, to: &str) -> StoreResult<Vec<VariantTotal>> {
+        // `SUM` of a BIGINT is NUMERIC on PostgreSQL: cast back, for one decoding on both.
+        let rows = sqlx::query(
+            "SELECT project, flag, variant, CAST(SUM(count) AS BIGINT) AS total
+             FROM evaluation_counts WHERE hour >= $1 AND hour < $2
+             GROUP BY project, flag, variant ORDER BY project, flag, variant",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(VariantTotal {
+                    project: r.try_get("project")?,
+                    flag: r.try_get("flag")?,
+                    variant: r.try_get("variant")?,
+                    count: r.try_get("total")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every last-evaluated time (the stale-flag report).
+    pub async fn all_last_evaluated(&self) -> StoreResult<Vec<FlagEvaluated>> {
+        let rows = sqlx::query(
+            "SELECT project, environment, flag, at FROM flag_last_evaluated
+             ORDER BY project, flag, environment",
+        )
         .fetch_all(self.reader())
         .await?;
         rows.iter().map(decode_flag_evaluated).collect()

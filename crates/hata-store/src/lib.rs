@@ -10,6 +10,8 @@
 //! - `users`: reads of users, memberships and sessions.
 //! - `jobs`: scheduled job runs (claimed by one replica at a time) and retention's deletes;
 //!   telemetry written outside `Store::write`, like `evaluations`.
+//! - `evaluations` and `serving_hours`: telemetry the server adds in batches, outside the
+//!   write path (evaluation counts; requests, outcomes and durations per hour).
 //! - `sqlite`: SQLite's durability setting and the modes of its database files (0600).
 //!
 //! The queries are written once, in SQL both backends accept (`$n` parameters, `RETURNING`,
@@ -26,6 +28,7 @@ mod listen;
 pub mod notice;
 pub mod read;
 pub mod records;
+pub mod serving_hours;
 pub mod sqlite;
 pub mod timing;
 pub mod users;
@@ -39,11 +42,12 @@ use tokio::sync::broadcast;
 
 pub use change::{Action, Actor, ActorKind, ResourceType};
 pub use error::{StoreError, StoreResult};
-pub use evaluations::{EvaluationCount, FlagEvaluated};
+pub use evaluations::{EvaluationCount, FlagEvaluated, VariantTotal};
 pub use export::{ExportDocument, ImportSummary};
 pub use jobs::JobRun;
 pub use notice::{ChangeNotice, EnvRevision, RuleSetDelta, RuleSetWrite};
 pub use records::*;
+pub use serving_hours::ServingHour;
 pub use sqlite::SqliteSynchronous;
 pub use write::{
     Expected, NewSession, NewToken, NewUser, SecondFactor, SsoIdentity, SsoRoles, UserUpdate,

@@ -377,6 +377,17 @@ impl Store {
         Ok(OffsetPage { items, total })
     }
 
+    /// Every flag of every project, archived ones too, as (project, flag), in key order (the
+    /// stale-flag report).
+    pub async fn all_flags(&self) -> StoreResult<Vec<(String, Flag)>> {
+        let rows = sqlx::query("SELECT project, doc FROM flags ORDER BY project, key")
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("project")?, decode_flag(r)?)))
+            .collect()
+    }
+
     pub async fn get_flag(&self, project: &str, key: &str) -> StoreResult<Flag> {
         let _timer = self.timings.start(crate::timing::Operation::GetFlag);
         self.get_project(project).await?;

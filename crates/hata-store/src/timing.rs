@@ -40,6 +40,8 @@ pub struct HistogramReading {
     pub count: u64,
     /// Sum of the observations, in seconds.
     pub sum: f64,
+    /// The same in nanoseconds, exactly.
+    pub sum_nanos: u64,
 }
 
 impl<const N: usize> DurationHistogram<N> {
@@ -82,10 +84,12 @@ impl<const N: usize> DurationHistogram<N> {
         }
         count += self.above.load(Ordering::Relaxed);
         buckets.push((f64::INFINITY, count));
+        let sum_nanos = self.sum_nanos.load(Ordering::Relaxed);
         HistogramReading {
             buckets,
             count,
-            sum: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            sum: sum_nanos as f64 / 1e9,
+            sum_nanos,
         }
     }
 }

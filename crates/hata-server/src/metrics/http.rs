@@ -69,6 +69,38 @@ impl Default for Cells {
     }
 }
 
+/// What the serving-hours rows count (`hata_store::serving_hours`): the route class of a
+/// template, its index in `hata_store::serving_hours::ROUTE_CLASSES`.
+pub fn route_class(template: &str) -> usize {
+    if template.starts_with("/ofrep/") || template.starts_with("/api/v1/sdk/") {
+        // Streams answer their head at once and then stay open: their own class, so their
+        // durations do not pass for evaluation latency.
+        if template.ends_with("/stream") || template.ends_with("/events") {
+            1
+        } else {
+            0
+        }
+    } else if template.starts_with("/api/") {
+        2
+    } else if template.starts_with("/health/") || template == "/metrics" {
+        3
+    } else {
+        4
+    }
+}
+
+/// Totals since start of one route class (`HttpMetrics::class_totals`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClassTotals {
+    pub requests: u64,
+    /// 1xx–3xx.
+    pub ok: u64,
+    pub client_errors: u64,
+    pub server_errors: u64,
+    pub buckets: [u64; hata_store::serving_hours::BUCKETS],
+    pub sum_nanos: u64,
+}
+
 /// `http_requests_total` and `http_request_duration_seconds`.
 pub struct HttpMetrics {
     paths: matchit::Router<usize>,
@@ -76,6 +108,8 @@ pub struct HttpMetrics {
     templates: Vec<&'static str>,
     /// `templates.len() × METHODS.len()` cells.
     cells: Box<[Cells]>,
+    /// The route class of each template (`route_class`).
+    classes: Vec<usize>,
 }
 
 impl std::fmt::Debug for HttpMetrics {
@@ -109,10 +143,12 @@ impl HttpMetrics {
         let cells = (0..templates.len() * METHODS.len())
             .map(|_| Cells::default())
             .collect();
+        let classes = templates.iter().map(|t| route_class(t)).collect();
         HttpMetrics {
             paths,
             templates,
             cells,
+            classes,
         }
     }
 
@@ -144,6 +180,35 @@ impl HttpMetrics {
         let cells = &self.cells[route.index * METHODS.len() + method_slot(method)];
         cells.statuses[status_slot(status)].fetch_add(1, Ordering::Relaxed);
         cells.duration.observe(elapsed);
+    }
+
+    /// What every cell counted since start, summed per route class: the serving-hours flusher
+    /// takes differences of these, so the requests' path pays nothing more for it.
+    pub fn class_totals(&self) -> [ClassTotals; hata_store::serving_hours::ROUTE_CLASSES.len()] {
+        let mut totals = [ClassTotals::default(); hata_store::serving_hours::ROUTE_CLASSES.len()];
+        for (i, cells) in self.cells.iter().enumerate() {
+            let t = &mut totals[self.classes[i / METHODS.len()]];
+            for (slot, count) in cells.statuses.iter().enumerate() {
+                let count = count.load(Ordering::Relaxed);
+                t.requests += count;
+                match STATUSES.get(slot) {
+                    Some(code) if *code < 400 => t.ok += count,
+                    Some(code) if *code < 500 => t.client_errors += count,
+                    Some(_) => t.server_errors += count,
+                    // A code no standard names: in `requests` only.
+                    None => {}
+                }
+            }
+            // The reading is cumulative; rows hold each bucket's own count.
+            let reading = cells.duration.read();
+            let mut below = 0;
+            for (total, &(_, cumulative)) in t.buckets.iter_mut().zip(&reading.buckets) {
+                *total += cumulative - below;
+                below = cumulative;
+            }
+            t.sum_nanos += reading.sum_nanos;
+        }
+        totals
     }
 
     /// Writes both families; only (route, method) pairs that served a request have series.

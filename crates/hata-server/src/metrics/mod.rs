@@ -14,6 +14,7 @@
 //! calls [`Metrics::observe`].
 
 pub mod histogram;
+pub mod hours;
 pub mod http;
 pub mod process;
 pub mod scrape;

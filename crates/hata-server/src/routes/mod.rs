@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod members;
 pub mod ofrep;
 pub mod projects;
+pub mod reports;
 pub mod sdk;
 pub mod segments;
 pub mod sse;
@@ -45,6 +46,7 @@ pub fn admin_router() -> Router<AppState> {
         .merge(sso::router())
         .merge(audit::router())
         .merge(jobs::router())
+        .merge(reports::router())
 }
 
 /// Settings of the evaluation endpoints, shared as an extension.

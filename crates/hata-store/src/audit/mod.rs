@@ -26,7 +26,7 @@ pub(crate) use append::{append, Appended};
 pub(crate) use backfill::backfill;
 pub(crate) use checkpoints::log_checkpoint;
 pub use hata_audit::{Checkpoint, CheckpointPolicy, PublicKey, SigningKey};
-pub use read::{push_line, AuditFilter, AuditLine, AuditLines};
+pub use read::{push_line, AuditFilter, AuditLine, AuditLines, FlagChange};
 
 /// How the store keeps the audit chain: the key that signs checkpoints (none: entries are
 /// chained but no checkpoint is written, as for a store opened only to read) and at which

@@ -198,6 +198,45 @@ impl Store {
     }
 }
 
+/// One change of a flag, reduced to what the daily report counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagChange {
+    /// `kind:id` (`Actor::qualified_id`).
+    pub actor: String,
+    /// The actor's display name when it had one.
+    pub actor_name: Option<String>,
+    pub action: String,
+    pub project: Option<String>,
+    pub flag: String,
+    pub at: String,
+}
+
+impl Store {
+    /// The changes of flags with `from <= at < to`, oldest first (the daily report).
+    pub async fn flag_changes(&self, from: &str, to: &str) -> StoreResult<Vec<FlagChange>> {
+        let rows = sqlx::query(
+            "SELECT actor, actor_name, action, project, resource_key, at FROM changes
+             WHERE resource_type = 'flag' AND at >= $1 AND at < $2 ORDER BY id",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FlagChange {
+                    actor: r.try_get("actor")?,
+                    actor_name: r.try_get("actor_name")?,
+                    action: r.try_get("action")?,
+                    project: r.try_get("project")?,
+                    flag: r.try_get("resource_key")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+}
+
 /// The export's lines for entries `first..=last` (all when `None`), oldest first, a batch
 /// at a time. The checkpoint at `first - 1`, the anchor, comes first when there is one;
 /// checkpoints past the last entry (which only a truncated chain has) come last.
