@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub jwt: Option<std::sync::Arc<crate::auth::jwt::JwtVerifier>>,
     /// `GET /metrics`: its bearer token and the cardinality limit.
     pub metrics: crate::metrics::MetricsConfig,
+    /// The access log: on or off, and the share of successful evaluations it logs.
+    pub access_log: crate::dispatch::access_log::AccessLogConfig,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +58,7 @@ impl Default for ServerConfig {
             limits: std::sync::Arc::new(crate::limits::Limits::unlimited()),
             jwt: None,
             metrics: Default::default(),
+            access_log: Default::default(),
         }
     }
 }

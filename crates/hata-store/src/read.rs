@@ -114,6 +114,8 @@ fn page_by<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) ->
 }
 
 impl Store {
+    #[tracing::instrument(name = "store.list_projects", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "list_projects"))]
     pub async fn list_projects(
         &self,
         limit: usize,
@@ -124,6 +126,8 @@ impl Store {
 
     /// A page of projects, only those in `among` when it is given (the projects a caller may
     /// see).
+    #[tracing::instrument(name = "store.list_projects_among", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "list_projects_among"))]
     pub async fn list_projects_among(
         &self,
         among: Option<&[String]>,
@@ -155,6 +159,8 @@ impl Store {
         Ok(page(items, limit, |p| &p.project.key))
     }
 
+    #[tracing::instrument(name = "store.get_project", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "get_project"))]
     pub async fn get_project(&self, key: &str) -> StoreResult<ProjectRecord> {
         let row = sqlx::query("SELECT key, name, description, version, created_at, updated_at FROM projects WHERE key = $1")
             .bind(key)
@@ -164,6 +170,8 @@ impl Store {
         decode_project(&row)
     }
 
+    #[tracing::instrument(name = "store.list_environments", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "list_environments"))]
     pub async fn list_environments(&self, project: &str) -> StoreResult<Vec<EnvironmentRecord>> {
         self.get_project(project).await?;
         let rows = sqlx::query(&format!(
@@ -177,6 +185,8 @@ impl Store {
 
     /// A page of a project's environments in their order (creation order). The cursor is
     /// the last item's position, which never changes and is never reused within a project.
+    #[tracing::instrument(name = "store.page_environments", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "page_environments"))]
     pub async fn page_environments(
         &self,
         project: &str,
@@ -204,6 +214,8 @@ impl Store {
         Ok(Page { items, next_cursor })
     }
 
+    #[tracing::instrument(name = "store.get_environment", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "get_environment"))]
     pub async fn get_environment(
         &self,
         project: &str,
@@ -225,6 +237,8 @@ impl Store {
 
     /// Flags of a project in key order, filtered. Filters run in Rust over the project's flags:
     /// a project holds thousands of flags at most, and tags live inside the JSON document.
+    #[tracing::instrument(name = "store.list_flags", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "list_flags"))]
     pub async fn list_flags(
         &self,
         project: &str,
@@ -263,6 +277,8 @@ impl Store {
         Ok(page(items, limit, |f| &f.key))
     }
 
+    #[tracing::instrument(name = "store.get_flag", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "get_flag"))]
     pub async fn get_flag(&self, project: &str, key: &str) -> StoreResult<Flag> {
         self.get_project(project).await?;
         let row = sqlx::query("SELECT doc FROM flags WHERE project = $1 AND key = $2")
@@ -274,6 +290,8 @@ impl Store {
         decode_flag(&row)
     }
 
+    #[tracing::instrument(name = "store.list_segments", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "list_segments"))]
     pub async fn list_segments(
         &self,
         project: &str,
@@ -297,6 +315,8 @@ impl Store {
         Ok(page(items, limit, |s| &s.key))
     }
 
+    #[tracing::instrument(name = "store.get_segment", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "get_segment"))]
     pub async fn get_segment(&self, project: &str, key: &str) -> StoreResult<Segment> {
         self.get_project(project).await?;
         let row = sqlx::query("SELECT doc FROM segments WHERE project = $1 AND key = $2")
@@ -332,6 +352,8 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.list_tokens", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "list_tokens"))]
     pub async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
         let rows = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at, id"
@@ -342,6 +364,8 @@ impl Store {
     }
 
     /// A page of tokens, oldest first. The cursor is `<created_at>|<id>` of the last item.
+    #[tracing::instrument(name = "store.page_tokens", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "page_tokens"))]
     pub async fn page_tokens(
         &self,
         limit: usize,
@@ -350,6 +374,8 @@ impl Store {
         self.page_tokens_among(None, limit, after).await
     }
 
+    #[tracing::instrument(name = "store.get_token", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "get_token"))]
     pub async fn get_token(&self, id: &str) -> StoreResult<TokenRecord> {
         let row = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
             .bind(id)
@@ -361,6 +387,8 @@ impl Store {
 
     /// A page of tokens, only those bound to a project in `among` when it is given (the
     /// projects whose tokens a caller manages).
+    #[tracing::instrument(name = "store.page_tokens_among", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "page_tokens_among"))]
     pub async fn page_tokens_among(
         &self,
         among: Option<&[String]>,
@@ -398,6 +426,8 @@ impl Store {
 
     /// One environment's flags and segments at one revision, read in one transaction so the
     /// revision matches the content.
+    #[tracing::instrument(name = "store.environment_state", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "environment_state"))]
     pub async fn environment_state(
         &self,
         project: &str,
