@@ -135,7 +135,7 @@ impl AccessLog {
             client_ip = %seen.client_ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string()),
             user_agent = seen.user_agent(),
             request_id = scope.id.to_str().unwrap_or("-"),
-            trace_id = scope.trace_id.map(|t| tracing::field::display(t)),
+            trace_id = scope.trace_id.map(tracing::field::display),
             "request"
         );
     }
