@@ -55,7 +55,8 @@ pub struct StoreArgs {
     /// job_retry_delays, evaluation_retention, trusted_proxies, tls_cert, tls_key, header_timeout,
     /// idle_timeout,
     /// body_timeout, shutdown_grace, max_connections, max_streams, max_streams_per_token,
-    /// max_context_members, metrics_token, metrics_listen, metrics_max_flags,
+    /// max_context_members, metrics_token, metrics_listen, metrics_max_flags, access_log,
+    /// access_log_sample_evaluations,
     /// session_idle_timeout, session_max_age, lockout_after,
     /// lockout_duration, password_hashers, mfa_required_for_admins,
     /// mfa_required_for_protected, oidc_issuer, oidc_client_id, oidc_client_secret,
@@ -137,6 +138,52 @@ pub struct ServeArgs {
     pub jwt: JwtArgs,
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    #[command(flatten)]
+    pub access_log: AccessLogArgs,
+}
+
+/// The access log (`hata serve`): one line per request (target `hata::access`).
+#[derive(Debug, Args)]
+pub struct AccessLogArgs {
+    /// The access log: on or off [default: on]
+    #[arg(long, env = "HATA_ACCESS_LOG")]
+    pub access_log: Option<String>,
+    /// The share (0.0 to 1.0) of evaluations answered below 400 that get an access log line;
+    /// every other request, and every evaluation answered 400 or above, gets one
+    /// [default: 0.01]
+    #[arg(long, env = "HATA_ACCESS_LOG_SAMPLE_EVALUATIONS")]
+    pub access_log_sample_evaluations: Option<f64>,
+}
+
+impl AccessLogArgs {
+    fn resolve_with(
+        self,
+        file: &FileSettings,
+    ) -> anyhow::Result<hata_server::dispatch::access_log::AccessLogConfig> {
+        let enabled = match self
+            .access_log
+            .or_else(|| file.access_log.clone())
+            .as_deref()
+        {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => bail!("access_log (HATA_ACCESS_LOG) must be on or off, got {other:?}"),
+        };
+        let sample_evaluations = self
+            .access_log_sample_evaluations
+            .or(file.access_log_sample_evaluations)
+            .unwrap_or(hata_server::dispatch::access_log::DEFAULT_SAMPLE_EVALUATIONS);
+        if !(0.0..=1.0).contains(&sample_evaluations) {
+            bail!(
+                "access_log_sample_evaluations (HATA_ACCESS_LOG_SAMPLE_EVALUATIONS) must be \
+                 between 0.0 and 1.0, got {sample_evaluations}"
+            );
+        }
+        Ok(hata_server::dispatch::access_log::AccessLogConfig {
+            enabled,
+            sample_evaluations,
+        })
+    }
 }
 
 /// The scheduled jobs (`hata serve`): whether this replica runs them, when each runs, how
@@ -592,6 +639,8 @@ struct FileSettings {
     metrics_token: Option<String>,
     metrics_listen: Option<SocketAddr>,
     metrics_max_flags: Option<usize>,
+    access_log: Option<String>,
+    access_log_sample_evaluations: Option<f64>,
     session_idle_timeout: Option<u64>,
     session_max_age: Option<u64>,
     lockout_after: Option<u32>,
@@ -645,6 +694,7 @@ pub struct Settings {
     /// The JWT issuer's verifier (`--jwt-*`, `role_mappings`); `None`: JWTs are not accepted.
     pub jwt: Option<std::sync::Arc<hata_server::auth::jwt::JwtVerifier>>,
     pub metrics: MetricsSettings,
+    pub access_log: hata_server::dispatch::access_log::AccessLogConfig,
 }
 
 /// The resolved connection and stream limits.
@@ -809,6 +859,7 @@ impl ServeArgs {
         let metrics = self.metrics.resolve_with(&file)?;
         let audit_retention_days = self.audit_retention.or(file.audit_retention).unwrap_or(0);
         let jobs = self.jobs.resolve_with(&file, audit_retention_days)?;
+        let access_log = self.access_log.resolve_with(&file)?;
         if !file.role_mappings.is_empty() && jwt.is_none() && identity.sso.is_none() {
             bail!("role_mappings are set but neither jwt_issuer nor oidc_issuer is: they map the claims of their tokens");
         }
@@ -909,6 +960,7 @@ impl ServeArgs {
             identity,
             jwt,
             metrics,
+            access_log,
         })
     }
 }
@@ -1065,6 +1117,46 @@ mod tests {
             ),
             ("schedule_retention = \"daily\"", "HATA_SCHEDULE_RETENTION"),
             ("job_retry_delays = \"5 minutes\"", "job_retry_delays"),
+        ] {
+            let err = resolve(file, none()).unwrap_err();
+            assert!(format!("{err:#}").contains(says), "{file}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn access_log_settings_come_from_the_file_and_flags_and_are_checked() {
+        let resolve = |file: &str, args: AccessLogArgs| {
+            let file: FileSettings = toml::from_str(file).expect("TOML");
+            args.resolve_with(&file)
+        };
+        let none = || AccessLogArgs {
+            access_log: None,
+            access_log_sample_evaluations: None,
+        };
+        let default = resolve("", none()).unwrap();
+        assert!(default.enabled);
+        assert_eq!(default.sample_evaluations, 0.01);
+        let file = "access_log = \"off\"\naccess_log_sample_evaluations = 0.5";
+        let from_file = resolve(file, none()).unwrap();
+        assert!(!from_file.enabled);
+        assert_eq!(from_file.sample_evaluations, 0.5);
+        let args = AccessLogArgs {
+            access_log: Some("on".into()),
+            access_log_sample_evaluations: Some(1.0),
+        };
+        let flags_win = resolve(file, args).unwrap();
+        assert!(flags_win.enabled);
+        assert_eq!(flags_win.sample_evaluations, 1.0);
+        for (file, says) in [
+            ("access_log = \"yes\"", "access_log (HATA_ACCESS_LOG)"),
+            (
+                "access_log_sample_evaluations = 1.5",
+                "access_log_sample_evaluations",
+            ),
+            (
+                "access_log_sample_evaluations = -0.1",
+                "access_log_sample_evaluations",
+            ),
         ] {
             let err = resolve(file, none()).unwrap_err();
             assert!(format!("{err:#}").contains(says), "{file}: {err:#}");

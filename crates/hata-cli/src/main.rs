@@ -173,9 +173,10 @@ async fn run() -> anyhow::Result<()> {
         Command::Serve(args) => serve(args.resolve()?).await,
         Command::Migrate(args) => {
             let settings = args.resolve()?;
-            init_logging(settings.json_logs);
+            let telemetry = init_logging(settings.json_logs)?;
             let store = open_store(&settings.store).await?;
             store.close().await;
+            telemetry.shutdown().await;
             println!("migrations applied");
             Ok(())
         }
@@ -313,15 +314,15 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
 }
 
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,sqlx=warn".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if json {
-        builder.json().init();
+/// Logs as `hata serve` and `hata migrate` write them, and the OTLP span exporter when the
+/// environment configures one (`hata_server::telemetry`).
+fn init_logging(json: bool) -> anyhow::Result<hata_server::telemetry::Telemetry> {
+    let format = if json {
+        hata_server::telemetry::LogFormat::Json
     } else {
-        builder.init();
-    }
+        hata_server::telemetry::LogFormat::Text
+    };
+    hata_server::telemetry::init(format, "info,sqlx=warn").context("logging and tracing")
 }
 
 async fn open_store(settings: &config::StoreSettings) -> anyhow::Result<Store> {
@@ -376,7 +377,10 @@ async fn open_existing_store(settings: &config::StoreSettings) -> anyhow::Result
 }
 
 async fn serve(settings: config::Settings) -> anyhow::Result<()> {
-    init_logging(settings.json_logs);
+    let telemetry = init_logging(settings.json_logs)?;
+    if telemetry.traces() {
+        tracing::info!("exporting traces over OTLP/HTTP");
+    }
     // The certificate and the port before the store is touched: a start that cannot serve (a
     // bad certificate, the port in use) must not first create, migrate or bootstrap anything.
     let tls = settings.tls.clone().map(load_tls).transpose()?;
@@ -432,6 +436,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         jwt: settings.jwt.clone(),
         metrics: settings.metrics.config.clone(),
         jobs: settings.jobs.clone(),
+        access_log: settings.access_log,
         limits: std::sync::Arc::new(
             hata_server::limits::Limits::new(&settings.rate_limits).map_err(anyhow::Error::msg)?,
         ),
@@ -480,6 +485,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
     );
     state.finish_shutdown().await;
     store.close().await;
+    telemetry.shutdown().await;
     Ok(())
 }
 

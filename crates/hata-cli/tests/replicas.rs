@@ -455,6 +455,9 @@ async fn a_database_outage_keeps_evaluations_fails_writes_and_recovers() {
     }
 
     // Every evaluation is counted, including those whose flush failed during the outage.
+    // B's stream was not read since the changes: its unread rule sets would hold B's shutdown
+    // for the whole grace period (a client that does not read is closed only then).
+    drop(stream_b);
     a.terminate().await;
     b.terminate().await;
     let mut conn = db.connect().await;

@@ -44,6 +44,8 @@ pub struct ServerConfig {
     /// fallbacks and inside every layer, so the edge's headers, request ids and metrics, and
     /// the identity, limits and settings extensions, apply to them too.
     pub extra_routes: Option<fn() -> axum::Router<crate::AppState>>,
+    /// The access log: on or off, and the share of successful evaluations it logs.
+    pub access_log: crate::dispatch::access_log::AccessLogConfig,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +68,7 @@ impl Default for ServerConfig {
             metrics: Default::default(),
             jobs: Default::default(),
             extra_routes: None,
+            access_log: Default::default(),
         }
     }
 }

@@ -78,27 +78,7 @@ impl Origin {
                 host: own_host().map(str::to_string),
             };
         }
-        // From a trusted proxy: the nearest address in X-Forwarded-For that is not itself a
-        // trusted proxy is the client (further left, anyone could have written anything).
-        let forwarded_for = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .collect::<Vec<_>>();
-        let mut client_ip = peer_ip;
-        for hop in forwarded_for.iter().rev() {
-            match hop.parse::<IpAddr>() {
-                Ok(ip) => {
-                    client_ip = Some(ip.to_canonical());
-                    if !trusted.trusts(ip) {
-                        break;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
+        let client_ip = client_ip(peer, headers, trusted);
         // A proxy that does not say (or says something else) leaves the listener's own.
         let scheme = match first_value(headers, "x-forwarded-proto") {
             Some(p) if p.eq_ignore_ascii_case("https") => "https",
@@ -115,6 +95,41 @@ impl Origin {
             host,
         }
     }
+}
+
+/// The client's address alone (what `Origin::of` names `client_ip`), without the allocations
+/// of the host: the access log asks it of every request.
+pub fn client_ip(
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+    trusted: &TrustedProxies,
+) -> Option<IpAddr> {
+    let peer_ip = peer.map(|p| p.ip().to_canonical());
+    if !peer_ip.is_some_and(|ip| trusted.trusts(ip)) {
+        return peer_ip;
+    }
+    // From a trusted proxy: the nearest address in X-Forwarded-For that is not itself a
+    // trusted proxy is the client (further left, anyone could have written anything).
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .rev()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.rsplit(','))
+        .map(str::trim);
+    let mut client_ip = peer_ip;
+    for hop in hops {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                client_ip = Some(ip.to_canonical());
+                if !trusted.trusts(ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client_ip
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -22,6 +22,7 @@ pub mod router;
 pub mod routes;
 pub mod sso;
 pub mod state;
+pub mod telemetry;
 
 pub use config::ServerConfig;
 pub use connections::{serve, ConnectionLimits};

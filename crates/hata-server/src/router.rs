@@ -57,6 +57,8 @@ pub fn router(mut state: AppState, config: &ServerConfig) -> App {
             config.body_timeout,
             config.tls.is_some(),
             state.metrics.clone(),
+            config.access_log,
+            config.trusted_proxies.clone(),
         ),
         state,
         eval,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use support::{Reply, TestServer};
+use support::{secrets, Reply, TestServer};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -1011,11 +1011,16 @@ async fn single_flag_requests(s: &TestServer) -> u64 {
 /// Single-flag evaluations skip the router (the hot path, see `dispatch`); they must answer
 /// exactly as the routed handler does, with everything the edge adds to every answer. An
 /// escaped key (`%6E` is `n`) goes through the router, which decodes it: the same request set
-/// goes both ways and the answers are compared status, header and body.
+/// goes both ways and the answers are compared status, header and body, and so are their
+/// access log lines (every evaluation logged here: a sample share of 1).
 #[tokio::test]
 async fn single_flag_evaluations_off_the_router_answer_as_the_router_does() {
     let s = TestServer::start_with(hata_server::ServerConfig {
         body_limit: 1024,
+        access_log: hata_server::dispatch::access_log::AccessLogConfig {
+            enabled: true,
+            sample_evaluations: 1.0,
+        },
         ..hata_server::ServerConfig::default()
     })
     .await;
@@ -1054,7 +1059,7 @@ async fn single_flag_evaluations_off_the_router_answer_as_the_router_does() {
         let mut all: Vec<(String, String)> = r
             .headers
             .iter()
-            .filter(|(name, _)| *name != "date")
+            .filter(|(name, _)| *name != "date" && *name != "x-request-id")
             .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("?").to_string()))
             .collect();
         all.sort();
@@ -1067,12 +1072,13 @@ async fn single_flag_evaluations_off_the_router_answer_as_the_router_does() {
         for (body_name, body) in &bodies {
             for (token_name, secret) in tokens {
                 for origin in [None, Some("https://app.example")] {
-                    let ask = |key: &str| {
+                    let ask = |key: &str, request_id: &str| {
                         let mut r = s
                             .client
                             .post(s.url(&format!("/ofrep/v1/evaluate/flags/{key}")))
                             .header("content-type", "application/json")
-                            .header("x-request-id", "req-ofrep-1")
+                            .header("x-request-id", request_id)
+                            .header("user-agent", "both-ways/1")
                             .body(body.clone());
                         if let Some(secret) = secret {
                             r = r.bearer_auth(secret);
@@ -1084,13 +1090,17 @@ async fn single_flag_evaluations_off_the_router_answer_as_the_router_does() {
                     };
                     let case = format!("{direct_key} / {body_name} / {token_name} / {origin:?}");
                     let counted = single_flag_requests(&s).await;
-                    let direct = Reply::of(ask(direct_key)).await;
+                    let (direct_id, routed_id) = (
+                        format!("req-ofrep-{compared}-direct"),
+                        format!("req-ofrep-{compared}-routed"),
+                    );
+                    let direct = Reply::of(ask(direct_key, &direct_id)).await;
                     assert_eq!(
                         single_flag_requests(&s).await,
                         counted + 1,
                         "fast path counted: {case}"
                     );
-                    let routed = Reply::of(ask(routed_key)).await;
+                    let routed = Reply::of(ask(routed_key, &routed_id)).await;
                     assert_eq!(
                         single_flag_requests(&s).await,
                         counted + 2,
@@ -1099,9 +1109,34 @@ async fn single_flag_evaluations_off_the_router_answer_as_the_router_does() {
                     assert_eq!(direct.status, routed.status, "{case}");
                     assert_eq!(headers(&direct), headers(&routed), "{case}");
                     assert_eq!(direct.body, routed.body, "{case}");
+                    // One access log line each, alike but for the request id and duration.
+                    let logged = |id: &str| {
+                        let lines = secrets::access_lines(id);
+                        assert_eq!(lines.len(), 1, "one access line for {id}: {case}");
+                        let mut line = lines[0].clone();
+                        for varies in ["timestamp", "duration_ms", "request_id"] {
+                            assert!(line.remove(varies).is_some(), "{varies}: {case}");
+                        }
+                        line
+                    };
+                    let line = logged(&direct_id);
+                    assert_eq!(line, logged(&routed_id), "{case}");
+                    assert_eq!(line["route"], "/ofrep/v1/evaluate/flags/{key}", "{case}");
+                    assert_eq!(line["method"], "POST", "{case}");
+                    assert_eq!(line["status"], direct.status.as_u16(), "{case}");
+                    assert_eq!(line["client_ip"], "127.0.0.1", "{case}");
+                    assert_eq!(line["user_agent"], "both-ways/1", "{case}");
+                    let principal = line["principal"].as_str().unwrap_or("");
+                    match (token_name, direct.status) {
+                        ("unknown" | "none", _) => assert_eq!(principal, "anonymous", "{case}"),
+                        _ => assert!(principal.starts_with("token:"), "{case}: {principal}"),
+                    }
+                    if let Some(secret) = secret {
+                        assert!(!principal.contains(secret), "{case}");
+                    }
                     // What the edge adds, on every answer of either path.
-                    for r in [&direct, &routed] {
-                        assert_eq!(r.header("x-request-id"), Some("req-ofrep-1"), "{case}");
+                    for (r, id) in [(&direct, &direct_id), (&routed, &routed_id)] {
+                        assert_eq!(r.header("x-request-id"), Some(id.as_str()), "{case}");
                         assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{case}");
                         assert_eq!(
                             r.header("x-content-type-options"),

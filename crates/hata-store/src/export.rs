@@ -360,6 +360,8 @@ impl ExportDocument {
 
 impl Store {
     /// Everything in the store, read as one consistent snapshot.
+    #[tracing::instrument(name = "store.export", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "export"))]
     pub async fn export(&self) -> StoreResult<ExportDocument> {
         let _timer = self.timings.start(crate::timing::Operation::Export);
         let mut tx = self.reader().begin().await?;

@@ -60,6 +60,16 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// Its name in OpenTelemetry's `db.system` attribute (the store's spans carry it).
+    pub fn db_system(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+        }
+    }
+}
+
 /// How to open the store.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {

@@ -147,6 +147,8 @@ fn like_escape(text: &str) -> String {
 }
 
 impl Store {
+    #[tracing::instrument(name = "store.list_projects", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "list_projects"))]
     pub async fn list_projects(
         &self,
         limit: usize,
@@ -157,6 +159,8 @@ impl Store {
 
     /// A page of projects, only those in `among` when it is given (the projects a caller may
     /// see).
+    #[tracing::instrument(name = "store.list_projects_among", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "list_projects_among"))]
     pub async fn list_projects_among(
         &self,
         among: Option<&[String]>,
@@ -188,6 +192,8 @@ impl Store {
         Ok(page(items, limit, |p| &p.project.key))
     }
 
+    #[tracing::instrument(name = "store.get_project", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "get_project"))]
     pub async fn get_project(&self, key: &str) -> StoreResult<ProjectRecord> {
         let row = sqlx::query("SELECT key, name, description, version, created_at, updated_at FROM projects WHERE key = $1")
             .bind(key)
@@ -197,6 +203,8 @@ impl Store {
         decode_project(&row)
     }
 
+    #[tracing::instrument(name = "store.list_environments", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "list_environments"))]
     pub async fn list_environments(&self, project: &str) -> StoreResult<Vec<EnvironmentRecord>> {
         self.get_project(project).await?;
         let rows = sqlx::query(&format!(
@@ -210,6 +218,8 @@ impl Store {
 
     /// A page of a project's environments in their order (creation order). The cursor is
     /// the last item's position, which never changes and is never reused within a project.
+    #[tracing::instrument(name = "store.page_environments", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "page_environments"))]
     pub async fn page_environments(
         &self,
         project: &str,
@@ -237,6 +247,8 @@ impl Store {
         Ok(Page { items, next_cursor })
     }
 
+    #[tracing::instrument(name = "store.get_environment", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "get_environment"))]
     pub async fn get_environment(
         &self,
         project: &str,
@@ -258,6 +270,8 @@ impl Store {
 
     /// Flags of a project in key order, filtered. Filters run in Rust over the project's flags:
     /// a project holds thousands of flags at most, and tags live inside the JSON document.
+    #[tracing::instrument(name = "store.list_flags", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "list_flags"))]
     pub async fn list_flags(
         &self,
         project: &str,
@@ -388,6 +402,8 @@ impl Store {
             .collect()
     }
 
+    #[tracing::instrument(name = "store.get_flag", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "get_flag"))]
     pub async fn get_flag(&self, project: &str, key: &str) -> StoreResult<Flag> {
         let _timer = self.timings.start(crate::timing::Operation::GetFlag);
         self.get_project(project).await?;
@@ -400,6 +416,8 @@ impl Store {
         decode_flag(&row)
     }
 
+    #[tracing::instrument(name = "store.list_segments", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "list_segments"))]
     pub async fn list_segments(
         &self,
         project: &str,
@@ -423,6 +441,8 @@ impl Store {
         Ok(page(items, limit, |s| &s.key))
     }
 
+    #[tracing::instrument(name = "store.get_segment", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "get_segment"))]
     pub async fn get_segment(&self, project: &str, key: &str) -> StoreResult<Segment> {
         self.get_project(project).await?;
         let row = sqlx::query("SELECT doc FROM segments WHERE project = $1 AND key = $2")
@@ -459,6 +479,8 @@ impl Store {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.list_tokens", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "list_tokens"))]
     pub async fn list_tokens(&self) -> StoreResult<Vec<TokenRecord>> {
         let _timer = self.timings.start(crate::timing::Operation::ListTokens);
         let rows = sqlx::query(&format!(
@@ -470,6 +492,8 @@ impl Store {
     }
 
     /// A page of tokens, oldest first. The cursor is `<created_at>|<id>` of the last item.
+    #[tracing::instrument(name = "store.page_tokens", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "page_tokens"))]
     pub async fn page_tokens(
         &self,
         limit: usize,
@@ -478,6 +502,8 @@ impl Store {
         self.page_tokens_among(None, limit, after).await
     }
 
+    #[tracing::instrument(name = "store.get_token", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "get_token"))]
     pub async fn get_token(&self, id: &str) -> StoreResult<TokenRecord> {
         let row = sqlx::query(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = $1"))
             .bind(id)
@@ -489,6 +515,8 @@ impl Store {
 
     /// A page of tokens, only those bound to a project in `among` when it is given (the
     /// projects whose tokens a caller manages).
+    #[tracing::instrument(name = "store.page_tokens_among", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "page_tokens_among"))]
     pub async fn page_tokens_among(
         &self,
         among: Option<&[String]>,
@@ -526,6 +554,8 @@ impl Store {
 
     /// One environment's flags and segments at one revision, read in one transaction so the
     /// revision matches the content.
+    #[tracing::instrument(name = "store.environment_state", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "environment_state"))]
     pub async fn environment_state(
         &self,
         project: &str,

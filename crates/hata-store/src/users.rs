@@ -74,6 +74,8 @@ pub(crate) const MEMBER_SELECT: &str =
 
 impl Store {
     /// A page of users ordered by email; the cursor is the last email.
+    #[tracing::instrument(name = "store.page_users", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "page_users"))]
     pub async fn page_users(
         &self,
         limit: usize,
@@ -94,6 +96,8 @@ impl Store {
         Ok(page(items, limit, |u| &u.email))
     }
 
+    #[tracing::instrument(name = "store.get_user", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "get_user"))]
     pub async fn get_user(&self, id: &str) -> StoreResult<UserRecord> {
         let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
             .bind(id)
@@ -112,6 +116,8 @@ impl Store {
     }
 
     /// The user with this (normalised) email and what a login checks, if there is one.
+    #[tracing::instrument(name = "store.user_credentials_by_email", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "user_credentials_by_email"))]
     pub async fn user_credentials_by_email(
         &self,
         email: &str,
@@ -183,6 +189,8 @@ impl Store {
     }
 
     /// A page of a project's members, by email; the cursor is the last email.
+    #[tracing::instrument(name = "store.page_members", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "page_members"))]
     pub async fn page_members(
         &self,
         project: &str,
@@ -209,6 +217,8 @@ impl Store {
     /// The session whose secret hashes to `secret_hash`, with its user and the user's roles,
     /// read in one query plus one for the roles. Read on every cookie-authenticated request,
     /// so a logout, a disabled user or a changed role takes effect at once on every replica.
+    #[tracing::instrument(name = "store.session_user", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "session_user"))]
     pub async fn session_user(&self, secret_hash: &str) -> StoreResult<Option<SessionUser>> {
         let _timer = self.timings.start(crate::timing::Operation::Session);
         let row = sqlx::query(&format!(

@@ -111,6 +111,13 @@ pub async fn authorize_route(
         return Ok(next.run(Request::from_parts(parts, body)).await);
     }
     let caller = authenticate(&state, &mut parts).await;
+    if let Ok((principal, _)) = &caller {
+        crate::dispatch::scope::set_principal(crate::dispatch::scope::Who::Named(format!(
+            "{}:{}",
+            principal.kind.as_str(),
+            principal.id
+        )));
+    }
     let decision = match parts.extensions.get::<Arc<Limits>>().cloned() {
         Some(limits) => {
             let key = match &caller {

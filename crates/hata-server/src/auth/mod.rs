@@ -22,6 +22,7 @@ use hata_store::{Store, StoreResult, TokenKind, TokenRecord};
 use rustc_hash::FxHashMap;
 use tokio::sync::{mpsc, watch};
 
+use crate::dispatch::scope::Who;
 use crate::error::AppError;
 use crate::AppState;
 
@@ -494,6 +495,7 @@ pub async fn authenticate_evaluator(
         } else {
             hata_access::Need::EvaluateServer
         };
+        crate::dispatch::scope::set_principal(Who::Jwt(verified.clone()));
         hata_access::authorize(&verified.principal, need)
             .map_err(|denied| AppError::Forbidden(denied.0))?;
         return Ok(Evaluator::Jwt(verified));
@@ -501,6 +503,7 @@ pub async fn authenticate_evaluator(
     let token = tokens
         .authenticate(secret)
         .ok_or_else(|| refused(tokens, secret))?;
+    crate::dispatch::scope::set_principal(Who::Token(token.clone()));
     if !kinds.contains(&token.kind) {
         let allowed: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         return Err(AppError::Forbidden(format!(

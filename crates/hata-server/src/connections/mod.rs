@@ -68,6 +68,9 @@ pub async fn serve(
     let _reloader = app.tls().map(|tls| tls.spawn_reloader(tls::RELOAD_POLL));
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Tells connections that have not sent their first byte yet to give up at shutdown: they
+    // have no request in flight, and the graceful shutdown would otherwise wait for them.
+    let (stopping, stop_seen) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -85,14 +88,20 @@ pub async fn serve(
         let app = app.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
+        let mut stop_seen = stop_seen.clone();
         tokio::spawn(async move {
             // hyper first reads to tell HTTP/1 from HTTP/2, with no timeout of its own: a
             // connection that sends nothing gets the idle timeout to send its first byte (a
-            // TLS client's first byte is its ClientHello's).
+            // TLS client's first byte is its ClientHello's), or until shutdown.
             let mut first = [0u8; 1];
-            match tokio::time::timeout(limits.idle_timeout, stream.peek(&mut first)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return,
+            tokio::select! {
+                peeked = tokio::time::timeout(limits.idle_timeout, stream.peek(&mut first)) => {
+                    match peeked {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => return,
+                    }
+                }
+                _ = stop_seen.wait_for(|stop| *stop) => return,
             }
             let connection = Connection {
                 app,
@@ -117,6 +126,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    stopping.send_replace(true);
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()

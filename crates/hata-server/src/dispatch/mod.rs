@@ -6,12 +6,15 @@
 //! - **The router**, for everything else (an escaped key included: the router decodes it and
 //!   calls the same evaluation).
 //!
-//! Both get the same request id, body limit, CORS, security headers, span and metrics hook,
-//! because [`edge::Edge::serve`] wraps both: nothing of a layer's behaviour is copied into
-//! the fast path. A test sends one request set both ways and compares the answers.
+//! Both get the same request id, body limit, CORS, security headers, span, access log line and
+//! metrics hook, because [`edge::Edge::serve`] wraps both: nothing of a layer's behaviour is
+//! copied into the fast path. A test sends one request set both ways and compares the answers
+//! and their access log lines.
 
+pub mod access_log;
 pub mod cors;
 pub mod edge;
+pub mod scope;
 
 use std::convert::Infallible;
 use std::sync::Arc;

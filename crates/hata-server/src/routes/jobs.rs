@@ -35,6 +35,7 @@ pub struct JobsQuery {
     /// Only this job's runs.
     job: Option<String>,
     /// How many runs, newest first (1 to 500; default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 

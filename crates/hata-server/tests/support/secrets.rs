@@ -147,16 +147,58 @@ pub fn show_log(what: &str, log: &str) {
 
 /// Sends hata's logs (`tracing`) to the test's captured output, at debug level for hata's
 /// own crates, so that the search covers what an operator who turns up `RUST_LOG` would
-/// see. Once per process; later calls do nothing.
+/// see; and keeps the access log's lines, as `--log-format json` writes them, for
+/// [`access_lines`]. Once per process; later calls do nothing.
 pub fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let filter = tracing_subscriber::EnvFilter::new(
             "info,hata_server=debug,hata_store=debug,hata_serving=debug,sqlx=warn",
         );
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
+        let logs = tracing_subscriber::fmt::layer()
             .with_test_writer()
+            .with_filter(filter);
+        let access = AccessLines.with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            meta.target() == "hata::access"
+        }));
+        let _ = tracing_subscriber::registry()
+            .with(logs)
+            .with(access)
             .try_init();
     });
+}
+
+static ACCESS_LINES: std::sync::Mutex<Vec<serde_json::Map<String, Value>>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Keeps every access log line, as the JSON log format writes it.
+struct AccessLines;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for AccessLines {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let line = hata_server::telemetry::json::line(event);
+        ACCESS_LINES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line);
+    }
+}
+
+/// The access log lines of the requests with this `X-Request-Id` (in-process servers, after
+/// [`init_logging`]).
+pub fn access_lines(request_id: &str) -> Vec<serde_json::Map<String, Value>> {
+    ACCESS_LINES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|line| line.get("request_id").and_then(Value::as_str) == Some(request_id))
+        .cloned()
+        .collect()
 }

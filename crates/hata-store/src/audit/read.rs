@@ -122,6 +122,8 @@ impl AuditFilter {
 impl Store {
     /// A page of entries matching `filter`, newest first; the cursor is the seq of the last
     /// entry of the page.
+    #[tracing::instrument(name = "store.page_audit", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "page_audit"))]
     pub async fn page_audit(
         &self,
         filter: &AuditFilter,

@@ -17,6 +17,8 @@ use crate::{rfc3339, Store};
 
 impl Store {
     /// Applies `op` as one transaction; see the module doc for what that includes.
+    #[tracing::instrument(name = "store.write", level = "debug", skip_all,
+        fields(otel.kind = "client", db.system = self.backend().db_system(), db.operation = "write"))]
     pub async fn write(&self, meta: &WriteMeta, op: WriteOp) -> StoreResult<WriteOutcome> {
         let _timer = self.timings.start(crate::timing::Operation::Write);
         op.check_text(meta)?;
