@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod change;
+pub mod delta;
 pub mod error;
 pub mod evaluations;
 pub mod export;
@@ -34,6 +35,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::broadcast;
 
 pub use change::{Action, Actor, ActorKind, ResourceType};
+pub use delta::{DeltaError, ExportDelta};
 pub use error::{StoreError, StoreResult};
 pub use evaluations::{EvaluationCount, FlagEvaluated};
 pub use export::{ExportDocument, ImportSummary};
