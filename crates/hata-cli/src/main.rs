@@ -1,7 +1,9 @@
-//! The `hata` binary: `serve`, `migrate`, `export`, `import`, `token`, `user` and `audit`. The only place that uses
+//! The `hata` binary: `serve`, `migrate`, `export`, `import`, `token`, `user`, `audit`,
+//! `backup` and `restore`. The only place that uses
 //! `anyhow`: errors from the libraries are printed for a human here.
 
 mod audit;
+mod backup;
 mod config;
 mod token;
 mod user;
@@ -116,6 +118,13 @@ enum Command {
     /// Verify the audit log (on the store, or offline on an export) and print its key.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Back up the store to a directory or S3 (full, or --incremental), or list and verify
+    /// backups.
+    #[command(after_help = backup::BACKUP_HELP)]
+    Backup(backup::BackupCommand),
+    /// Restore a backup (or a point in time of a chain) into an empty store.
+    #[command(after_help = backup::RESTORE_HELP)]
+    Restore(backup::RestoreArgs),
 }
 
 const EXPORT_HELP: &str = "\
@@ -194,6 +203,14 @@ async fn run() -> anyhow::Result<()> {
         Command::Audit(command) => {
             init_stderr_logging();
             audit::run(command).await
+        }
+        Command::Backup(command) => {
+            init_stderr_logging();
+            backup::run_backup(command).await
+        }
+        Command::Restore(args) => {
+            init_stderr_logging();
+            backup::run_restore(args).await
         }
     }
 }
@@ -426,6 +443,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         identity: settings.identity.clone(),
         jwt: settings.jwt.clone(),
         metrics: settings.metrics.config.clone(),
+        backups: settings.backup.to.clone(),
         limits: std::sync::Arc::new(
             hata_server::limits::Limits::new(&settings.rate_limits).map_err(anyhow::Error::msg)?,
         ),

@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub jwt: Option<std::sync::Arc<crate::auth::jwt::JwtVerifier>>,
     /// `GET /metrics`: its bearer token and the cardinality limit.
     pub metrics: crate::metrics::MetricsConfig,
+    /// Where backups go (`--backup-to`), for `GET /api/v1/backups`; `None`: not configured.
+    pub backups: Option<hata_backup::Destination>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +58,7 @@ impl Default for ServerConfig {
             limits: std::sync::Arc::new(crate::limits::Limits::unlimited()),
             jwt: None,
             metrics: Default::default(),
+            backups: None,
         }
     }
 }

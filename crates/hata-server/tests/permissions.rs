@@ -193,6 +193,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/audit/export", "y----y-----?"),
     ("get", "/api/v1/audit/verify", "y----y-----?"),
     ("get", "/api/v1/audit/public-key", "yyyyyyyyyyyy"),
+    ("get", "/api/v1/backups", "y----y-----?"),
     ("get", "/health/live", "yyyyyyyyyyyy"),
     ("get", "/health/ready", "yyyyyyyyyyyy"),
     ("get", "/metrics", "yyyyyyyyyyyy"),

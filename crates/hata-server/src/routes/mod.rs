@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource. Each handler: extract → store/engine → map.
 
 pub mod audit;
+pub mod backups;
 pub mod auth;
 pub mod environments;
 pub mod flags;
@@ -43,6 +44,7 @@ pub fn admin_router() -> Router<AppState> {
         .merge(totp::router())
         .merge(sso::router())
         .merge(audit::router())
+        .merge(backups::router())
 }
 
 /// Settings of the evaluation endpoints, shared as an extension.
