@@ -1,8 +1,8 @@
 //! Route handlers, one module per resource. Each handler: extract → store/engine → map.
 
 pub mod audit;
-pub mod backups;
 pub mod auth;
+pub mod backups;
 pub mod environments;
 pub mod flags;
 pub mod health;
