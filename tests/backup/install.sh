@@ -2,9 +2,8 @@
 # Installs moto (a real S3 API server), pinned by tests/backup/requirements.txt, into
 #   ${HATA_CLIENT_DEPS:-$HOME/.cache/hata-client-deps}/backup   (pip install --target)
 # stamped with a copy of the pins; while the stamp matches, nothing is installed again.
-# crates/hata-backup/tests/s3.rs and crates/hata-cli/tests/backup.rs start
-# `python3 -m moto.server` from it on a free port (skipped without it, except under CI=true,
-# where they fail).
+# crates/hata-cli/tests/backup.rs starts `python3 -m moto.server` from it on a free port
+# (skipped without it, except under CI=true, where it fails).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
