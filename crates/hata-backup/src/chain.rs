@@ -16,7 +16,7 @@ use crate::{BackupError, BackupResult};
 /// A folder at the destination.
 #[derive(Debug, Clone)]
 pub enum Listed {
-    Complete(Manifest),
+    Complete(Box<Manifest>),
     /// No manifest: unfinished (or its manifest was lost); never restored.
     Incomplete(String),
     /// A manifest that cannot be read (damaged, or of a newer hata).
@@ -39,7 +39,7 @@ pub async fn list(dest: &Destination) -> BackupResult<Vec<Listed>> {
         listed.push(match dest.get(&id, MANIFEST).await? {
             None => Listed::Incomplete(id),
             Some(bytes) => match Manifest::from_json(&id, &bytes) {
-                Ok(m) => Listed::Complete(m),
+                Ok(m) => Listed::Complete(Box::new(m)),
                 Err(e) => Listed::Unreadable(id, e.to_string()),
             },
         });
@@ -270,7 +270,7 @@ pub(crate) fn chains(listed: &[Listed]) -> BTreeMap<String, Vec<Manifest>> {
     let by_id: BTreeMap<&str, &Manifest> = listed
         .iter()
         .filter_map(|l| match l {
-            Listed::Complete(m) => Some((m.id.as_str(), m)),
+            Listed::Complete(m) => Some((m.id.as_str(), &**m)),
             _ => None,
         })
         .collect();

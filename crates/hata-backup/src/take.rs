@@ -139,7 +139,7 @@ async fn newest_complete(dest: &Destination) -> BackupResult<Manifest> {
         .await?
         .into_iter()
         .filter_map(|l| match l {
-            Listed::Complete(m) => Some(m),
+            Listed::Complete(m) => Some(*m),
             _ => None,
         })
         .max_by(|a, b| (&a.taken_at, &a.id).cmp(&(&b.taken_at, &b.id)))

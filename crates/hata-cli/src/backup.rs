@@ -195,7 +195,7 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
         let manifests: Vec<&hata_backup::Manifest> = listed
             .iter()
             .filter_map(|l| match l {
-                Listed::Complete(m) => Some(m),
+                Listed::Complete(m) => Some(&**m),
                 _ => None,
             })
             .collect();
@@ -234,7 +234,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
                 .await?
                 .into_iter()
                 .filter_map(|l| match l {
-                    Listed::Complete(m) => Some(m),
+                    Listed::Complete(m) => Some(*m),
                     _ => None,
                 })
                 .max_by(|a, b| (&a.taken_at, &a.id).cmp(&(&b.taken_at, &b.id)))

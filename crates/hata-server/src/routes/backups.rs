@@ -54,7 +54,7 @@ async fn list(
     let mut incomplete = Vec::new();
     for l in listed {
         match l {
-            hata_backup::Listed::Complete(m) => backups.push(m),
+            hata_backup::Listed::Complete(m) => backups.push(*m),
             hata_backup::Listed::Incomplete(id) => incomplete.push(Incomplete {
                 id,
                 reason: "no manifest.json: unfinished, or its manifest was lost".into(),
