@@ -7,8 +7,9 @@
 # meets a server that loaded the flags at start instead of one that took every write.
 #
 # The command sees HATA_URL, HATA_ADMIN_TOKEN, HATA_PID, HATA_SEED (seed.py's JSON output:
-# server_token, client_token, sample flag keys) and HATA_BENCH_NODE (npm prefix with the web
-# provider, see bench/README.md). Examples:
+# server_token, client_token, sample flag keys), HATA_BENCH_NODE (npm prefix with the web
+# provider, see bench/README.md), HATA_BENCH_BIN (the hata binary), HATA_BENCH_DATA_DIR (the
+# running hata's data dir) and HATA_BENCH_WORK (a scratch dir removed at exit). Examples:
 #
 #   bench/with-hata.sh -- node bench/sse_latency.mjs
 #   bench/with-hata.sh --flags 10000 -- python3 bench/rss_streams.py --streams 1000
@@ -48,6 +49,7 @@ start_hata "$PORT" "$FLAGS"
 
 export HATA_URL HATA_ADMIN_TOKEN HATA_PID
 export HATA_SEED=$WORK/seed.json
+export HATA_BENCH_BIN=$HATA_BIN HATA_BENCH_DATA_DIR=$WORK/hata-data HATA_BENCH_WORK=$WORK
 export HATA_BENCH_NODE=$BENCH_HOME/node
 set +e
 "$@"

@@ -61,7 +61,8 @@ pub struct StoreArgs {
     /// lockout_duration, password_hashers, mfa_required_for_admins,
     /// mfa_required_for_protected, oidc_issuer, oidc_client_id, oidc_client_secret,
     /// oidc_redirect_url, oidc_scopes, jwt_issuer, jwt_audience, jwt_jwks_url,
-    /// jwt_algorithms, jwt_leeway, and [[role_mappings]] tables). Flags and HATA_* variables
+    /// jwt_algorithms, jwt_leeway, backup_to, backup_s3_endpoint, backup_s3_region,
+    /// backup_s3_allow_http, and [[role_mappings]] tables). Flags and HATA_* variables
     /// win over it.
     #[arg(long, env = "HATA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -140,6 +141,8 @@ pub struct ServeArgs {
     pub metrics: MetricsArgs,
     #[command(flatten)]
     pub access_log: AccessLogArgs,
+    #[command(flatten)]
+    pub backup: BackupArgs,
 }
 
 /// The access log (`hata serve`): one line per request (target `hata::access`).
@@ -282,6 +285,78 @@ impl JobArgs {
         );
         Ok(config)
     }
+}
+
+/// Where backups go (`hata serve` for `GET /api/v1/backups` and its jobs, `hata backup`,
+/// `hata restore`). S3 credentials come from `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where backups go: a directory, or s3://bucket/prefix [default: none]
+    #[arg(long, env = "HATA_BACKUP_TO")]
+    pub backup_to: Option<String>,
+    /// The S3-compatible endpoint, e.g. http://127.0.0.1:9000 [default: AWS's]
+    #[arg(long, env = "HATA_BACKUP_S3_ENDPOINT")]
+    pub backup_s3_endpoint: Option<String>,
+    /// The S3 region [default: AWS_REGION / AWS_DEFAULT_REGION, else us-east-1]
+    #[arg(long, env = "HATA_BACKUP_S3_REGION")]
+    pub backup_s3_region: Option<String>,
+    /// Allow a plain http:// S3 endpoint (a server on this machine or network)
+    /// [default: false]
+    #[arg(long, env = "HATA_BACKUP_S3_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true")]
+    pub backup_s3_allow_http: Option<bool>,
+}
+
+/// The resolved backup settings: the configured destination (checked, not contacted) and
+/// the S3 settings any `s3://` destination uses.
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    pub to: Option<hata_backup::Destination>,
+    pub s3: hata_backup::S3Settings,
+}
+
+impl BackupArgs {
+    fn resolve_with(self, file: &FileSettings) -> anyhow::Result<BackupSettings> {
+        let s3 = hata_backup::S3Settings {
+            endpoint: self
+                .backup_s3_endpoint
+                .or_else(|| file.backup_s3_endpoint.clone())
+                .filter(|e| !e.is_empty()),
+            region: self
+                .backup_s3_region
+                .or_else(|| file.backup_s3_region.clone())
+                .filter(|r| !r.is_empty()),
+            allow_http: self
+                .backup_s3_allow_http
+                .or(file.backup_s3_allow_http)
+                .unwrap_or(false),
+        };
+        if let Some(endpoint) = &s3.endpoint {
+            if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+                bail!("backup_s3_endpoint (HATA_BACKUP_S3_ENDPOINT) must be an http(s):// URL, got {endpoint:?}");
+            }
+            if endpoint.starts_with("http://") && !s3.allow_http {
+                bail!("backup_s3_endpoint (HATA_BACKUP_S3_ENDPOINT) is plain http://: set backup_s3_allow_http (HATA_BACKUP_S3_ALLOW_HTTP=true) to use it");
+            }
+        }
+        let to = match self.backup_to.or_else(|| file.backup_to.clone()) {
+            Some(text) if !text.is_empty() => Some(
+                hata_backup::Destination::parse(&text, &s3)
+                    .map_err(|e| anyhow::anyhow!("backup_to (HATA_BACKUP_TO): {e}"))?,
+            ),
+            _ => None,
+        };
+        Ok(BackupSettings { to, s3 })
+    }
+}
+
+/// The store and backup settings of `hata backup` and `hata restore`, from one config file.
+pub fn resolve_backup(
+    store: StoreArgs,
+    backup: BackupArgs,
+) -> anyhow::Result<(StoreSettings, BackupSettings)> {
+    let file = read_file(store.config.as_deref())?;
+    let backup = backup.resolve_with(&file)?;
+    Ok((store.resolve_with(&file)?, backup))
 }
 
 /// `GET /metrics` (`hata serve`).
@@ -658,6 +733,10 @@ struct FileSettings {
     jwt_jwks_url: Option<String>,
     jwt_algorithms: Option<String>,
     jwt_leeway: Option<u64>,
+    backup_to: Option<String>,
+    backup_s3_endpoint: Option<String>,
+    backup_s3_region: Option<String>,
+    backup_s3_allow_http: Option<bool>,
     /// `[[role_mappings]]`: JWT claims → roles (`hata_access::claims::RoleRule`).
     #[serde(default)]
     role_mappings: Vec<hata_access::claims::RoleRule>,
@@ -695,6 +774,7 @@ pub struct Settings {
     pub jwt: Option<std::sync::Arc<hata_server::auth::jwt::JwtVerifier>>,
     pub metrics: MetricsSettings,
     pub access_log: hata_server::dispatch::access_log::AccessLogConfig,
+    pub backup: BackupSettings,
 }
 
 /// The resolved connection and stream limits.
@@ -858,8 +938,13 @@ impl ServeArgs {
         let jwt = self.jwt.resolve_with(&file)?;
         let metrics = self.metrics.resolve_with(&file)?;
         let audit_retention_days = self.audit_retention.or(file.audit_retention).unwrap_or(0);
-        let jobs = self.jobs.resolve_with(&file, audit_retention_days)?;
+        let mut jobs = self.jobs.resolve_with(&file, audit_retention_days)?;
         let access_log = self.access_log.resolve_with(&file)?;
+        let backup = self.backup.resolve_with(&file)?;
+        // With a destination, the backup jobs exist (their schedules are the jobs' settings).
+        if let Some(destination) = &backup.to {
+            crate::backup_jobs::register(&mut jobs, destination);
+        }
         if !file.role_mappings.is_empty() && jwt.is_none() && identity.sso.is_none() {
             bail!("role_mappings are set but neither jwt_issuer nor oidc_issuer is: they map the claims of their tokens");
         }
@@ -961,6 +1046,7 @@ impl ServeArgs {
             jwt,
             metrics,
             access_log,
+            backup,
         })
     }
 }

@@ -1,7 +1,10 @@
-//! The `hata` binary: `serve`, `migrate`, `export`, `import`, `token`, `user` and `audit`. The only place that uses
+//! The `hata` binary: `serve`, `migrate`, `export`, `import`, `token`, `user`, `audit`,
+//! `backup` and `restore`. The only place that uses
 //! `anyhow`: errors from the libraries are printed for a human here.
 
 mod audit;
+mod backup;
+mod backup_jobs;
 mod config;
 mod report;
 mod token;
@@ -120,6 +123,13 @@ enum Command {
     /// The daily report and the stale-flag report, from the store (JSON or Markdown).
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// Back up the store to a directory or S3 (full, or --incremental), or list and verify
+    /// backups.
+    #[command(after_help = backup::BACKUP_HELP)]
+    Backup(backup::BackupCommand),
+    /// Restore a backup (or a point in time of a chain) into an empty store.
+    #[command(after_help = backup::RESTORE_HELP)]
+    Restore(backup::RestoreArgs),
 }
 
 const EXPORT_HELP: &str = "\
@@ -203,6 +213,14 @@ async fn run() -> anyhow::Result<()> {
         Command::Report(command) => {
             init_stderr_logging();
             report::run(command).await
+        }
+        Command::Backup(command) => {
+            init_stderr_logging();
+            backup::run_backup(command).await
+        }
+        Command::Restore(args) => {
+            init_stderr_logging();
+            backup::run_restore(args).await
         }
     }
 }
@@ -437,6 +455,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         metrics: settings.metrics.config.clone(),
         jobs: settings.jobs.clone(),
         access_log: settings.access_log,
+        backups: settings.backup.to.clone(),
         limits: std::sync::Arc::new(
             hata_server::limits::Limits::new(&settings.rate_limits).map_err(anyhow::Error::msg)?,
         ),

@@ -46,6 +46,8 @@ pub struct ServerConfig {
     pub extra_routes: Option<fn() -> axum::Router<crate::AppState>>,
     /// The access log: on or off, and the share of successful evaluations it logs.
     pub access_log: crate::dispatch::access_log::AccessLogConfig,
+    /// Where backups go (`--backup-to`), for `GET /api/v1/backups`; `None`: not configured.
+    pub backups: Option<hata_backup::Destination>,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +71,7 @@ impl Default for ServerConfig {
             jobs: Default::default(),
             extra_routes: None,
             access_log: Default::default(),
+            backups: None,
         }
     }
 }

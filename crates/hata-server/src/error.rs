@@ -64,6 +64,9 @@ pub enum AppError {
     /// `Retry-After`) on every evaluation endpoint; OFREP paths give it in OFREP's shape.
     #[error("the token's environment is not loaded yet; retry shortly")]
     NotLoaded,
+    /// The backup destination did not answer or refused (`GET /backups`); the detail names it.
+    #[error("{0}")]
+    BackupDestination(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -144,6 +147,12 @@ impl IntoResponse for AppError {
                 None,
             ),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found", None, None),
+            AppError::BackupDestination(_) => (
+                StatusCode::BAD_GATEWAY,
+                "Backup destination unavailable",
+                None,
+                None,
+            ),
             AppError::NoRoute(_) => (StatusCode::NOT_FOUND, "Not found", None, None),
             AppError::NotLoaded => (
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -1000,6 +1000,14 @@ pub const ROUTES: &[Route] = &[
     .access(Access::Admin)
     .query(stale_report_query)
     .gives(of::<hata_reports::StaleReport>),
+    route(
+        "get",
+        "/api/v1/backups",
+        "operations",
+        "The backups at the configured destination (--backup-to): complete ones (their manifests, oldest first) and unfinished ones; 502 when the destination does not answer",
+    )
+    .access(Access::Admin)
+    .gives(of::<crate::routes::backups::BackupList>),
     route("get", "/health/live", "operations", "The process is up")
     .access(Access::Public)
         .gives(health)

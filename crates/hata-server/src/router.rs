@@ -47,6 +47,9 @@ pub fn router(mut state: AppState, config: &ServerConfig) -> App {
         ))))
         .layer(axum::Extension(config.limits.clone()))
         .layer(axum::Extension(Arc::new(config.metrics.clone())))
+        .layer(axum::Extension(routes::backups::Backups(
+            config.backups.clone(),
+        )))
         // The edge limits every body already (to the configured size); axum's own default
         // limit would otherwise cut at 2 MiB whatever was configured.
         .layer(DefaultBodyLimit::disable())

@@ -197,6 +197,7 @@ const MATRIX: &[(&str, &str, &str)] = &[
     ("get", "/api/v1/audit/public-key", "yyyyyyyyyyyy"),
     ("get", "/api/v1/jobs", "y----y-----?"),
     ("post", "/api/v1/jobs/{job}/run", "y----y-----?"),
+    ("get", "/api/v1/backups", "y----y-----?"),
     ("get", "/health/live", "yyyyyyyyyyyy"),
     ("get", "/health/ready", "yyyyyyyyyyyy"),
     ("get", "/metrics", "yyyyyyyyyyyy"),

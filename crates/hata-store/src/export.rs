@@ -284,7 +284,7 @@ impl std::fmt::Display for ImportSummary {
 
 /// Every table that holds state; an import needs them all empty (`meta` aside, see
 /// `Store::import`). `sessions` is not exported, but a store with sessions has users.
-const STATE_TABLES: [&str; 15] = [
+pub(crate) const STATE_TABLES: [&str; 15] = [
     "projects",
     "environments",
     "flags",
@@ -307,6 +307,13 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> StoreError {
 }
 
 impl ExportDocument {
+    /// Everything `Store::import` checks before it writes (shape, references, validation,
+    /// compilation), without a store: `hata backup verify` runs it on what a restore would
+    /// import.
+    pub fn check(&self) -> StoreResult<()> {
+        check_document(self)
+    }
+
     /// The document as written by `hata export`: pretty-printed, ending in a newline.
     pub fn to_json(&self) -> StoreResult<String> {
         let mut text = serde_json::to_string_pretty(self)?;
@@ -373,15 +380,38 @@ impl Store {
                 .await?;
         }
         // On SQLite (WAL) a read transaction sees one snapshot from its first read on.
-        let doc = read_all(&mut tx, self.backend()).await?;
+        let doc = read_all_except(&mut tx, self.backend(), Tables::All).await?;
         tx.commit().await?;
         Ok(doc)
     }
 }
 
-async fn read_all(
+/// Which tables `read_all_except` reads.
+pub(crate) enum Tables<'a> {
+    /// Everything: an export.
+    All,
+    /// For a delta (`crate::delta`): only these projects, and neither the change record nor
+    /// evaluation counts (the delta reads what it needs of them itself).
+    Delta(&'a BTreeSet<String>),
+}
+
+impl Tables<'_> {
+    fn project(&self, key: &str) -> bool {
+        match self {
+            Tables::All => true,
+            Tables::Delta(keys) => keys.contains(key),
+        }
+    }
+
+    fn whole(&self) -> bool {
+        matches!(self, Tables::All)
+    }
+}
+
+pub(crate) async fn read_all_except(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
+    tables: Tables<'_>,
 ) -> StoreResult<ExportDocument> {
     let mut meta = BTreeMap::new();
     for r in sqlx::query("SELECT key, value FROM meta")
@@ -397,8 +427,12 @@ async fn read_all(
             .fetch_all(&mut **tx)
             .await?
     {
+        let key: String = r.try_get("key")?;
+        if !tables.project(&key) {
+            continue;
+        }
         projects.push(ExportProject {
-            key: r.try_get("key")?,
+            key,
             name: r.try_get("name")?,
             description: r.try_get("description")?,
             version: r.try_get("version")?,
@@ -431,6 +465,9 @@ async fn read_all(
     .await?
     {
         let project: String = r.try_get("project")?;
+        if !tables.project(&project) {
+            continue;
+        }
         let env = ExportEnvironment {
             id: r.try_get("id")?,
             key: r.try_get("key")?,
@@ -451,6 +488,9 @@ async fn read_all(
         .await?
     {
         let project: String = r.try_get("project")?;
+        if !tables.project(&project) {
+            continue;
+        }
         projects[project_of(&project)?].flags.push(decode_flag(&r)?);
     }
     for r in sqlx::query("SELECT project, doc FROM segments")
@@ -458,6 +498,9 @@ async fn read_all(
         .await?
     {
         let project: String = r.try_get("project")?;
+        if !tables.project(&project) {
+            continue;
+        }
         projects[project_of(&project)?]
             .segments
             .push(decode_segment(&r)?);
@@ -531,13 +574,15 @@ async fn read_all(
     memberships.sort_by(|a, b| (&a.project, &a.user_id).cmp(&(&b.project, &b.user_id)));
 
     let mut changes = Vec::new();
-    for r in sqlx::query(
-        "SELECT id, at, actor, request_id, action, resource_type, project, resource_key, old_value, new_value, revisions, actor_name, role, environment, patch, ip, user_agent, prev_hash, hash FROM changes ORDER BY id",
-    )
-    .fetch_all(&mut **tx)
-    .await?
-    {
-        changes.push(decode_change(&r)?);
+    if tables.whole() {
+        for r in sqlx::query(
+            "SELECT id, at, actor, request_id, action, resource_type, project, resource_key, old_value, new_value, revisions, actor_name, role, environment, patch, ip, user_agent, prev_hash, hash FROM changes ORDER BY id",
+        )
+        .fetch_all(&mut **tx)
+        .await?
+        {
+            changes.push(decode_change(&r)?);
+        }
     }
     let mut audit_checkpoints = Vec::new();
     for r in
@@ -555,13 +600,15 @@ async fn read_all(
     }
 
     let mut evaluation_counts = Vec::new();
-    for r in sqlx::query(
-        "SELECT project, environment, flag, hour, variant, reason, count FROM evaluation_counts",
-    )
-    .fetch_all(&mut **tx)
-    .await?
-    {
-        evaluation_counts.push(decode_evaluation_count(&r)?);
+    if tables.whole() {
+        for r in sqlx::query(
+            "SELECT project, environment, flag, hour, variant, reason, count FROM evaluation_counts",
+        )
+        .fetch_all(&mut **tx)
+        .await?
+        {
+            evaluation_counts.push(decode_evaluation_count(&r)?);
+        }
     }
     evaluation_counts.sort_by(|a, b| count_key(a).cmp(&count_key(b)));
 
@@ -607,7 +654,7 @@ async fn read_all(
     })
 }
 
-fn count_key(c: &EvaluationCount) -> (&str, &str, &str, &str, &str, &str) {
+pub(crate) fn count_key(c: &EvaluationCount) -> (&str, &str, &str, &str, &str, &str) {
     (
         &c.project,
         &c.environment,
@@ -618,7 +665,7 @@ fn count_key(c: &EvaluationCount) -> (&str, &str, &str, &str, &str, &str) {
     )
 }
 
-fn decode_change(r: &AnyRow) -> StoreResult<ExportChange> {
+pub(crate) fn decode_change(r: &AnyRow) -> StoreResult<ExportChange> {
     let json = |column: &str| -> StoreResult<Option<Value>> {
         let text: Option<String> = r.try_get(column)?;
         Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
@@ -654,7 +701,7 @@ fn column<T>(r: &AnyRow, name: &str, parse: fn(&str) -> Option<T>) -> StoreResul
 
 /// The highest id `table` has handed out (0 if none). `table` is a literal of this module
 /// (`environments` or `changes`, the tables with generated ids), never input.
-async fn read_sequence(
+pub(crate) async fn read_sequence(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     table: &str,
@@ -697,6 +744,17 @@ impl Store {
     /// `meta` entries overwrite the store's: a server started on the empty store may have
     /// created its own ticket key, and the document's must win for old tickets to stay valid.
     pub async fn import(&self, doc: &ExportDocument) -> StoreResult<ImportSummary> {
+        self.load(doc, Existing::Refuse).await
+    }
+
+    /// Like [`Store::import`], but whatever the store holds is deleted first, in the same
+    /// transaction (`hata restore --force`): the store ends up holding exactly the document,
+    /// or, if anything fails, exactly what it held before.
+    pub async fn import_replacing(&self, doc: &ExportDocument) -> StoreResult<ImportSummary> {
+        self.load(doc, Existing::Replace).await
+    }
+
+    async fn load(&self, doc: &ExportDocument, existing: Existing) -> StoreResult<ImportSummary> {
         check_document(doc)?;
         let mut tx = self.writer().begin().await?;
         match self.backend() {
@@ -731,7 +789,15 @@ impl Store {
             }
         }
         if !found.is_empty() {
-            return Err(StoreError::NotEmpty(found));
+            if existing == Existing::Refuse {
+                return Err(StoreError::NotEmpty(found));
+            }
+            // Children before parents; the rest cascades from projects and users anyway.
+            for table in STATE_TABLES.iter().rev() {
+                sqlx::query(&format!("DELETE FROM {table}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         if self.backend() == Backend::Postgres {
             // Changes of a document written before the audit chain have no hashes; the
@@ -764,6 +830,13 @@ impl Store {
         self.publish(vec![ChangeNotice::Resync]);
         Ok(summary)
     }
+}
+
+/// What an import does with a store that is not empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Existing {
+    Refuse,
+    Replace,
 }
 
 async fn write_all(
@@ -1078,7 +1151,7 @@ impl Problems {
 }
 
 /// Everything `Store::import` checks before it writes; see the module doc.
-fn check_document(doc: &ExportDocument) -> StoreResult<()> {
+pub(crate) fn check_document(doc: &ExportDocument) -> StoreResult<()> {
     let mut p = Problems::default();
     if doc.format != FORMAT {
         p.add("format", format!("must be {FORMAT:?}"));

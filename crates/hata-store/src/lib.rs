@@ -20,6 +20,7 @@
 
 pub mod audit;
 pub mod change;
+pub mod delta;
 pub mod error;
 pub mod evaluations;
 pub mod export;
@@ -41,6 +42,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::broadcast;
 
 pub use change::{Action, Actor, ActorKind, ResourceType};
+pub use delta::{DeltaError, ExportDelta};
 pub use error::{StoreError, StoreResult};
 pub use evaluations::{EvaluationCount, FlagEvaluated, VariantTotal};
 pub use export::{ExportDocument, ImportSummary};

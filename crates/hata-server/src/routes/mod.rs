@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backups;
 pub mod environments;
 pub mod flags;
 pub mod health;
@@ -47,6 +48,7 @@ pub fn admin_router() -> Router<AppState> {
         .merge(audit::router())
         .merge(jobs::router())
         .merge(reports::router())
+        .merge(backups::router())
 }
 
 /// Settings of the evaluation endpoints, shared as an extension.

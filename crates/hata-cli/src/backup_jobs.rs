@@ -1,0 +1,98 @@
+//! The backup jobs `hata serve` schedules once a destination is configured (`--backup-to`):
+//! `hata_backup`'s functions as `hata_jobs::Job`s. Wiring only: what a backup is and how it
+//! is checked is `hata-backup`'s; when it runs and how it is retried, `hata-jobs`'.
+
+use std::sync::Arc;
+
+use hata_backup::{Destination, Kind, Listed};
+use hata_jobs::{names, Job, JobContext, JobError, JobFuture, JobsConfig};
+
+/// Registers `backup-full`, `backup-incremental` and `backup-verify` for `destination`.
+pub fn register(jobs: &mut JobsConfig, destination: &Destination) {
+    jobs.register(
+        names::BACKUP_FULL,
+        Arc::new(TakeBackup {
+            destination: destination.clone(),
+            kind: Kind::Full,
+        }),
+    );
+    jobs.register(
+        names::BACKUP_INCREMENTAL,
+        Arc::new(TakeBackup {
+            destination: destination.clone(),
+            kind: Kind::Incremental,
+        }),
+    );
+    jobs.register(
+        names::BACKUP_VERIFY,
+        Arc::new(VerifyLatest {
+            destination: destination.clone(),
+        }),
+    );
+}
+
+/// Takes a full or incremental backup. An incremental one with no full backup to follow yet
+/// is a full one: the first hourly run after configuring a destination starts the chain.
+struct TakeBackup {
+    destination: Destination,
+    kind: Kind,
+}
+
+impl Job for TakeBackup {
+    fn run<'a>(&'a self, context: &'a JobContext) -> JobFuture<'a> {
+        Box::pin(async move {
+            let kind = match self.kind {
+                Kind::Incremental if !has_complete(&self.destination).await? => Kind::Full,
+                kind => kind,
+            };
+            let manifest = hata_backup::take(&context.store, &self.destination, kind)
+                .await
+                .map_err(JobError::new)?;
+            Ok(format!(
+                "backup {} ({:?}, {} flags, up to change {})",
+                manifest.id, manifest.kind, manifest.flags, manifest.last_seq
+            ))
+        })
+    }
+}
+
+/// Verifies the newest complete backup and its chain (checksums, decompression, continuity,
+/// the document's own checks).
+struct VerifyLatest {
+    destination: Destination,
+}
+
+impl Job for VerifyLatest {
+    fn run<'a>(&'a self, _context: &'a JobContext) -> JobFuture<'a> {
+        Box::pin(async move {
+            let listed = hata_backup::list(&self.destination)
+                .await
+                .map_err(JobError::new)?;
+            let Some(newest) = listed
+                .iter()
+                .rev()
+                .find(|l| matches!(l, Listed::Complete(_)))
+            else {
+                return Err(JobError::new(format!(
+                    "no complete backup at {} to verify",
+                    self.destination
+                )));
+            };
+            let verified = hata_backup::verify(&self.destination, newest.id())
+                .await
+                .map_err(JobError::new)?;
+            Ok(format!(
+                "backup {} verified ({} backups in its chain)",
+                newest.id(),
+                verified.chain.len()
+            ))
+        })
+    }
+}
+
+async fn has_complete(destination: &Destination) -> Result<bool, JobError> {
+    let listed = hata_backup::list(destination)
+        .await
+        .map_err(JobError::new)?;
+    Ok(listed.iter().any(|l| matches!(l, Listed::Complete(_))))
+}
