@@ -3,7 +3,8 @@
 //! with the authenticator's code, the flags list, the kill switch (checked through OFREP), the
 //! protected environment's confirmation, a viewer without write controls whose forged form
 //! post is refused, the Japanese UI, the dark theme; axe-core (pinned in tests/web/) on every
-//! page, failing on serious or critical violations. Screenshots go to docs/screenshots/.
+//! page, failing on serious or critical violations. Screenshots go to docs/screenshots/ with
+//! `UPDATE_SCREENSHOTS=1`.
 //!
 //! Needs `chromium`, `chromedriver` and axe-core (`tests/web/install.sh`): skipped without
 //! them, except under `CI=true`, where that fails.
@@ -151,13 +152,22 @@ async fn axe(c: &Client, axe_source: &str, page: &str) {
     assert!(bad.is_empty(), "axe-core on {page}: {bad:#?}");
 }
 
+/// Where screenshots go: docs/screenshots/ with `UPDATE_SCREENSHOTS=1` (the README shows
+/// them), else a folder under the system's temporary one, so an ordinary run leaves the
+/// checkout as it was.
 fn screenshots() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
+    if std::env::var("UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
+    } else {
+        std::env::temp_dir().join("hata-web-ui-screenshots")
+    }
 }
 
 async fn screenshot(c: &Client, name: &str) {
     let png = c.screenshot().await.expect("screenshot");
-    std::fs::create_dir_all(screenshots()).expect("docs/screenshots");
+    // A PNG, not an empty or error answer.
+    assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+    std::fs::create_dir_all(screenshots()).expect("the screenshots folder");
     std::fs::write(screenshots().join(name), png).expect("write the screenshot");
 }
 
