@@ -11,7 +11,7 @@
 mod support;
 
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -75,12 +75,7 @@ impl Drop for Moto {
 impl Moto {
     /// `None` without moto outside CI.
     async fn start(bucket: &str) -> Option<Moto> {
-        let deps = std::env::var("HATA_CLIENT_DEPS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| {
-                PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/hata-client-deps")
-            })
-            .join("backup");
+        let deps = support::client_deps().join("backup");
         if !deps.join("moto").is_dir() {
             assert!(
                 !ci(),

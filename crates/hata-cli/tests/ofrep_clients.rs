@@ -42,11 +42,7 @@ struct Deps {
 /// The installed client packages, if they are there and match the pinned versions. Otherwise
 /// the test is skipped (`None`), or fails under `CI=true`.
 fn deps() -> Option<Deps> {
-    let root = match std::env::var_os("HATA_CLIENT_DEPS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/hata-client-deps"),
-    };
+    let root = support::client_deps();
     let clients = clients_dir();
     // install.sh stamps each part with a copy of the file that pins it.
     let parts = [

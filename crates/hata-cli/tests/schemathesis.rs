@@ -25,35 +25,11 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The installed schemathesis, if it matches the pins; else skipped (`None`) or, under
-/// `CI=true`, a failure.
-fn installed() -> Option<PathBuf> {
-    let root = match std::env::var_os("HATA_CLIENT_DEPS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/hata-client-deps"),
-    };
-    let dir = root.join("schemathesis");
-    let pinned = std::fs::read(repo_root().join("tests/schemathesis/requirements.txt"))
-        .expect("tests/schemathesis/requirements.txt");
-    if std::fs::read(dir.join(".installed-requirements.txt")).ok() == Some(pinned) {
-        return Some(dir);
-    }
-    let why = format!(
-        "schemathesis is not installed as pinned in {}: run `bash tests/schemathesis/install.sh` \
-         (.ci/run does)",
-        dir.display()
-    );
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{why}");
-    }
-    eprintln!("SKIPPED: {why}");
-    None
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_failure() {
-    let Some(deps) = installed() else { return };
+    let Some(deps) = support::pinned_python_deps("schemathesis", "schemathesis") else {
+        return;
+    };
     support::secrets::remember(ADMIN_TOKEN);
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();

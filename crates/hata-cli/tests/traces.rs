@@ -24,32 +24,6 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The installed receiver packages, if they match the pins; else skipped (`None`) or, under
-/// `CI=true`, a failure.
-fn installed() -> Option<PathBuf> {
-    let root = match std::env::var_os("HATA_CLIENT_DEPS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-            .join(".cache/hata-client-deps"),
-    };
-    let dir = root.join("otel");
-    let pinned = std::fs::read(repo_root().join("tests/otel/requirements.txt"))
-        .expect("tests/otel/requirements.txt");
-    if std::fs::read(dir.join(".installed-requirements.txt")).ok() == Some(pinned) {
-        return Some(dir);
-    }
-    let why = format!(
-        "opentelemetry-proto is not installed as pinned in {}: run `bash tests/otel/install.sh` \
-         (.ci/run does)",
-        dir.display()
-    );
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{why}");
-    }
-    eprintln!("SKIPPED: {why}");
-    None
-}
-
 /// The receiver, killed when dropped; its spans in `spans`.
 struct Receiver {
     port: u16,
@@ -110,7 +84,9 @@ const USER_AGENT: &str = "hata-traces-test/1.0";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_and_store_calls_are_exported_as_spans_and_logged_with_their_trace_ids() {
-    let Some(deps) = installed() else { return };
+    let Some(deps) = support::pinned_python_deps("otel", "opentelemetry-proto") else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("hata.db").display());
     check(&deps, "sqlite", &sqlite).await;

@@ -26,12 +26,7 @@ const MIA_PASSWORD: &str = "mia's long enough password 3";
 
 /// axe-core as `tests/web/install.sh` installs it.
 fn axe_path() -> PathBuf {
-    let deps = std::env::var("HATA_CLIENT_DEPS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/hata-client-deps")
-        });
-    deps.join("web/node_modules/axe-core/axe.min.js")
+    support::client_deps().join("web/node_modules/axe-core/axe.min.js")
 }
 
 fn which(name: &str) -> Option<PathBuf> {

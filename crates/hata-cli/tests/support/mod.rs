@@ -27,7 +27,7 @@ pub mod tls;
 pub mod secrets;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,6 +59,39 @@ pub fn hata(args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
     }
     cmd.envs(env.iter().copied());
     cmd
+}
+
+/// Where `tests/*/install.sh` install the packages the tests pin:
+/// `${HATA_CLIENT_DEPS:-$HOME/.cache/hata-client-deps}`.
+pub fn client_deps() -> PathBuf {
+    match std::env::var_os("HATA_CLIENT_DEPS") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/hata-client-deps"),
+    }
+}
+
+/// `client_deps()/<area>` when `tests/<area>/install.sh` installed `what` as pinned in
+/// `tests/<area>/requirements.txt` (it stamps a copy of the pins); else the test is skipped
+/// (`None`) or, under `CI=true`, fails.
+pub fn pinned_python_deps(area: &str, what: &str) -> Option<PathBuf> {
+    let dir = client_deps().join(area);
+    let pins =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../tests/{area}/requirements.txt"));
+    let pinned = std::fs::read(&pins).unwrap_or_else(|e| panic!("{}: {e}", pins.display()));
+    if std::fs::read(dir.join(".installed-requirements.txt")).ok() == Some(pinned) {
+        return Some(dir);
+    }
+    let why = format!(
+        "{what} is not installed as pinned in {}: run `bash tests/{area}/install.sh` \
+         (.ci/run does)",
+        dir.display()
+    );
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    None
 }
 
 pub fn free_port() -> u16 {
