@@ -159,7 +159,15 @@ impl Store {
             .url
             .parse::<AnyConnectOptions>()
             .map_err(|e| StoreError::Internal(format!("bad database URL: {e}")))?
-            .log_statements(tracing::log::LevelFilter::Trace)
+            // No per-statement log: sqlx asks `tracing::enabled!` after every statement, and
+            // with per-layer filters (logs and traces filter apart) that call leaves a stale
+            // answer in tracing-subscriber's thread-local filter state, which then hides the
+            // next span on that thread from the trace layer (tokio-rs/tracing#2519): on
+            // PostgreSQL, where queries run on the request's own thread, requests lost their
+            // spans and log lines their trace ids. The store times its operations itself
+            // (`timing`); statements slower than 500 ms are still logged (rare, so rarely
+            // asking).
+            .log_statements(tracing::log::LevelFilter::Off)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
         let (tx, _) = broadcast::channel(1024);
         match backend {
