@@ -81,14 +81,14 @@ async fn reports_print_what_the_store_holds() {
     assert!(!ok && stderr.contains("--days"), "{stderr}");
 }
 
+/// What the receiver got: each request's path and JSON body.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>;
+
 /// A Slack-compatible receiver on a free port: it records every POST (path and JSON body)
 /// and answers the first one 503, the others 200.
-async fn webhook_receiver() -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
-) {
+async fn webhook_receiver() -> (String, Received) {
     use axum::http::{StatusCode, Uri};
-    let received: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>> = Default::default();
+    let received: Received = Default::default();
     let seen = received.clone();
     let app = axum::Router::new().fallback(move |uri: Uri, body: axum::body::Bytes| {
         let seen = seen.clone();
