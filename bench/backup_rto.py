@@ -3,8 +3,14 @@
 
 Run against a seeded, serving hata (it takes writes while the backup runs):
 
-    bench/with-hata.sh --flags 10000 -- python3 bench/backup_rto.py
-    bench/with-hata.sh --flags 100000 -- python3 bench/backup_rto.py --postgres postgres://postgres@127.0.0.1/test
+    bench/with-hata.sh --flags 10000 -- python3 bench/backup_rto.py --postgres postgres://postgres@127.0.0.1/test
+    bench/with-hata.sh --flags 10000 -- python3 bench/backup_rto.py --grow-to 100000 --postgres …
+
+--grow-to N first makes a bigger store from the seeded one, since seeding 100,000 flags
+through the API takes most of an hour: the seeded store's export with project `bench`'s flags
+copied (keys suffixed `-gK`) up to N flags, imported into a new data dir and served by this
+script (`hata serve` on a free port, the seeded hata's admin token); the change record is the
+seeded one's (a creation per seeded flag and the writes since).
 
 It takes a full backup of the running store to a directory while a writer creates flags through
 the admin API, then measures, each on its own and as one sum (the RTO):
@@ -18,6 +24,7 @@ and checks that the restored store's `hata export` equals the backup's document.
 object; the figures go into docs/operations.md ("Backups and restore").
 """
 import argparse
+import copy
 import json
 import os
 import socket
@@ -82,17 +89,56 @@ def ready_time(hata, store_args, work):
         proc.wait()
 
 
+def grow(hata, data, n, work):
+    """A store with `n` flags in project bench, served: (data dir, URL, the process)."""
+    p, _ = run([hata, "export", "--data-dir", data])
+    doc = json.loads(p.stdout)
+    bench = next(p for p in doc["projects"] if p["key"] == "bench")
+    seeded = list(bench["flags"])
+    k = 0
+    while len(bench["flags"]) < n:
+        flag = copy.deepcopy(seeded[k % len(seeded)])
+        flag["key"] = f"{flag['key']}-g{k // len(seeded)}"
+        bench["flags"].append(flag)
+        k += 1
+    path = os.path.join(work, "grown.json")
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    grown = os.path.join(work, "grown")
+    _, import_s = run([hata, "import", path, "--data-dir", grown])
+    os.remove(path)
+    port = free_port()
+    proc = subprocess.Popen([hata, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", grown],
+                            stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "grown.log"), "w"),
+                            env=dict(os.environ, HATA_ADMIN_RATE_LIMIT="0"))
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/health/ready", timeout=2).status == 200:
+                return grown, url, proc, import_s
+        except Exception:
+            pass
+        time.sleep(0.1)
+    sys.exit("the grown store's hata did not become ready; see grown.log")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--postgres", help="admin URL of a PostgreSQL to restore into as well")
+    ap.add_argument("--grow-to", type=int, help="grow project bench to this many flags first")
     a = ap.parse_args()
     hata = os.environ["HATA_BENCH_BIN"]
     data = os.environ["HATA_BENCH_DATA_DIR"]
+    url = os.environ["HATA_URL"]
     work = tempfile.mkdtemp(dir=os.environ.get("HATA_BENCH_WORK"))
     dest = os.path.join(work, "backups")
+    grown_proc, import_s = None, None
+    if a.grow_to:
+        data, url, grown_proc, import_s = grow(hata, data, a.grow_to, work)
 
     stop, written = threading.Event(), [0]
-    w = threading.Thread(target=writer, args=(os.environ["HATA_URL"], os.environ["HATA_ADMIN_TOKEN"], stop, written), daemon=True)
+    w = threading.Thread(target=writer, args=(url, os.environ["HATA_ADMIN_TOKEN"], stop, written), daemon=True)
     w.start()
     time.sleep(0.5)
     p, backup_s = run([hata, "backup", "--to", dest, "--data-dir", data])
@@ -102,7 +148,12 @@ def main():
     size = sum(os.path.getsize(os.path.join(dest, backup_id, f)) for f in os.listdir(os.path.join(dest, backup_id)))
 
     _, verify_s = run([hata, "backup", "verify", backup_id, "--to", dest])
-    result = {"backup_id": backup_id, "backup_s": round(backup_s, 2), "backup_bytes": size,
+    if grown_proc:
+        grown_proc.terminate()
+        grown_proc.wait()
+    result = {"flags": a.grow_to or int(json.load(open(os.environ["HATA_SEED"]))["flags"]),
+              "grown_import_s": import_s and round(import_s, 2),
+              "backup_id": backup_id, "backup_s": round(backup_s, 2), "backup_bytes": size,
               "writes_during_backup": written[0], "verify_s": round(verify_s, 2), "targets": {}}
 
     # The document the backup holds, to compare every restore with.
@@ -111,11 +162,13 @@ def main():
     expected, _ = run([hata, "export", "--data-dir", first])
 
     targets = [("sqlite", lambda n: ["--data-dir", os.path.join(work, n)])]
+    databases = []
     if a.postgres:
         base = a.postgres.rsplit("/", 1)[0]
         def pg(n):
             db = f"hata_rto_{n}_{os.getpid()}"
             run(["psql", a.postgres, "-c", f"CREATE DATABASE {db}"])
+            databases.append(db)
             return ["--database-url", f"{base}/{db}"]
         targets.append(("postgres", pg))
     for name, make in targets:
@@ -127,6 +180,8 @@ def main():
         ready_s = ready_time(hata, store_args, work)
         result["targets"][name] = {"restore_s": round(restore_s, 2), "ready_s": round(ready_s, 2),
                                    "rto_s": round(verify_s + restore_s + ready_s, 2)}
+    for db in databases:
+        run(["psql", a.postgres, "-c", f"DROP DATABASE {db}"], check=False)
     print(json.dumps(result, indent=2))
 
 

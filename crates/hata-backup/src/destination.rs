@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::TryStreamExt as _;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -106,7 +107,11 @@ impl Destination {
         if !root.is_dir() {
             return Err(fail("not a directory".into()));
         }
-        let store = LocalFileSystem::new_with_prefix(&root).map_err(|e| fail(e.to_string()))?;
+        // Automatic cleanup: deleting a backup's last file removes its folder too, so a
+        // pruned backup leaves no empty folder to be listed as an incomplete one.
+        let store = LocalFileSystem::new_with_prefix(&root)
+            .map_err(|e| fail(e.to_string()))?
+            .with_automatic_cleanup(true);
         Ok(Destination {
             store: Arc::new(store),
             prefix: Path::default(),
@@ -192,6 +197,29 @@ impl Destination {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    /// Deletes backup folder `id`: its manifest first (from then on it is an incomplete
+    /// backup, never a complete one missing a part), then its other files. A file already
+    /// gone is no error (another pruning got there first).
+    pub(crate) async fn remove(&self, id: &str) -> BackupResult<()> {
+        let folder = self.prefix.child(id);
+        let mut files: Vec<Path> = self
+            .store
+            .list(Some(&folder))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await
+            .map_err(|e| self.error(e))?;
+        let manifest = self.path(id, crate::manifest::MANIFEST);
+        files.sort_by_key(|f| *f != manifest);
+        for file in files {
+            match self.store.delete(&file).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.error(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Whether folder `id` exists at all (has any file).

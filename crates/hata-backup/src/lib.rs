@@ -13,24 +13,26 @@
 //! (each delta starts where its parent's change record ended, hash for hash) are checked
 //! before anything is written.
 //!
-//! Not here: when backups run and how many are kept (the scheduler's), and the store's SQL
-//! (`hata-store`).
+//! Not here: when backups run (the scheduler's), and the store's SQL (`hata-store`).
 //!
 //! - `manifest`: the manifest and its format version.
 //! - `destination`: where backups go (`Destination`: a directory or `s3://bucket/prefix`).
 //! - `take`: taking a full or incremental backup.
 //! - `chain`: listing, resolving a chain, verifying it and materialising its document.
 //! - `restore`: restoring into a store, to a backup or to a point in time.
+//! - `prune`: deleting the backups past their generation count without breaking a chain.
 
 pub mod chain;
 pub mod destination;
 pub mod manifest;
+pub mod prune;
 pub mod restore;
 pub mod take;
 
 pub use chain::{list, verify, Listed, Verified};
 pub use destination::{Destination, S3Settings};
 pub use manifest::{Kind, Manifest, Part};
+pub use prune::{prune, Generations, Pruned};
 pub use restore::{restore, RestoreOptions, Restored};
 pub use take::take;
 

@@ -1,6 +1,6 @@
 //! `hata backup [--to DEST] [--incremental]`, `hata backup list`, `hata backup verify
-//! [ID|PATH]` and `hata restore ID|PATH [--until TIME] [--force]`: `hata_backup` wired to the
-//! command line. Every failure exits non-zero with a message naming the backup and what is
+//! [ID|PATH]`, `hata backup prune` and `hata restore ID|PATH [--until TIME] [--force]`:
+//! `hata_backup` wired to the command line. Every failure exits non-zero with a message naming the backup and what is
 //! wrong with it.
 
 use anyhow::{bail, Context};
@@ -21,7 +21,8 @@ Examples:
   hata backup --to /var/backups/hata
   hata backup --incremental --to s3://backups/hata
   hata backup list --to s3://backups/hata
-  hata backup verify 20261206T020000.123Z-full --to /var/backups/hata";
+  hata backup verify 20261206T020000.123Z-full --to /var/backups/hata
+  hata backup prune --to s3://backups/hata --backup-keep-full 30 --backup-keep-incremental 24";
 
 pub const RESTORE_HELP: &str = "\
 ID is a backup at --from (default: --backup-to); PATH a backup's folder. The whole chain (the
@@ -66,6 +67,21 @@ enum BackupAction {
     List(ListArgs),
     /// Verify a backup and its chain without restoring it (exit 1 naming what is wrong).
     Verify(VerifyArgs),
+    /// Delete the backups past their generation count (--backup-keep-full,
+    /// --backup-keep-incremental), never one that a kept backup is restored onto; the backup
+    /// jobs of `hata serve` do this after each backup.
+    Prune(PruneArgs),
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    /// Where [default: --backup-to]
+    #[arg(long)]
+    to: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    backup: BackupArgs,
 }
 
 #[derive(Args)]
@@ -160,7 +176,29 @@ pub async fn run_backup(command: BackupCommand) -> anyhow::Result<()> {
         None => take(command.take).await,
         Some(BackupAction::List(args)) => list(args).await,
         Some(BackupAction::Verify(args)) => verify(args).await,
+        Some(BackupAction::Prune(args)) => prune(args).await,
     }
+}
+
+async fn prune(args: PruneArgs) -> anyhow::Result<()> {
+    let (_, settings) = config::resolve_backup(args.store, args.backup)?;
+    let dest = destination(args.to.as_deref(), &settings)?;
+    let pruned = hata_backup::prune(&dest, settings.keep, time::OffsetDateTime::now_utc())
+        .await
+        .with_context(|| format!("pruning the backups at {dest} failed"))?;
+    for id in pruned
+        .plan
+        .delete
+        .iter()
+        .chain(&pruned.plan.delete_incomplete)
+    {
+        println!("removed {id}");
+    }
+    println!(
+        "{dest}: {pruned} (keeping {} full, {} incremental)",
+        settings.keep.full, settings.keep.incremental
+    );
+    Ok(())
 }
 
 async fn take(args: TakeArgs) -> anyhow::Result<()> {

@@ -1,19 +1,22 @@
 //! The backup jobs `hata serve` schedules once a destination is configured (`--backup-to`):
-//! `hata_backup`'s functions as `hata_jobs::Job`s. Wiring only: what a backup is and how it
-//! is checked is `hata-backup`'s; when it runs and how it is retried, `hata-jobs`'.
+//! `hata_backup`'s functions as `hata_jobs::Job`s. Wiring only: what a backup is, how it is
+//! checked and which backups pruning keeps is `hata-backup`'s; when it runs and how it is
+//! retried, `hata-jobs`'.
 
 use std::sync::Arc;
 
-use hata_backup::{Destination, Kind, Listed};
+use hata_backup::{Destination, Generations, Kind, Listed};
 use hata_jobs::{names, Job, JobContext, JobError, JobFuture, JobsConfig};
 
-/// Registers `backup-full`, `backup-incremental` and `backup-verify` for `destination`.
-pub fn register(jobs: &mut JobsConfig, destination: &Destination) {
+/// Registers `backup-full`, `backup-incremental` and `backup-verify` for `destination`; the
+/// backups prune the destination to `keep` after each success.
+pub fn register(jobs: &mut JobsConfig, destination: &Destination, keep: Generations) {
     jobs.register(
         names::BACKUP_FULL,
         Arc::new(TakeBackup {
             destination: destination.clone(),
             kind: Kind::Full,
+            keep,
         }),
     );
     jobs.register(
@@ -21,6 +24,7 @@ pub fn register(jobs: &mut JobsConfig, destination: &Destination) {
         Arc::new(TakeBackup {
             destination: destination.clone(),
             kind: Kind::Incremental,
+            keep,
         }),
     );
     jobs.register(
@@ -31,11 +35,17 @@ pub fn register(jobs: &mut JobsConfig, destination: &Destination) {
     );
 }
 
-/// Takes a full or incremental backup. An incremental one with no full backup to follow yet
-/// is a full one: the first hourly run after configuring a destination starts the chain.
+/// Takes a full or incremental backup, then prunes the destination. An incremental one with
+/// no full backup to follow yet is a full one: the first hourly run after configuring a
+/// destination starts the chain.
+///
+/// A pruning that fails does not fail the backup (which was taken: a retry would take
+/// another); it is logged and said in the run's detail, and the retention job's own pruning
+/// step, which does fail its run, tries again.
 struct TakeBackup {
     destination: Destination,
     kind: Kind,
+    keep: Generations,
 }
 
 impl Job for TakeBackup {
@@ -48,8 +58,22 @@ impl Job for TakeBackup {
             let manifest = hata_backup::take(&context.store, &self.destination, kind)
                 .await
                 .map_err(JobError::new)?;
+            let pruned = match hata_backup::prune(
+                &self.destination,
+                self.keep,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+            {
+                Ok(pruned) => format!("pruned: {pruned}"),
+                Err(e) => {
+                    tracing::warn!(destination = %self.destination, error = %e,
+                        "pruning the backups failed; the retention job tries again");
+                    format!("pruning failed: {e}")
+                }
+            };
             Ok(format!(
-                "backup {} ({:?}, {} flags, up to change {})",
+                "backup {} ({:?}, {} flags, up to change {}); {pruned}",
                 manifest.id, manifest.kind, manifest.flags, manifest.last_seq
             ))
         })
@@ -95,4 +119,33 @@ async fn has_complete(destination: &Destination) -> Result<bool, JobError> {
         .await
         .map_err(JobError::new)?;
     Ok(listed.iter().any(|l| matches!(l, Listed::Complete(_))))
+}
+
+/// The retention job's step: prunes the destination to `keep` (its failure fails the
+/// retention run, which is retried).
+pub fn prune_step(destination: &Destination, keep: Generations) -> Arc<dyn Job> {
+    Arc::new(PruneBackups {
+        destination: destination.clone(),
+        keep,
+    })
+}
+
+struct PruneBackups {
+    destination: Destination,
+    keep: Generations,
+}
+
+impl Job for PruneBackups {
+    fn run<'a>(&'a self, _context: &'a JobContext) -> JobFuture<'a> {
+        Box::pin(async move {
+            let pruned = hata_backup::prune(
+                &self.destination,
+                self.keep,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+            .map_err(JobError::new)?;
+            Ok(pruned.to_string())
+        })
+    }
 }

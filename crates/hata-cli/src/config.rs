@@ -62,7 +62,8 @@ pub struct StoreArgs {
     /// mfa_required_for_protected, oidc_issuer, oidc_client_id, oidc_client_secret,
     /// oidc_redirect_url, oidc_scopes, jwt_issuer, jwt_audience, jwt_jwks_url,
     /// jwt_algorithms, jwt_leeway, backup_to, backup_s3_endpoint, backup_s3_region,
-    /// backup_s3_allow_http, and [[role_mappings]] tables). Flags and HATA_* variables
+    /// backup_s3_allow_http, backup_keep_full, backup_keep_incremental, report_webhook_url,
+    /// schedule_report_webhook, and [[role_mappings]] tables). Flags and HATA_* variables
     /// win over it.
     #[arg(long, env = "HATA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -215,18 +216,29 @@ pub struct JobArgs {
     #[arg(long, env = "HATA_JOB_RETRY_DELAYS")]
     pub job_retry_delays: Option<String>,
     /// Days evaluation counts and last-evaluated times are kept; the retention job deletes
-    /// older ones; 0 = keep forever [default: 30]
+    /// older ones, and finished job runs and serving hours of the same age (serving hours at
+    /// least 32 days: the daily report's error budget looks back 30); 0 = keep forever
+    /// [default: 30]
     #[arg(long, env = "HATA_EVALUATION_RETENTION")]
     pub evaluation_retention: Option<u64>,
+    /// A Slack-compatible incoming webhook (https://…) that gets the previous day's daily
+    /// report every morning (job report-webhook); a secret: it is never logged [default: none]
+    #[arg(long, env = "HATA_REPORT_WEBHOOK_URL", hide_env_values = true)]
+    pub report_webhook_url: Option<String>,
+    /// When the daily report is posted to the webhook (cron, UTC, or off) [default: 0 7 * * *]
+    #[arg(long, env = "HATA_SCHEDULE_REPORT_WEBHOOK")]
+    pub schedule_report_webhook: Option<String>,
 }
 
 impl JobArgs {
     /// The scheduler's configuration, with the retention job registered (audit retention
-    /// `audit_retention_days`, 0: forever).
+    /// `audit_retention_days`, 0: forever; `prune_backups`, when backups are configured, its
+    /// last step) and the report webhook when one is configured.
     fn resolve_with(
         self,
         file: &FileSettings,
         audit_retention_days: u64,
+        prune_backups: Option<std::sync::Arc<dyn hata_jobs::Job>>,
     ) -> anyhow::Result<hata_jobs::JobsConfig> {
         use hata_jobs::names;
         let mut config = hata_jobs::JobsConfig::default();
@@ -259,6 +271,13 @@ impl JobArgs {
                 self.schedule_backup_verify
                     .or(file.schedule_backup_verify.clone()),
             ),
+            (
+                names::REPORT_WEBHOOK,
+                "schedule_report_webhook",
+                "HATA_SCHEDULE_REPORT_WEBHOOK",
+                self.schedule_report_webhook
+                    .or(file.schedule_report_webhook.clone()),
+            ),
         ];
         for (job, setting, env, value) in schedules {
             if let Some(text) = value {
@@ -276,13 +295,22 @@ impl JobArgs {
             .evaluation_retention
             .or(file.evaluation_retention)
             .unwrap_or(30);
-        config.register(
-            names::RETENTION,
-            std::sync::Arc::new(hata_jobs::Retention::new(
-                days(evaluations),
-                days(audit_retention_days),
-            )),
-        );
+        let mut retention =
+            hata_jobs::Retention::new(days(evaluations), days(audit_retention_days));
+        if let Some(step) = prune_backups {
+            retention = retention.also("backups", step);
+        }
+        config.register(names::RETENTION, std::sync::Arc::new(retention));
+        let webhook = self
+            .report_webhook_url
+            .or(file.report_webhook_url.clone())
+            .filter(|u| !u.is_empty());
+        if let Some(url) = webhook {
+            let job = hata_server::report_webhook::ReportWebhook::new(&url).map_err(|e| {
+                anyhow::anyhow!("report_webhook_url (HATA_REPORT_WEBHOOK_URL): {e}")
+            })?;
+            config.register(names::REPORT_WEBHOOK, std::sync::Arc::new(job));
+        }
         Ok(config)
     }
 }
@@ -304,6 +332,13 @@ pub struct BackupArgs {
     /// [default: false]
     #[arg(long, env = "HATA_BACKUP_S3_ALLOW_HTTP", num_args = 0..=1, default_missing_value = "true")]
     pub backup_s3_allow_http: Option<bool>,
+    /// Full backups kept at the destination; older ones are deleted after each backup and by
+    /// the retention job, except those a kept increment is restored onto [default: 30]
+    #[arg(long, env = "HATA_BACKUP_KEEP_FULL")]
+    pub backup_keep_full: Option<usize>,
+    /// Incremental backups kept at the destination, likewise [default: 24]
+    #[arg(long, env = "HATA_BACKUP_KEEP_INCREMENTAL")]
+    pub backup_keep_incremental: Option<usize>,
 }
 
 /// The resolved backup settings: the configured destination (checked, not contacted) and
@@ -312,6 +347,8 @@ pub struct BackupArgs {
 pub struct BackupSettings {
     pub to: Option<hata_backup::Destination>,
     pub s3: hata_backup::S3Settings,
+    /// How many backups of each kind pruning keeps.
+    pub keep: hata_backup::Generations,
 }
 
 impl BackupArgs {
@@ -345,7 +382,24 @@ impl BackupArgs {
             ),
             _ => None,
         };
-        Ok(BackupSettings { to, s3 })
+        let default = hata_backup::Generations::default();
+        let full = self
+            .backup_keep_full
+            .or(file.backup_keep_full)
+            .unwrap_or(default.full);
+        let incremental = self
+            .backup_keep_incremental
+            .or(file.backup_keep_incremental)
+            .unwrap_or(default.incremental);
+        let keep = hata_backup::Generations::new(full, incremental).map_err(|e| {
+            let setting = if full == 0 {
+                "backup_keep_full (HATA_BACKUP_KEEP_FULL)"
+            } else {
+                "backup_keep_incremental (HATA_BACKUP_KEEP_INCREMENTAL)"
+            };
+            anyhow::anyhow!("{setting}: {e}")
+        })?;
+        Ok(BackupSettings { to, s3, keep })
     }
 }
 
@@ -737,6 +791,10 @@ struct FileSettings {
     backup_s3_endpoint: Option<String>,
     backup_s3_region: Option<String>,
     backup_s3_allow_http: Option<bool>,
+    backup_keep_full: Option<usize>,
+    backup_keep_incremental: Option<usize>,
+    report_webhook_url: Option<String>,
+    schedule_report_webhook: Option<String>,
     /// `[[role_mappings]]`: JWT claims → roles (`hata_access::claims::RoleRule`).
     #[serde(default)]
     role_mappings: Vec<hata_access::claims::RoleRule>,
@@ -938,12 +996,18 @@ impl ServeArgs {
         let jwt = self.jwt.resolve_with(&file)?;
         let metrics = self.metrics.resolve_with(&file)?;
         let audit_retention_days = self.audit_retention.or(file.audit_retention).unwrap_or(0);
-        let mut jobs = self.jobs.resolve_with(&file, audit_retention_days)?;
-        let access_log = self.access_log.resolve_with(&file)?;
         let backup = self.backup.resolve_with(&file)?;
+        let prune_backups = backup
+            .to
+            .as_ref()
+            .map(|destination| crate::backup_jobs::prune_step(destination, backup.keep));
+        let mut jobs = self
+            .jobs
+            .resolve_with(&file, audit_retention_days, prune_backups)?;
+        let access_log = self.access_log.resolve_with(&file)?;
         // With a destination, the backup jobs exist (their schedules are the jobs' settings).
         if let Some(destination) = &backup.to {
-            crate::backup_jobs::register(&mut jobs, destination);
+            crate::backup_jobs::register(&mut jobs, destination, backup.keep);
         }
         if !file.role_mappings.is_empty() && jwt.is_none() && identity.sso.is_none() {
             bail!("role_mappings are set but neither jwt_issuer nor oidc_issuer is: they map the claims of their tokens");
@@ -1161,10 +1225,12 @@ mod tests {
             schedule_backup_verify: None,
             job_retry_delays: None,
             evaluation_retention: None,
+            report_webhook_url: None,
+            schedule_report_webhook: None,
         };
         let resolve = |file: &str, args: JobArgs| {
             let file: FileSettings = toml::from_str(file).expect("TOML");
-            args.resolve_with(&file, 0)
+            args.resolve_with(&file, 0, None)
         };
         let defaults = resolve("", none()).unwrap();
         assert!(defaults.enabled);
@@ -1203,10 +1269,66 @@ mod tests {
             ),
             ("schedule_retention = \"daily\"", "HATA_SCHEDULE_RETENTION"),
             ("job_retry_delays = \"5 minutes\"", "job_retry_delays"),
+            (
+                "report_webhook_url = \"ftp://hooks.example.com/secret-path\"",
+                "report_webhook_url",
+            ),
+            (
+                "schedule_report_webhook = \"mornings\"",
+                "schedule_report_webhook",
+            ),
         ] {
             let err = resolve(file, none()).unwrap_err();
             assert!(format!("{err:#}").contains(says), "{file}: {err:#}");
+            assert!(!format!("{err:#}").contains("secret-path"), "{err:#}");
         }
+        // A webhook registers its job, with its default schedule.
+        let hooked = resolve(
+            "report_webhook_url = \"https://hooks.example.com/services/x\"",
+            none(),
+        )
+        .unwrap();
+        assert_eq!(
+            hooked.registered().collect::<Vec<_>>(),
+            ["report-webhook", "retention"]
+        );
+        assert_eq!(hooked.schedules["report-webhook"].as_str(), "0 7 * * *");
+    }
+
+    #[test]
+    fn backup_generations_default_to_30_and_24_and_zero_is_refused() {
+        let resolve = |file: &str, full: Option<usize>| {
+            let file: FileSettings = toml::from_str(file).expect("TOML");
+            BackupArgs {
+                backup_to: None,
+                backup_s3_endpoint: None,
+                backup_s3_region: None,
+                backup_s3_allow_http: None,
+                backup_keep_full: full,
+                backup_keep_incremental: None,
+            }
+            .resolve_with(&file)
+        };
+        assert_eq!(
+            resolve("", None).unwrap().keep,
+            hata_backup::Generations::default()
+        );
+        let keep = resolve("backup_keep_full = 7\nbackup_keep_incremental = 12", None)
+            .unwrap()
+            .keep;
+        assert_eq!((keep.full, keep.incremental), (7, 12));
+        assert_eq!(
+            resolve("backup_keep_full = 7", Some(3)).unwrap().keep.full,
+            3,
+            "the flag wins"
+        );
+        let err = resolve("backup_keep_incremental = 0", None).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("HATA_BACKUP_KEEP_INCREMENTAL"),
+            "{err:#}"
+        );
+        let err = resolve("", Some(0)).unwrap_err();
+        assert!(format!("{err:#}").contains("backup_keep_full"), "{err:#}");
     }
 
     #[test]

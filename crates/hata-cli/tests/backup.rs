@@ -301,6 +301,77 @@ async fn backups_to_s3_restore_byte_for_byte_across_backends() {
     assert!(export(&b) == at_inc, "PostgreSQL → SQLite restore differs");
 }
 
+/// `hata backup prune` on S3: of two chains, keeping one full backup and one increment
+/// removes the first chain whole and the second chain's first increment is kept, since the
+/// kept one is restored onto it; what is left verifies and restores.
+#[tokio::test]
+async fn pruning_on_s3_keeps_the_generations_and_whole_chains() {
+    let Some(moto) = Moto::start("hata-prune").await else {
+        return;
+    };
+    let env = moto.env();
+    let mut env = refs(&env);
+    let dest = "s3://hata-prune/hata";
+    env.push(("HATA_BACKUP_TO", dest));
+    let tmp = tempfile::tempdir().expect("dir");
+    let source = tmp.path().join("source");
+    std::fs::create_dir_all(&source).expect("dir");
+    let src = ["--data-dir", source.to_str().expect("utf-8")];
+    write(&sqlite_url(&source), vec![project("shop")]).await;
+    let mut ids = Vec::new();
+    for (n, incremental) in [false, true, true, false, true, true]
+        .into_iter()
+        .enumerate()
+    {
+        write(&sqlite_url(&source), vec![flag("shop", &format!("f{n}"))]).await;
+        let mut args = vec!["backup"];
+        if incremental {
+            args.push("--incremental");
+        }
+        args.extend_from_slice(&src);
+        ids.push(backup_id(&ok(run(&args, &env), "backup")));
+    }
+    let at_last = export(&src);
+
+    let mut args = vec!["backup", "prune"];
+    let mut keep = env.clone();
+    keep.extend([
+        ("HATA_BACKUP_KEEP_FULL", "1"),
+        ("HATA_BACKUP_KEEP_INCREMENTAL", "1"),
+    ]);
+    args.extend_from_slice(&src);
+    let said = ok(run(&args, &keep), "prune");
+    for id in &ids[..3] {
+        assert!(said.contains(&format!("removed {id}")), "{said}");
+    }
+    assert!(said.contains("3 backups removed, 3 kept"), "{said}");
+    let listed = ok(run(&["backup", "list", "--json"], &env), "list");
+    let listed: serde_json::Value = serde_json::from_str(&listed).expect("json");
+    let left: Vec<&str> = listed
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(
+        left,
+        ids[3..].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    ok(run(&["backup", "verify"], &env), "verify the newest");
+    let restored = tmp.path().join("restored");
+    let r = ["--data-dir", restored.to_str().expect("utf-8")];
+    let mut args = vec!["restore", ids[5].as_str()];
+    args.extend_from_slice(&r);
+    ok(run(&args, &env), "restore");
+    assert!(export(&r) == at_last, "the restore differs");
+
+    // A count of 0 is refused, naming the setting.
+    let mut zero = env.clone();
+    zero.push(("HATA_BACKUP_KEEP_FULL", "0"));
+    let err = failed(run(&["backup", "prune"], &zero), "keep 0");
+    assert!(err.contains("backup_keep_full"), "{err}");
+}
+
 #[tokio::test]
 async fn bad_input_fails_naming_the_problem_and_writes_nothing() {
     let tmp = tempfile::tempdir().expect("dir");

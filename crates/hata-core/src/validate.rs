@@ -180,7 +180,62 @@ pub fn validate_environment(e: &Environment) -> Result<(), ValidationErrors> {
 
 /// Checks a flag against the spec and against its project. `flag` has already been through
 /// `Flag::normalize(view.environments)`.
+///
+/// Whether other flags' prerequisites require variants this flag lacks is found by a walk of
+/// every flag of the view: right for one write, quadratic for a whole project (an import, a
+/// backup's verification), which validates with [`validate_flag_in`] instead.
 pub fn validate_flag(flag: &Flag, view: &ProjectView) -> Result<(), ValidationErrors> {
+    validate_flag_with(flag, view, None)
+}
+
+/// The variants each flag's prerequisites require, by the flag required: an index of a
+/// project's flags, built once ([`Requirements::of`]) to validate all of them in linear time.
+#[derive(Debug, Default)]
+pub struct Requirements<'a> {
+    /// Required flag → (requiring flag, environment, variant), in the order a walk of the
+    /// view's flags finds them (so errors come in the order `validate_flag` gives them).
+    by_flag: BTreeMap<&'a str, Vec<(&'a str, &'a str, &'a str)>>,
+}
+
+impl<'a> Requirements<'a> {
+    /// The prerequisites of `view`'s flags that are not archived.
+    pub fn of(view: &ProjectView<'a>) -> Requirements<'a> {
+        let mut by_flag: BTreeMap<&'a str, Vec<(&'a str, &'a str, &'a str)>> = BTreeMap::new();
+        for (other_key, other) in view.flags {
+            if other.archived {
+                continue;
+            }
+            for (env, config) in &other.environments {
+                for p in &config.prerequisites {
+                    for variant in &p.variants {
+                        by_flag.entry(p.flag.as_str()).or_default().push((
+                            other_key.as_str(),
+                            env.as_str(),
+                            variant.as_str(),
+                        ));
+                    }
+                }
+            }
+        }
+        Requirements { by_flag }
+    }
+}
+
+/// [`validate_flag`] for one of many flags of `view`, with `requirements` built from it: the
+/// same result, without a walk of every flag.
+pub fn validate_flag_in(
+    flag: &Flag,
+    view: &ProjectView,
+    requirements: &Requirements,
+) -> Result<(), ValidationErrors> {
+    validate_flag_with(flag, view, Some(requirements))
+}
+
+fn validate_flag_with(
+    flag: &Flag,
+    view: &ProjectView,
+    requirements: Option<&Requirements>,
+) -> Result<(), ValidationErrors> {
     let mut c = Checker::default();
     c.text(flag);
     c.key("key", &flag.key);
@@ -201,7 +256,10 @@ pub fn validate_flag(flag: &Flag, view: &ProjectView) -> Result<(), ValidationEr
         // Unless archived, another flag's prerequisite naming a variant this flag no longer has
         // would leave that flag unable to compile: refuse the change, naming the dependant.
         if !flag.archived {
-            c.variants_in_use(flag, view);
+            match requirements {
+                Some(index) => c.variants_required(flag, index),
+                None => c.variants_in_use(flag, view),
+            }
         }
     });
 
@@ -577,6 +635,23 @@ impl Checker {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// `variants_in_use` through an index of the project's prerequisites.
+    fn variants_required(&mut self, flag: &Flag, requirements: &Requirements) {
+        let Some(required) = requirements.by_flag.get(flag.key.as_str()) else {
+            return;
+        };
+        for (other_key, env, variant) in required {
+            if *other_key == flag.key {
+                continue;
+            }
+            if !flag.variants.iter().any(|v| v.key == *variant) {
+                self.error(format!(
+                    "variant \"{variant}\" is required by flag \"{other_key}\" (prerequisite in {env}); change that flag first"
+                ));
             }
         }
     }

@@ -64,8 +64,24 @@ impl Fixture {
         flag
     }
 
+    /// The errors of `validate_flag`, checked to be those of `validate_flag_in` (the
+    /// indexed form an import uses) too.
     fn flag_errors(&self, flag: Value) -> Vec<FieldError> {
-        errors_of(validate_flag(&self.flag(flag), &self.view()))
+        let flag = self.flag(flag);
+        let view = self.view();
+        let errors = errors_of(validate_flag(&flag, &view));
+        let requirements = hata_core::validate::Requirements::of(&view);
+        let indexed = errors_of(hata_core::validate::validate_flag_in(
+            &flag,
+            &view,
+            &requirements,
+        ));
+        assert_eq!(
+            format!("{errors:?}"),
+            format!("{indexed:?}"),
+            "validate_flag_in differs from validate_flag"
+        );
+        errors
     }
 
     fn segment_errors(&self, segment: Value) -> Vec<FieldError> {

@@ -35,17 +35,21 @@ pub mod names {
     pub const BACKUP_INCREMENTAL: &str = "backup-incremental";
     /// Verifying the latest backups (`hata-backup`).
     pub const BACKUP_VERIFY: &str = "backup-verify";
-    /// Evaluation data, audit entries and backups past their retention (`retention`).
+    /// Evaluation data, job runs, serving hours, audit entries and backups past their
+    /// retention (`retention`).
     pub const RETENTION: &str = "retention";
+    /// Posting yesterday's daily report to a webhook (`hata-server`'s `report_webhook`).
+    pub const REPORT_WEBHOOK: &str = "report-webhook";
 
     /// Every job with a schedule setting, and its default schedule (UTC): a full backup daily
     /// at 02:00, an incremental one every hour, verification daily at 03:30, retention daily
-    /// at 04:00.
-    pub const DEFAULT_SCHEDULES: [(&str, &str); 4] = [
+    /// at 04:00, the morning report at 07:00.
+    pub const DEFAULT_SCHEDULES: [(&str, &str); 5] = [
         (BACKUP_FULL, "0 2 * * *"),
         (BACKUP_INCREMENTAL, "0 * * * *"),
         (BACKUP_VERIFY, "30 3 * * *"),
         (RETENTION, "0 4 * * *"),
+        (REPORT_WEBHOOK, "0 7 * * *"),
     ];
 
     /// The backup jobs: their last success is also `hata_backup_last_success_timestamp_seconds`

@@ -23,7 +23,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::day::{hour_of, second_of, Day};
-use crate::jobs::{job_outcomes, JobOutcome};
+use crate::jobs::{job_outcomes, BackupRun, JobOutcome};
 use crate::latency::{millis, quantile};
 use crate::{ReportError, ReportResult};
 
@@ -54,8 +54,10 @@ pub struct DailyReport {
     /// The flags evaluated most, at most 10, most first.
     pub top_flags: Vec<FlagEvaluations>,
     pub changes: Changes,
-    /// Backup and job runs per job (empty until the scheduler's `job_runs` exist).
+    /// How the day's runs of each job ended (`job_runs`), by job name.
     pub jobs: Vec<JobOutcome>,
+    /// Each run of a backup job that day, oldest first: the backup it took, or why it failed.
+    pub backups: Vec<BackupRun>,
     pub availability: Availability,
 }
 
@@ -185,7 +187,7 @@ pub async fn daily(store: &Store, day: Day, now: OffsetDateTime) -> ReportResult
         .await?;
     let evaluations = store.evaluation_totals(&from, &to).await?;
     let changes = store.flag_changes(&from, &to).await?;
-    let jobs = job_outcomes(store, &from, &to).await?;
+    let (jobs, backups) = job_outcomes(store, &from, &to).await?;
 
     let of_day: Vec<&ServingHour> = rows
         .iter()
@@ -222,6 +224,7 @@ pub async fn daily(store: &Store, day: Day, now: OffsetDateTime) -> ReportResult
         top_flags,
         changes: changes_of(changes),
         jobs,
+        backups,
         availability: Availability {
             objective: OBJECTIVE,
             minutes,

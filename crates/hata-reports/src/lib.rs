@@ -8,14 +8,17 @@
 //!   error budget of one day.
 //! - `stale`: `stale` — removal candidates: flags not evaluated, serving one variant, or
 //!   temporary past their expected lifetime.
-//! - `jobs`: backup and job outcomes (empty until the scheduler's `job_runs` table exists).
+//! - `jobs`: backup and job outcomes, from the scheduler's `job_runs`.
 //! - `markdown`: the Markdown form of both reports.
+//! - `slack`: the daily report as a Slack-compatible webhook message (`text` and a
+//!   `markdown` block).
 
 pub mod daily;
 pub mod day;
 pub mod jobs;
 pub mod latency;
 pub mod markdown;
+pub mod slack;
 pub mod stale;
 
 pub use daily::{daily, DailyReport};

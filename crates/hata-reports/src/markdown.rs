@@ -126,9 +126,37 @@ pub fn daily(r: &DailyReport) -> String {
     if r.jobs.is_empty() {
         let _ = writeln!(out, "No job runs recorded.");
     } else {
-        let _ = writeln!(out, "| job | succeeded | failed |\n|---|---:|---:|");
+        let _ = writeln!(
+            out,
+            "| job | succeeded | failed | unfinished | failed attempts |\n|---|---:|---:|---:|---:|"
+        );
         for j in &r.jobs {
-            let _ = writeln!(out, "| {} | {} | {} |", cell(&j.job), j.succeeded, j.failed);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                cell(&j.job),
+                j.succeeded,
+                j.failed,
+                j.unfinished,
+                j.failed_attempts
+            );
+        }
+    }
+    if !r.backups.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n| backup run | scheduled | outcome | what |\n|---|---|---|---|"
+        );
+        for b in &r.backups {
+            let what = b.detail.as_deref().or(b.error.as_deref()).unwrap_or("");
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                cell(&b.job),
+                b.scheduled_at,
+                b.outcome,
+                cell(what)
+            );
         }
     }
     out

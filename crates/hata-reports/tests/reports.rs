@@ -658,3 +658,148 @@ async fn the_stale_report_finds_exactly_the_candidates() {
         );
     }
 }
+
+/// One run of `job` scheduled at `at`: each of `attempts` ends as given (all but the last
+/// `retrying`); `detail` for a success.
+async fn job_run(s: &Store, job: &str, at: OffsetDateTime, attempts: &[&'static str]) {
+    use hata_store::jobs::{AttemptEnd, Lease};
+    let never = |_: i64, _: &str| -> Option<String> { None };
+    let scheduled = hata_store::rfc3339(at);
+    s.enqueue_job_run(job, &scheduled, "schedule", None)
+        .await
+        .unwrap();
+    for (i, how) in attempts.iter().copied().enumerate() {
+        let start = at + Duration::minutes(10 * i as i64 + 1);
+        let (now, until) = (
+            hata_store::rfc3339(start),
+            hata_store::rfc3339(start + Duration::minutes(1)),
+        );
+        let lease = Lease {
+            replica: "r1",
+            now: &now,
+            until: &until,
+        };
+        let run = s
+            .claim_job_run(job, lease, &never)
+            .await
+            .unwrap()
+            .expect("a due run");
+        let end = AttemptEnd {
+            outcome: how,
+            finished_at: hata_store::rfc3339(start + Duration::seconds(5)),
+            duration_ms: 5000,
+            error: (how != "succeeded").then(|| format!("attempt {} failed", i + 1)),
+            detail: (how == "succeeded").then(|| format!("{job} done")),
+            next_attempt_at: (how == "retrying")
+                .then(|| hata_store::rfc3339(start + Duration::minutes(5))),
+        };
+        assert!(s
+            .finish_job_attempt(run.id, "r1", run.attempts, &end)
+            .await
+            .unwrap());
+    }
+}
+
+#[tokio::test]
+async fn the_daily_report_counts_the_days_job_runs_and_lists_its_backups() {
+    for t in support::all().await {
+        let s = &t.store;
+        let now = OffsetDateTime::now_utc();
+        let day = Day::yesterday(now);
+        let at = |h: i64, m: i64| day.start() + Duration::hours(h) + Duration::minutes(m);
+        // The day before: not counted.
+        job_run(s, "backup-full", at(-22, 0), &["succeeded"]).await;
+        job_run(s, "backup-full", at(2, 0), &["succeeded"]).await;
+        job_run(s, "backup-incremental", at(1, 0), &["succeeded"]).await;
+        job_run(
+            s,
+            "backup-incremental",
+            at(2, 0),
+            &["retrying", "succeeded"],
+        )
+        .await;
+        job_run(
+            s,
+            "backup-incremental",
+            at(3, 0),
+            &["retrying", "retrying", "retrying", "failed"],
+        )
+        .await;
+        job_run(s, "retention", at(4, 0), &["succeeded"]).await;
+        // Still waiting for its retry at the end of the day.
+        job_run(s, "retention", at(23, 50), &["retrying"]).await;
+
+        let report = hata_reports::daily(s, day, now).await.unwrap();
+        let jobs: Vec<(&str, i64, i64, i64, i64)> = report
+            .jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.job.as_str(),
+                    j.succeeded,
+                    j.failed,
+                    j.unfinished,
+                    j.failed_attempts,
+                )
+            })
+            .collect();
+        assert_eq!(
+            jobs,
+            [
+                ("backup-full", 1, 0, 0, 0),
+                ("backup-incremental", 2, 1, 0, 5),
+                ("retention", 1, 0, 1, 1),
+            ],
+            "{}",
+            t.name
+        );
+        let backups: Vec<(&str, &str, i64, Option<&str>)> = report
+            .backups
+            .iter()
+            .map(|b| {
+                (
+                    b.job.as_str(),
+                    b.outcome.as_str(),
+                    b.attempts,
+                    b.detail.as_deref().or(b.error.as_deref()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            backups,
+            [
+                (
+                    "backup-incremental",
+                    "succeeded",
+                    1,
+                    Some("backup-incremental done")
+                ),
+                ("backup-full", "succeeded", 1, Some("backup-full done")),
+                (
+                    "backup-incremental",
+                    "succeeded",
+                    2,
+                    Some("backup-incremental done")
+                ),
+                ("backup-incremental", "failed", 4, Some("attempt 4 failed")),
+            ],
+            "{}: oldest first",
+            t.name
+        );
+        let md = hata_reports::markdown::daily(&report);
+        assert!(
+            md.contains("| backup-incremental | 2 | 1 | 0 | 5 |"),
+            "{md}"
+        );
+        assert!(md.contains("attempt 4 failed"), "{md}");
+        // The webhook's message: the summary counts the runs, the block is the Markdown.
+        let message = hata_reports::slack::daily_message(&report);
+        let text = message["text"].as_str().unwrap_or_default();
+        assert!(
+            text.contains(&day.to_string()) && text.contains("4 succeeded / 1 failed"),
+            "{text}"
+        );
+        assert_eq!(message["blocks"][0]["type"], "markdown");
+        assert_eq!(message["blocks"][0]["text"].as_str(), Some(md.as_str()));
+    }
+}

@@ -17,6 +17,7 @@ pub mod forwarded;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod report_webhook;
 pub mod request_id;
 pub mod router;
 pub mod routes;

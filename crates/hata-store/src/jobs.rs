@@ -312,6 +312,20 @@ impl Store {
         rows.iter().map(decode_job_run).collect()
     }
 
+    /// Every run whose occurrence falls in `from <= scheduled_at < to` (text bounds, compared
+    /// as the store writes times), oldest first: what a daily report counts.
+    pub async fn job_runs_scheduled(&self, from: &str, to: &str) -> StoreResult<Vec<JobRun>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM job_runs WHERE scheduled_at >= $1 AND scheduled_at < $2
+             ORDER BY scheduled_at, id"
+        ))
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(decode_job_run).collect()
+    }
+
     /// One run by id.
     pub async fn job_run(&self, id: i64) -> StoreResult<JobRun> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM job_runs WHERE id = $1"))
@@ -347,13 +361,7 @@ impl Store {
         // A bucket `hour` covers [hour, hour + 1 h): wholly older when it starts before the
         // cutoff's own hour. Same text form as the flusher's buckets, so text order is time
         // order.
-        let hour = format!(
-            "{:04}-{:02}-{:02}T{:02}:00:00Z",
-            before.year(),
-            u8::from(before.month()),
-            before.day(),
-            before.hour()
-        );
+        let hour = hour_of(before);
         let at = crate::rfc3339(before);
         let counts = delete_in_batches(
             self,
@@ -380,10 +388,47 @@ impl Store {
             last_evaluated,
         })
     }
+
+    /// Deletes the finished runs (succeeded or failed) scheduled before `before`, `batch` rows
+    /// per statement, except each job's latest success: the scheduler reads it back for
+    /// `hata_job_last_success_timestamp_seconds`, which the no-recent-backup alert watches,
+    /// so it must not vanish because a job has failed for longer than the retention. Runs
+    /// still pending, running or retrying are never removed.
+    pub async fn prune_job_runs(
+        &self,
+        before: time::OffsetDateTime,
+        batch: i64,
+    ) -> StoreResult<u64> {
+        delete_in_batches(
+            self,
+            "DELETE FROM job_runs WHERE id IN (
+                 SELECT r.id FROM job_runs r
+                 WHERE r.scheduled_at < $1 AND r.outcome IN ('succeeded', 'failed')
+                   AND NOT (r.outcome = 'succeeded' AND r.finished_at = (
+                       SELECT MAX(s.finished_at) FROM job_runs s
+                       WHERE s.job = r.job AND s.outcome = 'succeeded'))
+                 LIMIT $2)",
+            &crate::rfc3339(before),
+            batch,
+        )
+        .await
+    }
+}
+
+/// The hour bucket `at` falls in, as the flushers write hours (`2026-11-23T14:00:00Z`).
+pub(crate) fn hour_of(at: time::OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:00:00Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour()
+    )
 }
 
 /// Runs `statement` (`$1` the cutoff, `$2` the batch size) until it deletes less than a batch.
-async fn delete_in_batches(
+pub(crate) async fn delete_in_batches(
     store: &Store,
     statement: &str,
     cutoff: &str,

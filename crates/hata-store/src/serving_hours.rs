@@ -107,6 +107,25 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the rows of the hours wholly before `before`, `batch` rows per statement, each
+    /// its own short transaction (the flushers add to the current hour meanwhile).
+    pub async fn prune_serving_hours(
+        &self,
+        before: time::OffsetDateTime,
+        batch: i64,
+    ) -> StoreResult<u64> {
+        crate::jobs::delete_in_batches(
+            self,
+            "DELETE FROM serving_hours
+             WHERE (hour, instance, route_class) IN (
+                 SELECT hour, instance, route_class
+                 FROM serving_hours WHERE hour < $1 LIMIT $2)",
+            &crate::jobs::hour_of(before),
+            batch,
+        )
+        .await
+    }
+
     /// Every replica's rows with `from <= hour < to`, ordered by hour, instance and class.
     pub async fn serving_hours(&self, from: &str, to: &str) -> StoreResult<Vec<ServingHour>> {
         let rows = sqlx::query(&format!(

@@ -312,3 +312,121 @@ async fn retention_deletes_only_older_evaluation_data_in_batches() {
         assert_eq!((again.counts, again.last_evaluated), (0, 0));
     }
 }
+
+/// Takes `job`'s pending run scheduled at `scheduled` through one attempt ending `how`.
+async fn run_through(s: &Store, job: &str, scheduled: time::OffsetDateTime, how: &'static str) {
+    let scheduled_at = hata_store::rfc3339(scheduled);
+    s.enqueue_job_run(job, &scheduled_at, "schedule", None)
+        .await
+        .expect("enqueue");
+    let (now, until) = (
+        hata_store::rfc3339(scheduled + time::Duration::seconds(1)),
+        hata_store::rfc3339(scheduled + time::Duration::seconds(61)),
+    );
+    let lease = Lease {
+        replica: "r",
+        now: &now,
+        until: &until,
+    };
+    let run = s
+        .claim_job_run(job, lease, &never)
+        .await
+        .expect("claim")
+        .expect("due");
+    let end = AttemptEnd {
+        outcome: how,
+        finished_at: hata_store::rfc3339(scheduled + time::Duration::seconds(2)),
+        duration_ms: 1000,
+        error: (how != outcome::SUCCEEDED).then(|| "boom".into()),
+        detail: None,
+        next_attempt_at: (how == outcome::RETRYING)
+            .then(|| hata_store::rfc3339(scheduled + time::Duration::days(30))),
+    };
+    assert!(s
+        .finish_job_attempt(run.id, "r", run.attempts, &end)
+        .await
+        .expect("finish"));
+}
+
+#[tokio::test]
+async fn retention_deletes_finished_job_runs_and_serving_hours_before_the_cutoff() {
+    use hata_store::serving_hours::ServingHour;
+    for t in support::all().await {
+        let s = &t.store;
+        let now = time::OffsetDateTime::now_utc();
+        let ago = |days: i64| now - time::Duration::days(days);
+        run_through(s, "backup-full", ago(10), outcome::SUCCEEDED).await;
+        run_through(s, "backup-full", ago(9), outcome::FAILED).await;
+        // backup-full's latest success: kept although older than the cutoff.
+        run_through(s, "backup-full", ago(8), outcome::SUCCEEDED).await;
+        run_through(s, "backup-full", ago(7), outcome::FAILED).await;
+        run_through(s, "report-webhook", ago(7), outcome::SUCCEEDED).await;
+        // Not over: never removed.
+        run_through(s, "retention", ago(6), outcome::RETRYING).await;
+        run_through(s, "backup-incremental", ago(1), outcome::SUCCEEDED).await;
+
+        let removed = s.prune_job_runs(ago(5), 1).await.expect("prune");
+        assert_eq!(removed, 3, "{}", t.name);
+        let mut left: Vec<(String, String)> = s
+            .job_runs(None, 100)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|r| (r.job, r.outcome))
+            .collect();
+        left.sort();
+        let expected = [
+            ("backup-full", "succeeded"),
+            ("backup-incremental", "succeeded"),
+            ("report-webhook", "succeeded"),
+            ("retention", "retrying"),
+        ]
+        .map(|(j, o)| (j.to_string(), o.to_string()));
+        assert_eq!(left, expected, "{}", t.name);
+        assert_eq!(
+            s.last_job_successes().await.expect("successes").len(),
+            3,
+            "{}: every job's last success is still known",
+            t.name
+        );
+
+        let hour = |at: time::OffsetDateTime| {
+            format!(
+                "{:04}-{:02}-{:02}T{:02}:00:00Z",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour()
+            )
+        };
+        let row = |at: time::OffsetDateTime, instance: &str| ServingHour {
+            hour: hour(at),
+            instance: instance.into(),
+            route_class: "evaluation".into(),
+            requests: 1,
+            ok: 1,
+            minutes: 1,
+            ..ServingHour::default()
+        };
+        s.record_serving_hours(&[
+            row(ago(40), "a"),
+            row(ago(6), "a"),
+            row(ago(6), "b"),
+            row(now, "a"),
+        ])
+        .await
+        .expect("record");
+        let removed = s.prune_serving_hours(ago(5), 2).await.expect("prune");
+        assert_eq!(removed, 3, "{}", t.name);
+        let left = s
+            .serving_hours("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z")
+            .await
+            .expect("read");
+        assert_eq!(
+            left.iter().map(|r| r.hour.clone()).collect::<Vec<_>>(),
+            [hour(now)],
+            "{}",
+            t.name
+        );
+    }
+}
