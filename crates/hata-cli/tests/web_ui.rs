@@ -9,9 +9,9 @@
 //! Needs `chromium`, `chromedriver` and axe-core (`tests/web/install.sh`): skipped without
 //! them, except under `CI=true`, where that fails.
 
-mod support;
 #[path = "support/browser.rs"]
 mod browser;
+mod support;
 
 use browser::*;
 use fantoccini::Locator;

@@ -17,7 +17,7 @@ use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 
 use super::scope::RequestScope;
 use crate::forwarded::{self, TrustedProxies};
-use crate::metrics::Surface;
+use crate::metrics::{RouteId, Surface};
 
 /// The default share of successful evaluations logged.
 pub const DEFAULT_SAMPLE_EVALUATIONS: f64 = 0.01;
@@ -111,9 +111,13 @@ impl AccessLog {
     }
 
     /// Whether this answer gets a line: everything but successful evaluations, and those as
-    /// sampled. Decided before anything of the line is made.
-    pub fn wanted(&self, surface: Surface, status: StatusCode) -> bool {
-        if surface != Surface::Evaluation || status.as_u16() >= 400 {
+    /// sampled, and successful health probes, never (a probe's failure is logged). Decided
+    /// before anything of the line is made.
+    pub fn wanted(&self, route: RouteId, status: StatusCode) -> bool {
+        if route.probe {
+            return !status.is_success();
+        }
+        if route.surface != Surface::Evaluation || status.as_u16() >= 400 {
             return true;
         }
         match self.evaluations {
@@ -163,18 +167,23 @@ mod tests {
     }
 
     #[test]
-    fn successful_evaluations_are_sampled_and_everything_else_logged() {
+    fn successful_evaluations_are_sampled_probes_skipped_and_everything_else_logged() {
         let ok = StatusCode::OK;
+        let evaluation = RouteId::of(Surface::Evaluation, false);
         let never = log(0.0);
-        assert!(!never.wanted(Surface::Evaluation, ok));
-        assert!(never.wanted(Surface::Evaluation, StatusCode::UNAUTHORIZED));
-        assert!(never.wanted(Surface::Evaluation, StatusCode::SERVICE_UNAVAILABLE));
-        assert!(never.wanted(Surface::Admin, ok));
-        assert!(never.wanted(Surface::Login, ok));
-        assert!(log(1.0).wanted(Surface::Evaluation, ok));
+        assert!(!never.wanted(evaluation, ok));
+        assert!(never.wanted(evaluation, StatusCode::UNAUTHORIZED));
+        assert!(never.wanted(evaluation, StatusCode::SERVICE_UNAVAILABLE));
+        assert!(never.wanted(RouteId::of(Surface::Admin, false), ok));
+        assert!(never.wanted(RouteId::of(Surface::Login, false), ok));
+        // Probes: a success never, a failure (not ready) always, whatever the sampling.
+        let probe = RouteId::of(Surface::Admin, true);
+        assert!(!log(1.0).wanted(probe, ok));
+        assert!(never.wanted(probe, StatusCode::SERVICE_UNAVAILABLE));
+        assert!(log(1.0).wanted(evaluation, ok));
         let tenth = log(0.1);
         let logged = (0..100_000)
-            .filter(|_| tenth.wanted(Surface::Evaluation, ok))
+            .filter(|_| tenth.wanted(evaluation, ok))
             .count();
         // 10,000 expected; 5 standard deviations (~95) either way.
         assert!((9_500..=10_500).contains(&logged), "{logged}");

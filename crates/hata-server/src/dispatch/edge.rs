@@ -138,7 +138,7 @@ impl Edge {
             end_trace(&span, status);
         }
         if let (Some(log), Some(seen)) = (&self.access_log, &seen) {
-            if log.wanted(route.surface, status) {
+            if log.wanted(route, status) {
                 log.write(seen, &self.answer(&method, route, status, elapsed), &scope);
             }
         }

@@ -53,6 +53,21 @@ pub enum Surface {
 pub struct RouteId {
     index: usize,
     pub surface: Surface,
+    /// A health probe (`/health/…`): load balancers and Kubernetes call them every few
+    /// seconds, so their successes stay out of the access log.
+    pub probe: bool,
+}
+
+impl RouteId {
+    /// A route of `surface` for unit tests elsewhere in the crate.
+    #[cfg(test)]
+    pub(crate) fn of(surface: Surface, probe: bool) -> RouteId {
+        RouteId {
+            index: 0,
+            surface,
+            probe,
+        }
+    }
 }
 
 struct Cells {
@@ -166,7 +181,11 @@ impl HttpMetrics {
         } else {
             Surface::Admin
         };
-        RouteId { index, surface }
+        RouteId {
+            index,
+            surface,
+            probe: template.starts_with("/health/"),
+        }
     }
 
     /// The label a route is counted under.
