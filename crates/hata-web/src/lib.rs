@@ -12,6 +12,16 @@
 //! - `login`: sign in (password, then the authenticator's code), single sign-on link, logout.
 //! - `flags`: projects, a project's flags with filters, sorting, pages and the kill switch.
 //! - `flag`: one flag, its environments and its history.
+//! - `form`: what the administration forms share: problems next to their fields, the CSRF
+//!   field, a form as posted.
+//! - `segments`: a project's segments, and the form to create or edit one (rules and
+//!   conditions).
+//! - `environments`: a project's environments; create one, mark it protected or not.
+//! - `tokens`: API tokens with expiry and rotation warnings; create (the secret shown once),
+//!   rotate, revoke.
+//! - `members`: a project's members and their roles; add, change, remove.
+//! - `users`: users (administrators); create one.
+//! - `audit`: the audit log with filters and pages, and the chain's verification.
 
 pub mod assets;
 pub mod flag;
@@ -19,6 +29,14 @@ pub mod flags;
 pub mod i18n;
 pub mod login;
 pub mod page;
+
+pub mod audit;
+pub mod environments;
+pub mod form;
+pub mod members;
+pub mod segments;
+pub mod tokens;
+pub mod users;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{Redirect, Response};
@@ -54,8 +72,48 @@ pub fn router() -> Router<AppState> {
             "/projects/{project}/flags/{flag}/environments/{env}/switch",
             post(flags::flip),
         )
+        .merge(admin_routes())
         .route("/assets/{name}", get(assets::serve))
         .layer(axum::middleware::map_response(page_headers))
+}
+
+/// The administration pages: segments, environments, members, tokens, users, the audit log.
+fn admin_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/projects/{project}/segments",
+            get(segments::list).post(segments::create),
+        )
+        .route("/projects/{project}/segments/_new", get(segments::new))
+        .route(
+            "/projects/{project}/segments/{segment}",
+            get(segments::show).post(segments::update),
+        )
+        .route(
+            "/projects/{project}/environments",
+            get(environments::list).post(environments::create),
+        )
+        .route(
+            "/projects/{project}/environments/{env}/protection",
+            post(environments::protection),
+        )
+        .route(
+            "/projects/{project}/members",
+            get(members::list).post(members::add),
+        )
+        .route(
+            "/projects/{project}/members/{user_id}",
+            post(members::change),
+        )
+        .route(
+            "/projects/{project}/members/{user_id}/remove",
+            post(members::remove),
+        )
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}/rotate", post(tokens::rotate))
+        .route("/tokens/{id}/revoke", post(tokens::revoke))
+        .route("/users", get(users::list).post(users::create))
+        .route("/audit", get(audit::list))
 }
 
 /// Every UI answer: the CSP, the referrer policy, and pages (they hold the CSRF token) kept

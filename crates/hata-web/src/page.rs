@@ -183,8 +183,9 @@ pub fn layout(ui: &Ui, who: Option<&SignedIn>, title: &str, body: Markup) -> Mar
                 header.top {
                     a.brand href="/projects" { "hata" }
                     nav aria-label=(l.t("nav.label")) {
-                        @if who.is_some() {
+                        @if let Some(who) = who {
                             a href="/projects" { (l.t("nav.projects")) }
+                            (admin_links(ui, who))
                         }
                     }
                     div.lang {
@@ -235,4 +236,34 @@ pub fn error_page(ui: &Ui, who: Option<&SignedIn>, e: AppError) -> Response {
         p { a href="/projects" { (l.t("nav.projects")) } }
     };
     html(ui, status, layout(ui, who, title, body))
+}
+
+/// The administration pages' links: the current project's pages (from the path) for those
+/// who see the project, tokens and the audit log for admins and owners, users for admins.
+/// Only links: each page checks access itself.
+fn admin_links(ui: &Ui, who: &SignedIn) -> Markup {
+    let l = ui.l;
+    let p = &who.principal;
+    let owner = p.admin || p.projects.values().any(|r| *r == hata_access::Role::Owner);
+    let project = ui
+        .path
+        .strip_prefix("/projects/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|key| !key.is_empty() && p.sees(key));
+    let link = |href: String, text: &str| {
+        let current = ui.path == href || ui.path.starts_with(&format!("{href}/"));
+        html! { a href=(href) aria-current=[current.then_some("page")] { (text) } }
+    };
+    html! {
+        @if let Some(key) = project {
+            span.here.key { (key) ":" }
+            (link(format!("/projects/{key}/flags"), l.t("flag.back")))
+            (link(format!("/projects/{key}/segments"), l.t("segments.nav")))
+            (link(format!("/projects/{key}/environments"), l.t("environments.nav")))
+            (link(format!("/projects/{key}/members"), l.t("members.nav")))
+        }
+        @if owner { (link("/tokens".into(), l.t("tokens.nav"))) }
+        @if p.admin { (link("/users".into(), l.t("users.nav"))) }
+        @if owner { (link("/audit".into(), l.t("audit.nav"))) }
+    }
 }

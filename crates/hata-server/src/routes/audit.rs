@@ -32,37 +32,37 @@ pub fn router() -> Router<AppState> {
         .route("/projects/{project}/flags/{flag}/history", get(history))
 }
 
-/// `GET /audit` query.
-#[derive(Deserialize, utoipa::IntoParams)]
+/// `GET /audit` query (also the web UI's audit page's filters).
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only entries of this project.
-    project: Option<String>,
+    pub project: Option<String>,
     /// Only entries about this environment (its own changes, and flag changes to its
     /// configuration alone).
-    environment: Option<String>,
+    pub environment: Option<String>,
     /// A resource type (`flag`), or a type and key (`flag:new-checkout`).
     #[param(
         pattern = r"^(project|environment|flag|segment|token|user|member|session|totp|sso)(:.+)?$"
     )]
-    resource: Option<String>,
+    pub resource: Option<String>,
     /// `kind:id` (`user:u_…`, `token:tok_…`), or an id of any kind.
-    actor: Option<String>,
+    pub actor: Option<String>,
     /// `create`, `update`, `delete`, `login`, `login_failed`, `logout`, `refused`.
     #[param(pattern = r"^(create|update|delete|login|login_failed|logout|refused)$")]
-    action: Option<String>,
+    pub action: Option<String>,
     /// Entries at or after this time (RFC 3339).
     #[param(format = DateTime)]
-    from: Option<String>,
+    pub from: Option<String>,
     /// Entries before this time (RFC 3339).
     #[param(format = DateTime)]
-    to: Option<String>,
+    pub to: Option<String>,
     /// Page size, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
-    limit: Option<usize>,
+    pub limit: Option<usize>,
     /// `next_cursor` of the previous page.
     #[param(pattern = r"^[0-9]{1,19}$")]
-    cursor: Option<String>,
+    pub cursor: Option<String>,
 }
 
 /// `GET /audit/export` query.
@@ -135,7 +135,7 @@ fn cursor(cursor: Option<&str>) -> AppResult<Option<i64>> {
 
 /// The projects whose entries a caller sees: `None` for an admin (all), else those it owns
 /// (403 when none: the audit log is for admins and owners).
-fn visible_projects(caller: &hata_access::Principal) -> AppResult<Option<Vec<String>>> {
+pub fn visible_projects(caller: &hata_access::Principal) -> AppResult<Option<Vec<String>>> {
     if caller.admin {
         return Ok(None);
     }
@@ -158,13 +158,24 @@ async fn list(
     Extension(Caller(caller)): Extension<Caller>,
     Query(q): Query<AuditQuery>,
 ) -> AppResult<Json<Page<Map<String, Value>>>> {
+    Ok(Json(audit_page(&s, &caller, q).await?))
+}
+
+/// A page of the entries `caller` may see that match `q` (this route's and the web UI's
+/// rules): 403 for a project the caller does not own (unless admin), 422 naming each
+/// parameter that is not a resource, action or time.
+pub async fn audit_page(
+    s: &AppState,
+    caller: &hata_access::Principal,
+    q: AuditQuery,
+) -> AppResult<Page<Map<String, Value>>> {
     let q = AuditQuery {
         project: given(q.project),
         environment: given(q.environment),
         actor: given(q.actor),
         ..q
     };
-    let among = visible_projects(&caller)?;
+    let among = visible_projects(caller)?;
     if let (Some(project), Some(among)) = (&q.project, &among) {
         if !among.contains(project) {
             return Err(AppError::Forbidden(format!(
@@ -225,11 +236,9 @@ async fn list(
         to,
         among,
     };
-    let page = s
-        .store
+    Ok(s.store
         .page_audit(&filter, limit, cursor(q.cursor.as_deref())?)
-        .await?;
-    Ok(Json(page))
+        .await?)
 }
 
 /// The filter of one flag's entries (this route's and the web UI's flag page).

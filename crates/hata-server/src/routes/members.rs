@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Extension, Json, Router};
-use hata_access::Role;
+use hata_access::{Principal, Role};
 use hata_core::validate::FieldError;
-use hata_store::{MemberRecord, Page, WriteOp};
+use hata_store::{MemberRecord, Page, WriteMeta, WriteOp, WriteOutcome};
 use serde::Deserialize;
 
 use super::Writer;
@@ -53,10 +53,24 @@ async fn set(
     Writer(w): Writer,
     JsonBody(req): JsonBody<MemberRequest>,
 ) -> AppResult<Json<serde_json::Value>> {
-    let role = Role::parse(&req.role).ok_or_else(|| {
+    let out = put_member(&s, &caller, &w, project, user_id, &req.role).await?;
+    Ok(Json(out.value.unwrap_or_default()))
+}
+
+/// Gives `user_id` the role `role` (`viewer`, `editor` or `owner`) in `project`: this route's
+/// and the web UI's rule, that a caller hands out at most the role it may grant there.
+pub async fn put_member(
+    s: &AppState,
+    caller: &Principal,
+    w: &WriteMeta,
+    project: String,
+    user_id: String,
+    role: &str,
+) -> AppResult<WriteOutcome> {
+    let role = Role::parse(role).ok_or_else(|| {
         AppError::Invalid(vec![FieldError {
             field: "role".into(),
-            message: format!("{:?} is not a role: viewer, editor or owner", req.role),
+            message: format!("{role:?} is not a role: viewer, editor or owner"),
         }])
     })?;
     if caller.grantable_in(&project).is_none_or(|most| role > most) {
@@ -64,17 +78,15 @@ async fn set(
             "you cannot make anyone {role} of project {project:?}"
         )));
     }
-    let out = s
-        .write(
-            &w,
-            WriteOp::PutMember {
-                project,
-                user_id,
-                role,
-            },
-        )
-        .await?;
-    Ok(Json(out.value.unwrap_or_default()))
+    s.write(
+        w,
+        WriteOp::PutMember {
+            project,
+            user_id,
+            role,
+        },
+    )
+    .await
 }
 
 async fn remove(

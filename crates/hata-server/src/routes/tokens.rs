@@ -8,7 +8,7 @@ use axum::{Extension, Json, Router};
 use hata_access::token::{binding_problems, parse_expiry, Standing, TokenAges};
 use hata_access::{MintedToken, Need, Principal, Role};
 use hata_core::validate::FieldError;
-use hata_store::{NewToken, Page, TokenKind, TokenRecord, WriteOp};
+use hata_store::{NewToken, Page, TokenKind, TokenRecord, WriteMeta, WriteOp, WriteOutcome};
 use serde::{Deserialize, Serialize};
 
 use super::{written, Writer};
@@ -30,18 +30,18 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     #[serde(default)]
-    name: String,
+    pub name: String,
     /// `admin`, `project`, `server` or `client`.
     #[schema(value_type = TokenKind)]
-    kind: String,
-    project: Option<String>,
-    environment: Option<String>,
+    pub kind: String,
+    pub project: Option<String>,
+    pub environment: Option<String>,
     /// Project tokens only: `viewer`, `editor` or `owner`.
     #[schema(value_type = Option<Role>)]
-    role: Option<String>,
+    pub role: Option<String>,
     /// RFC 3339 date-time with an offset.
     #[schema(format = DateTime)]
-    expires_at: Option<String>,
+    pub expires_at: Option<String>,
 }
 
 /// `GET /tokens` query.
@@ -86,12 +86,32 @@ impl TokenView {
     }
 }
 
-/// Admins see every token; owners the tokens of the projects they own; others none.
 async fn list(
     State(s): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
     Query(p): Query<TokenQuery>,
 ) -> AppResult<Json<Page<TokenView>>> {
+    Ok(Json(
+        list_tokens(
+            &s,
+            &caller,
+            p.due == Some(true),
+            page_limit(p.limit)?,
+            p.cursor.as_deref(),
+        )
+        .await?,
+    ))
+}
+
+/// A page of the tokens `caller` sees (this route's and the web UI's): admins every token;
+/// owners the tokens of the projects they own; others none. `due`: only those to rotate now.
+pub async fn list_tokens(
+    s: &AppState,
+    caller: &Principal,
+    due: bool,
+    limit: usize,
+    cursor: Option<&str>,
+) -> AppResult<Page<TokenView>> {
     let owned: Option<Vec<String>> = (!caller.admin).then(|| {
         caller
             .projects
@@ -100,9 +120,7 @@ async fn list(
             .map(|(project, _)| project.clone())
             .collect()
     });
-    let after = p
-        .cursor
-        .as_deref()
+    let after = cursor
         .map(|c| {
             c.split_once('|').ok_or_else(|| {
                 AppError::BadRequest(format!(
@@ -113,31 +131,42 @@ async fn list(
         .transpose()?;
     let page = s
         .store
-        .page_tokens_among(owned.as_deref(), page_limit(p.limit)?, after)
+        .page_tokens_among(owned.as_deref(), limit, after)
         .await?;
     let (ages, now) = (
         s.tokens.ages(),
         time::OffsetDateTime::now_utc().unix_timestamp_nanos(),
     );
-    Ok(Json(Page {
+    Ok(Page {
         items: page
             .items
             .into_iter()
             .map(|t| TokenView::of(t, ages, now))
-            .filter(|v| p.due != Some(true) || v.standing != Standing::Good.as_str())
+            .filter(|v| !due || v.standing != Standing::Good.as_str())
             .collect(),
         next_cursor: page.next_cursor,
-    }))
+    })
 }
 
-/// Only admins create admin tokens; owners create tokens of their own project (a project
-/// token up to their own role).
 async fn create(
     State(s): State<AppState>,
     Extension(Caller(caller)): Extension<Caller>,
     Writer(w): Writer,
     JsonBody(req): JsonBody<TokenRequest>,
 ) -> AppResult<Response> {
+    let (out, _) = create_token(&s, &caller, &w, req).await?;
+    Ok(written(StatusCode::CREATED, out))
+}
+
+/// Creates a token (this route's and the web UI's rules): only admins create admin tokens;
+/// owners create tokens of their own project (a project token up to their own role). The
+/// outcome's value carries the `secret`, also returned alone: the only time it exists.
+pub async fn create_token(
+    s: &AppState,
+    caller: &Principal,
+    w: &WriteMeta,
+    req: TokenRequest,
+) -> AppResult<(WriteOutcome, String)> {
     let mut errors = Vec::new();
     let kind = TokenKind::parse(&req.kind);
     if kind.is_none() {
@@ -158,9 +187,9 @@ async fn create(
         }
     };
     match (kind, req.project.as_deref()) {
-        (Some(TokenKind::Admin), _) => require(&caller, Need::Admin)?,
+        (Some(TokenKind::Admin), _) => require(caller, Need::Admin)?,
         (Some(_), Some(project)) => {
-            require(&caller, Need::Own(project))?;
+            require(caller, Need::Own(project))?;
             if let (Some(role), Some(held)) = (role, caller.role_in(project)) {
                 if role > held {
                     return Err(AppError::Forbidden(format!(
@@ -217,18 +246,18 @@ async fn create(
         expires_at,
         secret_hash: minted.secret_hash,
     };
-    let mut out = s.write(&w, WriteOp::CreateToken { token }).await?;
+    let mut out = s.write(w, WriteOp::CreateToken { token }).await?;
     // The cache must know the token before the caller can use it.
     s.tokens.reload(&s.store).await?;
     if let Some(v) = out.value.as_mut() {
-        v["secret"] = serde_json::Value::String(minted.secret);
+        v["secret"] = serde_json::Value::String(minted.secret.clone());
     }
-    Ok(written(StatusCode::CREATED, out))
+    Ok((out, minted.secret))
 }
 
 /// The token `id`, if the caller may manage (delete, rotate) it: admins any token, owners
 /// the tokens of their projects.
-async fn managed_token(s: &AppState, caller: &Principal, id: &str) -> AppResult<TokenRecord> {
+pub async fn managed_token(s: &AppState, caller: &Principal, id: &str) -> AppResult<TokenRecord> {
     let token = s.store.get_token(id).await?;
     if !caller.admin {
         match token.project.as_deref() {
@@ -245,10 +274,21 @@ async fn remove(
     Path(id): Path<String>,
     Writer(w): Writer,
 ) -> AppResult<StatusCode> {
-    managed_token(&s, &caller, &id).await?;
-    s.write(&w, WriteOp::DeleteToken { id }).await?;
-    s.tokens.reload(&s.store).await?;
+    revoke_token(&s, &caller, &w, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes (revokes) a token the caller may manage; it is refused from the next request on.
+pub async fn revoke_token(
+    s: &AppState,
+    caller: &Principal,
+    w: &WriteMeta,
+    id: String,
+) -> AppResult<()> {
+    managed_token(s, caller, &id).await?;
+    s.write(w, WriteOp::DeleteToken { id }).await?;
+    s.tokens.reload(&s.store).await?;
+    Ok(())
 }
 
 /// `POST /tokens/{id}/rotate` body.
@@ -273,11 +313,24 @@ async fn rotate(
     Writer(w): Writer,
     OptionalJsonBody(req): OptionalJsonBody<RotateRequest>,
 ) -> AppResult<Response> {
-    let token = managed_token(&s, &caller, &id).await?;
+    let (out, _) = rotate_token(&s, &caller, &w, id, req.old_valid_until).await?;
+    Ok(written(StatusCode::CREATED, out))
+}
+
+/// Rotates a token the caller may manage (this route's and the web UI's rules): a new secret,
+/// in the outcome's value and returned alone (the only time it exists); the old one works
+/// until `old_valid_until` (RFC 3339, in the future; default 24 hours from now), and never
+/// past the token's own expiry or maximum age.
+pub async fn rotate_token(
+    s: &AppState,
+    caller: &Principal,
+    w: &WriteMeta,
+    id: String,
+    old_valid_until: Option<String>,
+) -> AppResult<(WriteOutcome, String)> {
+    let token = managed_token(s, caller, &id).await?;
     let now = time::OffsetDateTime::now_utc();
-    let given = req
-        .old_valid_until
-        .unwrap_or_else(|| format_utc(now + DEFAULT_GRACE));
+    let given = old_valid_until.unwrap_or_else(|| format_utc(now + DEFAULT_GRACE));
     let asked = parse_expiry(&given, now).map_err(|message| {
         AppError::Invalid(vec![FieldError {
             field: "old_valid_until".into(),
@@ -296,7 +349,7 @@ async fn rotate(
     let minted = MintedToken::generate(token.kind);
     let mut out = s
         .write(
-            &w,
+            w,
             WriteOp::RotateToken {
                 id,
                 secret_hash: minted.secret_hash,
@@ -306,9 +359,9 @@ async fn rotate(
         .await?;
     s.tokens.reload(&s.store).await?;
     if let Some(v) = out.value.as_mut() {
-        v["secret"] = serde_json::Value::String(minted.secret);
+        v["secret"] = serde_json::Value::String(minted.secret.clone());
     }
-    Ok(written(StatusCode::CREATED, out))
+    Ok((out, minted.secret))
 }
 
 fn format_utc(at: time::OffsetDateTime) -> String {

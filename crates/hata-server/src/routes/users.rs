@@ -39,21 +39,21 @@ pub struct NewUserRequest {
         pattern = "^[!-?A-~]+@[!-\\-/-?A-~][!-?A-~]*\\.[!-?A-~]*[!-\\-/-?A-~]$",
         max_length = 254
     )]
-    email: String,
+    pub email: String,
     /// Defaults to the email.
     #[serde(default)]
     #[schema(
         pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
         max_length = 200
     )]
-    name: Option<String>,
+    pub name: Option<String>,
     /// Without one the user logs in only by single sign-on (or after an admin sets one).
     /// At least 12 characters (at most 1024 bytes), not a common password, not the email.
     #[serde(default)]
     #[schema(min_length = 12, max_length = 1024)]
-    password: Option<String>,
+    pub password: Option<String>,
     #[serde(default)]
-    admin: bool,
+    pub admin: bool,
 }
 
 /// `PATCH /users/{id}` body: the fields to change.
@@ -114,6 +114,18 @@ async fn create(
     Writer(w): Writer,
     JsonBody(req): JsonBody<NewUserRequest>,
 ) -> AppResult<Response> {
+    let out = create_user(&s, &identity, &w, req).await?;
+    Ok(written(StatusCode::CREATED, out))
+}
+
+/// Creates a user (this route's and the web UI's checks): the email normalised, the name
+/// (the email when none), the password against the policy, every problem named by field.
+pub async fn create_user(
+    s: &AppState,
+    identity: &Identity,
+    w: &hata_store::WriteMeta,
+    req: NewUserRequest,
+) -> AppResult<hata_store::WriteOutcome> {
     let mut errors = Vec::new();
     let email = normalize_email(&req.email)
         .map_err(|m| errors.push(FieldError::new("email", m)))
@@ -139,8 +151,7 @@ async fn create(
         password_hash,
         admin: req.admin,
     };
-    let out = s.write(&w, WriteOp::CreateUser { user }).await?;
-    Ok(written(StatusCode::CREATED, out))
+    s.write(w, WriteOp::CreateUser { user }).await
 }
 
 async fn show(State(s): State<AppState>, Path(id): Path<String>) -> AppResult<Response> {
