@@ -12,8 +12,12 @@
 //! - `login`: sign in (password, then the authenticator's code), single sign-on link, logout.
 //! - `flags`: projects, a project's flags with filters, sorting, pages and the kill switch.
 //! - `flag`: one flag, its environments and its history.
+//! - `edit/`: creating and editing flags, one module per form (`create`, `flag`, `config`)
+//!   and "who moves" (`moves`); field errors next to their inputs, what was typed kept, the
+//!   412 conflict shown with a re-apply.
 
 pub mod assets;
+pub mod edit;
 pub mod flag;
 pub mod flags;
 pub mod i18n;
@@ -54,6 +58,7 @@ pub fn router() -> Router<AppState> {
             "/projects/{project}/flags/{flag}/environments/{env}/switch",
             post(flags::flip),
         )
+        .merge(edit::router())
         .route("/assets/{name}", get(assets::serve))
         .layer(axum::middleware::map_response(page_headers))
 }
