@@ -107,7 +107,7 @@ pub fn parse_weight(text: &str) -> Option<u32> {
     let text = text.trim();
     let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() && frac.is_empty() || !digits(whole) || !digits(frac) || frac.len() > 3 {
+    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) || frac.len() > 3 {
         return None;
     }
     let whole: u32 = if whole.is_empty() {
@@ -647,8 +647,7 @@ fn page(ui: &Ui, who: &SignedIn, draft: &ConfigDraft, view: View<'_>) -> Respons
     let flag_url = format!("/projects/{}/flags/{}", view.project, flag.key);
     let edit_url = format!("{flag_url}/environments/{}/edit", env.key);
     let protected_review = env.protected && view.review.is_some();
-    let save_label = if let Some(opened) = view.conflict_from {
-        let _ = opened;
+    let save_label = if view.conflict_from.is_some() {
         l.f("edit.reapply", &[("version", &view.version.to_string())])
     } else if protected_review {
         l.f("edit.confirm_save", &[("env", &env.name)])
@@ -840,7 +839,7 @@ fn rule_fields(
             input type="hidden" name=(format!("{p}.id")) value=(rule.id);
             (errors.at(&p))
             div.grid {
-                (super::flag::text_input(errors, &l.t("edit.rule_description"), &format!("{p}.description"), &rule.description, InputExtra::default()))
+                (super::flag::text_input(errors, l.t("edit.rule_description"), &format!("{p}.description"), &rule.description, InputExtra::default()))
                 @if !rule.id.is_empty() {
                     label.check {
                         input type="checkbox" name=(format!("{p}.remove")) value="1";
