@@ -70,6 +70,7 @@ pub async fn show(
             dd { @for tag in &flag.tags { a.tag href=(list_url(&project, &[("tag".into(), tag.clone())])) { (tag) } } }
             dt { (l.t("flag.version")) } dd { (flag.version) }
         }
+        @if can_write { p { a.button #edit-flag href=(format!("/projects/{project}/flags/{}/edit", flag.key)) { (l.t("edit.edit_flag")) } } }
         h2 { (l.t("flag.variants")) }
         table #variants {
             thead { tr { th scope="col" { (l.t("flag.variant_key")) } th scope="col" { (l.t("flag.variant_value")) } th scope="col" { (l.t("flag.variant_name")) } } }
@@ -87,6 +88,9 @@ pub async fn show(
                         @if env.environment.protected { " " span.tag { (l.t("env.protected")) } }
                     }
                     (switch(l, &project, &flag, env, can_write, &who.session.csrf_token, &back))
+                    @if can_write {
+                        p { a.button href=(format!("/projects/{project}/flags/{}/environments/{}/edit", flag.key, env.environment.key)) { (l.f("edit.edit_config", &[("env", &env.environment.name)])) } }
+                    }
                     (environment(l, config))
                 }
             }
@@ -107,7 +111,7 @@ pub async fn show(
     html(&ui, StatusCode::OK, layout(&ui, Some(&who), &title, body))
 }
 
-fn environment(l: L, config: &FlagConfig) -> Markup {
+pub(crate) fn environment(l: L, config: &FlagConfig) -> Markup {
     html! {
         dl.facts {
             dt { (l.t("flag.off_variant")) } dd.key { (config.off_variant) }
@@ -182,7 +186,7 @@ fn serve(l: L, s: &Serve) -> Markup {
 }
 
 /// Thousandths of a percent as a percentage: `30000` → `30%`, `12345` → `12.345%`.
-fn percent(weight: u32) -> String {
+pub(crate) fn percent(weight: u32) -> String {
     let whole = weight / 1000;
     let frac = weight % 1000;
     if frac == 0 {

@@ -144,6 +144,7 @@ pub async fn list(
     let back = ui.with(&[]);
     let body = html! {
         h1 { (title) }
+        @if can_write { p { a.button #new-flag href=(format!("/projects/{project}/new-flag")) { (l.t("edit.new_flag")) } } }
         form.filters method="get" action=(format!("/projects/{project}/flags")) role="search" {
             label { (l.t("flags.search")) input type="search" name="q" value=[given(&q.q)]; }
             label { (l.t("flags.tag")) input type="text" name="tag" value=[given(&q.tag)]; }

@@ -167,8 +167,20 @@ mod tests {
     fn every_key_used_exists_and_every_key_is_used() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut used = BTreeSet::new();
-        for entry in std::fs::read_dir(&dir).expect("src") {
-            let path = entry.expect("entry").path();
+        // The sources, folders (`edit/`) included.
+        let mut files = Vec::new();
+        let mut dirs = vec![dir];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).expect("src") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        for path in files {
             let text = std::fs::read_to_string(&path).expect("source");
             // `.t(` or `.f(`, then (past any line break rustfmt put there) a string literal.
             for call in [".t(", ".f("] {

@@ -22,8 +22,12 @@
 //! - `members`: a project's members and their roles; add, change, remove.
 //! - `users`: users (administrators); create one.
 //! - `audit`: the audit log with filters and pages, and the chain's verification.
+//! - `edit/`: creating and editing flags, one module per form (`create`, `flag`, `config`)
+//!   and "who moves" (`moves`); field errors next to their inputs, what was typed kept, the
+//!   412 conflict shown with a re-apply.
 
 pub mod assets;
+pub mod edit;
 pub mod flag;
 pub mod flags;
 pub mod i18n;
@@ -73,6 +77,7 @@ pub fn router() -> Router<AppState> {
             post(flags::flip),
         )
         .merge(admin_routes())
+        .merge(edit::router())
         .route("/assets/{name}", get(assets::serve))
         .layer(axum::middleware::map_response(page_headers))
 }
