@@ -12,13 +12,24 @@
 //! - `login`: sign in (password, then the authenticator's code), single sign-on link, logout.
 //! - `flags`: projects, a project's flags with filters, sorting, pages and the kill switch.
 //! - `flag`: one flag, its environments and its history.
+//! - `chart`: a stacked bar chart as SVG (pure; no inline style).
+//! - `evaluations`: the flag page's evaluations per variant over 24 h / 7 d / 30 d, per
+//!   environment (`Store::evaluation_series`), as a chart and a table.
+//! - `kill`: the kill switch's wait until evaluations serve the new state, and the notice the
+//!   page it returns to shows.
+//! - `whosees`: "what does this user see": a typed context evaluated on this server's served
+//!   rule set (`AppState::serving`), for one flag or every flag of an environment.
 
 pub mod assets;
+pub mod chart;
+pub mod evaluations;
 pub mod flag;
 pub mod flags;
 pub mod i18n;
+pub mod kill;
 pub mod login;
 pub mod page;
+pub mod whosees;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{Redirect, Response};
@@ -32,6 +43,21 @@ const CSP: HeaderValue = HeaderValue::from_static(
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
      frame-ancestors 'none'; base-uri 'none'",
 );
+
+/// The templates of `router`'s routes, for `ServerConfig::extra_route_templates` (the
+/// metrics' `route` label). A test checks that it names every `.route(` below.
+pub const ROUTES: &[&str] = &[
+    "/",
+    "/login",
+    "/logout",
+    "/projects",
+    "/projects/{project}",
+    "/projects/{project}/flags",
+    "/projects/{project}/flags/{flag}",
+    "/projects/{project}/flags/{flag}/environments/{env}/switch",
+    "/projects/{project}/whosees",
+    "/assets/{name}",
+];
 
 /// The UI's routes, for `ServerConfig::extra_routes`.
 pub fn router() -> Router<AppState> {
@@ -53,6 +79,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/projects/{project}/flags/{flag}/environments/{env}/switch",
             post(flags::flip),
+        )
+        .route(
+            "/projects/{project}/whosees",
+            get(whosees::show).post(whosees::evaluate),
         )
         .route("/assets/{name}", get(assets::serve))
         .layer(axum::middleware::map_response(page_headers))
@@ -76,4 +106,28 @@ async fn page_headers(mut response: Response) -> Response {
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    /// `ROUTES` names exactly the templates `router` routes (read from this file's
+    /// `.route(` calls), so that none is counted as `unmatched`.
+    #[test]
+    fn routes_lists_every_route() {
+        let source = include_str!("lib.rs");
+        let body = &source[source.find("pub fn router()").expect("router")..];
+        let body = &body[..body.find("\n}\n").expect("end of router")];
+        let mut routed: Vec<&str> = body
+            .match_indices(".route(")
+            .map(|(i, _)| {
+                let rest = body[i + ".route(".len()..].trim_start();
+                let rest = rest.strip_prefix('"').expect("a literal template");
+                &rest[..rest.find('"').expect("end of template")]
+            })
+            .collect();
+        routed.sort_unstable();
+        let mut listed = super::ROUTES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(routed, listed);
+    }
 }
