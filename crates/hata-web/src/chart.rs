@@ -61,7 +61,7 @@ pub fn grouped(n: i64) -> String {
         out.push('-');
     }
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -122,7 +122,7 @@ pub fn svg(series: &Series, id: &str, title: &str, desc: &str) -> Markup {
                 x: LEFT + slot * b as f64 + gap / 2.0,
                 w: (slot - gap).max(0.5),
                 segments,
-                label: (b % label_every == 0).then_some(label.as_str()),
+                label: b.is_multiple_of(label_every).then_some(label.as_str()),
             }
         })
         .collect();
