@@ -38,7 +38,8 @@ import sys
 import time
 import urllib.parse
 
-SAMPLE = re.compile(r'^(http_request_duration_seconds_(?:sum|count))\{([^}]*)\} (\S+)$')
+# Greedy: route templates hold braces (`/projects/{project}/flags`).
+SAMPLE = re.compile(r'^(http_request_duration_seconds_(?:sum|count))\{(.*)\} (\S+)$')
 
 
 def connect(url):
