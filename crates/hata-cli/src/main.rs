@@ -461,6 +461,7 @@ async fn serve(settings: config::Settings) -> anyhow::Result<()> {
         ),
         // The web UI, at `/` beside the API.
         extra_routes: Some(hata_web::router),
+        extra_route_templates: hata_web::ROUTES,
         ..ServerConfig::default()
     };
     let app = hata_server::router(state.clone(), &config);

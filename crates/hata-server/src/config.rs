@@ -44,6 +44,9 @@ pub struct ServerConfig {
     /// fallbacks and inside every layer, so the edge's headers, request ids and metrics, and
     /// the identity, limits and settings extensions, apply to them too.
     pub extra_routes: Option<fn() -> axum::Router<crate::AppState>>,
+    /// The route templates of `extra_routes` (`hata_web::ROUTES`), for the metrics' `route`
+    /// label: without them their requests are counted as `unmatched`.
+    pub extra_route_templates: &'static [&'static str],
     /// The access log: on or off, and the share of successful evaluations it logs.
     pub access_log: crate::dispatch::access_log::AccessLogConfig,
     /// Where backups go (`--backup-to`), for `GET /api/v1/backups`; `None`: not configured.
@@ -70,6 +73,7 @@ impl Default for ServerConfig {
             metrics: Default::default(),
             jobs: Default::default(),
             extra_routes: None,
+            extra_route_templates: &[],
             access_log: Default::default(),
             backups: None,
         }

@@ -32,6 +32,7 @@ pub fn router(mut state: AppState, config: &ServerConfig) -> App {
         .merge(openapi::router());
     if let Some(extra) = config.extra_routes {
         routes = routes.merge(extra());
+        state.metrics.http.add_routes(config.extra_route_templates);
     }
     let routes = routes
         // Both after every route: the 405 fallback is set on the routes that exist.

@@ -44,7 +44,7 @@ use tokio::sync::broadcast;
 pub use change::{Action, Actor, ActorKind, ResourceType};
 pub use delta::{DeltaError, ExportDelta};
 pub use error::{StoreError, StoreResult};
-pub use evaluations::{EvaluationCount, FlagEvaluated, VariantTotal};
+pub use evaluations::{EvaluationCount, FlagEvaluated, SeriesPoint, SeriesStep, VariantTotal};
 pub use export::{ExportDocument, ImportSummary};
 pub use jobs::JobRun;
 pub use notice::{ChangeNotice, EnvRevision, RuleSetDelta, RuleSetWrite};

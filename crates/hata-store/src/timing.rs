@@ -128,12 +128,14 @@ pub enum Operation {
     GetFlag,
     /// A page of the audit log.
     PageAudit,
+    /// A flag's evaluations per variant over a window (the web UI's chart).
+    EvaluationSeries,
     /// A whole export (`hata export`, backups).
     Export,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 12] = [
+    pub const ALL: [Operation; 13] = [
         Operation::Write,
         Operation::LoadRuleSet,
         Operation::RuleSetRevisions,
@@ -145,6 +147,7 @@ impl Operation {
         Operation::ListFlags,
         Operation::GetFlag,
         Operation::PageAudit,
+        Operation::EvaluationSeries,
         Operation::Export,
     ];
 
@@ -162,6 +165,7 @@ impl Operation {
             Operation::ListFlags => "list_flags",
             Operation::GetFlag => "get_flag",
             Operation::PageAudit => "page_audit",
+            Operation::EvaluationSeries => "evaluation_series",
             Operation::Export => "export",
         }
     }

@@ -2,7 +2,8 @@
 //! switch), targets, rules and what it serves by default (rollout weights as shares and a
 //! bar); its JSON; and its history from the audit log (the entries
 //! `GET /projects/{p}/flags/{f}/history` serves, for those who may read them: admins and the
-//! project's owners).
+//! project's owners); its evaluations per variant (`evaluations`) and the form of "what does
+//! this user see" (`whosees`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -53,6 +54,12 @@ pub async fn show(
     .await;
     let (flag, envs, history) = match loaded {
         Ok(found) => found,
+        Err(e) => return error_page(&ui, Some(&who), e.into()),
+    };
+    // The evaluations chart and "what does this user see" (their own modules).
+    let window = crate::evaluations::Window::of(&ui);
+    let evaluations = match crate::evaluations::load(&s.store, &project, &key, window).await {
+        Ok(loaded) => loaded,
         Err(e) => return error_page(&ui, Some(&who), e.into()),
     };
     let l = ui.l;
@@ -106,6 +113,8 @@ pub async fn show(
             Some(page) if page.items.is_empty() => p.muted { (l.t("flag.history_none")) },
             Some(page) => (history_table(l, &page.items)),
         }
+        (crate::evaluations::section(l, &ui, &flag, &envs, &evaluations))
+        (crate::whosees::flag_form(l, &project, &flag.key, &envs, &who.session.csrf_token))
     };
     let title = flag.key.clone();
     html(&ui, StatusCode::OK, layout(&ui, Some(&who), &title, body))

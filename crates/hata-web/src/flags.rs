@@ -2,7 +2,9 @@
 //! on/off state and kill switch; search, tag and archived filters, sorting and page numbers
 //! in the query (server-side, `Store::sorted_flags`). The switch is a form post through
 //! `AppState::write` with the user as the actor; a protected environment asks for
-//! confirmation first. Viewers get no write controls, and a forged post is a 403.
+//! confirmation first (or, under `--mfa-required-for-protected`, a session without the second
+//! factor is told so), and the answer waits until this server's evaluations serve the new
+//! state (`kill`). Viewers get no write controls, and a forged post is a 403.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -10,6 +12,7 @@ use axum::response::Response;
 use axum::Form;
 use hata_access::{authorize, Need};
 use hata_core::model::Flag;
+use hata_server::auth::identity::Identity;
 use hata_server::error::AppError;
 use hata_server::routes::Writer;
 use hata_server::AppState;
@@ -18,6 +21,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use crate::i18n::L;
+use crate::kill;
 use crate::page::{error_page, html, layout, see_other, url, SignedIn, Ui};
 
 /// Flags per page.
@@ -267,6 +271,7 @@ pub async fn flip(
     who: SignedIn,
     Path((project, flag, env)): Path<(String, String, String)>,
     Writer(w): Writer,
+    axum::Extension(identity): axum::Extension<std::sync::Arc<Identity>>,
     Form(form): Form<SwitchForm>,
 ) -> Response {
     let l = ui.l;
@@ -284,6 +289,26 @@ pub async fn flip(
         Ok(e) => e,
         Err(e) => return error_page(&ui, Some(&who), e.into()),
     };
+    // The API's own policy (`--mfa-required-for-protected`): a session without the second
+    // factor may not change a protected environment. Said before asking, with what to do;
+    // the store refuses the write anyway (`WriteMeta::protected_refusal`).
+    if environment.environment.protected
+        && identity.mfa.protected_refusal(who.session.mfa).is_some()
+    {
+        let title = l.t("kill.mfa_title");
+        let body = html! {
+            h1 { (title) }
+            p.error #mfa-needed role="alert" {
+                (l.f("kill.mfa_needed", &[("env", &environment.environment.name)]))
+            }
+            p { a href=(back) { (l.t("switch.cancel")) } }
+        };
+        return html(
+            &ui,
+            StatusCode::FORBIDDEN,
+            layout(&ui, Some(&who), title, body),
+        );
+    }
     if environment.environment.protected && form.confirm.as_deref() != Some("1") {
         let title = l.t("switch.confirm_title");
         let question = if form.enabled {
@@ -314,15 +339,35 @@ pub async fn flip(
         return html(&ui, StatusCode::OK, layout(&ui, Some(&who), title, body));
     }
     let op = WriteOp::PatchFlagConfig {
-        project,
-        flag,
-        environment: env,
+        project: project.clone(),
+        flag: flag.clone(),
+        environment: env.clone(),
         expected_version: Expected::version(form.version),
         patch: serde_json::json!({ "enabled": form.enabled }),
     };
     match s.write(&w, op).await {
-        // Written and the rule sets refreshed: evaluations here serve the new state now.
-        Ok(_) => see_other(&back),
+        // Written; confirmed once this server's evaluations serve it (`kill`).
+        Ok(outcome) => {
+            let served = kill::wait_served(
+                &s.serving,
+                &outcome.rule_sets,
+                &project,
+                &env,
+                kill::SERVE_WAIT,
+            )
+            .await;
+            if !served {
+                tracing::warn!(%project, %flag, environment = %env,
+                    "a kill switch was written but not served here within {:?}", kill::SERVE_WAIT);
+            }
+            let notice = kill::Notice {
+                on: form.enabled,
+                served,
+                environment: env,
+                flag,
+            };
+            see_other(&notice.onto(&back))
+        }
         Err(e) => error_page(&ui, Some(&who), e),
     }
 }

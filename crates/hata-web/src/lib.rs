@@ -25,14 +25,25 @@
 //! - `edit/`: creating and editing flags, one module per form (`create`, `flag`, `config`)
 //!   and "who moves" (`moves`); field errors next to their inputs, what was typed kept, the
 //!   412 conflict shown with a re-apply.
+//! - `chart`: a stacked bar chart as SVG (pure; no inline style).
+//! - `evaluations`: the flag page's evaluations per variant over 24 h / 7 d / 30 d, per
+//!   environment (`Store::evaluation_series`), as a chart and a table.
+//! - `kill`: the kill switch's wait until evaluations serve the new state, and the notice the
+//!   page it returns to shows.
+//! - `whosees`: "what does this user see": a typed context evaluated on this server's served
+//!   rule set (`AppState::serving`), for one flag or every flag of an environment.
 
 pub mod assets;
+pub mod chart;
 pub mod edit;
+pub mod evaluations;
 pub mod flag;
 pub mod flags;
 pub mod i18n;
+pub mod kill;
 pub mod login;
 pub mod page;
+pub mod whosees;
 
 pub mod audit;
 pub mod environments;
@@ -54,6 +65,39 @@ const CSP: HeaderValue = HeaderValue::from_static(
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
      frame-ancestors 'none'; base-uri 'none'",
 );
+
+/// The templates of `router`'s routes, for `ServerConfig::extra_route_templates` (the
+/// metrics' `route` label). A test checks that it names every `.route(` below.
+pub const ROUTES: &[&str] = &[
+    "/",
+    "/login",
+    "/logout",
+    "/projects",
+    "/projects/{project}",
+    "/projects/{project}/flags",
+    "/projects/{project}/flags/{flag}",
+    "/projects/{project}/flags/{flag}/environments/{env}/switch",
+    "/projects/{project}/whosees",
+    "/assets/{name}",
+    // admin_routes
+    "/projects/{project}/segments",
+    "/projects/{project}/segments/_new",
+    "/projects/{project}/segments/{segment}",
+    "/projects/{project}/environments",
+    "/projects/{project}/environments/{env}/protection",
+    "/projects/{project}/members",
+    "/projects/{project}/members/{user_id}",
+    "/projects/{project}/members/{user_id}/remove",
+    "/tokens",
+    "/tokens/{id}/rotate",
+    "/tokens/{id}/revoke",
+    "/users",
+    "/audit",
+    // edit::router
+    "/projects/{project}/new-flag",
+    "/projects/{project}/flags/{flag}/edit",
+    "/projects/{project}/flags/{flag}/environments/{env}/edit",
+];
 
 /// The UI's routes, for `ServerConfig::extra_routes`.
 pub fn router() -> Router<AppState> {
@@ -78,6 +122,10 @@ pub fn router() -> Router<AppState> {
         )
         .merge(admin_routes())
         .merge(edit::router())
+        .route(
+            "/projects/{project}/whosees",
+            get(whosees::show).post(whosees::evaluate),
+        )
         .route("/assets/{name}", get(assets::serve))
         .layer(axum::middleware::map_response(page_headers))
 }
@@ -139,4 +187,32 @@ async fn page_headers(mut response: Response) -> Response {
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    /// `ROUTES` names exactly the templates `router` routes (read from the `.route(` calls
+    /// of this file and of `edit/mod.rs`, the two places routes are added), so that none is
+    /// counted as `unmatched`.
+    #[test]
+    fn routes_lists_every_route() {
+        let code = |source: &'static str| source.split("#[cfg(test)]").next().unwrap_or(source);
+        let mut routed: Vec<&str> = [
+            code(include_str!("lib.rs")),
+            code(include_str!("edit/mod.rs")),
+        ]
+        .into_iter()
+        .flat_map(|body| {
+            body.match_indices(".route(").map(move |(i, _)| {
+                let rest = body[i + ".route(".len()..].trim_start();
+                let rest = rest.strip_prefix('"').expect("a literal template");
+                &rest[..rest.find('"').expect("end of template")]
+            })
+        })
+        .collect();
+        routed.sort_unstable();
+        let mut listed = super::ROUTES.to_vec();
+        listed.sort_unstable();
+        assert_eq!(routed, listed);
+    }
 }

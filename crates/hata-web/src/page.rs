@@ -25,8 +25,10 @@ pub struct Ui {
     /// Chosen with `?lang=` on this request: the answer keeps it in the cookie.
     pub chosen: bool,
     pub path: String,
-    /// The query, without `lang`.
+    /// The query, without `lang` and `notice`.
     pub query: Vec<(String, String)>,
+    /// What the last action did, told once on the page it returned to (`?notice=`).
+    pub notice: Option<crate::kill::Notice>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Ui {
@@ -34,12 +36,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Ui {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let (lang, chosen) = Lang::of_request(parts);
+        let mut notice = None;
         let query = parts
             .uri
             .query()
             .map(|q| {
                 form_urlencoded::parse(q.as_bytes())
-                    .filter(|(k, _)| k != "lang")
+                    .filter(|(k, v)| match k.as_ref() {
+                        "lang" => false,
+                        "notice" => {
+                            notice = crate::kill::Notice::parse(v);
+                            false
+                        }
+                        _ => true,
+                    })
                     .map(|(k, v)| (k.into_owned(), v.into_owned()))
                     .collect()
             })
@@ -49,6 +59,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Ui {
             chosen,
             path: parts.uri.path().to_string(),
             query,
+            notice,
         })
     }
 }
@@ -206,7 +217,10 @@ pub fn layout(ui: &Ui, who: Option<&SignedIn>, title: &str, body: Markup) -> Mar
                         }
                     }
                 }
-                main #main { (body) }
+                main #main {
+                    @if let Some(notice) = &ui.notice { (notice.render(l)) }
+                    (body)
+                }
             }
         }
     }

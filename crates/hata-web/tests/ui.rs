@@ -266,7 +266,11 @@ async fn ui(s: TestServer) {
     )
     .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", html(&done));
-    assert_eq!(done.header("location"), Some("/projects/shop/flags?page=1"));
+    // Back where it was, with a notice that evaluations serve it (the `kill` module).
+    assert_eq!(
+        done.header("location"),
+        Some("/projects/shop/flags?page=1&notice=switched%3Aon%3Aserved%3Adevelopment%3Aflag-001")
+    );
     assert_eq!(
         evaluate(&s, &token, "flag-001").await,
         json!(true),

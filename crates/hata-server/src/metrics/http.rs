@@ -4,10 +4,13 @@
 //! The route label is resolved here, from the path, against the templates of
 //! `openapi::ROUTES` (the one table of served operations), so both paths get it from the
 //! same code whichever of them served the request; a path no template matches is
-//! `unmatched`. Every (route, method) pair has its cells allocated at start, so recording is
+//! `unmatched`. Routes served beside the API (the web UI, `ServerConfig::extra_routes`) add
+//! their templates once at start (`HttpMetrics::add_routes`, from
+//! `ServerConfig::extra_route_templates`), after the API's and `unmatched`. Every (route, method) pair has its cells allocated at start, so recording is
 //! a few relaxed atomic adds: no lock, no allocation, no label hashing.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
@@ -125,6 +128,16 @@ pub struct HttpMetrics {
     cells: Box<[Cells]>,
     /// The route class of each template (`route_class`).
     classes: Vec<usize>,
+    /// The extra routes' templates, indexed after `templates` (set once, at start).
+    extra: OnceLock<Extra>,
+}
+
+/// `HttpMetrics::add_routes`: templates, their cells and classes, as for the API's.
+struct Extra {
+    paths: matchit::Router<usize>,
+    templates: Vec<&'static str>,
+    cells: Box<[Cells]>,
+    classes: Vec<usize>,
 }
 
 impl std::fmt::Debug for HttpMetrics {
@@ -164,16 +177,88 @@ impl HttpMetrics {
             templates,
             cells,
             classes,
+            extra: OnceLock::new(),
+        }
+    }
+
+    /// Adds the templates of routes served beside the API (the web UI's), so that their
+    /// requests are counted under them, not as `unmatched`. Once: later calls change nothing
+    /// (every clone of a state shares one `HttpMetrics`, and routers built again from it name
+    /// the same routes). A template the API's own routes already match, or that conflicts
+    /// with an earlier one, is skipped: the API's wins, as in the routing table.
+    pub fn add_routes(&self, routes: &[&'static str]) {
+        if routes.is_empty() {
+            return;
+        }
+        self.extra.get_or_init(|| {
+            let mut paths = matchit::Router::new();
+            let mut templates = Vec::new();
+            for &route in routes {
+                if self.paths.at(route).is_ok() || templates.contains(&route) {
+                    continue;
+                }
+                if paths.insert(route, templates.len()).is_ok() {
+                    templates.push(route);
+                }
+            }
+            let cells = (0..templates.len() * METHODS.len())
+                .map(|_| Cells::default())
+                .collect();
+            let classes = templates.iter().map(|t| route_class(t)).collect();
+            Extra {
+                paths,
+                templates,
+                cells,
+                classes,
+            }
+        });
+    }
+
+    /// Every (template, cells, class) row: the API's (and `unmatched`), then the extra routes'.
+    fn rows(&self) -> impl Iterator<Item = (&'static str, &[Cells], usize)> {
+        let own = self
+            .templates
+            .iter()
+            .zip(self.cells.chunks(METHODS.len()))
+            .zip(&self.classes)
+            .map(|((t, c), k)| (*t, c, *k));
+        let extra = self.extra.get().into_iter().flat_map(|e| {
+            e.templates
+                .iter()
+                .zip(e.cells.chunks(METHODS.len()))
+                .zip(&e.classes)
+                .map(|((t, c), k)| (*t, c, *k))
+        });
+        own.chain(extra)
+    }
+
+    /// The cells of route `index` (extra routes' indices follow the API's).
+    #[inline]
+    fn cells_of(&self, index: usize) -> &[Cells] {
+        let n = self.templates.len();
+        if index < n {
+            &self.cells[index * METHODS.len()..(index + 1) * METHODS.len()]
+        } else {
+            let extra = self
+                .extra
+                .get()
+                .expect("an extra route index comes from `extra`");
+            &extra.cells[(index - n) * METHODS.len()..(index - n + 1) * METHODS.len()]
         }
     }
 
     /// The route serving `path`, as its template.
     pub fn route(&self, path: &str) -> RouteId {
+        let unmatched = self.templates.len() - 1;
         let index = match self.paths.at(path) {
             Ok(found) => *found.value,
-            Err(_) => self.templates.len() - 1,
+            Err(_) => self
+                .extra
+                .get()
+                .and_then(|e| e.paths.at(path).ok())
+                .map_or(unmatched, |found| self.templates.len() + *found.value),
         };
-        let template = self.templates[index];
+        let template = self.template_at(index);
         let surface = if template.starts_with("/ofrep/") || template.starts_with("/api/v1/sdk/") {
             Surface::Evaluation
         } else if template == "/api/v1/auth/login" || template.starts_with("/api/v1/auth/oidc/") {
@@ -190,13 +275,25 @@ impl HttpMetrics {
 
     /// The label a route is counted under.
     pub fn template(&self, route: RouteId) -> &'static str {
-        self.templates[route.index]
+        self.template_at(route.index)
+    }
+
+    fn template_at(&self, index: usize) -> &'static str {
+        match self.templates.get(index) {
+            Some(t) => t,
+            None => self
+                .extra
+                .get()
+                .and_then(|e| e.templates.get(index - self.templates.len()))
+                .copied()
+                .unwrap_or(UNMATCHED),
+        }
     }
 
     /// Counts one answer.
     #[inline]
     pub fn record(&self, route: RouteId, method: &Method, status: StatusCode, elapsed: Duration) {
-        let cells = &self.cells[route.index * METHODS.len() + method_slot(method)];
+        let cells = &self.cells_of(route.index)[method_slot(method)];
         cells.statuses[status_slot(status)].fetch_add(1, Ordering::Relaxed);
         cells.duration.observe(elapsed);
     }
@@ -205,8 +302,11 @@ impl HttpMetrics {
     /// takes differences of these, so the requests' path pays nothing more for it.
     pub fn class_totals(&self) -> [ClassTotals; hata_store::serving_hours::ROUTE_CLASSES.len()] {
         let mut totals = [ClassTotals::default(); hata_store::serving_hours::ROUTE_CLASSES.len()];
-        for (i, cells) in self.cells.iter().enumerate() {
-            let t = &mut totals[self.classes[i / METHODS.len()]];
+        for (_, cells, class) in self
+            .rows()
+            .flat_map(|(t, cells, class)| cells.iter().map(move |c| (t, c, class)))
+        {
+            let t = &mut totals[class];
             for (slot, count) in cells.statuses.iter().enumerate() {
                 let count = count.load(Ordering::Relaxed);
                 t.requests += count;
@@ -230,6 +330,16 @@ impl HttpMetrics {
         totals
     }
 
+    /// Every (template, method, cells).
+    fn used_cells(&self) -> impl Iterator<Item = (&'static str, &'static str, &Cells)> {
+        self.rows().flat_map(|(route, cells, _)| {
+            cells
+                .iter()
+                .zip(METHODS)
+                .map(move |(c, method)| (route, method, c))
+        })
+    }
+
     /// Writes both families; only (route, method) pairs that served a request have series.
     pub fn encode(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let used = |cells: &Cells| cells.duration.count() > 0;
@@ -239,11 +349,7 @@ impl HttpMetrics {
             None,
             MetricType::Counter,
         )?;
-        for (i, cells) in self.cells.iter().enumerate().filter(|(_, c)| used(c)) {
-            let (route, method) = (
-                self.templates[i / METHODS.len()],
-                METHODS[i % METHODS.len()],
-            );
+        for (route, method, cells) in self.used_cells().filter(|(_, _, c)| used(c)) {
             for (slot, count) in cells.statuses.iter().enumerate() {
                 let count = count.load(Ordering::Relaxed);
                 if count == 0 {
@@ -267,11 +373,7 @@ impl HttpMetrics {
             None,
             MetricType::Histogram,
         )?;
-        for (i, cells) in self.cells.iter().enumerate().filter(|(_, c)| used(c)) {
-            let (route, method) = (
-                self.templates[i / METHODS.len()],
-                METHODS[i % METHODS.len()],
-            );
+        for (route, method, cells) in self.used_cells().filter(|(_, _, c)| used(c)) {
             let labels = [("method", method), ("route", route)];
             histogram::encode(&cells.duration.read(), durations.encode_family(&labels)?)?;
         }
@@ -316,6 +418,47 @@ mod tests {
         assert_eq!(t("/nope/at/all"), UNMATCHED);
         assert_eq!(m.route("/api/v1/sdk/config").surface, Surface::Evaluation);
         assert_eq!(m.route("/api/v1/auth/login").surface, Surface::Login);
+    }
+
+    #[test]
+    fn extra_routes_get_their_own_templates_after_the_apis() {
+        let m = HttpMetrics::new();
+        let t = |p: &str| m.template(m.route(p));
+        assert_eq!(t("/projects/shop/flags"), UNMATCHED, "not added yet");
+        m.add_routes(&[
+            "/projects/{project}/flags",
+            "/projects/{project}/flags/{flag}",
+            // The API's own: skipped, the API's template wins.
+            "/metrics",
+        ]);
+        // Once: a second call changes nothing.
+        m.add_routes(&["/other"]);
+        assert_eq!(t("/projects/shop/flags"), "/projects/{project}/flags");
+        assert_eq!(
+            t("/projects/shop/flags/f"),
+            "/projects/{project}/flags/{flag}"
+        );
+        assert_eq!(t("/other"), UNMATCHED);
+        assert_eq!(t("/metrics"), "/metrics");
+        assert_eq!(
+            t("/api/v1/projects/shop"),
+            "/api/v1/projects/{project}",
+            "the API's unchanged"
+        );
+        let ui = m.route("/projects/shop/flags/f");
+        assert_eq!(ui.surface, Surface::Admin);
+        m.record(ui, &Method::GET, StatusCode::OK, Duration::from_millis(3));
+        m.record(
+            ui,
+            &Method::POST,
+            StatusCode::SEE_OTHER,
+            Duration::from_millis(3),
+        );
+        let totals = m.class_totals();
+        assert_eq!(
+            totals[route_class("/projects/{project}/flags/{flag}")].requests,
+            2
+        );
     }
 
     #[test]
