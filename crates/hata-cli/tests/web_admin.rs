@@ -142,19 +142,7 @@ async fn the_administration_pages_in_chromium() {
     let Some((chromium, chromedriver, axe_source)) = tools() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = format!("sqlite://{}?mode=rwc", dir.path().join("hata.db").display());
-    let r = Replica::start("web-admin", &db).await;
-    r.admin_ok(
-        Method::POST,
-        "/projects",
-        Some(json!({"key": "shop", "name": "Shop", "environments": [
-            {"key": "development", "name": "Development", "description": "", "protected": false},
-            {"key": "production", "name": "Production", "description": "", "protected": true},
-        ]})),
-        StatusCode::CREATED,
-    )
-    .await;
+    let (r, _dir) = shop_project("web-admin").await;
     r.admin_ok(
         Method::POST,
         "/projects/shop/flags",

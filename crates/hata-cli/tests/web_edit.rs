@@ -108,19 +108,7 @@ async fn editing_flags_in_chromium() {
     let Some((chromium, chromedriver, axe_source)) = tools() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = format!("sqlite://{}?mode=rwc", dir.path().join("hata.db").display());
-    let r = Replica::start("web-edit", &db).await;
-    r.admin_ok(
-        Method::POST,
-        "/projects",
-        Some(json!({"key": "shop", "name": "Shop", "environments": [
-            {"key": "development", "name": "Development", "description": "", "protected": false},
-            {"key": "production", "name": "Production", "description": "", "protected": true},
-        ]})),
-        StatusCode::CREATED,
-    )
-    .await;
+    let (r, _dir) = shop_project("web-edit").await;
     r.admin_ok(
         Method::POST,
         "/projects/shop/segments",

@@ -200,19 +200,7 @@ async fn firefox_session() -> Option<Browser> {
 }
 
 async fn seeded() -> (Replica, tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = format!("sqlite://{}?mode=rwc", dir.path().join("hata.db").display());
-    let r = Replica::start("keyboard", &db).await;
-    r.admin_ok(
-        Method::POST,
-        "/projects",
-        Some(json!({"key": "shop", "name": "Shop", "environments": [
-            {"key": "development", "name": "Development", "description": "", "protected": false},
-            {"key": "production", "name": "Production", "description": "", "protected": true},
-        ]})),
-        StatusCode::CREATED,
-    )
-    .await;
+    let (r, dir) = shop_project("keyboard").await;
     for i in 0..3 {
         r.admin_ok(
             Method::POST,

@@ -17,7 +17,7 @@ use browser::*;
 use fantoccini::Locator;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use support::{secrets, Replica};
+use support::secrets;
 
 const ANN_PASSWORD: &str = "ann's long enough password 1";
 const VIC_PASSWORD: &str = "vic's long enough password 2";
@@ -28,19 +28,7 @@ async fn the_web_ui_in_chromium() {
     let Some((chromium, chromedriver, axe_source)) = tools() else {
         return;
     };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db = format!("sqlite://{}?mode=rwc", dir.path().join("hata.db").display());
-    let r = Replica::start("web", &db).await;
-    r.admin_ok(
-        Method::POST,
-        "/projects",
-        Some(json!({"key": "shop", "name": "Shop", "environments": [
-            {"key": "development", "name": "Development", "description": "", "protected": false},
-            {"key": "production", "name": "Production", "description": "", "protected": true},
-        ]})),
-        StatusCode::CREATED,
-    )
-    .await;
+    let (r, _dir) = shop_project("web").await;
     for i in 0..60 {
         let tags = match i % 10 {
             0 => json!(["checkout", "web"]),

@@ -278,3 +278,22 @@ pub async fn evaluate(r: &Replica, token: &str, flag: &str) -> Value {
     assert_eq!(status, StatusCode::OK, "{body}");
     body["value"].clone()
 }
+
+/// `hata serve` on a fresh SQLite file (kept while the returned folder lives) with the
+/// project `shop`: `development`, and `production` protected.
+pub async fn shop_project(name: &str) -> (Replica, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("hata.db").display());
+    let r = Replica::start(name, &db).await;
+    r.admin_ok(
+        reqwest::Method::POST,
+        "/projects",
+        Some(json!({"key": "shop", "name": "Shop", "environments": [
+            {"key": "development", "name": "Development", "description": "", "protected": false},
+            {"key": "production", "name": "Production", "description": "", "protected": true},
+        ]})),
+        StatusCode::CREATED,
+    )
+    .await;
+    (r, dir)
+}
