@@ -44,6 +44,18 @@ pub struct Destination {
     prefix: Path,
     /// As the operator wrote it, for messages.
     shown: String,
+    /// What it was opened from (`reopened`).
+    origin: Origin,
+}
+
+#[derive(Clone)]
+enum Origin {
+    Directory(PathBuf),
+    S3 {
+        bucket: String,
+        prefix: String,
+        settings: S3Settings,
+    },
 }
 
 impl fmt::Debug for Destination {
@@ -116,6 +128,7 @@ impl Destination {
             store: Arc::new(store),
             prefix: Path::default(),
             shown,
+            origin: Origin::Directory(root),
         })
     }
 
@@ -150,7 +163,29 @@ impl Destination {
             store: Arc::new(store),
             prefix: Path::from(prefix),
             shown: shown.to_string(),
+            origin: Origin::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+                settings: s3.clone(),
+            },
         })
+    }
+
+    /// The same destination opened again, with clients of its own: for another runtime,
+    /// whose connections must belong to it (`lane`).
+    pub fn reopened(&self) -> BackupResult<Destination> {
+        match &self.origin {
+            Origin::Directory(root) => {
+                let mut again = Destination::directory(root)?;
+                again.shown.clone_from(&self.shown);
+                Ok(again)
+            }
+            Origin::S3 {
+                bucket,
+                prefix,
+                settings,
+            } => Destination::s3(bucket, prefix, settings, &self.shown),
+        }
     }
 
     fn path(&self, id: &str, name: &str) -> Path {

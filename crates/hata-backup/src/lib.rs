@@ -18,12 +18,14 @@
 //! - `manifest`: the manifest and its format version.
 //! - `destination`: where backups go (`Destination`: a directory or `s3://bucket/prefix`).
 //! - `take`: taking a full or incremental backup.
+//! - `lane`: taking one while hata serves, on a thread of its own at a lower CPU priority.
 //! - `chain`: listing, resolving a chain, verifying it and materialising its document.
 //! - `restore`: restoring into a store, to a backup or to a point in time.
 //! - `prune`: deleting the backups past their generation count without breaking a chain.
 
 pub mod chain;
 pub mod destination;
+pub mod lane;
 pub mod manifest;
 pub mod prune;
 pub mod restore;
@@ -31,6 +33,7 @@ pub mod take;
 
 pub use chain::{list, verify, Listed, Verified};
 pub use destination::{Destination, S3Settings};
+pub use lane::take_beside;
 pub use manifest::{Kind, Manifest, Part};
 pub use prune::{prune, Generations, Pruned};
 pub use restore::{restore, RestoreOptions, Restored};

@@ -55,7 +55,8 @@ impl Job for TakeBackup {
                 Kind::Incremental if !has_complete(&self.destination).await? => Kind::Full,
                 kind => kind,
             };
-            let manifest = hata_backup::take(&context.store, &self.destination, kind)
+            // Beside serving: on the backup lane's lower-priority thread.
+            let manifest = hata_backup::take_beside(&context.store, &self.destination, kind)
                 .await
                 .map_err(JobError::new)?;
             let pruned = match hata_backup::prune(

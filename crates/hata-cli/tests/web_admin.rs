@@ -240,6 +240,7 @@ async fn the_administration_pages_in_chromium() {
     wait_for_path(&c, "/projects/shop/segments/beta-testers").await;
     text_of(&c, "#saved").await;
     check_page(&c, &axe_source, "segment").await;
+    screenshot(&c, "segment-en-light.png").await;
     let segment = r
         .admin_ok(
             Method::GET,
@@ -323,6 +324,7 @@ async fn the_administration_pages_in_chromium() {
     // Tokens: the one due for rotation is flagged.
     c.goto(&format!("{base}/tokens")).await.expect("tokens");
     check_page(&c, &axe_source, "tokens").await;
+    screenshot(&c, "tokens-en-light.png").await;
     text_of(&c, "#due-warning").await;
     assert_eq!(
         count(&c, &format!("tr[data-token='{due_id}'] .tag.warn")).await,
@@ -441,6 +443,7 @@ async fn the_administration_pages_in_chromium() {
     let status = text_of(&c, "#chain-status").await;
     assert!(status.starts_with("The chain is intact"), "{status}");
     check_page(&c, &axe_source, "audit log, verified").await;
+    screenshot(&c, "audit-en-light.png").await;
     select(&c, "#f-resource_type", "segment").await;
     click(&c, "#audit-filters button[type=submit]").await;
     wait_for_path(&c, "/audit").await;
@@ -574,6 +577,7 @@ async fn the_administration_pages_in_chromium() {
     c.goto(&format!("{base}/audit")).await.expect("audit");
     wait_for_text(&c, "main h1", "監査ログ").await;
     check_page(&c, &axe_source, "audit log (ja)").await;
+    screenshot(&c, "audit-ja-light.png").await;
     c.goto(&format!("{base}/projects/shop/segments/_new"))
         .await
         .expect("new segment");

@@ -112,7 +112,7 @@ async fn editing_flags_in_chromium() {
     r.admin_ok(
         Method::POST,
         "/projects/shop/segments",
-        Some(json!({"key": "beta", "name": "Beta testers", "included": ["user-9"]})),
+        Some(json!({"key": "beta", "name": "Beta testers", "included": ["user-9", "user-8"]})),
         StatusCode::CREATED,
     )
     .await;
@@ -318,6 +318,7 @@ async fn editing_flags_in_chromium() {
     );
     assert_eq!(text_of(&c, "#save").await, "Confirm and save in Production");
     check_page(&c, &axe_source, "who moves").await;
+    screenshot(&c, "edit-config-en-light.png").await;
     // Nothing is saved by a preview.
     let flag = r
         .admin_ok(
@@ -384,7 +385,7 @@ async fn editing_flags_in_chromium() {
     wait_for_path(&c2, "/projects").await;
     c.goto(&dev_edit).await.expect("ann opens development");
     c2.goto(&dev_edit).await.expect("bob opens development");
-    // Bob targets user-9 and a segment, and saves first.
+    // Bob targets user-9, and saves first.
     select(&c2, "targets[0].variant", "on").await;
     fill_named(&c2, "targets[0].values", "user-9").await;
     click(&c2, "#save").await;
@@ -409,6 +410,14 @@ async fn editing_flags_in_chromium() {
         text_of(&c, "#conflict").await.contains("user-9"),
         "the current state shows Bob's change"
     );
+    // Bob's targets, which Ann left alone, are merged into her form; nothing both changed.
+    assert!(
+        text_of(&c, "#merge-kept").await.contains("Targets"),
+        "{}",
+        text_of(&c, "#merge-kept").await
+    );
+    assert_eq!(value_of(&c, "[name='targets[0].values']").await, "user-9");
+    assert!(c.find(Locator::Css("#merge-both")).await.is_err());
     let version = flag["version"].as_i64().expect("version") + 1;
     assert_eq!(
         text_of(&c, "#save").await,
@@ -427,11 +436,24 @@ async fn editing_flags_in_chromium() {
     let dev = &flag["environments"]["development"];
     assert_eq!(dev["enabled"], json!(true));
     assert_eq!(dev["rules"][0]["conditions"][0], json!({"segment": "beta"}));
-    let beta = ofrep(
+    assert_eq!(
+        dev["targets"],
+        json!([{"variant": "on", "values": ["user-9"]}]),
+        "Bob's edit survived Ann's re-apply"
+    );
+    let bob_target = ofrep(
         &r,
         dev_token,
         "new-checkout",
         json!({"targetingKey": "user-9"}),
+    )
+    .await;
+    assert_eq!(bob_target["reason"], json!("TARGETING_MATCH"));
+    let beta = ofrep(
+        &r,
+        dev_token,
+        "new-checkout",
+        json!({"targetingKey": "user-8"}),
     )
     .await;
     assert_eq!(

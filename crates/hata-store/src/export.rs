@@ -926,6 +926,11 @@ async fn write_all(
             .execute(&mut **tx)
             .await?;
         }
+        for f in &p.flags {
+            crate::flag_list::ListColumns::of(f)?
+                .write(tx, &p.key, &f.key, f.version)
+                .await?;
+        }
         summary.flags += p.flags.len();
         summary.segments += p.segments.len();
     }

@@ -24,6 +24,7 @@ pub mod delta;
 pub mod error;
 pub mod evaluations;
 pub mod export;
+mod flag_list;
 pub mod jobs;
 mod listen;
 pub mod notice;
@@ -109,7 +110,9 @@ pub struct Store {
     writer: AnyPool,
     reader: AnyPool,
     notices: broadcast::Sender<ChangeNotice>,
-    url: std::sync::Arc<str>,
+    /// As opened: the database URL (the change listener's own connection) and what
+    /// `connect_again` opens a second store with.
+    config: std::sync::Arc<StoreConfig>,
     /// Background tasks tied to this store hold a `Weak` of it and stop once every clone of
     /// the store is gone.
     alive: std::sync::Arc<()>,
@@ -209,7 +212,7 @@ impl Store {
                     writer,
                     reader,
                     notices: tx,
-                    url: config.url.as_str().into(),
+                    config: std::sync::Arc::new(config.clone()),
                     alive: std::sync::Arc::new(()),
                     listening: Default::default(),
                     audit: std::sync::Arc::new(config.audit.clone()),
@@ -227,7 +230,7 @@ impl Store {
                     writer: pool.clone(),
                     reader: pool,
                     notices: tx,
-                    url: config.url.as_str().into(),
+                    config: std::sync::Arc::new(config.clone()),
                     alive: std::sync::Arc::new(()),
                     listening: Default::default(),
                     audit: std::sync::Arc::new(config.audit.clone()),
@@ -235,6 +238,15 @@ impl Store {
                 })
             }
         }
+    }
+
+    /// A second store on the same database, with pools of its own (`connections` for reads;
+    /// on SQLite one more for writes), neither migrated nor listening: for work on another
+    /// runtime, whose connections must belong to it (the backup lane, `hata_backup::lane`).
+    pub async fn connect_again(&self, connections: u32) -> StoreResult<Store> {
+        let mut config = (*self.config).clone();
+        config.max_connections = connections;
+        Store::connect(&config).await
     }
 
     /// Runs the pending migrations of this backend. Safe with several replicas starting at once:
@@ -248,6 +260,10 @@ impl Store {
             .run(&self.writer)
             .await
             .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        let listed = flag_list::fill(self, None).await?;
+        if listed > 0 {
+            tracing::info!(flags = listed, "filled the flags list's columns");
+        }
         // Changes recorded before the audit chain existed join it now.
         let chained = audit::backfill(self).await?;
         if chained > 0 {
@@ -284,7 +300,7 @@ impl Store {
     pub fn spawn_listener(&self) {
         if self.backend == Backend::Postgres {
             tokio::spawn(listen::relay(
-                self.url.to_string(),
+                self.config.url.clone(),
                 self.notices.clone(),
                 std::sync::Arc::downgrade(&self.alive),
                 self.listening.clone(),

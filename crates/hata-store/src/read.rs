@@ -10,8 +10,8 @@ use sqlx::Row;
 use crate::error::{StoreError, StoreResult};
 use crate::notice::EnvRevision;
 use crate::records::{
-    EnvironmentRecord, EnvironmentState, FlagFilter, FlagSort, OffsetPage, Page, ProjectRecord,
-    Role, TokenKind, TokenRecord,
+    EnvironmentRecord, EnvironmentState, FlagFilter, Page, ProjectRecord, Role, TokenKind,
+    TokenRecord,
 };
 use crate::Store;
 
@@ -111,39 +111,6 @@ fn page_by<T>(mut items: Vec<T>, limit: usize, cursor: impl Fn(&T) -> String) ->
     let next_cursor = (items.len() > limit).then(|| cursor(&items[limit - 1]));
     items.truncate(limit);
     Page { items, next_cursor }
-}
-
-/// A flag's fields that a list filters and sorts by; the rest of its document is skipped
-/// unread.
-#[derive(serde::Deserialize)]
-struct FlagHead {
-    #[serde(default)]
-    key: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    owner: String,
-    #[serde(default)]
-    tags: Vec<String>,
-    #[serde(default)]
-    archived: bool,
-}
-
-/// Whether `text` may narrow rows with `LIKE` over the stored JSON: printable ASCII without
-/// what JSON escapes (`"`, `\`), so the document holds it as typed, and `LOWER` (ASCII-only on
-/// SQLite) lower-cases it alike on both backends.
-fn narrows(text: &str) -> bool {
-    !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-}
-
-/// `text` with `LIKE`'s wildcards escaped (with `\`).
-fn like_escape(text: &str) -> String {
-    text.replace('%', "\\%").replace('_', "\\_")
 }
 
 impl Store {
@@ -296,6 +263,11 @@ impl Store {
             let matches = flag.archived == wanted_archived
                 && filter.tag.as_ref().is_none_or(|t| flag.tags.contains(t))
                 && filter.owner.as_ref().is_none_or(|o| &flag.owner == o)
+                && filter.flag_type.is_none_or(|t| flag.flag_type == t)
+                && filter
+                    .only
+                    .as_ref()
+                    .is_none_or(|keys| keys.contains(&flag.key))
                 && q.as_ref().is_none_or(|q| {
                     flag.key.contains(q.as_str())
                         || flag.name.to_lowercase().contains(q.as_str())
@@ -309,86 +281,6 @@ impl Store {
             }
         }
         Ok(page(items, limit, |f| &f.key))
-    }
-
-    /// One page of a project's flags, filtered like `list_flags`, sorted by `sort` (`descending`
-    /// reverses it), `limit` flags from position `offset`, with the count of all that match
-    /// (the web UI's list: page numbers and column sorting).
-    ///
-    /// Only the page's flags are decoded whole. The rest are read as their list fields alone
-    /// (`FlagHead`), and a search or tag that is plain ASCII first narrows the rows in SQL
-    /// (`LIKE` over the document, a superset: the exact match is checked on the head).
-    pub async fn sorted_flags(
-        &self,
-        project: &str,
-        filter: &FlagFilter,
-        sort: FlagSort,
-        descending: bool,
-        offset: usize,
-        limit: usize,
-    ) -> StoreResult<OffsetPage<Flag>> {
-        self.get_project(project).await?;
-        let limit = limit.clamp(1, MAX_PAGE);
-        let q = filter.q.as_ref().map(|q| q.to_lowercase());
-        let mut sql = String::from("SELECT key, doc FROM flags WHERE project = $1");
-        let mut binds: Vec<String> = Vec::new();
-        if let Some(q) = q.as_deref().filter(|q| narrows(q)) {
-            binds.push(format!("%{}%", like_escape(q)));
-            sql.push_str(&format!(
-                " AND LOWER(doc) LIKE ${} ESCAPE '\\'",
-                binds.len() + 1
-            ));
-        }
-        if let Some(tag) = filter.tag.as_deref().filter(|t| narrows(t)) {
-            binds.push(format!("%\"{}\"%", like_escape(tag)));
-            sql.push_str(&format!(" AND doc LIKE ${} ESCAPE '\\'", binds.len() + 1));
-        }
-        let dir = if descending { "DESC" } else { "ASC" };
-        sql.push_str(&match sort {
-            FlagSort::Updated => format!(" ORDER BY updated_at {dir}, key {dir}"),
-            FlagSort::Key | FlagSort::Name => format!(" ORDER BY key {dir}"),
-        });
-        let mut query = sqlx::query(&sql).bind(project);
-        for b in &binds {
-            query = query.bind(b);
-        }
-        let rows = query.fetch_all(self.reader()).await?;
-        let wanted_archived = filter.archived.unwrap_or(false);
-        let mut matching: Vec<(FlagHead, usize)> = Vec::new();
-        for (i, row) in rows.iter().enumerate() {
-            let doc: &str = row.try_get("doc")?;
-            let head: FlagHead = serde_json::from_str(doc)?;
-            let matches = head.archived == wanted_archived
-                && filter.tag.as_ref().is_none_or(|t| head.tags.contains(t))
-                && filter.owner.as_ref().is_none_or(|o| &head.owner == o)
-                && q.as_ref().is_none_or(|q| {
-                    head.key.contains(q.as_str())
-                        || head.name.to_lowercase().contains(q.as_str())
-                        || head.description.to_lowercase().contains(q.as_str())
-                });
-            if matches {
-                matching.push((head, i));
-            }
-        }
-        if sort == FlagSort::Name {
-            // Stable: equal names stay in key order (the SQL's, in `dir`).
-            matching.sort_by(|(a, _), (b, _)| {
-                let order = a.name.to_lowercase().cmp(&b.name.to_lowercase());
-                if descending {
-                    order.reverse()
-                } else {
-                    order
-                }
-            });
-        }
-        let total = matching.len();
-        let items = matching
-            .iter()
-            .skip(offset)
-            .take(limit)
-            .map(|(_, i)| decode_flag(&rows[*i]))
-            .collect::<StoreResult<Vec<_>>>()?;
-        Ok(OffsetPage { items, total })
     }
 
     /// Every flag of every project, archived ones too, as (project, flag), in key order (the

@@ -2,8 +2,10 @@
 //! without secrets, an environment's state for compiling a snapshot. Change notices are in
 //! `notice`.
 
+use std::collections::BTreeSet;
+
 pub use hata_access::{Role, TokenKind};
-use hata_core::model::{Environment, Flag, Project, Segment};
+use hata_core::model::{Environment, Flag, FlagType, Project, Segment};
 use serde::Serialize;
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -208,7 +210,7 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Filters of `GET /projects/{p}/flags`.
+/// Filters of a project's flags (`GET /projects/{p}/flags`, the web UI's list).
 #[derive(Debug, Clone, Default)]
 pub struct FlagFilter {
     /// Case-insensitive substring of key, name or description.
@@ -217,6 +219,10 @@ pub struct FlagFilter {
     pub owner: Option<String>,
     /// `None`: only live flags; `Some(true)`: only archived ones; `Some(false)`: only live ones.
     pub archived: Option<bool>,
+    pub flag_type: Option<FlagType>,
+    /// Only flags with these keys (the web UI's stale filter: the stale-flag report's
+    /// candidates).
+    pub only: Option<BTreeSet<String>>,
 }
 
 /// The order of a sorted page of flags (`Store::sorted_flags`); ties go by key.

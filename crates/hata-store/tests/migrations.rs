@@ -252,3 +252,81 @@ async fn an_outdated_replica_cannot_append_unchained_changes() {
     );
     pool.close().await;
 }
+
+/// 0012: flags written before the list columns get them from their documents at start-up,
+/// so the web UI's list finds, filters and sorts them.
+#[tokio::test]
+async fn earlier_flags_get_their_list_columns() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    for (backend, url, pool) in earlier_stores(tmp.path(), 11).await {
+        sqlx::query(
+            "INSERT INTO projects (key, name, description, version, created_at, updated_at) \
+             VALUES ('shop', 'Shop', '', 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+        )
+        .execute(&pool)
+        .await
+        .expect("insert project");
+        for (key, doc) in [
+            (
+                "checkout",
+                r#"{"key":"checkout","name":"Checkout","type":"boolean","tags":["Web"],"owner":"team-a","version":1}"#,
+            ),
+            (
+                "banner",
+                r#"{"key":"banner","name":"Zebra","type":"string","archived":true,"version":1}"#,
+            ),
+            (
+                "price",
+                r#"{"key":"price","name":"Ärger","description":"Old price","type":"number","version":1}"#,
+            ),
+        ] {
+            sqlx::query(
+                "INSERT INTO flags (project, key, doc, version, created_at, updated_at) \
+                 VALUES ('shop', $1, $2, 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            )
+            .bind(key)
+            .bind(doc)
+            .execute(&pool)
+            .await
+            .expect("insert flag");
+        }
+        pool.close().await;
+
+        let store = Store::open(&StoreConfig::new(url)).await.expect("open");
+        let keys = |filter: hata_store::FlagFilter| {
+            let store = &store;
+            async move {
+                store
+                    .sorted_flags("shop", &filter, hata_store::FlagSort::Name, false, 0, 10)
+                    .await
+                    .expect("list")
+                    .items
+                    .into_iter()
+                    .map(|f| f.key)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            keys(Default::default()).await,
+            ["checkout", "price"],
+            "{backend}"
+        );
+        let search = hata_store::FlagFilter {
+            q: Some("ärger".into()),
+            ..Default::default()
+        };
+        assert_eq!(keys(search).await, ["price"], "{backend}");
+        let tag = hata_store::FlagFilter {
+            tag: Some("web".into()),
+            owner: Some("team-a".into()),
+            ..Default::default()
+        };
+        assert_eq!(keys(tag).await, ["checkout"], "{backend}");
+        let archived = hata_store::FlagFilter {
+            archived: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(keys(archived).await, ["banner"], "{backend}");
+        store.close().await;
+    }
+}

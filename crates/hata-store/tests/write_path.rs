@@ -535,3 +535,197 @@ async fn sqlite_files_are_private() {
     }
     store.close().await;
 }
+
+/// The web UI's list (`Store::sorted_flags`): filters, sorting and pages found in SQL over the
+/// list columns, which follow every write, and which a row without them (an earlier version's
+/// write) gets from its document before the list reads it.
+#[tokio::test]
+async fn sorted_flags_filter_sort_and_page_over_the_list_columns() {
+    use hata_core::model::FlagType;
+    use hata_store::FlagSort;
+    for t in support::all().await {
+        let s = &t.store;
+        let name = t.name;
+        s.write(
+            &meta(),
+            WriteOp::CreateProject {
+                project: project("p"),
+                environments: None,
+            },
+        )
+        .await
+        .unwrap();
+        let flags = [
+            json!({"key": "a-ui", "name": "Zärger Banner", "type": "boolean", "tags": ["Beta", "web"], "owner": "team-a"}),
+            json!({"key": "b-price", "name": "price 50%", "type": "number", "tags": ["ab"], "owner": "team-b", "variants": [{"key": "low", "value": 1}]}),
+            json!({"key": "c-copy", "name": "banner", "type": "string", "tags": ["a\"b", "back\\slash"], "owner": "team-a", "description": "Under_score copy", "variants": [{"key": "a", "value": "x"}]}),
+            json!({"key": "d-old", "name": "Old", "type": "boolean", "archived": true, "owner": "team-a"}),
+            json!({"key": "e-json", "name": "Banner", "type": "json", "tags": ["under_score"], "owner": "team-b", "variants": [{"key": "a", "value": {}}]}),
+        ];
+        for f in flags {
+            s.write(
+                &meta(),
+                WriteOp::CreateFlag {
+                    project: "p".into(),
+                    flag: flag(f),
+                },
+            )
+            .await
+            .unwrap();
+        }
+        let keys = |filter: FlagFilter, sort: FlagSort, desc: bool| async move {
+            let page = s
+                .sorted_flags("p", &filter, sort, desc, 0, 100)
+                .await
+                .unwrap();
+            assert_eq!(page.total, page.items.len(), "{name}");
+            page.items.into_iter().map(|f| f.key).collect::<Vec<_>>()
+        };
+        let q = |text: &str| FlagFilter {
+            q: Some(text.into()),
+            ..Default::default()
+        };
+        let tag = |text: &str| FlagFilter {
+            tag: Some(text.into()),
+            ..Default::default()
+        };
+        // Archived flags only when asked for.
+        let all = keys(FlagFilter::default(), FlagSort::Key, false).await;
+        assert_eq!(all, ["a-ui", "b-price", "c-copy", "e-json"], "{name}");
+        let archived = FlagFilter {
+            archived: Some(true),
+            ..Default::default()
+        };
+        assert_eq!(keys(archived, FlagSort::Key, false).await, ["d-old"]);
+        // Search: key, name or description, any case (Unicode too); wildcards are literal.
+        assert_eq!(keys(q("zärger"), FlagSort::Key, false).await, ["a-ui"]);
+        assert_eq!(keys(q("ZÄRGER"), FlagSort::Key, false).await, ["a-ui"]);
+        assert_eq!(keys(q("PRICE"), FlagSort::Key, false).await, ["b-price"]);
+        assert_eq!(keys(q("50%"), FlagSort::Key, false).await, ["b-price"]);
+        assert_eq!(keys(q("%"), FlagSort::Key, false).await, ["b-price"]);
+        assert_eq!(
+            keys(q("e_j"), FlagSort::Key, false).await,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            keys(q("under_score"), FlagSort::Key, false).await,
+            ["c-copy"]
+        );
+        assert_eq!(
+            keys(q("banner"), FlagSort::Key, false).await,
+            ["a-ui", "c-copy", "e-json"]
+        );
+        // Tags: one whole tag, any case; quotes, backslashes and wildcards are literal.
+        assert_eq!(keys(tag("beta"), FlagSort::Key, false).await, ["a-ui"]);
+        assert_eq!(
+            keys(tag("a"), FlagSort::Key, false).await,
+            Vec::<String>::new()
+        );
+        assert_eq!(keys(tag("a\"b"), FlagSort::Key, false).await, ["c-copy"]);
+        assert_eq!(
+            keys(tag("back\\slash"), FlagSort::Key, false).await,
+            ["c-copy"]
+        );
+        assert_eq!(
+            keys(tag("under_score"), FlagSort::Key, false).await,
+            ["e-json"]
+        );
+        assert_eq!(
+            keys(tag("under%"), FlagSort::Key, false).await,
+            Vec::<String>::new()
+        );
+        // Owner, type and a key set.
+        let owner = FlagFilter {
+            owner: Some("team-b".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            keys(owner, FlagSort::Key, false).await,
+            ["b-price", "e-json"]
+        );
+        let boolean = FlagFilter {
+            flag_type: Some(FlagType::Boolean),
+            ..Default::default()
+        };
+        assert_eq!(keys(boolean, FlagSort::Key, false).await, ["a-ui"]);
+        let only = FlagFilter {
+            only: Some(["c-copy".to_string(), "d-old".to_string()].into()),
+            ..Default::default()
+        };
+        assert_eq!(keys(only, FlagSort::Key, false).await, ["c-copy"]);
+        // Sorting by name ignores case; equal names go by key, in the same direction.
+        assert_eq!(
+            keys(FlagFilter::default(), FlagSort::Name, false).await,
+            ["c-copy", "e-json", "b-price", "a-ui"],
+            "{name}"
+        );
+        assert_eq!(
+            keys(FlagFilter::default(), FlagSort::Name, true).await,
+            ["a-ui", "b-price", "e-json", "c-copy"],
+            "{name}"
+        );
+        assert_eq!(
+            keys(FlagFilter::default(), FlagSort::Key, true).await,
+            ["e-json", "c-copy", "b-price", "a-ui"]
+        );
+        // Pages: the total counts every match; only the page is returned.
+        let page = s
+            .sorted_flags("p", &FlagFilter::default(), FlagSort::Key, false, 1, 2)
+            .await
+            .unwrap();
+        assert_eq!(page.total, 4);
+        let got: Vec<_> = page.items.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(got, ["b-price", "c-copy"], "{name}");
+        let past = s
+            .sorted_flags("p", &FlagFilter::default(), FlagSort::Key, false, 10, 2)
+            .await
+            .unwrap();
+        assert_eq!((past.total, past.items.len()), (4, 0));
+
+        // An update moves the columns with the document, and the last changed sorts first
+        // (descending).
+        let mut renamed = s.get_flag("p", "b-price").await.unwrap();
+        renamed.name = "Yak".into();
+        renamed.tags = vec!["Gamma".into()];
+        s.write(
+            &meta(),
+            WriteOp::UpdateFlag {
+                project: "p".into(),
+                key: "b-price".into(),
+                expected_version: Expected::OneOf(vec![1]),
+                flag: renamed,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(keys(q("YAK"), FlagSort::Key, false).await, ["b-price"]);
+        assert_eq!(
+            keys(q("price 50"), FlagSort::Key, false).await,
+            Vec::<String>::new()
+        );
+        assert_eq!(keys(tag("gamma"), FlagSort::Key, false).await, ["b-price"]);
+        assert_eq!(
+            keys(FlagFilter::default(), FlagSort::Updated, true).await[0],
+            "b-price"
+        );
+
+        // A row without its columns is filled from its document before the list reads it.
+        sqlx::any::install_default_drivers();
+        let raw = sqlx::AnyPool::connect(&t.url).await.unwrap();
+        sqlx::query("UPDATE flags SET name_lower = NULL, owner = NULL, archived = NULL")
+            .execute(&raw)
+            .await
+            .unwrap();
+        raw.close().await;
+        assert_eq!(
+            keys(q("zärger"), FlagSort::Key, false).await,
+            ["a-ui"],
+            "{name}"
+        );
+        assert_eq!(
+            keys(FlagFilter::default(), FlagSort::Name, false).await,
+            ["c-copy", "e-json", "b-price", "a-ui"],
+            "{name}"
+        );
+    }
+}

@@ -11,7 +11,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
 use hata_access::{authorize, Need};
-use hata_core::model::Flag;
+use std::collections::BTreeSet;
+
+use hata_core::model::{Flag, FlagType};
+use hata_reports::StaleOptions;
 use hata_server::auth::identity::Identity;
 use hata_server::error::AppError;
 use hata_server::routes::Writer;
@@ -19,6 +22,7 @@ use hata_server::AppState;
 use hata_store::{EnvironmentRecord, Expected, FlagFilter, FlagSort, WriteOp};
 use maud::{html, Markup};
 use serde::Deserialize;
+use time::OffsetDateTime;
 
 use crate::i18n::L;
 use crate::kill;
@@ -66,6 +70,12 @@ pub async fn projects(ui: Ui, State(s): State<AppState>, who: SignedIn) -> Respo
 pub struct ListQuery {
     q: Option<String>,
     tag: Option<String>,
+    owner: Option<String>,
+    /// `boolean`, `string`, `number` or `json`; anything else (or nothing) is every type.
+    #[serde(rename = "type")]
+    flag_type: Option<String>,
+    /// `1`: only the stale-flag report's candidates (`hata_reports::stale`, default window).
+    stale: Option<String>,
     /// `1`: archived flags instead of live ones.
     archived: Option<String>,
     /// `key`, `name` or `updated`.
@@ -94,11 +104,15 @@ pub async fn list(
         return error_page(&ui, Some(&who), AppError::Forbidden(d.0));
     }
     let can_write = authorize(&who.principal, Need::Write(&project)).is_ok();
-    let filter = FlagFilter {
+    let flag_type = q.flag_type.as_deref().and_then(parse_type);
+    let stale = q.stale.as_deref() == Some("1");
+    let mut filter = FlagFilter {
         q: given(&q.q),
         tag: given(&q.tag),
-        owner: None,
+        owner: given(&q.owner),
         archived: Some(q.archived.as_deref() == Some("1")),
+        flag_type,
+        only: None,
     };
     let sort = match q.sort.as_deref() {
         Some("name") => FlagSort::Name,
@@ -110,6 +124,9 @@ pub async fn list(
     let loaded = async {
         let project_record = s.store.get_project(&project).await?;
         let envs = s.store.list_environments(&project).await?;
+        if stale {
+            filter.only = Some(stale_keys(&s, &project).await?);
+        }
         let flags = s
             .store
             .sorted_flags(
@@ -121,12 +138,12 @@ pub async fn list(
                 PAGE_SIZE,
             )
             .await?;
-        Ok::<_, hata_store::StoreError>((project_record, envs, flags))
+        Ok::<_, AppError>((project_record, envs, flags))
     }
     .await;
     let (project_record, envs, flags) = match loaded {
         Ok(found) => found,
-        Err(e) => return error_page(&ui, Some(&who), e.into()),
+        Err(e) => return error_page(&ui, Some(&who), e),
     };
     let l = ui.l;
     let pages = flags.total.div_ceil(PAGE_SIZE).max(1);
@@ -152,6 +169,20 @@ pub async fn list(
         form.filters method="get" action=(format!("/projects/{project}/flags")) role="search" {
             label { (l.t("flags.search")) input type="search" name="q" value=[given(&q.q)]; }
             label { (l.t("flags.tag")) input type="text" name="tag" value=[given(&q.tag)]; }
+            label { (l.t("flags.owner")) input type="text" name="owner" value=[given(&q.owner)]; }
+            label {
+                (l.t("flags.type"))
+                select name="type" {
+                    option value="" { (l.t("flags.any_type")) }
+                    @for t in TYPES {
+                        option value=(t.as_str()) selected[flag_type == Some(t)] { (t.as_str()) }
+                    }
+                }
+            }
+            label.check {
+                input type="checkbox" name="stale" value="1" checked[stale];
+                (l.f("flags.stale", &[("days", &hata_reports::stale::DEFAULT_DAYS.to_string())]))
+            }
             label.check {
                 input type="checkbox" name="archived" value="1" checked[filter.archived == Some(true)];
                 (l.t("flags.archived"))
@@ -206,6 +237,30 @@ pub async fn list(
         }
     };
     html(&ui, StatusCode::OK, layout(&ui, Some(&who), &title, body))
+}
+
+const TYPES: [FlagType; 4] = [
+    FlagType::Boolean,
+    FlagType::String,
+    FlagType::Number,
+    FlagType::Json,
+];
+
+fn parse_type(name: &str) -> Option<FlagType> {
+    TYPES.into_iter().find(|t| t.as_str() == name)
+}
+
+/// The keys of the project's flags that the stale-flag report lists as removal candidates
+/// (its default window and lifetime): what the list's "stale" filter shows.
+async fn stale_keys(s: &AppState, project: &str) -> Result<BTreeSet<String>, AppError> {
+    let options = StaleOptions::new(None)?;
+    let report = hata_reports::stale(&s.store, options, OffsetDateTime::now_utc()).await?;
+    Ok(report
+        .candidates
+        .into_iter()
+        .filter(|c| c.project == project)
+        .map(|c| c.flag)
+        .collect())
 }
 
 /// `2026-12-06T13:30:24.123Z` → `2026-12-06 13:30`.

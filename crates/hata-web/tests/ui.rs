@@ -108,7 +108,8 @@ async fn evaluate(s: &TestServer, token: &str, flag: &str) -> Value {
 }
 
 /// A project with an open and a protected environment, and `n` flags (`flag-000`, …; every
-/// tenth tagged `checkout`), all off (serving `on` when turned on).
+/// tenth tagged `checkout`, every fourth owned by `team-a`, the rest by `team-b`), all off
+/// (serving `on` when turned on).
 async fn seed(s: &TestServer, n: usize) {
     s.post(
         "/api/v1/projects",
@@ -125,16 +126,43 @@ async fn seed(s: &TestServer, n: usize) {
         } else {
             json!([])
         };
+        let owner = if i % 4 == 0 { "team-a" } else { "team-b" };
         s.flag(
             "shop",
             json!({"key": format!("flag-{i:03}"), "name": format!("Flag number {i}"),
-            "type": "boolean", "tags": tags, "environments": {
+            "type": "boolean", "tags": tags, "owner": owner, "environments": {
                 "development": {"enabled": false, "default": {"variant": "on"}},
                 "production": {"enabled": false, "default": {"variant": "on"}},
             }}),
         )
         .await;
     }
+}
+
+/// Moves flag `key`'s creation `days` back, under the API (the store stamps it).
+async fn created_days_ago(s: &TestServer, key: &str, days: i64) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&s.database_url())
+        .await
+        .expect("database");
+    let doc: String =
+        sqlx::query_scalar("SELECT doc FROM flags WHERE project = 'shop' AND key = $1")
+            .bind(key)
+            .fetch_one(&pool)
+            .await
+            .expect("flag");
+    let mut doc: Value = serde_json::from_str(&doc).expect("document");
+    let then = time::OffsetDateTime::now_utc() - time::Duration::days(days);
+    doc["created_at"] = json!(then
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("time"));
+    sqlx::query("UPDATE flags SET doc = $1 WHERE project = 'shop' AND key = $2")
+        .bind(doc.to_string())
+        .bind(key)
+        .execute(&pool)
+        .await
+        .expect("update");
+    pool.close().await;
 }
 
 #[tokio::test]
@@ -243,6 +271,35 @@ async fn ui(s: TestServer) {
     assert!(html(&found).contains("data-flag=\"flag-042\""));
     let tagged = page(&s, &cookie, "/projects/shop/flags?tag=checkout").await;
     assert_eq!(html(&tagged).matches("<tr data-flag=").count(), 6);
+    // By owner and type, and the stale-flag report's candidates: a flag created 60 days ago
+    // and never evaluated.
+    let owned = page(
+        &s,
+        &cookie,
+        "/projects/shop/flags?owner=team-a&tag=checkout",
+    )
+    .await;
+    assert!(
+        html(&owned).contains("Matching flags: 3"),
+        "flag-000, -020, -040"
+    );
+    let strings = page(&s, &cookie, "/projects/shop/flags?type=string").await;
+    assert!(html(&strings).contains("Matching flags: 0"));
+    let booleans = page(&s, &cookie, "/projects/shop/flags?type=boolean").await;
+    assert!(html(&booleans).contains("Matching flags: 60"));
+    let fresh = page(&s, &cookie, "/projects/shop/flags?stale=1").await;
+    assert!(
+        html(&fresh).contains("Matching flags: 0"),
+        "new flags are not stale"
+    );
+    created_days_ago(&s, "flag-007", 60).await;
+    let stale = page(&s, &cookie, "/projects/shop/flags?stale=1").await;
+    assert!(
+        html(&stale).contains("Matching flags: 1"),
+        "{}",
+        html(&stale)
+    );
+    assert!(html(&stale).contains("data-flag=\"flag-007\""));
 
     // The kill switch: development, from off to on, seen by OFREP.
     assert_eq!(evaluate(&s, &token, "flag-001").await, json!(false));
@@ -395,6 +452,61 @@ async fn ui(s: TestServer) {
     assert_eq!(
         rows(&by_name_desc).last().map(String::as_str),
         Some("flag-000")
+    );
+
+    // A rule moves down (or up) by a round trip that keeps the rest of the form and saves
+    // nothing; the buttons are there for every rule that can move.
+    let edit = "/projects/shop/flags/flag-003/environments/development/edit";
+    let opened = page(&s, &cookie, edit).await.expect(StatusCode::OK);
+    let rule = |i: usize, field: &str| format!("rules[{i}].{field}");
+    let mut form = vec![
+        ("csrf".to_string(), csrf_in(html(&opened))),
+        ("version".into(), "1".into()),
+        ("off_variant".into(), "off".into()),
+        ("default.kind".into(), "variant".into()),
+        ("default.variant".into(), "off".into()),
+        ("action".into(), "down:0".into()),
+    ];
+    for (i, (description, variant)) in [("first rule", "on"), ("second rule", "off")]
+        .into_iter()
+        .enumerate()
+    {
+        form.push((rule(i, "description"), description.into()));
+        form.push((rule(i, "conditions[0].attribute"), "country".into()));
+        form.push((rule(i, "conditions[0].operator"), "in".into()));
+        form.push((rule(i, "conditions[0].kind"), "text".into()));
+        form.push((rule(i, "conditions[0].values"), "jp".into()));
+        form.push((rule(i, "serve.kind"), "variant".into()));
+        form.push((rule(i, "serve.variant"), variant.into()));
+    }
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let moved = post_form(&s, &cookie, edit, &form).await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", html(&moved));
+    let at = |text: &str| html(&moved).find(text).unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        at("value=\"second rule\"") < at("value=\"first rule\""),
+        "swapped"
+    );
+    assert!(
+        html(&moved).contains("value=\"up:1\""),
+        "the second can move up"
+    );
+    assert!(
+        html(&moved).contains("value=\"down:0\""),
+        "the first can move down"
+    );
+    assert!(
+        !html(&moved).contains("value=\"up:0\""),
+        "the first cannot move up"
+    );
+    let unsaved = s
+        .get("/api/v1/projects/shop/flags/flag-003")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        unsaved.body["environments"]["development"]["rules"],
+        json!([]),
+        "a move saves nothing"
     );
 
     // A viewer: the list without switches, and a forged post refused.

@@ -59,6 +59,7 @@ async fn list(
         tag: q.tag,
         owner: q.owner,
         archived: q.archived,
+        ..FlagFilter::default()
     };
     Ok(Json(
         s.store

@@ -39,13 +39,15 @@ pub struct StaleQuery {
 }
 
 /// A report's refusal of a parameter, as a 422 naming it.
-fn invalid(e: ReportError) -> AppError {
-    match e {
-        ReportError::Invalid { field, message } => AppError::Invalid(vec![FieldError {
-            field: field.to_string(),
-            message,
-        }]),
-        ReportError::Store(e) => e.into(),
+impl From<ReportError> for AppError {
+    fn from(e: ReportError) -> AppError {
+        match e {
+            ReportError::Invalid { field, message } => AppError::Invalid(vec![FieldError {
+                field: field.to_string(),
+                message,
+            }]),
+            ReportError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -55,14 +57,10 @@ async fn daily(
 ) -> AppResult<Json<DailyReport>> {
     let now = OffsetDateTime::now_utc();
     let day = match &q.date {
-        Some(d) => Day::parse("date", d).map_err(invalid)?,
+        Some(d) => Day::parse("date", d)?,
         None => Day::yesterday(now),
     };
-    Ok(Json(
-        hata_reports::daily(&s.store, day, now)
-            .await
-            .map_err(invalid)?,
-    ))
+    Ok(Json(hata_reports::daily(&s.store, day, now).await?))
 }
 
 async fn stale(
@@ -78,9 +76,7 @@ async fn stale(
         })?),
         None => None,
     };
-    let options = StaleOptions::new(days).map_err(invalid)?;
-    let report = hata_reports::stale(&s.store, options, OffsetDateTime::now_utc())
-        .await
-        .map_err(invalid)?;
+    let options = StaleOptions::new(days)?;
+    let report = hata_reports::stale(&s.store, options, OffsetDateTime::now_utc()).await?;
     Ok(Json(report))
 }

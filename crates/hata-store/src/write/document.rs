@@ -14,6 +14,7 @@ use super::state::{Flags, ProjectState};
 use super::Expected;
 use crate::change::{Action, ResourceType};
 use crate::error::{StoreError, StoreResult};
+use crate::flag_list::ListColumns;
 
 /// A resource stored as one versioned JSON document. Implemented with `impl_document!`.
 pub(super) trait Document: Serialize + Sized {
@@ -32,6 +33,8 @@ pub(super) trait Document: Serialize + Sized {
     fn loaded(state: &ProjectState) -> &BTreeMap<String, Self>;
     /// Who depends on the document `key` (what blocks deleting it).
     fn dependants(key: &str, view: &ProjectView) -> Vec<String>;
+    /// The columns a list sorts and filters by, kept beside the document (flags only).
+    fn list_columns(&self) -> StoreResult<Option<ListColumns>>;
 }
 
 /// Implements `Document` for a model type with `key`, `version`, `created_at` and `updated_at`
@@ -42,7 +45,8 @@ macro_rules! impl_document {
         resource: $resource:expr,
         in_use: $in_use:literal,
         loaded: $loaded:ident,
-        dependants: $dependants:path $(,)?
+        dependants: $dependants:path,
+        list_columns: $list_columns:expr $(,)?
     }) => {
         impl $crate::write::document::Document for $type {
             const TABLE: &'static str = $table;
@@ -75,6 +79,17 @@ macro_rules! impl_document {
 
             fn dependants(key: &str, view: &hata_core::validate::ProjectView) -> Vec<String> {
                 $dependants(key, view)
+            }
+
+            fn list_columns(
+                &self,
+            ) -> $crate::error::StoreResult<Option<$crate::flag_list::ListColumns>> {
+                let columns: fn(
+                    &Self,
+                ) -> $crate::error::StoreResult<
+                    Option<$crate::flag_list::ListColumns>,
+                > = $list_columns;
+                columns(self)
             }
         }
     };
@@ -148,10 +163,16 @@ impl WriteTx {
         };
         match result {
             Err(e) if is_unique_violation(&e) => {
-                Err(StoreError::AlreadyExists(named::<D>(project, doc.key())))
+                return Err(StoreError::AlreadyExists(named::<D>(project, doc.key())))
             }
-            other => other.map(|_| ()).map_err(Into::into),
+            other => other?,
+        };
+        if let Some(columns) = doc.list_columns()? {
+            columns
+                .write(&mut self.tx, project, doc.key(), version)
+                .await?;
         }
+        Ok(())
     }
 
     /// Stores a validated `doc`: new (version 1) without `old`, else the version after `old`,

@@ -30,6 +30,7 @@ impl_document!(Flag {
     in_use: "is a prerequisite of other flags",
     loaded: flags,
     dependants: validate::flag_dependants,
+    list_columns: |f| crate::flag_list::ListColumns::of(f).map(Some),
 });
 
 impl WriteTx {

@@ -17,6 +17,7 @@ impl_document!(Segment {
     in_use: "is in use",
     loaded: segments,
     dependants: validate::segment_dependants,
+    list_columns: |_| Ok(None),
 });
 
 impl WriteTx {

@@ -11,6 +11,8 @@ use sqlx::Executor;
 pub struct TestStore {
     pub store: Store,
     pub name: &'static str,
+    /// The store's database, for a test that must reach under the store.
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -33,10 +35,13 @@ pub fn postgres_admin_url() -> String {
 pub async fn sqlite() -> TestStore {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("hata.db").display());
-    let store = Store::open(&config(url)).await.expect("open sqlite store");
+    let store = Store::open(&config(url.clone()))
+        .await
+        .expect("open sqlite store");
     TestStore {
         store,
         name: "sqlite",
+        url,
         _dir: Some(dir),
     }
 }
@@ -45,12 +50,13 @@ pub async fn sqlite() -> TestStore {
 /// not in CI (under `CI=true` a missing PostgreSQL fails the test).
 pub async fn postgres() -> Option<TestStore> {
     let url = new_postgres_database().await?;
-    let store = Store::open(&config(url))
+    let store = Store::open(&config(url.clone()))
         .await
         .expect("open postgres store");
     Some(TestStore {
         store,
         name: "postgres",
+        url,
         _dir: None,
     })
 }

@@ -9,7 +9,9 @@
 //! serve would switch (`moves`); "Save" saves, unless the change moves someone or the
 //! environment is protected and this exact change was not shown yet — then it is shown first
 //! (the `reviewed` fingerprint), and the next "Save" commits. A 412 shows the flag's current
-//! state above the same form, whose one button re-applies the edits onto the new version.
+//! state above the same form, holding the edits merged with the other change (`merge`: parts
+//! this user left alone take the other's edit), whose one button re-applies them onto the new
+//! version.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -29,6 +31,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::flag::{cell, conflict_notice, InputExtra};
+use super::merge::{merge, Part};
 use super::{moves, split_list, value_text, Errors, Failure, Fields, KEY_PATTERN};
 use crate::i18n::L;
 use crate::page::{error_page, html, layout, see_other, SignedIn, Ui};
@@ -487,6 +490,11 @@ struct View<'a> {
     review: Option<(Markup, String)>,
     /// The version the user had opened, when someone changed the flag since (412).
     conflict_from: Option<i64>,
+    /// The configuration the form was opened on (JSON), carried through the round trips:
+    /// the base of the merge after a 412 (`merge`).
+    base: String,
+    /// After a 412: the parts whose other edit the merge kept, and those both changed.
+    merged: Option<(Vec<Part>, Vec<Part>)>,
 }
 
 async fn load(
@@ -539,6 +547,8 @@ pub async fn show(
         errors: Errors::default(),
         review: None,
         conflict_from: None,
+        base: serde_json::to_string(config).unwrap_or_default(),
+        merged: None,
     };
     page(&ui, &who, &draft, view)
 }
@@ -555,7 +565,7 @@ pub async fn submit(
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
     let l = ui.l;
-    let f = Fields::new(pairs);
+    let f = Fields::new(with_rule_moved(pairs));
     if let Err(e) = who.check_csrf(f.get("csrf")) {
         return error_page(&ui, Some(&who), e);
     }
@@ -585,6 +595,8 @@ pub async fn submit(
         errors: Errors::default(),
         review: None,
         conflict_from: None,
+        base: f.get("base").to_string(),
+        merged: None,
     };
     let config = match draft.to_config(l) {
         Ok(config) => config,
@@ -627,15 +639,89 @@ pub async fn submit(
             page(&ui, &who, &draft, view)
         }
         Failure::Conflict => {
-            // The edits stay in the form, now onto the current version, with who moves
-            // against the current state: one click re-applies them.
+            // The edits, merged with the other change (`merge`: what this user left alone
+            // takes the other's edit), in the form onto the current version, with who moves
+            // against the current state: one click re-applies them. Without a base to merge
+            // from (a form from an earlier page), the edits alone.
+            let base = serde_json::from_str::<FlagConfig>(f.get("base")).ok();
+            let (config, draft, merged) = match base {
+                Some(base) => {
+                    let m = merge(&round_trip(l, &base), &config, &round_trip(l, current));
+                    let draft = ConfigDraft::of(&m.config);
+                    (m.config, draft, Some((m.kept_theirs, m.both)))
+                }
+                None => (config, draft, None),
+            };
+            let changes = moves::changes(current, &config);
+            let enabled_change = (config.enabled != current.enabled).then_some(config.enabled);
             view.version = flag.version;
             view.conflict_from = Some(opened);
-            view.review = Some(review(flag.version));
+            view.review = Some((
+                moves::section(l, &changes, enabled_change),
+                fingerprint(&config, flag.version),
+            ));
+            view.base = serde_json::to_string(current).unwrap_or_default();
+            view.merged = merged;
             page(&ui, &who, &draft, view)
         }
         Failure::Other(e) => error_page(&ui, Some(&who), e),
     }
+}
+
+/// The posted fields with a rule and its neighbour swapped, when one of a rule's "move up" /
+/// "move down" buttons was pressed (`action=up:i` / `down:i`, `i` its index in the form): a
+/// round trip like Preview, whose page then shows the new order and who it moves.
+fn with_rule_moved(mut pairs: Vec<(String, String)>) -> Vec<(String, String)> {
+    let moved = pairs
+        .iter()
+        .find(|(name, _)| name == "action")
+        .and_then(|(_, action)| rule_move(action));
+    let Some((i, j)) = moved else {
+        return pairs;
+    };
+    let (a, b) = (format!("rules[{i}]"), format!("rules[{j}]"));
+    // `rules[1]` is a prefix of `rules[10].id` too: only `.` or `[` may follow it.
+    let of = |name: &str, prefix: &str| {
+        name.strip_prefix(prefix)
+            .filter(|rest| rest.starts_with('.') || rest.starts_with('['))
+            .map(str::to_string)
+    };
+    for (name, _) in &mut pairs {
+        if let Some(rest) = of(name, &a) {
+            *name = format!("{b}{rest}");
+        } else if let Some(rest) = of(name, &b) {
+            *name = format!("{a}{rest}");
+        }
+    }
+    pairs
+}
+
+/// `up:i` → `(i, i - 1)`, `down:i` → `(i, i + 1)`.
+fn rule_move(action: &str) -> Option<(usize, usize)> {
+    let (direction, i) = action.split_once(':')?;
+    let i: usize = i.parse().ok()?;
+    match direction {
+        "up" => Some((i, i.checked_sub(1)?)),
+        "down" => Some((i, i.checked_add(1)?)),
+        _ => None,
+    }
+}
+
+/// `config` as the form would make it again: what the merge compares the user's edits with,
+/// so that a part the user left alone compares equal.
+fn round_trip(l: L, config: &FlagConfig) -> FlagConfig {
+    ConfigDraft::of(config)
+        .to_config(l)
+        .unwrap_or_else(|_| config.clone())
+}
+
+/// The merge's parts by name, in the page's language.
+fn part_names(l: L, parts: &[Part]) -> String {
+    parts
+        .iter()
+        .map(|p| l.t(p.label_key()))
+        .collect::<Vec<_>>()
+        .join(l.t("edit.merge_separator"))
 }
 
 fn page(ui: &Ui, who: &SignedIn, draft: &ConfigDraft, view: View<'_>) -> Response {
@@ -658,6 +744,10 @@ fn page(ui: &Ui, who: &SignedIn, draft: &ConfigDraft, view: View<'_>) -> Respons
         form.edit #config method="post" action=(edit_url) {
             input type="hidden" name="csrf" value=(who.session.csrf_token);
             input type="hidden" name="version" value=(view.version);
+            input type="hidden" name="base" value=(view.base);
+            // The default button, first in the form: Enter in a field previews, as before the
+            // rules' move buttons came ahead of the actions.
+            button type="submit" name="action" value="preview" hidden { (l.t("edit.preview")) }
             @if let Some((_, print)) = &view.review { input type="hidden" name="reviewed" value=(print); }
             fieldset {
                 legend { (l.t("edit.state")) }
@@ -675,7 +765,7 @@ fn page(ui: &Ui, who: &SignedIn, draft: &ConfigDraft, view: View<'_>) -> Respons
                 p.muted { (l.t("edit.rules_help")) }
                 (errors.at("rules"))
                 @for (i, rule) in draft.rules.iter().cloned().chain([RuleDraft::default()]).enumerate() {
-                    (rule_fields(l, i, &rule, &variants, view.segments, errors))
+                    (rule_fields(l, i, draft.rules.len(), &rule, &variants, view.segments, errors))
                 }
             }
             (serve_fields(l, "default", l.t("flag.default"), &draft.default, &variants, errors))
@@ -702,6 +792,14 @@ fn page(ui: &Ui, who: &SignedIn, draft: &ConfigDraft, view: View<'_>) -> Respons
                 &edit_url))
             @if let Some(current) = flag.environments.get(&env.key) {
                 div.card { (crate::flag::environment(l, current)) }
+            }
+            @if let Some((kept, both)) = &view.merged {
+                @if !kept.is_empty() {
+                    p.notice #merge-kept { (l.f("edit.merge_kept", &[("parts", &part_names(l, kept))])) }
+                }
+                @if !both.is_empty() {
+                    p.error #merge-both { (l.f("edit.merge_both", &[("parts", &part_names(l, both))])) }
+                }
             }
         }
         (errors.unclaimed(l))
@@ -814,9 +912,11 @@ fn targets(l: L, draft: &ConfigDraft, variants: &[&str], errors: &Errors) -> Mar
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn rule_fields(
     l: L,
     i: usize,
+    rules: usize,
     rule: &RuleDraft,
     variants: &[&str],
     segments: &[String],
@@ -844,6 +944,21 @@ fn rule_fields(
                     label.check {
                         input type="checkbox" name=(format!("{p}.remove")) value="1";
                         span { (l.f("edit.remove_rule", &[("rule", &rule.id)])) }
+                    }
+                }
+            }
+            // Rules are evaluated in order: moving one is a round trip (`with_rule_moved`).
+            @if i < rules && rules > 1 {
+                div.order {
+                    @if i > 0 {
+                        button type="submit" name="action" value=(format!("up:{i}")) {
+                            (l.f("edit.rule_up", &[("n", &n)]))
+                        }
+                    }
+                    @if i + 1 < rules {
+                        button type="submit" name="action" value=(format!("down:{i}")) {
+                            (l.f("edit.rule_down", &[("n", &n)]))
+                        }
                     }
                 }
             }
@@ -1086,6 +1201,49 @@ mod tests {
 
     fn en() -> L {
         L::new(crate::i18n::Lang::En)
+    }
+
+    fn pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_move_button_swaps_a_rule_with_its_neighbour() {
+        let posted = pairs(&[
+            ("action", "down:1"),
+            ("rules[1].id", "b"),
+            ("rules[1].conditions[0].attribute", "plan"),
+            ("rules[2].id", "c"),
+            ("rules[2].serve.variant", "on"),
+            ("rules[10].id", "k"),
+            ("rules[0].id", "a"),
+        ]);
+        let moved = with_rule_moved(posted.clone());
+        let value = |name: &str| {
+            moved
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(value("rules[2].id"), Some("b"));
+        assert_eq!(value("rules[2].conditions[0].attribute"), Some("plan"));
+        assert_eq!(value("rules[1].id"), Some("c"));
+        assert_eq!(value("rules[1].serve.variant"), Some("on"));
+        assert_eq!(
+            value("rules[10].id"),
+            Some("k"),
+            "rules[1] is not rules[10]"
+        );
+        assert_eq!(value("rules[0].id"), Some("a"));
+        let up = with_rule_moved(pairs(&[("action", "up:2"), ("rules[2].id", "c")]));
+        assert_eq!(up[1], ("rules[1].id".to_string(), "c".to_string()));
+        for untouched in ["preview", "save", "up:0", "up:x", "left:1"] {
+            let p = pairs(&[("action", untouched), ("rules[0].id", "a")]);
+            assert_eq!(with_rule_moved(p.clone()), p, "{untouched}");
+        }
     }
 
     #[test]

@@ -12,11 +12,13 @@
 //! - `config`: one environment's configuration (on/off, targets, rules with conditions and
 //!   segments, prerequisites, default serve), with the "who moves" preview and the 412
 //!   conflict's re-apply.
+//! - `merge`: the three-way merge that re-apply starts from after a 412 (pure).
 //! - `moves`: the share of subjects a serve change moves (`hata_core::movement`).
 
 pub mod config;
 pub mod create;
 pub mod flag;
+pub mod merge;
 pub mod moves;
 
 use std::cell::RefCell;
