@@ -288,6 +288,7 @@ async fn the_web_ui_in_chromium() {
         .await
         .expect("variants");
     axe(&c, &axe_source, "flag page (ja)").await;
+    screenshot(&c, "flag-ja-light.png").await;
     c.close().await.expect("close");
 
     // --- the dark theme, from the system preference ---------------------------------------
@@ -323,5 +324,12 @@ async fn the_web_ui_in_chromium() {
         .await
         .expect("variants");
     screenshot(&c, "flag-en-dark.png").await;
+    // Japanese, switched with ?lang=, still dark.
+    c.goto(&format!("{base}/projects/shop/flags?lang=ja"))
+        .await
+        .expect("list");
+    wait_for_text(&c, "#count", "60 件のフラグ").await;
+    axe(&c, &axe_source, "flags list (ja, dark)").await;
+    screenshot(&c, "flags-ja-dark.png").await;
     c.close().await.expect("close");
 }
