@@ -178,17 +178,14 @@ impl Store {
                 let file = sqlite::prepare_files(&config.url)?;
                 // WAL: readers never wait for the writer. Either `synchronous` is crash-safe
                 // in WAL mode; NORMAL may lose the last commits on power loss (`sqlite`).
-                // No checkpoint inside a commit: `sqlite::spawn_checkpointer` does them.
                 let pragmas: &'static str = match config.sqlite_synchronous {
                     SqliteSynchronous::Normal => {
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-                         PRAGMA wal_autocheckpoint = 0;"
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
                     }
                     SqliteSynchronous::Full => {
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
-                         PRAGMA wal_autocheckpoint = 0;"
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
                     }
                 };
                 let pool = |max: u32| {
@@ -210,15 +207,13 @@ impl Store {
                 if let Some(file) = &file {
                     sqlite::restrict_companions(file);
                 }
-                let alive = std::sync::Arc::new(());
-                sqlite::spawn_checkpointer(reader.clone(), std::sync::Arc::downgrade(&alive));
                 Ok(Store {
                     backend,
                     writer,
                     reader,
                     notices: tx,
                     config: std::sync::Arc::new(config.clone()),
-                    alive,
+                    alive: std::sync::Arc::new(()),
                     listening: Default::default(),
                     audit: std::sync::Arc::new(config.audit.clone()),
                     timings: Default::default(),
