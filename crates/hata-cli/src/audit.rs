@@ -36,9 +36,10 @@ pub struct VerifyArgs {
     #[arg(long)]
     from_file: Option<std::path::PathBuf>,
     /// The public key that checkpoints must be signed with: a file holding it, or the PEM
-    /// text itself (`--public-key="$(cat key.pem)"`) [default: the store's own, without
+    /// text itself (`--public-key "$(cat key.pem)"`) [default: the store's own, without
     /// --from-file]
-    #[arg(long)]
+    // The PEM text starts with `-----`: taken as the value, not as another option.
+    #[arg(long, allow_hyphen_values = true)]
     public_key: Option<String>,
     /// With --from-file: a checkpoint must follow every entry whose seq is a multiple of
     /// this (the servers' audit_checkpoint_every); 0 = do not check [default: 1000]

@@ -92,9 +92,12 @@ async fn an_export_verifies_offline_with_the_public_key_alone() {
         "{report}"
     );
 
-    // The key as text works as well as a file, and `hata audit public-key` prints the same.
+    // The key as text works as well as a file (after `=` or as the next argument, though it
+    // starts with `-----`), and `hata audit public-key` prints the same.
     let key_arg_text = format!("--public-key={pem}");
     let (ok, _, stderr) = audit(&["verify", "--from-file", &export_file, &key_arg_text]);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = audit(&["verify", "--from-file", &export_file, "--public-key", &pem]);
     assert!(ok, "{stderr}");
     let (ok, printed, stderr) = audit(&[
         "public-key",
