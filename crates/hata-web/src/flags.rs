@@ -1,18 +1,19 @@
 //! Projects, and a project's flags: a row per flag and a column per environment with its
-//! on/off state and kill switch; search, tag and archived filters, sorting and page numbers
-//! in the query (server-side, `Store::sorted_flags`). The switch is a form post through
+//! on/off state and kill switch; search, tag, owner, type, stale and archived filters, sorting
+//! and page numbers in the query (server-side, `Store::sorted_flags`; the stale filter is the
+//! stale-flag report's candidates, `hata_reports::stale`, which reads every flag). The switch is a form post through
 //! `AppState::write` with the user as the actor; a protected environment asks for
 //! confirmation first (or, under `--mfa-required-for-protected`, a session without the second
 //! factor is told so), and the answer waits until this server's evaluations serve the new
 //! state (`kill`). Viewers get no write controls, and a forged post is a 403.
+
+use std::collections::BTreeSet;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Form;
 use hata_access::{authorize, Need};
-use std::collections::BTreeSet;
-
 use hata_core::model::{Flag, FlagType};
 use hata_reports::StaleOptions;
 use hata_server::auth::identity::Identity;
