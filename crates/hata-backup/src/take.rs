@@ -39,7 +39,10 @@ pub async fn take(store: &Store, dest: &Destination, kind: Kind) -> BackupResult
             let at = doc.changes.last().map(|c| c.at.clone());
             let flags = count_flags(&doc);
             let changes = doc.changes.len();
-            (doc.to_json()?, None, seq, head, at, flags, changes)
+            // Compact, like an increment's part: `to_json`'s pretty printing (for people
+            // reading `hata export`) doubled a large store's part before compression.
+            let json = serde_json::to_string(&doc).map_err(hata_store::StoreError::from)?;
+            (json, None, seq, head, at, flags, changes)
         }
         Kind::Incremental => {
             let parent = newest_complete(dest).await?;
