@@ -8,7 +8,7 @@
 //! before during a backup (docs/operations.md). Here it runs on one thread with its own
 //! single-threaded runtime, its own connections to the store (`Store::connect_again`) and its
 //! own destination client (`Destination::reopened`), so that nothing of it is scheduled on the
-//! server's workers: throughput during a backup is 81-86 % of before. On Linux the thread is
+//! server's workers: throughput during a backup is 81-87 % of before. On Linux the thread is
 //! lowered to nice 10 first; the threads it starts (SQLite's connection worker, the blocking
 //! pool that compresses) inherit that. Nice 19 measured the same (0.84); what is left is not
 //! CPU time the scheduler hands out (the backup still took half a CPU, idle otherwise) but
