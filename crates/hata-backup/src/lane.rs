@@ -17,13 +17,18 @@
 use hata_store::Store;
 
 use crate::manifest::{Kind, Manifest};
-use crate::take::take;
+use crate::take::take_paced;
 use crate::{BackupError, BackupResult};
 
 /// The lane's nice value: a CFS weight of 110 against 1,024 for a normal thread, about a tenth
 /// of a CPU when every CPU is contended, so a backup still ends under a load that takes every
 /// CPU (nice 19, a weight of 15, would leave it barely 1 %).
 pub const NICE: i32 = 10;
+
+/// How the lane paces a backup's two long parts, reading the evaluation counts and writing
+/// the JSON: after each stretch of work it pauses as long again, so that half the time it
+/// leaves the machine to serving (a backup takes about twice as long).
+pub const PACE: f64 = 1.0;
 
 /// Takes a backup like `take`, on the lane. `store` and `dest` are only opened again there.
 pub async fn take_beside(
@@ -60,9 +65,9 @@ fn run(store: &Store, dest: &crate::Destination, kind: Kind) -> BackupResult<Man
             message: format!("cannot start the backup's runtime: {e}"),
         })?;
     runtime.block_on(async {
-        let own = store.connect_again(1).await?;
+        let own = store.connect_again(1, PACE).await?;
         let dest = dest.reopened()?;
-        let taken = take(&own, &dest, kind).await;
+        let taken = take_paced(&own, &dest, kind, PACE).await;
         own.close().await;
         taken
     })

@@ -23,6 +23,18 @@ const LEVEL: i32 = 3;
 
 /// Takes a backup of `store` to `dest` and returns its manifest.
 pub async fn take(store: &Store, dest: &Destination, kind: Kind) -> BackupResult<Manifest> {
+    take_paced(store, dest, kind, 0.0).await
+}
+
+/// `take`, pausing `pace` times as long as each `PACE_BYTES` of the part's JSON took to
+/// write (0: never): the backup lane's share of the CPU (`lane`; the store's own read is
+/// paced by `StoreConfig::export_pace`).
+pub async fn take_paced(
+    store: &Store,
+    dest: &Destination,
+    kind: Kind,
+    pace: f64,
+) -> BackupResult<Manifest> {
     let started = OffsetDateTime::now_utc();
     let id = backup_id(started, kind);
     if dest.has_folder(&id).await? {
@@ -41,8 +53,7 @@ pub async fn take(store: &Store, dest: &Destination, kind: Kind) -> BackupResult
             let changes = doc.changes.len();
             // Compact, like an increment's part: `to_json`'s pretty printing (for people
             // reading `hata export`) doubled a large store's part before compression.
-            let json = serde_json::to_string(&doc).map_err(hata_store::StoreError::from)?;
-            (json, None, seq, head, at, flags, changes)
+            (encode(&doc, pace)?, None, seq, head, at, flags, changes)
         }
         Kind::Incremental => {
             let parent = newest_complete(dest).await?;
@@ -66,8 +77,15 @@ pub async fn take(store: &Store, dest: &Destination, kind: Kind) -> BackupResult
             };
             let flags = delta.projects.iter().map(|p| p.flags.len()).sum();
             let changes = delta.changes.len();
-            let json = serde_json::to_string(&delta).map_err(hata_store::StoreError::from)?;
-            (json, Some(parent.id), seq, head, at, flags, changes)
+            (
+                encode(&delta, pace)?,
+                Some(parent.id),
+                seq,
+                head,
+                at,
+                flags,
+                changes,
+            )
         }
     };
     let taken = OffsetDateTime::now_utc();
@@ -75,7 +93,7 @@ pub async fn take(store: &Store, dest: &Destination, kind: Kind) -> BackupResult
 
     let uncompressed_size = json.len() as u64;
     let compressing = std::time::Instant::now();
-    let compressed = tokio::task::spawn_blocking(move || zstd::encode_all(json.as_bytes(), LEVEL))
+    let compressed = tokio::task::spawn_blocking(move || zstd::encode_all(json.as_slice(), LEVEL))
         .await
         .map_err(|e| damaged(&id, format!("compression stopped: {e}")))?
         .map_err(|e| damaged(&id, format!("compression failed: {e}")))?;
@@ -117,6 +135,46 @@ pub async fn take(store: &Store, dest: &Destination, kind: Kind) -> BackupResult
     dest.put(&id, MANIFEST, Bytes::from(manifest.to_json()?))
         .await?;
     Ok(manifest)
+}
+
+/// Bytes of JSON between two pauses of a paced backup.
+const PACE_BYTES: usize = 4 << 20;
+
+/// `value` as compact JSON, paced (`take_paced`).
+fn encode<T: serde::Serialize>(value: &T, pace: f64) -> BackupResult<Vec<u8>> {
+    let mut out = Paced {
+        out: Vec::new(),
+        pace,
+        since: std::time::Instant::now(),
+        at_last: 0,
+    };
+    serde_json::to_writer(&mut out, value).map_err(hata_store::StoreError::from)?;
+    Ok(out.out)
+}
+
+/// A buffer that pauses its writer (this thread: only the lane paces) `pace` times as long as
+/// each `PACE_BYTES` took to arrive.
+struct Paced {
+    out: Vec<u8>,
+    pace: f64,
+    since: std::time::Instant,
+    at_last: usize,
+}
+
+impl std::io::Write for Paced {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.out.extend_from_slice(buf);
+        if self.pace > 0.0 && self.out.len() - self.at_last >= PACE_BYTES {
+            std::thread::sleep(self.since.elapsed().mul_f64(self.pace));
+            self.since = std::time::Instant::now();
+            self.at_last = self.out.len();
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn damaged(id: &str, what: String) -> BackupError {

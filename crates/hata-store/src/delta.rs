@@ -139,7 +139,8 @@ async fn read_delta(
 
     // Whole tables but changes and evaluation counts, through the export's own reader; only
     // the projects the changes touched.
-    let mut doc = read_all_except(tx, backend, Tables::Delta(&touched)).await?;
+    // Unpaced: a delta reads no evaluation counts here.
+    let mut doc = read_all_except(tx, backend, Tables::Delta(&touched), 0.0).await?;
     // The export takes the larger of each sequence and the largest id present; the ids of
     // rows the delta did not read count too.
     let max_ids = sqlx::query(

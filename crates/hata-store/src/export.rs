@@ -380,7 +380,13 @@ impl Store {
                 .await?;
         }
         // On SQLite (WAL) a read transaction sees one snapshot from its first read on.
-        let doc = read_all_except(&mut tx, self.backend(), Tables::All).await?;
+        let doc = read_all_except(
+            &mut tx,
+            self.backend(),
+            Tables::All,
+            self.config.export_pace,
+        )
+        .await?;
         tx.commit().await?;
         Ok(doc)
     }
@@ -408,10 +414,14 @@ impl Tables<'_> {
     }
 }
 
+/// Evaluation-count rows an export reads between two pauses (`StoreConfig::export_pace`).
+pub const PACE_BATCH: usize = 10_000;
+
 pub(crate) async fn read_all_except(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     tables: Tables<'_>,
+    pace: f64,
 ) -> StoreResult<ExportDocument> {
     let mut meta = BTreeMap::new();
     for r in sqlx::query("SELECT key, value FROM meta")
@@ -601,13 +611,19 @@ pub(crate) async fn read_all_except(
 
     let mut evaluation_counts = Vec::new();
     if tables.whole() {
-        for r in sqlx::query(
+        // A stream, not one fetch: the largest table, read in batches with a pause after each
+        // when paced.
+        let mut rows = sqlx::query(
             "SELECT project, environment, flag, hour, variant, reason, count FROM evaluation_counts",
         )
-        .fetch_all(&mut **tx)
-        .await?
-        {
+        .fetch(&mut **tx);
+        let mut batch = std::time::Instant::now();
+        while let Some(r) = futures::TryStreamExt::try_next(&mut rows).await? {
             evaluation_counts.push(decode_evaluation_count(&r)?);
+            if pace > 0.0 && evaluation_counts.len() % PACE_BATCH == 0 {
+                tokio::time::sleep(batch.elapsed().mul_f64(pace)).await;
+                batch = std::time::Instant::now();
+            }
         }
     }
     evaluation_counts.sort_by(|a, b| count_key(a).cmp(&count_key(b)));

@@ -86,6 +86,11 @@ pub struct StoreConfig {
     pub sqlite_synchronous: SqliteSynchronous,
     /// The audit chain's checkpoint key and policy (no key: no checkpoints are signed).
     pub audit: audit::AuditSettings,
+    /// How an export paces its longest read, the evaluation counts: after each
+    /// `export::PACE_BATCH` rows it pauses this many times as long as reading them took
+    /// (0: never). The backup lane's store sets it, so a backup leaves the machine to serving
+    /// part of the time; everything else reads at full speed.
+    pub export_pace: f64,
 }
 
 impl StoreConfig {
@@ -96,6 +101,7 @@ impl StoreConfig {
             acquire_timeout: Duration::from_secs(3),
             sqlite_synchronous: SqliteSynchronous::default(),
             audit: audit::AuditSettings::default(),
+            export_pace: 0.0,
         }
     }
 }
@@ -243,9 +249,11 @@ impl Store {
     /// A second store on the same database, with pools of its own (`connections` for reads;
     /// on SQLite one more for writes), neither migrated nor listening: for work on another
     /// runtime, whose connections must belong to it (the backup lane, `hata_backup::lane`).
-    pub async fn connect_again(&self, connections: u32) -> StoreResult<Store> {
+    /// `export_pace` as `StoreConfig::export_pace`.
+    pub async fn connect_again(&self, connections: u32, export_pace: f64) -> StoreResult<Store> {
         let mut config = (*self.config).clone();
         config.max_connections = connections;
+        config.export_pace = export_pace;
         Store::connect(&config).await
     }
 
