@@ -184,14 +184,17 @@ impl Store {
                 let file = sqlite::prepare_files(&config.url)?;
                 // WAL: readers never wait for the writer. Either `synchronous` is crash-safe
                 // in WAL mode; NORMAL may lose the last commits on power loss (`sqlite`).
+                // No checkpoint inside a commit: `sqlite::spawn_checkpointer` does them.
                 let pragmas: &'static str = match config.sqlite_synchronous {
                     SqliteSynchronous::Normal => {
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                         PRAGMA wal_autocheckpoint = 0;"
                     }
                     SqliteSynchronous::Full => {
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;"
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                         PRAGMA wal_autocheckpoint = 0;"
                     }
                 };
                 let pool = |max: u32| {
@@ -213,13 +216,15 @@ impl Store {
                 if let Some(file) = &file {
                     sqlite::restrict_companions(file);
                 }
+                let alive = std::sync::Arc::new(());
+                sqlite::spawn_checkpointer(reader.clone(), std::sync::Arc::downgrade(&alive));
                 Ok(Store {
                     backend,
                     writer,
                     reader,
                     notices: tx,
                     config: std::sync::Arc::new(config.clone()),
-                    alive: std::sync::Arc::new(()),
+                    alive,
                     listening: Default::default(),
                     audit: std::sync::Arc::new(config.audit.clone()),
                     timings: Default::default(),

@@ -7,9 +7,18 @@
 //! it, so it is never readable by others, not even while still empty; SQLite creates the
 //! companions with the database file's mode. Files an older hata created more widely are
 //! narrowed when the store opens.
+//!
+//! Checkpoints run off the write path (`spawn_checkpointer`): SQLite's automatic checkpoint
+//! runs inside the commit that crosses its threshold, so after a long read (a backup's
+//! transaction keeps the WAL from being copied back) one admin write paid for copying
+//! everything written meanwhile.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Weak;
+use std::time::Duration;
+
+use sqlx::AnyPool;
 
 use crate::error::{StoreError, StoreResult};
 
@@ -147,6 +156,33 @@ fn restrict(path: &Path) {
     }
     #[cfg(not(unix))]
     let _ = path;
+}
+
+/// How often the checkpointer copies the WAL into the database file.
+pub(crate) const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Copies the WAL into the database file every `CHECKPOINT_EVERY`, on a reader connection
+/// (`PRAGMA wal_checkpoint(PASSIVE)`: it waits for no reader or writer, and the writer goes on
+/// appending meanwhile), for as long as the store lives (`alive`) and its pool is open. Every
+/// connection has `wal_autocheckpoint = 0`, so commits never checkpoint themselves; SQLite
+/// still checkpoints when the last connection closes.
+pub(crate) fn spawn_checkpointer(pool: AnyPool, alive: Weak<()>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if alive.strong_count() == 0 || pool.is_closed() {
+                break;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(error = %e, "SQLite checkpoint failed; retrying");
+            }
+        }
+    });
 }
 
 #[cfg(test)]

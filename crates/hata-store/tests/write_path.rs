@@ -501,6 +501,69 @@ async fn sqlite_synchronous_is_applied_to_every_connection() {
     }
 }
 
+/// Commits never checkpoint (`wal_autocheckpoint = 0`); the store's checkpointer copies the WAL
+/// into the database file soon after: a copy of the file alone, without its WAL, then holds the
+/// write.
+#[tokio::test]
+async fn sqlite_checkpoints_run_off_the_write_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("hata.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    let store = hata_store::Store::open(&hata_store::StoreConfig::new(url.clone()))
+        .await
+        .expect("open");
+    sqlx::any::install_default_drivers();
+    let raw = sqlx::AnyPool::connect(&url).await.expect("connect");
+    let pragma: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+        .fetch_one(&raw)
+        .await
+        .expect("pragma");
+    assert_eq!(
+        pragma, 1000,
+        "a connection of its own keeps SQLite's default"
+    );
+    raw.close().await;
+    store
+        .write(
+            &meta(),
+            WriteOp::CreateProject {
+                project: project("checkpointed"),
+                environments: None,
+            },
+        )
+        .await
+        .unwrap();
+    let in_file_alone = |n: usize| {
+        let copy = dir.path().join(format!("copy-{n}.db"));
+        std::fs::copy(&db, &copy).expect("copy the file alone");
+        let url = format!("sqlite://{}?mode=ro", copy.display());
+        async move {
+            let pool = sqlx::AnyPool::connect(&url).await.expect("open the copy");
+            let found: Option<String> =
+                sqlx::query_scalar("SELECT key FROM projects WHERE key = 'checkpointed'")
+                    .fetch_optional(&pool)
+                    .await
+                    .unwrap_or(None);
+            pool.close().await;
+            found.is_some()
+        }
+    };
+    // Within a few of the checkpointer's seconds (generous for a loaded machine).
+    let mut checkpointed = false;
+    for n in 0..100 {
+        if in_file_alone(n).await {
+            checkpointed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        checkpointed,
+        "the checkpointer copied the commit into the file"
+    );
+    store.close().await;
+}
+
 /// The database file and its `-wal` and `-shm` are the owner's alone, whatever the umask that
 /// created them or the mode an older version left.
 #[cfg(unix)]
