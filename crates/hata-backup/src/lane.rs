@@ -1,18 +1,18 @@
 //! The backup lane: a backup taken while hata serves, on a thread of its own at a lower CPU
-//! priority, so that serving and admin writes keep the CPUs and the backup gets what they
-//! leave.
+//! priority and paced, so that serving and admin writes keep the machine and the backup gets
+//! what they leave.
 //!
-//! A backup is mostly CPU: reading every row (sqlx), writing the export as JSON, zstd. On the
-//! server's runtime that work competed with requests as an equal: with 10,000 flags and
-//! 1,000,000 evaluation-count rows on a 2-vCPU machine, OFREP throughput fell to 39 % of
-//! before during a backup (docs/operations.md). Here it runs on one thread with its own
-//! single-threaded runtime, its own connections to the store (`Store::connect_again`) and its
-//! own destination client (`Destination::reopened`), so that nothing of it is scheduled on the
-//! server's workers: throughput during a backup is 81-87 % of before. On Linux the thread is
-//! lowered to nice 10 first; the threads it starts (SQLite's connection worker, the blocking
-//! pool that compresses) inherit that. Nice 19 measured the same (0.84); what is left is not
-//! CPU time the scheduler hands out (the backup still took half a CPU, idle otherwise) but
-//! what two threads on one machine share anyway (caches, memory, SMT siblings).
+//! A backup is mostly CPU and memory: reading every row (sqlx), writing the export as JSON,
+//! zstd. On the server's runtime that work competed with requests as an equal: with 10,000
+//! flags and 1,000,000 evaluation-count rows on a 2-vCPU machine, OFREP throughput fell to
+//! 39 % of before during a backup (docs/operations.md). Here it runs on one thread with its
+//! own single-threaded runtime, its own connections to the store (`Store::connect_again`) and
+//! its own destination client (`Destination::reopened`), so that nothing of it is scheduled
+//! on the server's workers (81-87 %). On Linux the thread is lowered to nice 10 first; the
+//! threads it starts (SQLite's connection worker, the blocking pool that compresses) inherit
+//! that. Nice alone could not do more (nice 19 measured the same): the CPUs were not all
+//! busy, and two threads on one small machine share caches and memory bandwidth whatever
+//! their priority. So the lane also paces itself (`PACE`): 93 %.
 
 use hata_store::Store;
 
